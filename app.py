@@ -1,0 +1,17 @@
+"""PTM Explorer: the entrypoint only routes; each page in pages/ describes its own UI."""
+import streamlit as st
+
+from pages.common import start_background_services
+
+st.set_page_config(page_title="PTM Explorer", page_icon="assets/logo.svg", layout="wide")
+start_background_services()
+
+navigation = st.navigation({
+    "Explore": [st.Page("pages/explore.py", title="Features & probe", icon=":material/scatter_plot:", default=True)],
+    "Library": [
+        st.Page("pages/backbones.py", title="Backbones", icon=":material/memory:"),
+        st.Page("pages/datasets.py", title="Datasets", icon=":material/photo_library:"),
+        st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
+    ],
+})
+navigation.run()

@@ -1,0 +1,29 @@
+"""Backbones: timm's pretrained catalog, filtered, with a model card and where the weights are."""
+import pandas as pd
+import streamlit as st
+
+from pages.common import backbone_names, model_card
+from ptm_core.errors import PTMError
+
+st.title("Backbones")
+st.caption("Every timm model with pretrained weights. Offline, `tf_efficientnet_lite0` has real bundled ImageNet "
+           "weights; any model can run with random weights; hub weights need a connection or a warm cache.")
+
+pattern = st.text_input("Filter", value="*efficientnet*", key="catalog_filter", help="A glob such as *vit_small* or convnext*")
+names = backbone_names(pattern)
+st.write(f"**{len(names):,}** models match.")
+st.dataframe(pd.DataFrame({"model": names}), width="stretch", height=260, hide_index=True)
+
+if names:
+    chosen = st.selectbox("Model card for", names, key="card_for")
+    try:
+        card = model_card(chosen)
+    except PTMError as exc:
+        st.error(str(exc))
+    else:
+        cols = st.columns(4)
+        cols[0].metric("Parameters", f"{card['parameters'] / 1e6:.1f} M")
+        cols[1].metric("Feature dim", card["feature_dim"])
+        cols[2].metric("Default input", "×".join(map(str, card["input_size"][1:])))
+        cols[3].metric("Weights", card["weights"])
+        st.json({k: card[k] for k in ("mean", "std", "interpolation", "crop_pct")})

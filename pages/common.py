@@ -1,0 +1,71 @@
+"""UI pieces shared by pages: the process-wide job manager, cached look-ups, the job panel."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ptm_core import backbones, datasets
+from ptm_core.configs import DatasetConfig
+from ptm_core.errors import PTMError
+from ptm_core.jobs import FINISHED, QUEUED, RUNNING, Job, JobManager
+from ptm_core.projection import warm_up_umap
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    # One per server process: jobs outlive script reruns, page switches and browser refreshes.
+    return JobManager(max_concurrent=1)
+
+
+@st.cache_resource
+def start_background_services() -> bool:
+    warm_up_umap()
+    return True
+
+
+@st.cache_data(show_spinner=False)
+def backbone_names(filter_glob: str = "") -> list[str]:
+    return backbones.catalog(filter_glob)
+
+
+@st.cache_data(show_spinner="Reading the model card…")
+def model_card(name: str) -> dict:
+    return backbones.model_card(name).to_dict()
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+def load_dataset(config: DatasetConfig) -> datasets.Dataset:
+    return datasets.load_dataset(config)
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
+
+
+def job_panel(job: Job) -> None:
+    """Progress, estimate, cancel and the one-line failure reason for a job."""
+    if job.status in (QUEUED, RUNNING):
+        label = job.message if job.status == RUNNING else "queued: waiting for the running job to finish"
+        st.progress(job.progress, text=f"{label} — {job.progress:.0%}, about {format_seconds(job.eta_seconds)} left")
+        if st.button("Cancel", key=f"cancel-{job.id}", icon=":material/stop_circle:"):
+            job.cancel()
+            st.toast("Cancelling…")
+    elif job.status == "failed":
+        st.error(job.error or "The job failed.", icon=":material/error:")
+    elif job.status in ("cancelled", "interrupted"):
+        st.warning(f"{job.title}: {job.status}. Start it again to continue.", icon=":material/info:")
+
+
+def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
+    try:
+        return load_dataset(config)
+    except PTMError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+
+
+__all__ = ["FINISHED", "job_manager", "job_panel", "format_seconds", "backbone_names", "model_card",
+           "dataset_or_error", "start_background_services"]

@@ -1,0 +1,3 @@
+from ptm_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""`python -m ptm_core ...`: the same engine as the app, headless.
+
+Errors end with a non-zero exit and one line on stderr (set PTM_DEBUG=1 for the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig
+from ptm_core.errors import PTMError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _add_source_args(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--backbone", required=required, help="timm model name, e.g. tf_efficientnet_lite0")
+    parser.add_argument("--weights", default="bundled", help="bundled, hub, random, or a path to a checkpoint")
+    parser.add_argument("--dataset", required=required, help="mnist5k, digits, shapes[:n=..,classes=..], folder:PATH")
+    parser.add_argument("--image-size", type=_positive_int, default=None, help="square input size (default: the model's)")
+    parser.add_argument("--limit", type=_positive_int, default=None, help="seeded stratified subset of N images")
+    parser.add_argument("--batch-size", type=_positive_int, default=64)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--init-seed", type=int, default=0, help="seed for --weights random")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ptm_core", description="PTM Explorer engine, headless.")
+    parser.add_argument("--data-dir", help="cache and store directory (default $PTM_DATA_DIR or ~/.cache/ptm-explorer)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="list timm backbones with pretrained weights")
+    models.add_argument("--filter", default="", help="glob, e.g. '*efficientnet*'")
+    models.add_argument("--card", action="store_true", help="also build each model and print its card")
+    models.add_argument("--json", action="store_true")
+
+    datasets = sub.add_parser("datasets", help="list dataset specs")
+    datasets.add_argument("--json", action="store_true")
+
+    extract = sub.add_parser("extract", help="extract pooled pre-logit features to an npz")
+    _add_source_args(extract, required=True)
+    extract.add_argument("--out", required=True, help="FILE.npz")
+    extract.add_argument("--json", action="store_true")
+
+    probe = sub.add_parser("probe", help="linear probe on features (an npz, or extracted on the fly)")
+    probe.add_argument("--features", help="npz written by extract")
+    _add_source_args(probe, required=False)
+    probe.add_argument("--seed", type=int, default=0, help="split seed")
+    probe.add_argument("--json", action="store_true")
+    return parser
+
+
+def _progress(fraction: float, message: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r{fraction:6.1%} {message:<60}")
+        sys.stderr.flush()
+
+
+def _configs(args: argparse.Namespace) -> tuple[DatasetConfig, BackboneConfig, ExtractionConfig]:
+    return (DatasetConfig(args.dataset, args.limit),
+            BackboneConfig(args.backbone, args.weights, args.init_seed),
+            ExtractionConfig(args.image_size, args.batch_size, args.device))
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ptm_core.backbones import catalog, model_card
+
+    names = catalog(args.filter)
+    rows = [model_card(n).to_dict() if args.card else {"name": n} for n in names]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print("\t".join(str(v) for v in row.values()))
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from ptm_core.datasets import list_datasets
+
+    rows = [{"name": e.name, "takes_argument": e.takes_argument, "description": e.description} for e in list_datasets()]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(f"{row['name'] + (':ARG' if row['takes_argument'] else ''):<12} {row['description']}")
+    return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from ptm_core.extraction import extract
+
+    if not args.out.endswith(".npz"):
+        raise PTMError("--out must name a .npz file.")
+    started = time.perf_counter()
+    features = extract(*_configs(args), progress=_progress)
+    features.to_npz(Path(args.out))
+    n, dim = features.features.shape
+    summary = {"n": n, "dim": dim, "seconds": time.perf_counter() - started, "cache_hit": features.meta["cache_hit"],
+               "images_per_s": features.meta.get("images_per_s"), "out": args.out, "key": features.key}
+    speed = "cache" if summary["cache_hit"] else f"{summary['images_per_s']:.0f} img/s"
+    print(json.dumps(summary) if args.json else f"{n} x {dim} features -> {args.out} ({speed})")
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from ptm_core.extraction import FeatureSet, extract
+    from ptm_core.probes import run_linear_probe
+
+    if args.features:
+        if not Path(args.features).is_file():
+            raise PTMError(f"Features file not found: {args.features}")
+        features = FeatureSet.from_npz(args.features)
+        if features is None:
+            raise PTMError(f"{args.features} is missing its checksum or is corrupt; extract it again.")
+    elif args.backbone and args.dataset:
+        features = extract(*_configs(args), progress=_progress)
+    else:
+        raise PTMError("probe needs --features FILE.npz, or --backbone and --dataset.")
+    result = run_linear_probe(features.features, features.labels, ProbeConfig(seed=args.seed))
+    summary = result.summary()
+    print(json.dumps(summary) if args.json else
+          f"test accuracy {result.test_accuracy:.4f} (C={result.best_C:g}, {result.n_train} train / {result.n_test} test)")
+    return 0
+
+
+COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_extract, "probe": _cmd_probe}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.data_dir:
+        from ptm_core.paths import set_data_dir
+
+        set_data_dir(args.data_dir)
+    try:
+        return COMMANDS[args.command](args)
+    except PTMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("PTM_DEBUG"):
+            traceback.print_exc()
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1
+    finally:
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")

@@ -1,0 +1,144 @@
+"""Pooled pre-logit features from a timm backbone, cached on disk by what determines them."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import timm
+import torch
+from timm.data import create_transform, resolve_model_data_config
+from torch import nn
+
+from ptm_core.artifacts import artifact_dir, load_npz, save_npz
+from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, stable_hash
+from ptm_core.datasets import Dataset, load_dataset
+from ptm_core.errors import Cancelled, PTMError
+from ptm_core.weights import load_backbone
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass
+class FeatureSet:
+    features: np.ndarray  # N x D float32
+    labels: np.ndarray  # N int64
+    class_names: list[str]
+    ids: list[str]
+    key: str
+    meta: dict = field(default_factory=dict)
+
+    def to_npz(self, path) -> None:
+        save_npz(path, meta=self.meta, features=self.features, labels=self.labels,
+                 class_names=np.array(self.class_names), ids=np.array(self.ids))
+
+    @classmethod
+    def from_npz(cls, path, key: str = "") -> "FeatureSet | None":
+        loaded = load_npz(path)
+        if loaded is None:
+            return None
+        arrays, meta = loaded
+        return cls(arrays["features"].astype(np.float32), arrays["labels"].astype(np.int64),
+                   [str(c) for c in arrays["class_names"]], [str(i) for i in arrays["ids"]],
+                   key or meta.get("key", ""), meta)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PTMError("--device cuda asked for, but no CUDA GPU is available; use --device auto or cpu.")
+    if name not in ("cpu", "cuda", "mps"):
+        raise PTMError(f"Unknown device '{name}'; use auto, cpu, cuda or mps.")
+    return torch.device(name)
+
+
+def data_config(model: nn.Module, image_size: int | None) -> dict:
+    """timm's eval preprocessing for `model`, with an optional square input-size override."""
+    cfg = resolve_model_data_config(model)
+    if image_size is not None:
+        if not 16 <= image_size <= 1024:
+            raise PTMError(f"Image size {image_size} is out of range (16-1024).")
+        cfg["input_size"] = (3, image_size, image_size)
+    return cfg
+
+
+def feature_key(identity: str, dataset: Dataset, cfg: dict, config: ExtractionConfig, name: str) -> str:
+    transform = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(cfg.items())}
+    return stable_hash([timm.models.split_model_name_tag(name)[0], identity, dataset.fingerprint, transform, config.layer])
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+@torch.inference_mode()
+def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    return model.forward_head(model.forward_features(batch), pre_logits=True).flatten(1).float()
+
+
+def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: int, device: torch.device,
+                     progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> np.ndarray:
+    """N x D features; on out-of-memory the batch size halves and the batch is retried."""
+    model = model.to(device=device, memory_format=torch.channels_last)
+    out: list[np.ndarray] = []
+    start, n, done = time.perf_counter(), len(dataset), 0
+    while done < n:
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        stop = min(done + batch_size, n)
+        batch = torch.stack([transform(dataset.image(i)) for i in range(done, stop)])
+        batch = batch.to(device).contiguous(memory_format=torch.channels_last)
+        try:
+            out.append(_forward(model, batch).cpu().numpy())
+        except (RuntimeError, torch.OutOfMemoryError) as exc:
+            if not _is_oom(exc) or batch_size == 1:
+                raise
+            batch_size = max(1, batch_size // 2)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        done = stop
+        if progress is not None:
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            progress(done / n, f"{done}/{n} images, {rate:.0f} img/s")
+    return np.concatenate(out).astype(np.float32)
+
+
+def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
+            progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> FeatureSet:
+    """Features for a dataset and backbone, from the cache when the same inputs were seen before."""
+    if config.batch_size < 1:
+        raise PTMError("--batch-size must be at least 1.")
+    started = time.perf_counter()
+    dataset = load_dataset(dataset_config)
+    loaded = load_backbone(backbone_config)
+    cfg = data_config(loaded.model, config.image_size)
+    key = feature_key(loaded.identity, dataset, cfg, config, backbone_config.name)
+    path = artifact_dir("features") / f"{key}.npz"
+    cached = FeatureSet.from_npz(path, key)
+    if cached is not None:
+        cached.meta.update(cache_hit=True, seconds=time.perf_counter() - started)
+        if progress is not None:
+            progress(1.0, "features from cache")
+        return cached
+    transform = create_transform(**cfg, is_training=False)
+    device = resolve_device(config.device)
+    t0 = time.perf_counter()
+    features = extract_features(loaded.model, dataset, transform, config.batch_size, device, progress, cancelled)
+    extract_seconds = time.perf_counter() - t0
+    meta = {
+        "key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
+        "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
+        "device": str(device), "images_per_s": len(dataset) / max(extract_seconds, 1e-9),
+    }
+    result = FeatureSet(features, dataset.labels, dataset.class_names, dataset.ids, key, meta)
+    result.to_npz(path)
+    result.meta = dict(meta, cache_hit=False, seconds=time.perf_counter() - started)
+    return result

@@ -1,0 +1,141 @@
+"""Long work as jobs on background threads, outside any UI script run.
+
+A job outlives the widget change, page switch or browser refresh that would stop a Streamlit
+script run; the same key returns the same job, so a page reattaches to work already running.
+A semaphore caps how many heavy jobs run at once (1 on a CPU); the rest wait as `queued`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ptm_core.errors import Cancelled, PTMError
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = "queued", "running", "done", "failed", "cancelled", "interrupted"
+FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
+
+
+@dataclass
+class Job:
+    key: str
+    title: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    status: str = QUEUED
+    progress: float = 0.0
+    message: str = "waiting for a free worker"
+    error: str | None = None
+    result: Any = None
+    log: list[str] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Time left, extrapolated from progress so far; None until there is something to go on."""
+        if self.status != RUNNING or self.progress <= 0.02:
+            return None
+        return self.elapsed * (1 - self.progress) / self.progress
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+
+class JobContext:
+    """What a job's work function sees: progress reporting and cancellation checks."""
+
+    def __init__(self, job: Job):
+        self._job = job
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self.check_cancelled()
+        self._job.progress = min(max(fraction, 0.0), 1.0)
+        if message:
+            self._job.message = message
+
+    def stage(self, message: str) -> None:
+        self._job.message = message
+        self._job.log.append(f"{time.strftime('%H:%M:%S')} {message}")
+
+    def cancelled(self) -> bool:
+        return self._job.cancel_requested
+
+    def check_cancelled(self) -> None:
+        if self._job.cancel_requested:
+            raise Cancelled()
+
+    def scaled(self, start: float, stop: float) -> Callable[[float, str], None]:
+        """A progress callback for a sub-step that maps its 0-1 onto [start, stop] of the job."""
+        return lambda fraction, message="": self.progress(start + (stop - start) * fraction, message)
+
+
+class JobManager:
+    def __init__(self, max_concurrent: int = 1):
+        self._slots = threading.Semaphore(max_concurrent)
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+
+    def submit(self, key: str, title: str, work: Callable[[JobContext], Any]) -> Job:
+        """Start `work`, or return the job with the same key that is queued, running or done."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.key == key and job.status in (QUEUED, RUNNING, DONE):
+                    return job
+            job = Job(key=key, title=title)
+            self._jobs[job.id] = job
+        threading.Thread(target=self._run, args=(job, work), name=f"job-{job.id}", daemon=True).start()
+        return job
+
+    def _run(self, job: Job, work: Callable[[JobContext], Any]) -> None:
+        with self._slots:
+            if job.cancel_requested:
+                job.status, job.finished, job.message = CANCELLED, time.time(), "cancelled before it started"
+                return
+            job.status, job.started = RUNNING, time.time()
+            ctx = JobContext(job)
+            ctx.stage(f"started {job.title}")
+            try:
+                job.result = work(ctx)
+                job.status, job.progress, job.message = DONE, 1.0, "done"
+            except Cancelled:
+                job.status, job.message = CANCELLED, "cancelled"
+            except PTMError as exc:
+                job.status, job.error = FAILED, str(exc)
+            except Exception as exc:  # the traceback goes to the server log, one line to the UI
+                log.exception("job %s (%s) failed", job.id, job.title)
+                job.status, job.error = FAILED, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            finally:
+                job.finished = time.time()
+                ctx.stage(f"{job.status} after {job.elapsed:.1f} s")
+
+    def get(self, job_id: str | None) -> Job | None:
+        return self._jobs.get(job_id) if job_id else None
+
+    def find(self, key: str) -> Job | None:
+        matches = [job for job in self._jobs.values() if job.key == key]
+        return max(matches, key=lambda job: job.created) if matches else None
+
+    def jobs(self) -> list[Job]:
+        return sorted(self._jobs.values(), key=lambda job: job.created, reverse=True)
+
+    def cancel(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.cancel()

@@ -1,0 +1,18 @@
+"""Where PTM Explorer keeps its caches: `$PTM_DATA_DIR`, else `~/.cache/ptm-explorer`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "PTM_DATA_DIR"
+
+
+def data_dir() -> Path:
+    root = Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "ptm-explorer").expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def set_data_dir(path: str | os.PathLike) -> Path:
+    os.environ[ENV_VAR] = str(Path(path).expanduser().resolve())
+    return data_dir()

@@ -1,0 +1,55 @@
+"""The explore flow as one job: features (cached) -> linear probe -> 2-D map."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ptm_core.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig,
+                              stable_hash)
+from ptm_core.extraction import FeatureSet, extract
+from ptm_core.jobs import JobContext
+from ptm_core.probes import ProbeResult, run_linear_probe
+from ptm_core.projection import project
+
+
+@dataclass(frozen=True)
+class ExploreRequest:
+    dataset: DatasetConfig = DatasetConfig()
+    backbone: BackboneConfig = BackboneConfig()
+    extraction: ExtractionConfig = ExtractionConfig()
+    probe: ProbeConfig = ProbeConfig()
+    projection: ProjectionConfig = ProjectionConfig()
+
+    def key(self) -> str:
+        # Device and batch size change speed, not results, so they stay out of the key.
+        steps = (self.dataset, self.backbone, self.probe, self.projection)
+        return stable_hash(["explore", [s.key() for s in steps], self.extraction.image_size, self.extraction.layer])
+
+    def title(self) -> str:
+        size = self.extraction.image_size or "default"
+        return f"{self.backbone.name} ({self.backbone.weights}) on {self.dataset.spec} @ {size}px"
+
+
+@dataclass
+class ExploreResult:
+    features: FeatureSet
+    probe: ProbeResult
+    coords: np.ndarray
+    projection_meta: dict
+
+
+def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
+    ctx.stage("extracting features")
+    features = extract(request.dataset, request.backbone, request.extraction,
+                       progress=ctx.scaled(0.0, 0.8), cancelled=ctx.cancelled)
+    source = "cache" if features.meta.get("cache_hit") else f"{features.meta.get('images_per_s', 0):.0f} img/s"
+    ctx.stage(f"features ready: {features.features.shape[0]} x {features.features.shape[1]} ({source})")
+    ctx.progress(0.8, "training the linear probe")
+    probe = run_linear_probe(features.features, features.labels, request.probe)
+    ctx.stage(f"linear probe: test accuracy {probe.test_accuracy:.3f} (C={probe.best_C:g})")
+    ctx.progress(0.9, f"computing the {request.projection.method.upper()} map")
+    coords, meta = project(features.features, features.key, request.projection)
+    timing = "cache" if meta.get("cache_hit") else f"{meta['seconds']:.1f} s"
+    ctx.stage(f"map ready ({timing})")
+    return ExploreResult(features, probe, coords, meta)

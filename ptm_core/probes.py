@@ -1,0 +1,95 @@
+"""Linear probe on frozen features: C chosen on a validation split carved from train."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ptm_core.configs import ProbeConfig
+from ptm_core.errors import PTMError
+
+
+def _pipeline(C: float, max_iter: int) -> Pipeline:
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+
+
+def check_splittable(labels: np.ndarray, fraction: float, what: str) -> None:
+    classes, counts = np.unique(labels, return_counts=True)
+    if len(classes) < 2:
+        raise PTMError(f"The {what} has a single class; a probe needs at least two.")
+    n_held = int(np.ceil(fraction * len(labels)))
+    if counts.min() < 2 or n_held < len(classes) or len(labels) - n_held < len(classes):
+        raise PTMError(f"Too few images for a stratified {what} split: {len(labels)} images, "
+                       f"smallest class has {counts.min()}; use more images (raise --limit).")
+
+
+def split_indices(labels: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified train/test indices; the same for every method on the same data."""
+    check_splittable(labels, test_size, "train/test")
+    index = np.arange(len(labels))
+    train, test = train_test_split(index, test_size=test_size, stratify=labels, random_state=seed)
+    return np.sort(train), np.sort(test)
+
+
+class LinearProbe(ClassifierMixin, BaseEstimator):
+    """StandardScaler + LogisticRegression, C swept on a stratified validation split, then refit on all."""
+
+    def __init__(self, Cs=(1e-3, 1e-2, 1e-1, 1.0, 10.0), val_size: float = 0.2, max_iter: int = 1000,
+                 random_state: int = 0):
+        self.Cs = Cs
+        self.val_size = val_size
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearProbe":
+        check_splittable(y, self.val_size, "train/validation")
+        X_fit, X_val, y_fit, y_val = train_test_split(
+            X, y, test_size=self.val_size, stratify=y, random_state=self.random_state)
+        self.val_scores_ = [_pipeline(C, self.max_iter).fit(X_fit, y_fit).score(X_val, y_val) for C in self.Cs]
+        self.best_C_ = float(self.Cs[int(np.argmax(self.val_scores_))])
+        self.pipeline_ = _pipeline(self.best_C_, self.max_iter).fit(X, y)
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.pipeline_.predict(X)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.pipeline_.predict_proba(X)
+
+
+@dataclass
+class ProbeResult:
+    test_accuracy: float
+    best_C: float
+    val_curve: list[tuple[float, float]]
+    n_train: int
+    n_test: int
+    seconds: float
+    test_indices: np.ndarray
+    predictions: np.ndarray
+
+    def summary(self) -> dict:
+        return {"test_accuracy": self.test_accuracy, "best_C": self.best_C, "n_train": self.n_train,
+                "n_test": self.n_test, "seconds": self.seconds,
+                "val_curve": [{"C": c, "val_accuracy": a} for c, a in self.val_curve]}
+
+
+def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig()) -> ProbeResult:
+    started = time.perf_counter()
+    train, test = split_indices(labels, config.test_size, config.seed)
+    probe = LinearProbe(config.Cs, config.val_size, config.max_iter, config.seed).fit(features[train], labels[train])
+    predictions = probe.predict(features[test])
+    return ProbeResult(
+        test_accuracy=float(np.mean(predictions == labels[test])),
+        best_C=probe.best_C_,
+        val_curve=list(zip(map(float, config.Cs), map(float, probe.val_scores_))),
+        n_train=len(train), n_test=len(test), seconds=time.perf_counter() - started,
+        test_indices=test, predictions=predictions,
+    )

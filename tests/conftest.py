@@ -1,0 +1,69 @@
+"""Shared fixtures for the ptm_core engine tests (no streamlit, no network)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, monkeypatch):
+    """Every test gets its own, empty PTM_DATA_DIR (feature/projection caches)."""
+    data = tmp_path / "ptm-data"
+    monkeypatch.setenv("PTM_DATA_DIR", str(data))
+    return data
+
+
+@dataclass(frozen=True)
+class TinySetup:
+    """The smallest setup that exercises the real pipeline: a tiny timm model with random weights."""
+
+    model: str
+    image_size: int = 32
+    dataset: str = "digits"
+    limit: int = 60
+
+    def backbone(self, seed: int = 0):
+        from ptm_core.configs import BackboneConfig
+
+        return BackboneConfig(self.model, "random", seed)
+
+    def data(self, limit: int | None = None):
+        from ptm_core.configs import DatasetConfig
+
+        return DatasetConfig(self.dataset, self.limit if limit is None else limit)
+
+    def extraction(self, batch_size: int = 64):
+        from ptm_core.configs import ExtractionConfig
+
+        return ExtractionConfig(self.image_size, batch_size, "cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny() -> TinySetup:
+    import timm
+
+    for name in ("test_efficientnet", "resnet10t"):
+        if timm.is_model(name):
+            return TinySetup(model=name)
+    pytest.skip("no tiny timm model (test_efficientnet / resnet10t) in this timm version")
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.005) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return bool(predicate())
+        time.sleep(interval)
+
+
+@pytest.fixture(name="wait_until")
+def _wait_until_fixture():
+    return wait_until

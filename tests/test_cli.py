@@ -1,0 +1,162 @@
+"""`python -m ptm_core`: the headless CLI, run as a real subprocess."""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, data_dir: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PTM_DATA_DIR=str(data_dir), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PTM_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "ptm_core", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _json(proc: subprocess.CompletedProcess):
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_every_engine_module_imports():
+    """A module that does not even compile on this Python breaks the CLI and the app alike."""
+    import ptm_core
+
+    names = sorted(m.name for m in pkgutil.iter_modules(ptm_core.__path__) if m.name != "__main__")
+    assert {"cli", "configs", "datasets", "extraction", "jobs", "pipeline", "probes", "weights"} <= set(names)
+    for name in names:
+        importlib.import_module(f"ptm_core.{name}")
+    source = (REPO_ROOT / "ptm_core").rglob("*.py")
+    assert not any("import streamlit" in p.read_text() or "from streamlit" in p.read_text() for p in source)
+
+
+def test_datasets_json(tmp_path):
+    rows = _json(run_cli("datasets", "--json", data_dir=tmp_path))
+    by_name = {row["name"]: row for row in rows}
+    assert {"mnist5k", "digits", "shapes", "folder"} <= set(by_name)
+    assert by_name["folder"]["takes_argument"] is True
+    assert all(row["description"] for row in rows)
+
+
+def test_models_filter_json(tmp_path):
+    rows = _json(run_cli("models", "--filter", "*lite0*", "--json", data_dir=tmp_path))
+    names = [row["name"] for row in rows]
+    assert "tf_efficientnet_lite0.in1k" in names
+    assert all("lite0" in name for name in names)
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory, tiny):
+    """Run the same extract twice (second is a cache hit); shared by the tests below."""
+    root = tmp_path_factory.mktemp("cli")
+    data_dir, out = root / "data", root / "features.npz"
+    args = ("extract", "--backbone", tiny.model, "--weights", "random", "--dataset", tiny.dataset,
+            "--limit", str(tiny.limit), "--image-size", str(tiny.image_size), "--out", str(out), "--json")
+    first = run_cli(*args, data_dir=data_dir)
+    second = run_cli(*args, data_dir=data_dir)
+    return {"first": first, "second": second, "out": out, "data_dir": data_dir}
+
+
+def test_extract_json(extracted):
+    summary = _json(extracted["first"])
+    assert summary["n"] == 60
+    assert summary["dim"] > 0
+    assert summary["seconds"] > 0
+    assert summary["images_per_s"] > 0
+    assert summary["cache_hit"] is False
+    assert summary["out"] == str(extracted["out"])
+    assert list((extracted["data_dir"] / "features").glob("*.npz"))  # cached under PTM_DATA_DIR
+
+
+def test_extract_second_run_is_a_cache_hit(extracted):
+    first, second = _json(extracted["first"]), _json(extracted["second"])
+    assert second["cache_hit"] is True
+    assert second["key"] == first["key"]
+    assert (second["n"], second["dim"]) == (first["n"], first["dim"])
+
+
+def test_extract_npz_contents(extracted):
+    _json(extracted["first"])
+    out = extracted["out"]
+    assert out.with_name(out.name + ".sha256").exists()
+    with np.load(out, allow_pickle=False) as data:
+        assert {"features", "labels", "class_names", "ids"} <= set(data.files)
+        features, labels = data["features"], data["labels"]
+        assert features.shape[0] == 60 and features.dtype == np.float32
+        assert labels.shape == (60,)
+        assert data["class_names"].tolist() == [str(d) for d in range(10)]
+        assert len(data["ids"]) == 60
+
+
+def test_probe_json(extracted):
+    _json(extracted["first"])
+    summary = _json(run_cli("probe", "--features", str(extracted["out"]), "--json", data_dir=extracted["data_dir"]))
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    assert summary["best_C"] in (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+    assert summary["n_train"] + summary["n_test"] == 60 and summary["n_test"] == 12
+    assert summary["seconds"] >= 0
+
+
+def _assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:"), proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+    return lines[0]
+
+
+def test_unknown_model_is_a_one_line_error(tmp_path):
+    proc = run_cli("extract", "--backbone", "no_such_model_xyz", "--weights", "random", "--dataset", "digits",
+                   "--limit", "60", "--image-size", "32", "--out", str(tmp_path / "x.npz"), data_dir=tmp_path)
+    _assert_one_line_error(proc, "no_such_model_xyz")
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_unknown_dataset_is_a_one_line_error(tmp_path, tiny):
+    proc = run_cli("extract", "--backbone", tiny.model, "--weights", "random", "--dataset", "imagenet_nope",
+                   "--out", str(tmp_path / "x.npz"), data_dir=tmp_path)
+    _assert_one_line_error(proc, "imagenet_nope")
+
+
+def test_missing_features_file_is_a_one_line_error(tmp_path):
+    proc = run_cli("probe", "--features", str(tmp_path / "missing.npz"), data_dir=tmp_path)
+    _assert_one_line_error(proc, "missing.npz")
+
+
+def test_probe_refuses_but_keeps_a_features_file_without_checksum(extracted, tmp_path):
+    """A user's own file that fails verification is reported, never deleted."""
+    import shutil
+
+    _json(extracted["first"])
+    copy = tmp_path / "copied.npz"  # copied without its .sha256 sidecar
+    shutil.copyfile(extracted["out"], copy)
+    proc = run_cli("probe", "--features", str(copy), data_dir=tmp_path)
+    _assert_one_line_error(proc, "copied.npz")
+    assert copy.exists(), "probe deleted the user's features file"
+
+
+def test_limit_zero_is_a_usage_error(tmp_path, tiny):
+    proc = run_cli("extract", "--backbone", tiny.model, "--dataset", "digits", "--limit", "0",
+                   "--out", str(tmp_path / "x.npz"), data_dir=tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    if len(lines) == 1:
+        assert lines[0].startswith("error:")
+    else:  # argparse: a usage line (possibly wrapped) and then 'prog: error: ...', exit code 2
+        assert proc.returncode == 2
+        assert lines[0].startswith("usage:")
+        assert "error:" in lines[-1] and "--limit" in lines[-1]
