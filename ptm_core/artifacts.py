@@ -59,15 +59,20 @@ def save_npz(path: Path, meta: dict | None = None, **arrays: np.ndarray) -> Path
     return path
 
 
-def load_npz(path: Path, verify: bool = True) -> tuple[dict[str, np.ndarray], dict] | None:
-    """Arrays and meta, or None when missing or when the checksum does not match (then it is deleted)."""
+def load_npz(path: Path, discard_invalid: bool = True) -> tuple[dict[str, np.ndarray], dict] | None:
+    """Arrays and meta, or None when missing or when the checksum does not match.
+
+    A cache entry that fails its checksum is deleted so it gets recomputed; a file the user
+    named (`discard_invalid=False`) is left alone.
+    """
     path = Path(path)
     sidecar = path.with_name(path.name + ".sha256")
     if not path.exists():
         return None
-    if verify and (not sidecar.exists() or sidecar.read_text().strip() != _sha256(path)):
-        path.unlink(missing_ok=True)
-        sidecar.unlink(missing_ok=True)
+    if not sidecar.exists() or sidecar.read_text().strip() != _sha256(path):
+        if discard_invalid:
+            path.unlink(missing_ok=True)
+            sidecar.unlink(missing_ok=True)
         return None
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files if k != "meta"}

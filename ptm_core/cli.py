@@ -123,7 +123,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     if args.features:
         if not Path(args.features).is_file():
             raise PTMError(f"Features file not found: {args.features}")
-        features = FeatureSet.from_npz(args.features)
+        features = FeatureSet.from_npz(args.features, discard_invalid=False)
         if features is None:
             raise PTMError(f"{args.features} is missing its checksum or is corrupt; extract it again.")
     elif args.backbone and args.dataset:

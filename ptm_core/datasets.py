@@ -14,7 +14,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
-from sklearn.model_selection import train_test_split
 
 from ptm_core.configs import DatasetConfig, stable_hash
 from ptm_core.errors import PTMError
@@ -181,17 +180,26 @@ def parse_spec(spec: str) -> tuple[DatasetEntry, str | None]:
 
 
 def stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    """Indices of a seeded subset of `limit` items with the class balance of the whole."""
+    """Indices of a seeded subset of `limit` items with the class balance of the whole.
+
+    Each class gets a quota proportional to its size (at least one image), shared out by
+    largest remainder, so every class is present and the total is exactly `limit`.
+    """
     if limit >= len(labels):
         return np.arange(len(labels))
-    n_classes = len(np.unique(labels))
-    if limit < n_classes:
-        raise PTMError(f"--limit {limit} is smaller than the number of classes ({n_classes}).")
-    index = np.arange(len(labels))
-    _, counts = np.unique(labels, return_counts=True)
-    stratify = labels if counts.min() >= 2 else None
-    chosen, _ = train_test_split(index, train_size=limit, stratify=stratify, random_state=seed)
-    return np.sort(chosen)
+    classes, counts = np.unique(labels, return_counts=True)
+    if limit < len(classes):
+        raise PTMError(f"--limit {limit} is smaller than the number of classes ({len(classes)}).")
+    exact = 1 + (limit - len(classes)) * (counts - 1) / max(counts.sum() - len(classes), 1)
+    quota = np.minimum(np.floor(exact).astype(int), counts)
+    for i in np.argsort(-(exact - np.floor(exact)), kind="stable"):
+        if quota.sum() >= limit:
+            break
+        if quota[i] < counts[i]:
+            quota[i] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=q, replace=False) for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(chosen))
 
 
 def load_dataset(config: DatasetConfig) -> Dataset:

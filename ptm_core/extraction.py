@@ -35,8 +35,8 @@ class FeatureSet:
                  class_names=np.array(self.class_names), ids=np.array(self.ids))
 
     @classmethod
-    def from_npz(cls, path, key: str = "") -> "FeatureSet | None":
-        loaded = load_npz(path)
+    def from_npz(cls, path, key: str = "", discard_invalid: bool = True) -> "FeatureSet | None":
+        loaded = load_npz(path, discard_invalid)
         if loaded is None:
             return None
         arrays, meta = loaded

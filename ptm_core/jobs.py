@@ -113,14 +113,18 @@ class JobManager:
             ctx.stage(f"started {job.title}")
             try:
                 job.result = work(ctx)
-                job.status, job.progress, job.message = DONE, 1.0, "done"
+                job.progress, job.message, job.status = 1.0, "done", DONE
             except Cancelled:
-                job.status, job.message = CANCELLED, "cancelled"
+                job.message, job.status = "cancelled", CANCELLED
             except PTMError as exc:
-                job.status, job.error = FAILED, str(exc)
+                job.error, job.status = str(exc), FAILED
             except Exception as exc:  # the traceback goes to the server log, one line to the UI
                 log.exception("job %s (%s) failed", job.id, job.title)
-                job.status, job.error = FAILED, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                job.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                job.status = FAILED
+            except BaseException:
+                job.error, job.status = "the worker was interrupted", INTERRUPTED
+                raise
             finally:
                 job.finished = time.time()
                 ctx.stage(f"{job.status} after {job.elapsed:.1f} s")

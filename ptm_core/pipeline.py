@@ -27,8 +27,9 @@ class ExploreRequest:
         return stable_hash(["explore", [s.key() for s in steps], self.extraction.image_size, self.extraction.layer])
 
     def title(self) -> str:
-        size = self.extraction.image_size or "default"
-        return f"{self.backbone.name} ({self.backbone.weights}) on {self.dataset.spec} @ {size}px"
+        size = self.extraction.image_size or "default "
+        limit = f" (limit {self.dataset.limit})" if self.dataset.limit else ""
+        return f"{self.backbone.name} ({self.backbone.weights}) on {self.dataset.spec}{limit} @ {size}px"
 
 
 @dataclass

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -154,11 +155,20 @@ def _hub_host() -> str:
 def hub_reachable(timeout: float = 3.0) -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
-    try:
-        with socket.create_connection((_hub_host(), 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    # A thread bounds the DNS look-up too, which socket timeouts do not cover.
+    reached = threading.Event()
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((_hub_host(), 443), timeout=timeout):
+                reached.set()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return reached.is_set()
 
 
 def cached_hub_file(name: str) -> Path | None:

@@ -1,0 +1,67 @@
+"""Streamlit AppTest of the Features & probe page: defaults, one run end to end, errors as one line."""
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "test_efficientnet.r160_in1k"
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _run_until(at: AppTest, done, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done(at):
+        assert time.monotonic() < deadline, [e.value for e in at.markdown]
+        time.sleep(1.0)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def test_page_opens_on_the_offline_default():
+    at = _app()
+    assert at.title[0].value == "Features & probe"
+    assert at.selectbox(key="dataset").value == "mnist5k"
+    assert at.selectbox(key="backbone").value == "tf_efficientnet_lite0"
+    assert at.radio(key="weights").value == "bundled"
+    assert at.select_slider(key="image_size").value == 128
+    assert any("Extract & analyse" in info.value for info in at.info)
+
+
+def test_a_small_run_shows_accuracy_and_map():
+    at = _app()
+    at.selectbox(key="dataset").set_value("digits")
+    at.number_input(key="limit").set_value(120)
+    at.selectbox(key="backbone").set_value(TINY)
+    at.radio(key="weights").set_value("random")
+    at.select_slider(key="image_size").set_value(32)
+    at.run()
+    at.button(key="run").click().run()
+    _run_until(at, lambda a: len(a.metric) > 0 or len(a.error) > 0)
+    assert not at.error, [e.value for e in at.error]
+    accuracy = at.metric[0]
+    assert accuracy.label == "Linear-probe test accuracy"
+    assert accuracy.value.endswith("%")
+    assert at.metric[1].value.startswith("120 ×")
+    charts = at.get("plotly_chart")
+    assert charts, "the UMAP chart is missing"
+
+
+@pytest.mark.parametrize("spec_key,value,expected", [("folder_path", "/no/such/folder", "Folder not found")])
+def test_bad_folder_is_one_clear_line(spec_key, value, expected):
+    at = _app()
+    at.selectbox(key="dataset").set_value("folder")
+    at.run()
+    at.text_input(key=spec_key).set_value(value)
+    at.run()
+    at.button(key="run").click().run()
+    _run_until(at, lambda a: len(a.error) > 0, timeout=60)
+    message = at.error[0].value
+    assert expected in message and "\n" not in message and "Traceback" not in message

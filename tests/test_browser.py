@@ -1,0 +1,90 @@
+"""Real browser: Debian's chromium, driven by Playwright, against `streamlit run app.py`."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("PTM_REQUIRE_BROWSER"):
+        raise RuntimeError("chromium is required for the browser test (apt-get install chromium)")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = dict(os.environ, PTM_DATA_DIR=str(tmp_path_factory.mktemp("data")))
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture()
+def page(server):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server)
+        yield page
+        browser.close()
+
+
+def _run_and_wait(page, timeout_ms: int = 300_000) -> None:
+    page.get_by_role("button", name="Extract & analyse").click()
+    page.get_by_text("Linear-probe test accuracy").wait_for(timeout=timeout_ms)
+
+
+def test_default_flow_in_a_real_browser(page, tmp_path):
+    # The page opens on the offline default.
+    page.get_by_text("tf_efficientnet_lite0 (bundled) on mnist5k @ 128px").first.wait_for(timeout=90_000)
+    limit = page.get_by_role("spinbutton", name="Limit (0 = all images)")
+    limit.fill("200")
+    limit.press("Enter")
+    page.get_by_text("tf_efficientnet_lite0 (bundled) on mnist5k (limit 200) @ 128px").first.wait_for(timeout=30_000)
+    _run_and_wait(page)
+    # The UMAP map: a WebGL canvas and one legend entry per class.
+    page.locator(".js-plotly-plot canvas.gl-canvas-context").first.wait_for(state="attached", timeout=30_000)
+    assert page.locator(".js-plotly-plot .legend .traces").count() == 10
+    accuracy = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    assert accuracy.endswith("%") and 0 <= float(accuracy.rstrip("%")) <= 100
+    assert page.get_by_text("200 × 1,280").count() == 1
+    page.screenshot(path=str(Path(os.environ.get("PTM_SCREENSHOT_DIR", tmp_path)) / "explore.png"), full_page=True)
+    assert "Traceback" not in page.content()
+
+    # Random weights, then back: the pretrained result comes straight back from the job and its cache.
+    page.get_by_text("Random init").click()
+    _run_and_wait(page)
+    page.get_by_text("tf_efficientnet_lite0 (random) on mnist5k (limit 200) @ 128px — done").wait_for(timeout=30_000)
+    page.get_by_text("Bundled (offline ImageNet)").click()
+    page.get_by_text("tf_efficientnet_lite0 (bundled) on mnist5k (limit 200) @ 128px — done").wait_for(timeout=30_000)
+    assert "Traceback" not in page.content()
