@@ -8,12 +8,14 @@ from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
 from ptm_core.jobs import FINISHED, QUEUED, RUNNING, Job, JobManager
 from ptm_core.projection import warm_up_umap
+from ptm_core.store import RunStore
 
 
 @st.cache_resource
 def job_manager() -> JobManager:
-    # One per server process: jobs outlive script reruns, page switches and browser refreshes.
-    return JobManager(max_concurrent=1)
+    # One per server process: jobs outlive script reruns, page switches and browser refreshes,
+    # and the run store keeps them across server restarts.
+    return JobManager(max_concurrent=1, store=RunStore())
 
 
 @st.cache_resource

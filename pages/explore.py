@@ -121,12 +121,19 @@ st.title("Features & probe")
 st.caption("How well does a frozen pretrained backbone separate your classes? Extract features, look at the map, "
            "and read what a linear probe gets — then switch to random weights to see what pretraining buys.")
 
+def submit(request: ExploreRequest):
+    work = partial(run_explore, request)
+    return job_manager().submit(request.key(), request.title(), work, kind="explore", config=request.to_dict())
+
+
 request = current_request()
 manager = job_manager()
 job = manager.find(request.key())
+if job is None and manager.store is not None and manager.store.latest(request.key(), DONE):
+    job = submit(request)  # finished before a server restart: every step now reads back from disk
 if st.button("Extract & analyse", type="primary", icon=":material/play_arrow:", key="run"):
     if job is None or job.status not in ("queued", "running", DONE):
-        job = manager.submit(request.key(), request.title(), partial(run_explore, request))
+        job = submit(request)
     st.session_state["explore_job"] = job.id
 
 if job is None:

@@ -1,5 +1,6 @@
-"""Jobs: everything queued, running and finished in this server, with live progress."""
+"""Jobs: the live queue of this server, and every run the store has kept, with exports."""
 import time
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -12,24 +13,51 @@ st.caption("Long work runs outside the page: switching pages or reloading the br
            "One heavy job runs at a time on a CPU; the rest wait in the queue.")
 
 
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else ""
+
+
 @st.fragment(run_every=1.0)
-def job_table() -> None:
-    jobs = job_manager().jobs()
-    if not jobs:
-        st.info("No jobs yet. Start one from **Features & probe**.")
+def live_queue() -> None:
+    active = [job for job in job_manager().jobs() if job.status in (QUEUED, RUNNING)]
+    st.subheader(f"Queue ({len(active)})")
+    if not active:
+        st.caption("Nothing queued or running.")
+    for job in active:
+        st.markdown(f"**{job.title}** · {job.status}")
+        job_panel(job)
+
+
+def run_history() -> None:
+    store = job_manager().store
+    runs = store.runs() if store else []
+    st.subheader(f"Runs ({len(runs)})")
+    if not runs:
+        st.info("No runs yet. Start one from **Features & probe**.")
         return
-    st.dataframe(pd.DataFrame([{
-        "job": job.title, "status": job.status, "progress": job.progress, "elapsed": format_seconds(job.elapsed),
-        "left": format_seconds(job.eta_seconds) if job.status == RUNNING else "",
-        "created": time.strftime("%H:%M:%S", time.localtime(job.created)), "message": job.error or job.message,
-    } for job in jobs]), hide_index=True, width="stretch",
-        column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
-    for job in jobs:
-        if job.status in (QUEUED, RUNNING):
-            st.markdown(f"**{job.title}**")
-            job_panel(job)
-        with st.expander(f"Log · {job.title} · {job.status}"):
-            st.code("\n".join(job.log) or "(empty)")
+    frame = pd.DataFrame([{
+        "run": r["title"], "status": r["status"], "test accuracy": (r["metrics"] or {}).get("test_accuracy"),
+        "took": format_seconds((r["finished"] or time.time()) - r["started"]) if r["started"] else "",
+        "started": _when(r["started"] or r["created"]), "message": r["error"] or r["message"], "id": r["id"],
+    } for r in runs])
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    st.download_button("Metrics of all runs (CSV)", store.metrics_csv(), "ptm-runs.csv", "text/csv",
+                       icon=":material/download:")
+    chosen = st.selectbox("Run", [r["id"] for r in runs], key="run_detail",
+                          format_func=lambda i: next(f"{r['title']} · {r['status']} · {_when(r['created'])}"
+                                                     for r in runs if r["id"] == i))
+    run = store.get(chosen)
+    features = Path((run["artifacts"] or {}).get("features", ""))
+    cols = st.columns(2)
+    cols[0].download_button("This run's metrics (CSV)", store.metrics_csv([chosen]), f"run-{chosen}.csv", "text/csv")
+    if features.is_file():
+        cols[1].download_button("Its features (npz)", features.read_bytes(), f"features-{chosen}.npz",
+                                "application/octet-stream")
+    with st.expander("Config, metrics and log"):
+        st.json({"config": run["config"], "metrics": run["metrics"], "artifacts": run["artifacts"]})
+        st.code("\n".join(run["log"] or []) or "(empty)")
 
 
-job_table()
+live_queue()
+run_history()

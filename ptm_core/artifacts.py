@@ -79,3 +79,26 @@ def load_npz(path: Path, discard_invalid: bool = True) -> tuple[dict[str, np.nda
         meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
     os.utime(path)  # last use, for least-recently-used eviction
     return arrays, meta
+
+
+DEFAULT_CACHE_MAX_BYTES = 5 * 1024**3
+
+
+def cache_max_bytes() -> int:
+    return int(os.environ.get("PTM_CACHE_MAX_BYTES", DEFAULT_CACHE_MAX_BYTES))
+
+
+def enforce_cache_cap(kind: str, max_bytes: int | None = None) -> list[Path]:
+    """Delete least-recently-used npz files of `kind` until the folder fits under the cap."""
+    limit = cache_max_bytes() if max_bytes is None else max_bytes
+    files = sorted(artifact_dir(kind).glob("*.npz"), key=lambda p: p.stat().st_mtime)
+    total = sum(p.stat().st_size for p in files)
+    evicted = []
+    for path in files[:-1]:  # never the newest: it is what was just asked for
+        if total <= limit:
+            break
+        total -= path.stat().st_size
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+        evicted.append(path)
+    return evicted

@@ -38,7 +38,7 @@ class BackboneConfig(_Keyed):
 @dataclass(frozen=True)
 class ExtractionConfig(_Keyed):
     image_size: int | None = None  # None: the model's own default input size
-    batch_size: int = 64
+    batch_size: int = 32  # small enough that Cancel acts within about a second at 224 px on a CPU
     device: str = "auto"
     layer: str = "pre_logits"
 

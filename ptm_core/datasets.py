@@ -1,36 +1,68 @@
 """Datasets as RGB PIL images + integer labels, with a stable content fingerprint.
 
 A spec names a registered dataset and an optional argument: `mnist5k`, `digits`,
-`shapes:n=600,classes=4,size=64`, `folder:/path/to/root`.
+`shapes:n=600,classes=4,size=64`, `folder:/path/to/root`, `zip:/path/to/data.zip`,
+`tv:cifar10:test`.
 """
 from __future__ import annotations
 
 import functools
 import gzip
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from ptm_core.configs import DatasetConfig, stable_hash
 from ptm_core.errors import PTMError
+from ptm_core.imaging import ImageRejected, open_rgb, to_rgb
+from ptm_core.ingest import allowed_roots, ensure_allowed, extract_zip
+from ptm_core.layouts import IMAGE_SUFFIXES  # noqa: F401  (re-exported for callers)
+from ptm_core.layouts import (Listing, find_labels_csv, list_class_folders, list_labels_csv,
+                              unwrap_single_folder, verify_listing)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+Item = np.ndarray | Path | Image.Image
+
+
+class LazyItems(Sequence):
+    """Items fetched on demand from an indexable source (a torchvision dataset holds 50k+ images).
+
+    `take` composes index arrays instead of materialising items, so a subset of a lazy
+    dataset stays lazy and decodes only the images that are actually shown or embedded.
+    """
+
+    def __init__(self, source: Sequence, indices: np.ndarray | None = None) -> None:
+        self.source = source
+        self.indices = np.arange(len(source)) if indices is None else np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Item:  # type: ignore[override]
+        return self.source[int(self.indices[i])]
+
+    def take(self, indices: np.ndarray) -> "LazyItems":
+        return LazyItems(self.source, self.indices[np.asarray(indices, dtype=np.int64)])
 
 
 @dataclass
 class Dataset:
-    """Images are either decoded arrays (uint8 HxWxC or HxW) or file paths decoded on demand."""
+    """Images are decoded arrays (uint8 HxWxC or HxW), PIL images, or file paths decoded on demand.
+
+    `skipped` lists (relative path, reason) for files that were found but could not be used.
+    """
 
     name: str
-    items: Sequence[np.ndarray | Path]
+    items: Sequence[Item]
     labels: np.ndarray
     class_names: list[str]
     fingerprint: str
     ids: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -43,19 +75,25 @@ class Dataset:
     def image(self, i: int) -> Image.Image:
         item = self.items[i]
         if isinstance(item, Path):
-            with Image.open(item) as img:
-                return img.convert("RGB")
+            try:
+                return open_rgb(item)
+            except ImageRejected as exc:
+                raise PTMError(f"Could not read image {self.ids[i]}: {exc}.") from None
+        if isinstance(item, Image.Image):
+            return to_rgb(item)
         return Image.fromarray(item).convert("RGB")
 
     def subset(self, indices: np.ndarray) -> "Dataset":
         indices = np.asarray(indices, dtype=np.int64)
+        items = self.items.take(indices) if isinstance(self.items, LazyItems) else [self.items[i] for i in indices]
         return Dataset(
             name=self.name,
-            items=[self.items[i] for i in indices],
+            items=items,
             labels=self.labels[indices],
             class_names=self.class_names,
             fingerprint=stable_hash([self.fingerprint, indices.tolist()]),
             ids=[self.ids[i] for i in indices],
+            skipped=list(self.skipped),
         )
 
     def class_counts(self) -> dict[str, int]:
@@ -147,27 +185,59 @@ def _shapes(arg: str | None) -> Dataset:
     return _from_array(f"shapes:{arg or ''}".rstrip(":"), images, labels, list(SHAPE_NAMES[: opts["classes"]]))
 
 
-@register_dataset("folder", "Your own images: folder:PATH with one sub-folder per class", True)
+def _label_order(name: str) -> tuple[int, int, str]:
+    """CSV labels 2 < 10 numerically; names alphabetically after numbers."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def _from_listing(name: str, listing: Listing, allowed: list[Path] | None) -> Dataset:
+    if not listing.files:
+        raise PTMError(f"No images found under {listing.root}; expected one sub-folder of images per class.")
+    kept = verify_listing(listing, allowed)
+    if not kept.files:
+        first = "; ".join(f"{p}: {r}" for p, r in kept.skipped[:2])
+        raise PTMError(f"No usable images under {listing.root}: all {len(kept.skipped)} files were skipped ({first}).")
+    classes = sorted(set(kept.labels), key=_label_order)
+    if len(classes) < 2:
+        raise PTMError(f"{name} needs at least two classes; found only '{classes[0]}' ({len(kept.files)} images).")
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[label] for label in kept.labels])
+    ids = [kept.rel(p) for p in kept.files]
+    return Dataset(name, kept.files, labels, classes, kept.fingerprint, ids, kept.skipped)
+
+
+@register_dataset("folder", "Your own images: folder:PATH with one sub-folder per class (or images + a labels CSV)", True)
 def _folder(arg: str | None) -> Dataset:
     if not arg:
         raise PTMError("folder needs a path: folder:/path/to/root (one sub-folder per class).")
     root = Path(arg).expanduser()
+    ensure_allowed(root)
     if not root.is_dir():
         raise PTMError(f"Folder not found: {root}")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    paths, labels = [], []
-    for index, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        paths += files
-        labels += [index] * len(files)
-    if not paths:
-        raise PTMError(f"No images found under {root}; expected one sub-folder of images per class.")
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    ids = [str(p.relative_to(root)) for p in paths]
-    return Dataset(f"folder:{root}", paths, np.array(labels), classes, digest.hexdigest()[:16], ids)
+    csv_path = find_labels_csv(root)
+    listing = list_labels_csv(root, csv_path) if csv_path else list_class_folders(root)
+    return _from_listing(f"folder:{root}", listing, allowed_roots())
+
+
+@register_dataset("zip", "A zip of class folders, or of images + a labels CSV (filename,label): zip:PATH", True)
+def _zip(arg: str | None) -> Dataset:
+    if not arg:
+        raise PTMError("zip needs a path: zip:/path/to/data.zip (class folders, or images + labels CSV).")
+    path = Path(arg).expanduser()
+    ensure_allowed(path)
+    if not path.is_file():
+        raise PTMError(f"Zip file not found: {path}")
+    root = unwrap_single_folder(extract_zip(path))
+    csv_path = find_labels_csv(root)
+    listing = list_labels_csv(root, csv_path) if csv_path else list_class_folders(root)
+    return _from_listing(f"zip:{path}", listing, None)
+
+
+@register_dataset("tv", "torchvision datasets, from PTM_DATA_DIR/torchvision or downloaded: tv:cifar10[:test]", True)
+def _torchvision(arg: str | None) -> Dataset:
+    from ptm_core.tv_datasets import load_torchvision
+
+    return load_torchvision(arg)
 
 
 def parse_spec(spec: str) -> tuple[DatasetEntry, str | None]:
@@ -175,7 +245,7 @@ def parse_spec(spec: str) -> tuple[DatasetEntry, str | None]:
     entry = _REGISTRY.get(name.strip())
     if entry is None:
         known = ", ".join(sorted(_REGISTRY))
-        raise PTMError(f"Unknown dataset '{spec}'. Known: {known} (e.g. folder:PATH).")
+        raise PTMError(f"Unknown dataset '{spec}'. Known: {known} (e.g. folder:PATH, zip:PATH, tv:cifar10).")
     return entry, (arg or None)
 
 

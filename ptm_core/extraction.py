@@ -11,7 +11,7 @@ import torch
 from timm.data import create_transform, resolve_model_data_config
 from torch import nn
 
-from ptm_core.artifacts import artifact_dir, load_npz, save_npz
+from ptm_core.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, stable_hash
 from ptm_core.datasets import Dataset, load_dataset
 from ptm_core.errors import Cancelled, PTMError
@@ -84,13 +84,22 @@ def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
 
 
 def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: int, device: torch.device,
-                     progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> np.ndarray:
-    """N x D features; on out-of-memory the batch size halves and the batch is retried."""
+                     progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
+                     resume: np.ndarray | None = None, checkpoint: Callable[[np.ndarray], None] | None = None,
+                     checkpoint_every_s: float = 10.0) -> np.ndarray:
+    """N x D features; on out-of-memory the batch size halves and the batch is retried.
+
+    `resume` holds the features of the first images from an earlier, stopped run; `checkpoint`
+    receives the features so far every `checkpoint_every_s` and when the run is cancelled.
+    """
     model = model.to(device=device, memory_format=torch.channels_last)
-    out: list[np.ndarray] = []
-    start, n, done = time.perf_counter(), len(dataset), 0
+    out: list[np.ndarray] = [resume] if resume is not None and len(resume) else []
+    n, done = len(dataset), (len(resume) if resume is not None else 0)
+    start, first, saved_at = time.perf_counter(), done, time.monotonic()
     while done < n:
         if cancelled is not None and cancelled():
+            if checkpoint is not None and out:
+                checkpoint(np.concatenate(out))
             raise Cancelled()
         stop = min(done + batch_size, n)
         batch = torch.stack([transform(dataset.image(i)) for i in range(done, stop)])
@@ -105,10 +114,20 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
                 torch.cuda.empty_cache()
             continue
         done = stop
+        if checkpoint is not None and time.monotonic() - saved_at > checkpoint_every_s:
+            checkpoint(np.concatenate(out))
+            saved_at = time.monotonic()
         if progress is not None:
-            rate = done / max(time.perf_counter() - start, 1e-9)
+            rate = (done - first) / max(time.perf_counter() - start, 1e-9)
             progress(done / n, f"{done}/{n} images, {rate:.0f} img/s")
     return np.concatenate(out).astype(np.float32)
+
+
+def _partial(path, n_images: int) -> np.ndarray | None:
+    loaded = load_npz(path)
+    if loaded is None or len(loaded[0]["features"]) > n_images:
+        return None
+    return loaded[0]["features"]
 
 
 def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
@@ -130,15 +149,23 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         return cached
     transform = create_transform(**cfg, is_training=False)
     device = resolve_device(config.device)
+    partial_path = path.with_name(f"{key}.partial.npz")
+    resume = _partial(partial_path, len(dataset))
     t0 = time.perf_counter()
-    features = extract_features(loaded.model, dataset, transform, config.batch_size, device, progress, cancelled)
+    features = extract_features(loaded.model, dataset, transform, config.batch_size, device, progress, cancelled,
+                                resume=resume, checkpoint=lambda feats: save_npz(partial_path, features=feats))
     extract_seconds = time.perf_counter() - t0
+    n_new = len(dataset) - (len(resume) if resume is not None else 0)
     meta = {
         "key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
-        "device": str(device), "images_per_s": len(dataset) / max(extract_seconds, 1e-9),
+        "device": str(device), "images_per_s": n_new / max(extract_seconds, 1e-9),
+        "resumed_from": len(resume) if resume is not None else 0,
     }
     result = FeatureSet(features, dataset.labels, dataset.class_names, dataset.ids, key, meta)
     result.to_npz(path)
+    for leftover in (partial_path, partial_path.with_name(partial_path.name + ".sha256")):
+        leftover.unlink(missing_ok=True)
+    enforce_cache_cap("features")
     result.meta = dict(meta, cache_hit=False, seconds=time.perf_counter() - started)
     return result

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ptm_core.errors import Cancelled, PTMError
+from ptm_core.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
 class Job:
     key: str
     title: str
+    kind: str = "job"
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    artifacts: dict = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     status: str = QUEUED
     progress: float = 0.0
@@ -57,22 +62,40 @@ class Job:
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
 
+    def record(self) -> dict:
+        """The columns the run store keeps for this job."""
+        return {"id": self.id, "key": self.key, "kind": self.kind, "title": self.title, "config": self.config,
+                "status": self.status, "progress": self.progress, "message": self.message, "error": self.error,
+                "metrics": self.metrics, "artifacts": self.artifacts, "log": self.log, "created": self.created,
+                "started": self.started, "finished": self.finished}
+
 
 class JobContext:
     """What a job's work function sees: progress reporting and cancellation checks."""
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, persist: Callable[[Job], None] = lambda job: None):
         self._job = job
+        self._persist = persist
+        self._persisted_at = 0.0
 
     def progress(self, fraction: float, message: str = "") -> None:
         self.check_cancelled()
         self._job.progress = min(max(fraction, 0.0), 1.0)
         if message:
             self._job.message = message
+        if time.monotonic() - self._persisted_at > 2.0:  # the store needs progress, not every tick of it
+            self._persisted_at = time.monotonic()
+            self._persist(self._job)
 
     def stage(self, message: str) -> None:
         self._job.message = message
         self._job.log.append(f"{time.strftime('%H:%M:%S')} {message}")
+        self._persist(self._job)
+
+    def record(self, metrics: dict | None = None, artifacts: dict | None = None) -> None:
+        """Metrics and artifact paths that the run store keeps once the job ends."""
+        self._job.metrics.update(metrics or {})
+        self._job.artifacts.update(artifacts or {})
 
     def cancelled(self) -> bool:
         return self._job.cancel_requested
@@ -87,29 +110,46 @@ class JobContext:
 
 
 class JobManager:
-    def __init__(self, max_concurrent: int = 1):
+    """Runs jobs on threads; with a store, records every job and marks a dead server's runs interrupted.
+
+    Create one per process and store: a new manager takes over the store's unfinished runs.
+    """
+
+    def __init__(self, max_concurrent: int = 1, store: RunStore | None = None):
         self._slots = threading.Semaphore(max_concurrent)
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
+        self.store = store
+        self.interrupted_on_start = store.mark_interrupted() if store else 0
 
-    def submit(self, key: str, title: str, work: Callable[[JobContext], Any]) -> Job:
+    def _persist(self, job: Job) -> None:
+        if self.store is not None:
+            try:
+                self.store.save(job.record())
+            except Exception:  # a store hiccup must not kill the work it records
+                log.exception("could not record job %s", job.id)
+
+    def submit(self, key: str, title: str, work: Callable[[JobContext], Any], kind: str = "job",
+               config: dict | None = None) -> Job:
         """Start `work`, or return the job with the same key that is queued, running or done."""
         with self._lock:
             for job in self._jobs.values():
                 if job.key == key and job.status in (QUEUED, RUNNING, DONE):
                     return job
-            job = Job(key=key, title=title)
+            job = Job(key=key, title=title, kind=kind, config=config or {})
             self._jobs[job.id] = job
+        self._persist(job)
         threading.Thread(target=self._run, args=(job, work), name=f"job-{job.id}", daemon=True).start()
         return job
 
     def _run(self, job: Job, work: Callable[[JobContext], Any]) -> None:
         with self._slots:
             if job.cancel_requested:
-                job.status, job.finished, job.message = CANCELLED, time.time(), "cancelled before it started"
+                job.finished, job.message, job.status = time.time(), "cancelled before it started", CANCELLED
+                self._persist(job)
                 return
-            job.status, job.started = RUNNING, time.time()
-            ctx = JobContext(job)
+            job.started, job.status = time.time(), RUNNING
+            ctx = JobContext(job, self._persist)
             ctx.stage(f"started {job.title}")
             try:
                 job.result = work(ctx)

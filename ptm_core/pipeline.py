@@ -5,11 +5,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ptm_core.artifacts import artifact_dir
 from ptm_core.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig,
                               stable_hash)
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.jobs import JobContext
-from ptm_core.probes import ProbeResult, run_linear_probe
+from ptm_core.probes import ProbeResult, cached_linear_probe
 from ptm_core.projection import project
 
 
@@ -25,6 +26,9 @@ class ExploreRequest:
         # Device and batch size change speed, not results, so they stay out of the key.
         steps = (self.dataset, self.backbone, self.probe, self.projection)
         return stable_hash(["explore", [s.key() for s in steps], self.extraction.image_size, self.extraction.layer])
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name).to_dict() for name in ("dataset", "backbone", "extraction", "probe", "projection")}
 
     def title(self) -> str:
         size = self.extraction.image_size or "default "
@@ -47,10 +51,18 @@ def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
     source = "cache" if features.meta.get("cache_hit") else f"{features.meta.get('images_per_s', 0):.0f} img/s"
     ctx.stage(f"features ready: {features.features.shape[0]} x {features.features.shape[1]} ({source})")
     ctx.progress(0.8, "training the linear probe")
-    probe = run_linear_probe(features.features, features.labels, request.probe)
+    step = ctx.scaled(0.8, 0.9)
+    probe = cached_linear_probe(features.features, features.labels, features.key, request.probe,
+                                callback=lambda done, total: step(done / total, f"probe sweep {done}/{total - 1}"))
     ctx.stage(f"linear probe: test accuracy {probe.test_accuracy:.3f} (C={probe.best_C:g})")
     ctx.progress(0.9, f"computing the {request.projection.method.upper()} map")
     coords, meta = project(features.features, features.key, request.projection)
     timing = "cache" if meta.get("cache_hit") else f"{meta['seconds']:.1f} s"
     ctx.stage(f"map ready ({timing})")
+    ctx.record(
+        metrics={"test_accuracy": probe.test_accuracy, "best_C": probe.best_C, "n_train": probe.n_train,
+                 "n_test": probe.n_test, "probe_seconds": probe.seconds, "n_images": int(features.features.shape[0]),
+                 "feature_dim": int(features.features.shape[1]), "images_per_s": features.meta.get("images_per_s"),
+                 "features_from_cache": bool(features.meta.get("cache_hit")), "map_seconds": meta.get("seconds")},
+        artifacts={"features": str(artifact_dir("features") / f"{features.key}.npz"), "feature_key": features.key})
     return ExploreResult(features, probe, coords, meta)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -11,7 +12,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ptm_core.configs import ProbeConfig
+from ptm_core.artifacts import artifact_dir, load_npz, save_npz
+from ptm_core.configs import ProbeConfig, stable_hash
 from ptm_core.errors import PTMError
 
 
@@ -47,11 +49,16 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearProbe":
+    def fit(self, X: np.ndarray, y: np.ndarray, callback: Callable[[int, int], None] | None = None) -> "LinearProbe":
+        """`callback(done, total)` runs after each fit of the sweep; raising from it stops the fit."""
         check_splittable(y, self.val_size, "train/validation")
         X_fit, X_val, y_fit, y_val = train_test_split(
             X, y, test_size=self.val_size, stratify=y, random_state=self.random_state)
-        self.val_scores_ = [_pipeline(C, self.max_iter).fit(X_fit, y_fit).score(X_val, y_val) for C in self.Cs]
+        self.val_scores_ = []
+        for C in self.Cs:
+            self.val_scores_.append(_pipeline(C, self.max_iter).fit(X_fit, y_fit).score(X_val, y_val))
+            if callback is not None:
+                callback(len(self.val_scores_), len(self.Cs) + 1)
         self.best_C_ = float(self.Cs[int(np.argmax(self.val_scores_))])
         self.pipeline_ = _pipeline(self.best_C_, self.max_iter).fit(X, y)
         self.classes_ = self.pipeline_.classes_
@@ -81,10 +88,12 @@ class ProbeResult:
                 "val_curve": [{"C": c, "val_accuracy": a} for c, a in self.val_curve]}
 
 
-def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig()) -> ProbeResult:
+def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig(),
+                     callback: Callable[[int, int], None] | None = None) -> ProbeResult:
     started = time.perf_counter()
     train, test = split_indices(labels, config.test_size, config.seed)
-    probe = LinearProbe(config.Cs, config.val_size, config.max_iter, config.seed).fit(features[train], labels[train])
+    probe = LinearProbe(config.Cs, config.val_size, config.max_iter, config.seed)
+    probe.fit(features[train], labels[train], callback=callback)
     predictions = probe.predict(features[test])
     return ProbeResult(
         test_accuracy=float(np.mean(predictions == labels[test])),
@@ -93,3 +102,19 @@ def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConf
         n_train=len(train), n_test=len(test), seconds=time.perf_counter() - started,
         test_indices=test, predictions=predictions,
     )
+
+
+def cached_linear_probe(features: np.ndarray, labels: np.ndarray, feature_key: str, config: ProbeConfig = ProbeConfig(),
+                        callback: Callable[[int, int], None] | None = None) -> ProbeResult:
+    """`run_linear_probe`, read back from disk when these features were probed the same way before."""
+    path = artifact_dir("probes") / f"{stable_hash([feature_key, config.key()])}.npz"
+    cached = load_npz(path)
+    if cached is not None:
+        arrays, meta = cached
+        return ProbeResult(meta["test_accuracy"], meta["best_C"], [tuple(p) for p in arrays["val_curve"].tolist()],
+                           meta["n_train"], meta["n_test"], meta["seconds"], arrays["test_indices"], arrays["predictions"])
+    result = run_linear_probe(features, labels, config, callback)
+    meta = {k: v for k, v in result.summary().items() if k != "val_curve"}
+    save_npz(path, meta=meta, val_curve=np.array(result.val_curve), test_indices=result.test_indices,
+             predictions=result.predictions)
+    return result

@@ -12,9 +12,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, monkeypatch):
-    """Every test gets its own, empty PTM_DATA_DIR (feature/projection caches)."""
+    """Every test gets its own, empty PTM_DATA_DIR (feature/projection caches).
+
+    Its tmp_path is also the only allowed root besides that data dir, so folder:/zip: specs
+    under tmp_path load and anything else (the repo, /etc) is outside, as for a real user.
+    """
     data = tmp_path / "ptm-data"
     monkeypatch.setenv("PTM_DATA_DIR", str(data))
+    monkeypatch.setenv("PTM_ALLOWED_ROOTS", str(tmp_path))
     return data
 
 

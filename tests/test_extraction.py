@@ -98,7 +98,7 @@ def test_cache_file_without_checksum_is_not_used(tiny):
     assert extract(tiny.data(), tiny.backbone(), tiny.extraction()).meta["cache_hit"] is False
 
 
-def test_cancellation_raises_cancelled_and_caches_nothing(tiny):
+def test_cancellation_keeps_what_was_done_and_a_rerun_resumes(tiny):
     checks = []
 
     def cancelled() -> bool:
@@ -111,7 +111,18 @@ def test_cancellation_raises_cancelled_and_caches_nothing(tiny):
                 progress=lambda f, m: progress.append(f), cancelled=cancelled)
     assert len(checks) == 2
     assert progress and progress[-1] < 1.0
-    assert _cache_files() == []
+    (partial,) = _cache_files()  # no finished entry, only the checkpoint of the first batch
+    assert partial.name.endswith(".partial.npz")
+
+    resumed = extract(tiny.data(), tiny.backbone(), tiny.extraction(batch_size=20))
+    assert resumed.meta["resumed_from"] == 20 and resumed.meta["cache_hit"] is False
+    assert [p.name for p in _cache_files()] == [f"{resumed.key}.npz"]
+    fresh = extract(tiny.data(), tiny.backbone(seed=1), tiny.extraction())
+    assert fresh.meta["resumed_from"] == 0
+    for path in _cache_files():
+        path.unlink()
+    again = extract(tiny.data(), tiny.backbone(), tiny.extraction(batch_size=20))
+    np.testing.assert_allclose(resumed.features, again.features, rtol=1e-5, atol=1e-5)
 
 
 def test_progress_reaches_one(tiny):

@@ -1,0 +1,148 @@
+"""Decoding user images safely into RGB uint8, whatever their mode, size or state.
+
+Every image a user brings (folder, zip, upload) goes through `open_rgb` or `check_image`,
+so a 16-bit scan, a CMYK print file, a transparent icon or a decompression bomb behaves
+the same in every dataset: converted sensibly, or refused with a one-line reason.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ptm_core.errors import PTMError
+
+PIXELS_ENV = "PTM_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)  # Pillow's own default (~89.5M)
+_WHITE = (255, 255, 255, 255)
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+class ImageRejected(PTMError):
+    """A file that is not a usable image; the message is the reason, fit for a skip list."""
+
+
+def env_int(name: str, default: int) -> int:
+    """A positive integer from the environment, read at call time so tests and users can change it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise PTMError(f"{name} must be a positive integer, got {raw!r}.") from None
+    if value < 1:
+        raise PTMError(f"{name} must be a positive integer, got {raw!r}.")
+    return value
+
+
+def max_image_pixels() -> int:
+    return env_int(PIXELS_ENV, DEFAULT_MAX_PIXELS)
+
+
+def _open(source: Path | bytes) -> Image.Image:
+    """Open lazily (header only) with the pixel limit applied, so a bomb is refused before decoding."""
+    limit = max_image_pixels()
+    # Pillow raises by itself above 2x its limit and only warns between 1x and 2x; keeping its
+    # limit in step with ours means anything it warns about is refused by the check below.
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except Image.DecompressionBombError:
+        raise ImageRejected(f"too many pixels (over the {limit:,} limit set by {PIXELS_ENV})") from None
+    except UnidentifiedImageError:
+        raise ImageRejected("not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageRejected(f"unreadable image ({first_line(exc)})") from None
+    if img.width * img.height > limit:
+        size = f"{img.width}x{img.height}"
+        img.close()
+        raise ImageRejected(f"too many pixels ({size}, over the {limit:,} limit set by {PIXELS_ENV})")
+    return img
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
+
+
+def check_image(data: bytes) -> None:
+    """Cheap validity check without a full decode: header, pixel limit, and Pillow's verify().
+
+    verify() walks the chunk structure (CRCs for PNG) but does not decompress pixels, so
+    checking thousands of files stays fast; truncated pixel data can still fail later in
+    `open_rgb`, which then raises a PTMError naming the file.
+    """
+    img = _open(data)
+    try:
+        img.verify()
+    except Exception as exc:  # verify() raises whatever the plugin hits on a damaged file
+        raise ImageRejected(f"corrupt image ({first_line(exc)})") from None
+    finally:
+        img.close()
+
+
+def open_rgb(source: Path | bytes) -> Image.Image:
+    """Decode a file (or its bytes) into an RGB uint8 image, or raise ImageRejected."""
+    img = _open(source)
+    try:
+        with img:
+            img.load()
+            rgb = to_rgb(_upright(img))
+            # Closing the opened image frees its pixels, so never hand that very object back.
+            return rgb.copy() if rgb is img else rgb
+    except ImageRejected:
+        raise
+    except Exception as exc:  # decoders raise OSError, ValueError, SyntaxError, struct.error...
+        raise ImageRejected(f"corrupt image ({first_line(exc)})") from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation so phone photos are not sideways; a broken tag is ignored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:
+        return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB: alpha composited on white, high bit depths scaled, not clipped."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode == "P" and "transparency" in img.info:
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode in _ALPHA_MODES:
+        # Transparent pixels have arbitrary colour underneath; white is what a viewer shows.
+        rgba = img.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba).convert("RGB")
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_scale_to_uint8(np.asarray(img), mode), "L").convert("RGB")
+    try:
+        return img.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageRejected(f"unsupported image mode {mode} ({first_line(exc)})") from None
+
+
+def _scale_to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """Map integer/float samples to 0-255 by their nominal range, so 16-bit 65535 is 255.
+
+    Mode "I" is Pillow's catch-all 32-bit container: it holds 8-bit data from some TIFFs,
+    16-bit data from older PNG readers, or arbitrary values; pick the range that fits.
+    """
+    values = pixels.astype(np.float64)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if mode.startswith("I;16") or (mode == "I" and lo >= 0 and 255 < hi <= 65535):
+        scaled = values / 257.0
+    elif mode == "I" and lo >= 0 and hi <= 255:
+        scaled = values
+    elif mode == "F" and lo >= 0 and hi <= 1:
+        scaled = values * 255.0
+    elif hi > lo:
+        scaled = (values - lo) * (255.0 / (hi - lo))
+    else:
+        scaled = np.zeros_like(values)
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)

@@ -1,0 +1,249 @@
+"""Getting user data in without trusting it: allowed roots, safe zip extraction, uploads.
+
+A zip is checked entry by entry from its central directory before a byte is written
+(paths, symlinks, sizes, compression ratios), then extracted into a private temp dir with
+the same limits counted on the bytes actually written, and only then renamed into place.
+So a hostile or broken archive is refused whole and leaves nothing behind.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ptm_core.errors import PTMError
+from ptm_core.imaging import env_int, first_line
+from ptm_core.paths import data_dir
+
+ROOTS_ENV = "PTM_ALLOWED_ROOTS"
+ZIP_BYTES_ENV = "PTM_ZIP_MAX_BYTES"
+ZIP_FILES_ENV = "PTM_ZIP_MAX_FILES"
+UPLOAD_ENV = "PTM_UPLOAD_MAX_BYTES"
+DEFAULT_ZIP_BYTES = 2 * 1024**3
+DEFAULT_ZIP_FILES = 200_000
+DEFAULT_UPLOAD_BYTES = 500 * 1024**2
+MAX_RATIO = 200  # deflate rarely beats ~20:1 on real images; 200:1 is a crafted bomb
+RATIO_MIN_BYTES = 1024**2  # tiny entries (empty files, text) compress absurdly well and are harmless
+_CHUNK = 1024**2
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_SYMLINK = 0o120000
+
+
+# --------------------------------------------------------------------------- allowed roots
+
+def allowed_roots() -> list[Path]:
+    """The data dir (uploads and extracted zips live there) plus `$PTM_ALLOWED_ROOTS`, else the cwd."""
+    listed = [p.strip() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    extra = [Path(p) for p in listed] if listed else [Path.cwd()]
+    return [root.expanduser().resolve() for root in [data_dir(), *extra]]
+
+
+def is_within(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def ensure_allowed(path: str | os.PathLike) -> Path:
+    """The resolved path (symlinks followed), or a PTMError if it lies outside every allowed root."""
+    resolved = Path(path).expanduser().resolve()
+    roots = allowed_roots()
+    if not is_within(resolved, roots):
+        shown = os.pathsep.join(str(r) for r in roots)
+        raise PTMError(
+            f"{path} is outside the allowed folders ({shown}); add its folder to {ROOTS_ENV} "
+            f"('{os.pathsep}'-separated) to use it."
+        )
+    return resolved
+
+
+# --------------------------------------------------------------------------- zip checks
+
+@dataclass
+class _Budget:
+    """Bytes and files actually written, checked as they grow (headers can lie)."""
+
+    max_bytes: int
+    max_files: int
+    bytes: int = 0
+    files: int = 0
+
+    def add_bytes(self, n: int, archive: str) -> None:
+        self.bytes += n
+        if self.bytes > self.max_bytes:
+            raise PTMError(f"Zip {archive} unpacks to over {_mb(self.max_bytes)} MB ({ZIP_BYTES_ENV}); refused.")
+
+    def add_file(self, archive: str) -> None:
+        self.files += 1
+        if self.files > self.max_files:
+            raise PTMError(f"Zip {archive} has over {self.max_files:,} files ({ZIP_FILES_ENV}); refused.")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024**2:.3g}"
+
+
+def _budget() -> _Budget:
+    return _Budget(env_int(ZIP_BYTES_ENV, DEFAULT_ZIP_BYTES), env_int(ZIP_FILES_ENV, DEFAULT_ZIP_FILES))
+
+
+def member_parts(info: zipfile.ZipInfo, archive: str) -> tuple[str, ...]:
+    """Path components of an entry, refusing anything that could land outside the target."""
+    name = info.filename.replace("\\", "/")
+    if "\x00" in info.orig_filename or name.startswith("/") or _DRIVE.match(name):
+        raise PTMError(f"Zip {archive} rejected: entry '{info.orig_filename}' has an absolute path.")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise PTMError(f"Zip {archive} rejected: entry '{info.orig_filename}' climbs out with '..'.")
+    if any(_DRIVE.match(p) for p in parts):
+        raise PTMError(f"Zip {archive} rejected: entry '{info.orig_filename}' names a drive.")
+    return parts
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    # Whatever system wrote it: the Unix mode in the high bits is what an extractor would honour.
+    return (info.external_attr >> 16) & 0o170000 == _SYMLINK
+
+
+def _ratio_too_high(unpacked: int, packed: int) -> bool:
+    return unpacked > RATIO_MIN_BYTES and unpacked > MAX_RATIO * max(packed, 1)
+
+
+def check_members(infos: list[zipfile.ZipInfo], archive: str) -> None:
+    """Refuse the whole archive from its central directory, before anything is extracted."""
+    budget = _budget()
+    if len(infos) > budget.max_files:
+        raise PTMError(f"Zip {archive} has {len(infos):,} entries, over the {budget.max_files:,} limit ({ZIP_FILES_ENV}).")
+    for info in infos:
+        member_parts(info, archive)
+        if _is_symlink(info):
+            raise PTMError(f"Zip {archive} rejected: entry '{info.filename}' is a symbolic link.")
+        if _ratio_too_high(info.file_size, info.compress_size):
+            ratio = info.file_size // max(info.compress_size, 1)
+            raise PTMError(f"Zip {archive} rejected: entry '{info.filename}' expands {ratio:,}:1 (zip bomb?).")
+    total = sum(info.file_size for info in infos)
+    if total > budget.max_bytes:
+        raise PTMError(
+            f"Zip {archive} unpacks to {_mb(total)} MB, over the {_mb(budget.max_bytes)} MB limit ({ZIP_BYTES_ENV})."
+        )
+
+
+# --------------------------------------------------------------------------- extraction
+
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget: _Budget, archive: str) -> None:
+    written = 0
+    # "xb": a duplicate entry name must not silently replace an earlier file.
+    with zf.open(info) as src, open(dest, "xb") as out:
+        while chunk := src.read(_CHUNK):
+            written += len(chunk)
+            budget.add_bytes(len(chunk), archive)
+            if written > info.file_size or _ratio_too_high(written, info.compress_size):
+                raise PTMError(f"Zip {archive} rejected: entry '{info.filename}' expands beyond what it declares.")
+            out.write(chunk)
+
+
+def _extract_members(zf: zipfile.ZipFile, dest: Path, archive: str) -> None:
+    budget, root = _budget(), dest.resolve()
+    for info in zf.infolist():
+        target = root.joinpath(*member_parts(info, archive))
+        if not target.resolve().is_relative_to(root):  # belt and braces after member_parts
+            raise PTMError(f"Zip {archive} rejected: entry '{info.filename}' resolves outside the target.")
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        budget.add_file(archive)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _copy_member(zf, info, target, budget, archive)
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename the finished extraction into place; losing a race to an identical one is fine."""
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _unzip_into(path: Path, tmp: Path) -> None:
+    archive = path.name
+    try:
+        with zipfile.ZipFile(path) as zf:
+            check_members(zf.infolist(), archive)
+            _extract_members(zf, tmp, archive)
+    except PTMError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise PTMError(f"{archive} is not a valid zip file ({exc}).") from None
+    except (RuntimeError, NotImplementedError, zlib.error, EOFError, OSError) as exc:
+        # encrypted entries, unsupported compression, truncated data, disk full, name clashes
+        raise PTMError(f"Zip {archive} could not be extracted: {first_line(exc)}.") from None
+
+
+def sha256_file(path: Path) -> str:
+    stat = path.stat()
+    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    """Keyed by size and mtime so re-loading a big zip does not re-hash gigabytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def extract_zip(path: Path) -> Path:
+    """`data_dir()/datasets/<sha256 of the zip>/`, extracted once (atomically) and reused after."""
+    target = data_dir() / "datasets" / sha256_file(path)
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:12]}-", dir=target.parent))
+    try:
+        _unzip_into(path, tmp)
+        _publish(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+# --------------------------------------------------------------------------- uploads
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ingest_upload(data: bytes, name: str) -> str:
+    """Save an uploaded zip under `data_dir()/uploads/<sha>.zip`; returns the `zip:PATH` spec."""
+    limit = env_int(UPLOAD_ENV, DEFAULT_UPLOAD_BYTES)
+    if len(data) > limit:
+        raise PTMError(f"{name}: upload is {_mb(len(data))} MB, over the {_mb(limit)} MB limit ({UPLOAD_ENV}).")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            check_members(zf.infolist(), name)  # refuse bombs now, not when first loaded
+    except zipfile.BadZipFile:
+        raise PTMError(f"{name} is not a zip file; upload a .zip of class folders or images plus a labels CSV.") from None
+    folder = data_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()}.zip"
+    if not path.exists():
+        _atomic_write(path, data)
+    return f"zip:{path}"

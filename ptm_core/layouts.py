@@ -1,0 +1,176 @@
+"""Turning a directory of user images into (file, label) pairs, skipping what cannot be used.
+
+Two layouts: one sub-folder per class, or images plus a single labels CSV
+(`filename,label`). Every candidate file is read once, checked cheaply with Pillow and
+hashed; anything unusable is listed in `skipped` with a reason instead of failing the load.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ptm_core.errors import PTMError
+from ptm_core.imaging import ImageRejected, check_image
+from ptm_core.ingest import is_within
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+FILENAME_COLUMN, LABEL_COLUMN = "filename", "label"
+
+
+@dataclass
+class Listing:
+    """Candidate images with their class, and the files already known to be unusable."""
+
+    root: Path
+    files: list[Path] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    fingerprint: str = ""
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def add(self, path: Path, label: str) -> None:
+        self.files.append(path)
+        self.labels.append(label)
+
+    def skip(self, path: Path | str, reason: str) -> None:
+        self.skipped.append((path if isinstance(path, str) else self.rel(path), reason))
+
+
+def is_hidden(name: str) -> bool:
+    """Dot-files, macOS resource forks (`._x.png`, `__MACOSX/`) are tool debris, not user data."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _walk_files(folder: Path) -> list[Path]:
+    """Visible files below `folder`; symlinked sub-folders are not followed (loops, escapes)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+        found += [Path(dirpath) / f for f in sorted(filenames) if not is_hidden(f)]
+    return found
+
+
+def list_class_folders(root: Path) -> Listing:
+    listing = Listing(root)
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if is_hidden(entry.name):
+            continue
+        if not entry.is_dir():
+            listing.skip(entry, "not inside a class folder")
+            continue
+        for path in _walk_files(entry):
+            listing.add(path, entry.name)
+    return listing
+
+
+def _read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PTMError(f"Could not read labels file {csv_path.name}: {exc}.") from None
+    reader = csv.DictReader(io.StringIO(text))
+    columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
+    if FILENAME_COLUMN not in columns or LABEL_COLUMN not in columns:
+        raise PTMError(
+            f"Labels file {csv_path.name} needs a header row with columns {FILENAME_COLUMN},{LABEL_COLUMN}; "
+            f"found {','.join(reader.fieldnames or []) or 'none'}."
+        )
+    fname, label = columns[FILENAME_COLUMN], columns[LABEL_COLUMN]
+    return [{"filename": (row.get(fname) or "").strip(), "label": (row.get(label) or "").strip()} for row in reader]
+
+
+def _resolve_listed(root: Path, base: Path, name: str, by_basename: dict[str, list[Path]]) -> Path | None:
+    """A CSV filename relative to the CSV's folder; a bare name may also match a unique file anywhere."""
+    candidate = (base / name.replace("\\", "/")).resolve()
+    if candidate.is_relative_to(root.resolve()) and candidate.is_file():
+        return candidate
+    matches = by_basename.get(Path(name).name, [])
+    return matches[0] if len(matches) == 1 and "/" not in name.replace("\\", "/") else None
+
+
+def list_labels_csv(root: Path, csv_path: Path) -> Listing:
+    """Images named in the CSV get its labels; images it does not mention are listed as skipped."""
+    listing = Listing(root)
+    present = [p for p in _walk_files(root) if p != csv_path]
+    by_basename: dict[str, list[Path]] = {}
+    for path in present:
+        by_basename.setdefault(path.name, []).append(path.resolve())
+    used: set[Path] = set()
+    for number, row in enumerate(_read_csv_rows(csv_path), start=2):
+        where = f"{csv_path.name} line {number}"
+        if not row["filename"] or not row["label"]:
+            listing.skip(where, "empty filename or label")
+            continue
+        path = _resolve_listed(root, csv_path.parent, row["filename"], by_basename)
+        if path is None:
+            listing.skip(f"{row['filename']} ({where})", "listed in the labels CSV but not found")
+        elif path in used:
+            listing.skip(f"{row['filename']} ({where})", "listed twice in the labels CSV")
+        else:
+            used.add(path)
+            listing.add(path, row["label"])
+    listing.files = [_relocate(p, root) for p in listing.files]
+    for path in present:
+        if path.resolve() not in used:
+            listing.skip(path, "not in the labels CSV")
+    return listing
+
+
+def _relocate(resolved: Path, root: Path) -> Path:
+    """Express a resolved path under `root` as given (root may itself be reached via a symlink)."""
+    return root / resolved.relative_to(root.resolve())
+
+
+def find_labels_csv(root: Path) -> Path | None:
+    """The single visible .csv directly in `root`, if exactly one is there."""
+    found = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv" and not is_hidden(p.name)]
+    return found[0] if len(found) == 1 else None
+
+
+def unwrap_single_folder(root: Path) -> Path:
+    """Zips are often made of one top-level folder; look inside it when it is all there is."""
+    visible = [p for p in root.iterdir() if not is_hidden(p.name)]
+    if len(visible) == 1 and visible[0].is_dir():
+        return visible[0]
+    return root
+
+
+def verify_listing(listing: Listing, allowed: list[Path] | None = None) -> Listing:
+    """Keep only files that open as images (and stay inside `allowed`); hash what is kept."""
+    kept = Listing(listing.root, skipped=list(listing.skipped))
+    digest = hashlib.sha256()
+    for path, label in zip(listing.files, listing.labels):
+        reason = _unusable(path, allowed)
+        data = b""
+        if reason is None:
+            try:
+                data = path.read_bytes()
+                check_image(data)
+            except OSError as exc:
+                reason = f"unreadable file ({exc.strerror or exc})"
+            except ImageRejected as exc:
+                reason = str(exc)
+        if reason is not None:
+            kept.skip(path, reason)
+            continue
+        kept.add(path, label)
+        for part in (kept.rel(path), label):
+            digest.update(part.encode() + b"\x00")
+        digest.update(hashlib.sha256(data).digest())
+    kept.fingerprint = digest.hexdigest()[:16]
+    return kept
+
+
+def _unusable(path: Path, allowed: list[Path] | None) -> str | None:
+    """Why a file is rejected before its bytes are read, or None."""
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return f"not an image file ({path.suffix or 'no extension'})"
+    if allowed is not None and not is_within(path.resolve(), allowed):
+        return "a link to outside the allowed folders"
+    return None
