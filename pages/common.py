@@ -61,6 +61,35 @@ def job_panel(job: Job) -> None:
         st.warning(f"{job.title}: {job.status}. Start it again to continue.", icon=":material/info:")
 
 
+def restore_choices(page: str, defaults: dict, choices: dict[str, list] | None = None) -> None:
+    """Give widgets their values before they are drawn: this session's last choices, else the URL.
+
+    Streamlit drops a widget's state when its page is left; a plain dict keeps it across page
+    switches, and the URL keeps it across a browser refresh (and makes a shareable link).
+    """
+    saved = st.session_state.setdefault(f"{page}_choices", {})
+    for key, default in defaults.items():
+        if key in st.session_state:
+            continue
+        value = saved.get(key, default)
+        if key not in saved and key in st.query_params:
+            try:
+                value = type(default)(st.query_params[key])
+            except ValueError:
+                value = default
+        if choices and key in choices and value not in choices[key]:
+            value = default
+        st.session_state[key] = value
+
+
+def remember_choices(page: str, keys) -> None:
+    saved = st.session_state.setdefault(f"{page}_choices", {})
+    for key in keys:
+        if key in st.session_state:
+            saved[key] = st.session_state[key]
+            st.query_params[key] = str(st.session_state[key])
+
+
 def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
     try:
         return load_dataset(config)
@@ -70,4 +99,4 @@ def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
 
 
 __all__ = ["FINISHED", "job_manager", "job_panel", "format_seconds", "backbone_names", "model_card",
-           "dataset_or_error", "start_background_services"]
+           "dataset_or_error", "start_background_services", "restore_choices", "remember_choices"]

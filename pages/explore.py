@@ -6,7 +6,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import backbone_names, format_seconds, job_manager, job_panel, model_card
+from pages.common import (backbone_names, format_seconds, job_manager, job_panel, model_card, remember_choices,
+                          restore_choices)
 from ptm_core.backbones import DEFAULT_BACKBONE
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig
 from ptm_core.datasets import list_datasets
@@ -22,19 +23,19 @@ WEIGHT_CHOICES = {"bundled": "Bundled (offline ImageNet)", "hub": "Hugging Face 
 def dataset_controls() -> DatasetConfig:
     st.subheader("Data")
     entries = {e.name: e for e in list_datasets()}
-    name = st.selectbox("Dataset", list(entries), key="dataset", format_func=lambda n: n,
+    name = st.selectbox("Dataset", list(entries), key="dataset",
                         help="\n".join(f"- **{e.name}**: {e.description}" for e in entries.values()))
     arg = ""
     if name == "folder":
         arg = st.text_input("Folder path", key="folder_path", placeholder="/path/to/root (one sub-folder per class)")
     elif name == "shapes":
         cols = st.columns(2)
-        n = cols[0].number_input("Images", 20, 20000, 600, step=100, key="shapes_n")
-        classes = cols[1].number_input("Classes", 2, 8, 6, key="shapes_classes")
+        n = cols[0].number_input("Images", 20, 20000, step=100, key="shapes_n")
+        classes = cols[1].number_input("Classes", 2, 8, key="shapes_classes")
         arg = f"n={n},classes={classes}"
-    limit = st.number_input("Limit (0 = all images)", 0, 1_000_000, 0, step=100, key="limit",
+    limit = st.number_input("Limit (0 = all images)", 0, 1_000_000, step=100, key="limit",
                             help="A seeded, stratified subset: quicker on a CPU.")
-    seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help="Subset, split and projection seed.")
+    seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", help="Subset, split and projection seed.")
     spec = f"{name}:{arg}" if arg else name
     return DatasetConfig(spec, int(limit) or None, int(seed))
 
@@ -44,14 +45,15 @@ def backbone_controls(seed: int) -> tuple[BackboneConfig, ExtractionConfig]:
     pattern = st.text_input("Filter models", key="model_filter", placeholder="e.g. *resnet* or vit_small")
     names = backbone_names(pattern)
     options = ([DEFAULT_BACKBONE] if not pattern else []) + names
-    if not options:
+    if not names:
         st.warning(f"No pretrained timm model matches '{pattern}'.")
-        options = [DEFAULT_BACKBONE]
+    if st.session_state["backbone"] not in options:  # keep the current choice selectable under any filter
+        options.insert(0, st.session_state["backbone"])
     name = st.selectbox(f"Model ({len(names)} with pretrained weights)", options, key="backbone")
     weights = st.radio("Weights", list(WEIGHT_CHOICES), format_func=WEIGHT_CHOICES.get, key="weights")
     if weights == "file":
         weights = st.text_input("Checkpoint path", key="weights_path", placeholder=".safetensors / .pth / .pt / .bin")
-    size = st.select_slider("Image size (px)", IMAGE_SIZES, value=128, key="image_size",
+    size = st.select_slider("Image size (px)", IMAGE_SIZES, key="image_size",
                             help="Smaller is much faster on a CPU; 224 is the usual ImageNet size.")
     with st.expander("Model card"):
         try:
@@ -62,10 +64,19 @@ def backbone_controls(seed: int) -> tuple[BackboneConfig, ExtractionConfig]:
     return BackboneConfig(name, weights or "file", seed), ExtractionConfig(image_size=int(size))
 
 
+DEFAULTS = {"dataset": "mnist5k", "folder_path": "", "shapes_n": 600, "shapes_classes": 6, "limit": 0, "seed": 0,
+            "model_filter": "", "backbone": DEFAULT_BACKBONE, "weights": "bundled", "weights_path": "",
+            "image_size": 128}
+
+
 def current_request() -> ExploreRequest:
+    restore_choices("explore", DEFAULTS, {"dataset": [e.name for e in list_datasets()], "image_size": IMAGE_SIZES,
+                                          "weights": list(WEIGHT_CHOICES),
+                                          "backbone": [DEFAULT_BACKBONE, *backbone_names("")]})
     with st.sidebar:
         dataset = dataset_controls()
         backbone, extraction = backbone_controls(dataset.seed)
+    remember_choices("explore", DEFAULTS)
     return ExploreRequest(dataset, backbone, extraction, ProbeConfig(seed=dataset.seed),
                           ProjectionConfig(seed=dataset.seed))
 
@@ -137,9 +148,11 @@ if st.button("Extract & analyse", type="primary", icon=":material/play_arrow:", 
     st.session_state["explore_job"] = job.id
 
 if job is None:
-    job = manager.get(st.session_state.get("explore_job"))
+    # Settings changed since: keep showing this session's last run, or whatever explore job is running.
+    job = manager.get(st.session_state.get("explore_job")) or next(
+        (j for j in manager.jobs() if j.kind == "explore" and j.status in ("queued", "running")), None)
     if job is not None:
-        st.info(f"Showing the last run ({job.title}); the settings have changed since — press the button to run them.")
+        st.info(f"Showing **{job.title}**; the settings now describe another run — press the button to start it.")
 
 if job is None:
     st.info(f"Ready: **{request.title()}**. Press **Extract & analyse**.", icon=":material/arrow_upward:")

@@ -22,8 +22,7 @@ from ptm_core.errors import PTMError
 from ptm_core.imaging import ImageRejected, open_rgb, to_rgb
 from ptm_core.ingest import allowed_roots, ensure_allowed, extract_zip
 from ptm_core.layouts import IMAGE_SUFFIXES  # noqa: F401  (re-exported for callers)
-from ptm_core.layouts import (Listing, find_labels_csv, list_class_folders, list_labels_csv,
-                              unwrap_single_folder, verify_listing)
+from ptm_core.layouts import Listing, list_images, unwrap_single_folder, verify_listing
 
 Item = np.ndarray | Path | Image.Image
 
@@ -187,11 +186,11 @@ def _shapes(arg: str | None) -> Dataset:
 
 def _label_order(name: str) -> tuple[int, int, str]:
     """CSV labels 2 < 10 numerically; names alphabetically after numbers."""
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+    return (0, int(name), name) if name.isdecimal() else (1, 0, name)
 
 
 def _from_listing(name: str, listing: Listing, allowed: list[Path] | None) -> Dataset:
-    if not listing.files:
+    if not listing.files and not listing.skipped:
         raise PTMError(f"No images found under {listing.root}; expected one sub-folder of images per class.")
     kept = verify_listing(listing, allowed)
     if not kept.files:
@@ -214,9 +213,7 @@ def _folder(arg: str | None) -> Dataset:
     ensure_allowed(root)
     if not root.is_dir():
         raise PTMError(f"Folder not found: {root}")
-    csv_path = find_labels_csv(root)
-    listing = list_labels_csv(root, csv_path) if csv_path else list_class_folders(root)
-    return _from_listing(f"folder:{root}", listing, allowed_roots())
+    return _from_listing(f"folder:{root}", list_images(root), allowed_roots())
 
 
 @register_dataset("zip", "A zip of class folders, or of images + a labels CSV (filename,label): zip:PATH", True)
@@ -227,10 +224,7 @@ def _zip(arg: str | None) -> Dataset:
     ensure_allowed(path)
     if not path.is_file():
         raise PTMError(f"Zip file not found: {path}")
-    root = unwrap_single_folder(extract_zip(path))
-    csv_path = find_labels_csv(root)
-    listing = list_labels_csv(root, csv_path) if csv_path else list_class_folders(root)
-    return _from_listing(f"zip:{path}", listing, None)
+    return _from_listing(f"zip:{path}", list_images(unwrap_single_folder(extract_zip(path))), None)
 
 
 @register_dataset("tv", "torchvision datasets, from PTM_DATA_DIR/torchvision or downloaded: tv:cifar10[:test]", True)

@@ -69,26 +69,41 @@ def list_class_folders(root: Path) -> Listing:
     return listing
 
 
-def _read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
+def _csv_reader(csv_path: Path) -> csv.DictReader:
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")
+        text = csv_path.read_text(encoding="utf-8-sig")  # Excel writes a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise PTMError(f"Could not read labels file {csv_path.name}: {exc}.") from None
-    reader = csv.DictReader(io.StringIO(text))
+    return csv.DictReader(io.StringIO(text))
+
+
+def _label_columns(reader: csv.DictReader) -> tuple[str, str] | None:
     columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
-    if FILENAME_COLUMN not in columns or LABEL_COLUMN not in columns:
+    if FILENAME_COLUMN in columns and LABEL_COLUMN in columns:
+        return columns[FILENAME_COLUMN], columns[LABEL_COLUMN]
+    return None
+
+
+def _read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
+    reader = _csv_reader(csv_path)
+    names = _label_columns(reader)
+    if names is None:
         raise PTMError(
             f"Labels file {csv_path.name} needs a header row with columns {FILENAME_COLUMN},{LABEL_COLUMN}; "
             f"found {','.join(reader.fieldnames or []) or 'none'}."
         )
-    fname, label = columns[FILENAME_COLUMN], columns[LABEL_COLUMN]
+    fname, label = names
     return [{"filename": (row.get(fname) or "").strip(), "label": (row.get(label) or "").strip()} for row in reader]
 
 
 def _resolve_listed(root: Path, base: Path, name: str, by_basename: dict[str, list[Path]]) -> Path | None:
-    """A CSV filename relative to the CSV's folder; a bare name may also match a unique file anywhere."""
-    candidate = (base / name.replace("\\", "/")).resolve()
-    if candidate.is_relative_to(root.resolve()) and candidate.is_file():
+    """A CSV filename relative to the CSV's folder; a bare name may also match a unique file anywhere.
+
+    Normalised lexically, not resolved: `..` or an absolute name cannot leave `root`, and a
+    symlink stays a symlink for `verify_listing` to judge by where it points.
+    """
+    candidate = Path(os.path.normpath(base / name.replace("\\", "/")))
+    if candidate.is_relative_to(root) and candidate.is_file():
         return candidate
     matches = by_basename.get(Path(name).name, [])
     return matches[0] if len(matches) == 1 and "/" not in name.replace("\\", "/") else None
@@ -100,7 +115,7 @@ def list_labels_csv(root: Path, csv_path: Path) -> Listing:
     present = [p for p in _walk_files(root) if p != csv_path]
     by_basename: dict[str, list[Path]] = {}
     for path in present:
-        by_basename.setdefault(path.name, []).append(path.resolve())
+        by_basename.setdefault(path.name, []).append(path)
     used: set[Path] = set()
     for number, row in enumerate(_read_csv_rows(csv_path), start=2):
         where = f"{csv_path.name} line {number}"
@@ -115,22 +130,30 @@ def list_labels_csv(root: Path, csv_path: Path) -> Listing:
         else:
             used.add(path)
             listing.add(path, row["label"])
-    listing.files = [_relocate(p, root) for p in listing.files]
     for path in present:
-        if path.resolve() not in used:
+        if path not in used:
             listing.skip(path, "not in the labels CSV")
     return listing
-
-
-def _relocate(resolved: Path, root: Path) -> Path:
-    """Express a resolved path under `root` as given (root may itself be reached via a symlink)."""
-    return root / resolved.relative_to(root.resolve())
 
 
 def find_labels_csv(root: Path) -> Path | None:
     """The single visible .csv directly in `root`, if exactly one is there."""
     found = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv" and not is_hidden(p.name)]
     return found[0] if len(found) == 1 else None
+
+
+def list_images(root: Path) -> Listing:
+    """Pick the layout: a labels CSV when there is one, else one sub-folder per class.
+
+    A stray CSV next to class folders (notes, metadata) must not hijack the layout, so with
+    sub-folders present the CSV only counts when it has the filename,label header.
+    """
+    root = root.resolve()  # one canonical root, so lexical checks on CSV names compare like with like
+    csv_path = find_labels_csv(root)
+    has_folders = any(p.is_dir() and not is_hidden(p.name) for p in root.iterdir())
+    if csv_path and (not has_folders or _label_columns(_csv_reader(csv_path)) is not None):
+        return list_labels_csv(root, csv_path)
+    return list_class_folders(root)
 
 
 def unwrap_single_folder(root: Path) -> Path:

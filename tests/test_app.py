@@ -1,4 +1,5 @@
 """Streamlit AppTest of the Features & probe page: defaults, one run end to end, errors as one line."""
+import os
 import time
 from pathlib import Path
 
@@ -54,12 +55,13 @@ def test_a_small_run_shows_accuracy_and_map():
     assert charts, "the UMAP chart is missing"
 
 
-@pytest.mark.parametrize("spec_key,value,expected", [("folder_path", "/no/such/folder", "Folder not found")])
-def test_bad_folder_is_one_clear_line(spec_key, value, expected):
+@pytest.mark.parametrize("where,expected", [("outside", "outside the allowed folders"), ("inside", "Folder not found")])
+def test_bad_folder_is_one_clear_line(where, expected):
+    value = "/no/such/folder" if where == "outside" else os.path.join(os.environ["PTM_DATA_DIR"], "missing")
     at = _app()
     at.selectbox(key="dataset").set_value("folder")
     at.run()
-    at.text_input(key=spec_key).set_value(value)
+    at.text_input(key="folder_path").set_value(value)
     at.run()
     at.button(key="run").click().run()
     _run_until(at, lambda a: len(a.error) > 0, timeout=60)

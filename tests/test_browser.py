@@ -59,9 +59,10 @@ def page(server):
         browser.close()
 
 
-def _run_and_wait(page, timeout_ms: int = 300_000) -> None:
+def _run_and_wait(page, title: str, timeout_ms: int = 300_000) -> None:
     page.get_by_role("button", name="Extract & analyse").click()
-    page.get_by_text("Linear-probe test accuracy").wait_for(timeout=timeout_ms)
+    page.get_by_text(f"{title} — done").wait_for(timeout=timeout_ms)
+    page.get_by_text("Linear-probe test accuracy").wait_for(timeout=10_000)
 
 
 def test_default_flow_in_a_real_browser(page, tmp_path):
@@ -70,8 +71,9 @@ def test_default_flow_in_a_real_browser(page, tmp_path):
     limit = page.get_by_role("spinbutton", name="Limit (0 = all images)")
     limit.fill("200")
     limit.press("Enter")
-    page.get_by_text("tf_efficientnet_lite0 (bundled) on mnist5k (limit 200) @ 128px").first.wait_for(timeout=30_000)
-    _run_and_wait(page)
+    bundled = "tf_efficientnet_lite0 (bundled) on mnist5k (limit 200) @ 128px"
+    page.get_by_text(bundled).first.wait_for(timeout=30_000)
+    _run_and_wait(page, bundled)
     # The UMAP map: a WebGL canvas and one legend entry per class.
     page.locator(".js-plotly-plot canvas.gl-canvas-context").first.wait_for(state="attached", timeout=30_000)
     assert page.locator(".js-plotly-plot .legend .traces").count() == 10
@@ -83,8 +85,38 @@ def test_default_flow_in_a_real_browser(page, tmp_path):
 
     # Random weights, then back: the pretrained result comes straight back from the job and its cache.
     page.get_by_text("Random init").click()
-    _run_and_wait(page)
-    page.get_by_text("tf_efficientnet_lite0 (random) on mnist5k (limit 200) @ 128px — done").wait_for(timeout=30_000)
+    page.get_by_text("Ready: tf_efficientnet_lite0 (random)").or_(page.get_by_text("the settings now describe")).first.wait_for()
+    _run_and_wait(page, "tf_efficientnet_lite0 (random) on mnist5k (limit 200) @ 128px")
     page.get_by_text("Bundled (offline ImageNet)").click()
-    page.get_by_text("tf_efficientnet_lite0 (bundled) on mnist5k (limit 200) @ 128px — done").wait_for(timeout=30_000)
+    page.get_by_text(f"{bundled} — done").wait_for(timeout=30_000)
+    assert "Traceback" not in page.content()
+
+
+def _progress_count(page) -> int:
+    """Images done so far, read off the progress bar's label ('123/600 images, …')."""
+    label = page.get_by_text("/600 images").first.inner_text()
+    return int(label.split("/600 images")[0].split()[-1])
+
+
+def test_a_job_survives_a_reload_is_cancelled_and_resumes(page, server):
+    title = "tf_efficientnet_lite0 (bundled) on mnist5k (limit 600) @ 224px"
+    page.goto(f"{server}/?dataset=mnist5k&limit=600&image_size=224")  # settings travel in the URL
+    page.get_by_text(f"Ready: {title}").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Extract & analyse").click()
+    page.get_by_text("/600 images").first.wait_for(timeout=120_000)
+    before = _progress_count(page)
+
+    page.reload()  # the browser refresh must neither kill the job nor lose the page's settings
+    page.get_by_text(title).first.wait_for(timeout=60_000)
+    page.get_by_text("/600 images").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(2_000)
+    after = _progress_count(page)
+    assert 0 < before < after < 600, (before, after)
+
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_text(f"{title}: cancelled").wait_for(timeout=30_000)
+    assert page.get_by_text("Linear-probe test accuracy").count() == 0
+
+    _run_and_wait(page, title)  # starts again, from the saved checkpoint
+    assert page.get_by_text("600 × 1,280").count() == 1
     assert "Traceback" not in page.content()

@@ -1,7 +1,6 @@
 """Bad input never breaks a load: odd images, corrupt files, hostile zips, oversize uploads, paths."""
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 from pathlib import Path
@@ -10,9 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ingest_helpers import MODE_CASES, datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
 from ptm_core import ingest
-from ptm_core.configs import DatasetConfig
-from ptm_core.datasets import load_dataset
 from ptm_core.errors import PTMError
 from ptm_core.imaging import ImageRejected, open_rgb, to_rgb
 from ptm_core.ingest import allowed_roots, extract_zip, ingest_upload
@@ -24,97 +22,12 @@ def _restore_pillow_limit(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
 
 
-def _png(value=128, size=(8, 8), mode="RGB") -> bytes:
-    img = Image.new(mode, size, value if mode != "RGB" else (value, value // 2, 255 - value))
-    out = io.BytesIO()
-    img.save(out, "PNG")
-    return out.getvalue()
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
-
-
-def _folder(root: Path, per_class: dict[str, int]) -> Path:
-    for cls, count in per_class.items():
-        for i in range(count):
-            _write(root / cls / f"{cls}{i}.png", _png(20 * i + 10))
-    return root
-
-
-def _zip(path: Path, entries: dict, compression=zipfile.ZIP_DEFLATED) -> Path:
-    """entries: name -> bytes, or a ZipInfo -> bytes for hand-crafted headers."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return path
-
-
-def _load(spec: str, **kwargs):
-    return load_dataset(DatasetConfig(spec, **kwargs))
-
-
-def _skips(ds) -> dict[str, str]:
-    return dict(ds.skipped)
-
-
-def _datasets_dir() -> Path:
-    return Path(os.environ["PTM_DATA_DIR"]) / "datasets"
-
-
 # --------------------------------------------------------------------------- image modes
-
-def _encode(img: Image.Image, fmt: str = "PNG", **params) -> bytes:
-    out = io.BytesIO()
-    img.save(out, fmt, **params)
-    return out.getvalue()
-
-
-def _palette(transparent: bool) -> bytes:
-    img = Image.new("P", (4, 2), 0)
-    img.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)  # 0 red, 1 blue
-    img.putpixel((1, 0), 1)
-    return _encode(img, transparency=0) if transparent else _encode(img)
-
-
-def _rgba() -> bytes:
-    img = Image.new("RGBA", (3, 1))
-    img.putdata([(255, 0, 0, 0), (255, 0, 0, 255), (255, 0, 0, 128)])
-    return _encode(img)
-
-
-def _la() -> bytes:
-    img = Image.new("LA", (2, 1))
-    img.putdata([(0, 0), (0, 255)])
-    return _encode(img)
-
-
-def _sixteen_bit(fmt: str) -> bytes:
-    return _encode(Image.fromarray(np.array([[0, 65535, 32768, 25700]], dtype=np.uint16)), fmt)
-
-
-MODE_CASES = {
-    # name: (file bytes, expected RGB of the first pixels in row 0)
-    "16-bit png": (_sixteen_bit("PNG"), [(0, 0, 0), (255, 255, 255), (128, 128, 128), (100, 100, 100)]),
-    "16-bit tiff": (_sixteen_bit("TIFF"), [(0, 0, 0), (255, 255, 255), (128, 128, 128), (100, 100, 100)]),
-    "cmyk tiff": (_encode(Image.new("CMYK", (2, 2), (0, 255, 255, 0)), "TIFF"), [(255, 0, 0)]),
-    "cmyk jpeg": (_encode(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG", quality=95), [(255, 0, 0)]),
-    "palette": (_palette(False), [(255, 0, 0), (0, 0, 255)]),
-    "palette+transparency": (_palette(True), [(255, 255, 255), (0, 0, 255)]),
-    "rgba": (_rgba(), [(255, 255, 255), (255, 0, 0), (255, 127, 127)]),
-    "la": (_la(), [(255, 255, 255), (0, 0, 0)]),
-    "grayscale L": (_encode(Image.new("L", (2, 2), 40)), [(40, 40, 40)]),
-    "bilevel 1": (_encode(Image.new("1", (2, 2), 1)), [(255, 255, 255)]),
-}
-
 
 @pytest.mark.parametrize("case", sorted(MODE_CASES))
 def test_every_mode_decodes_to_rgb_uint8(case, tmp_path):
     data, expected = MODE_CASES[case]
-    path = _write(tmp_path / "img.bin", data)
+    path = write(tmp_path / "img.bin", data)
     for source in (path, data):
         img = open_rgb(source)
         assert img.mode == "RGB"
@@ -137,8 +50,8 @@ def test_folder_of_mixed_modes_all_come_back_rgb(tmp_path):
     root = tmp_path / "mixed"
     for i, case in enumerate(sorted(MODE_CASES)):
         suffix = ".jpg" if "jpeg" in case else ".tif" if "tiff" in case else ".png"
-        _write(root / ("odd" if i % 2 else "even") / f"{i}{suffix}", MODE_CASES[case][0])
-    ds = _load(f"folder:{root}")
+        write(root / ("odd" if i % 2 else "even") / f"{i}{suffix}", MODE_CASES[case][0])
+    ds = load(f"folder:{root}")
     assert len(ds) == len(MODE_CASES) and ds.skipped == []
     for i in range(len(ds)):
         img = ds.image(i)
@@ -148,38 +61,38 @@ def test_folder_of_mixed_modes_all_come_back_rgb(tmp_path):
 # --------------------------------------------------------------------------- corrupt / non-image files
 
 def test_corrupt_images_are_skipped_and_listed(tmp_path):
-    root = _folder(tmp_path / "data", {"cat": 2, "dog": 2})
-    _write(root / "cat" / "garbage.png", os.urandom(300))
-    _write(root / "dog" / "half.png", _png(99, size=(32, 32))[:60])  # header fine, chunks cut off
-    _write(root / "dog" / "empty.jpg", b"")
-    ds = _load(f"folder:{root}")
+    root = make_folder(tmp_path / "data", {"cat": 2, "dog": 2})
+    write(root / "cat" / "garbage.png", os.urandom(300))
+    write(root / "dog" / "half.png", png_bytes(99, size=(32, 32))[:60])  # header fine, chunks cut off
+    write(root / "dog" / "empty.jpg", b"")
+    ds = load(f"folder:{root}")
     assert len(ds) == 4 and ds.class_counts() == {"cat": 2, "dog": 2}
-    skips = _skips(ds)
+    skips = skip_map(ds)
     assert set(skips) == {"cat/garbage.png", "dog/half.png", "dog/empty.jpg"}
     assert "not an image" in skips["cat/garbage.png"]
     assert all(reason and "\n" not in reason for reason in skips.values())
 
 
 def test_non_image_files_among_images_are_skipped_and_listed(tmp_path):
-    root = _folder(tmp_path / "data", {"a": 2, "b": 2})
-    _write(root / "a" / "notes.txt", b"hello")
-    _write(root / "b" / "looks_like.png", b"just text, not a png")
-    _write(root / "b" / "Thumbs.db", b"\x00" * 10)
-    _write(root / "stray.png", _png())  # not inside a class folder
-    _write(root / "a" / "._a0.png", b"macOS resource fork")  # tool debris: ignored silently
-    ds = _load(f"folder:{root}")
+    root = make_folder(tmp_path / "data", {"a": 2, "b": 2})
+    write(root / "a" / "notes.txt", b"hello")
+    write(root / "b" / "looks_like.png", b"just text, not a png")
+    write(root / "b" / "Thumbs.db", b"\x00" * 10)
+    write(root / "stray.png", png_bytes())  # not inside a class folder
+    write(root / "a" / "._a0.png", b"macOS resource fork")  # tool debris: ignored silently
+    ds = load(f"folder:{root}")
     assert len(ds) == 4
-    skips = _skips(ds)
+    skips = skip_map(ds)
     assert set(skips) == {"a/notes.txt", "b/looks_like.png", "b/Thumbs.db", "stray.png"}
     assert "not an image file (.txt)" in skips["a/notes.txt"]
     assert "class folder" in skips["stray.png"]
 
 
 def test_image_that_passes_the_cheap_check_but_fails_to_decode_is_a_one_line_error(tmp_path):
-    root = _folder(tmp_path / "data", {"a": 2, "b": 2})
+    root = make_folder(tmp_path / "data", {"a": 2, "b": 2})
     photo = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    _write(root / "a" / "truncated.jpg", _encode(Image.fromarray(photo), "JPEG")[:2000])
-    ds = _load(f"folder:{root}")
+    write(root / "a" / "truncated.jpg", encode(Image.fromarray(photo), "JPEG")[:2000])
+    ds = load(f"folder:{root}")
     bad = ds.ids.index("a/truncated.jpg")
     with pytest.raises(PTMError, match="Could not read image a/truncated.jpg") as info:
         ds.image(bad)
@@ -188,34 +101,34 @@ def test_image_that_passes_the_cheap_check_but_fails_to_decode_is_a_one_line_err
 
 def test_nothing_usable_is_a_ptm_error(tmp_path):
     root = tmp_path / "junk"
-    _write(root / "a" / "x.png", b"nope")
-    _write(root / "b" / "y.png", b"nope")
+    write(root / "a" / "x.png", b"nope")
+    write(root / "b" / "y.png", b"nope")
     with pytest.raises(PTMError, match="No usable images .* all 2 files were skipped"):
-        _load(f"folder:{root}")
+        load(f"folder:{root}")
 
 
 def test_one_class_is_a_ptm_error(tmp_path):
     with pytest.raises(PTMError, match="needs at least two classes; found only 'solo'"):
-        _load(f"folder:{_folder(tmp_path / 'one', {'solo': 3})}")
+        load(f"folder:{make_folder(tmp_path / 'one', {'solo': 3})}")
     # a second class whose every file is unusable does not count
-    root = _folder(tmp_path / "two", {"good": 3})
-    _write(root / "broken" / "b.png", b"not a png")
+    root = make_folder(tmp_path / "two", {"good": 3})
+    write(root / "broken" / "b.png", b"not a png")
     with pytest.raises(PTMError, match="at least two classes"):
-        _load(f"folder:{root}")
+        load(f"folder:{root}")
 
 
 # --------------------------------------------------------------------------- decompression bombs
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_decompression_bomb_images_are_skipped_with_the_limit_read_at_call_time(tmp_path, monkeypatch):
-    root = _folder(tmp_path / "data", {"a": 2, "b": 2})  # 8x8 = 64 pixels each
-    _write(root / "a" / "warn_zone.png", _png(size=(12, 12)))  # 144 px: Pillow only warns (1x-2x)
-    _write(root / "b" / "error_zone.png", _png(size=(40, 40)))  # 1600 px: Pillow raises (> 2x)
-    assert _load(f"folder:{root}").skipped == []  # default limit: all fine
+    root = make_folder(tmp_path / "data", {"a": 2, "b": 2})  # 8x8 = 64 pixels each
+    write(root / "a" / "warn_zone.png", png_bytes(size=(12, 12)))  # 144 px: Pillow only warns (1x-2x)
+    write(root / "b" / "error_zone.png", png_bytes(size=(40, 40)))  # 1600 px: Pillow raises (> 2x)
+    assert load(f"folder:{root}").skipped == []  # default limit: all fine
     monkeypatch.setenv("PTM_MAX_IMAGE_PIXELS", "100")
-    ds = _load(f"folder:{root}")
+    ds = load(f"folder:{root}")
     assert len(ds) == 4
-    skips = _skips(ds)
+    skips = skip_map(ds)
     assert set(skips) == {"a/warn_zone.png", "b/error_zone.png"}
     assert all("too many pixels" in r and "PTM_MAX_IMAGE_PIXELS" in r for r in skips.values())
     with pytest.raises(ImageRejected, match="too many pixels"):
@@ -229,30 +142,43 @@ def test_decompression_bomb_images_are_skipped_with_the_limit_read_at_call_time(
 
 def test_folder_outside_the_allowed_roots_is_refused(tmp_path, monkeypatch):
     allowed = tmp_path / "allowed"
-    inside = _folder(allowed / "data", {"a": 2, "b": 2})
-    outside = _folder(tmp_path / "elsewhere", {"a": 2, "b": 2})
+    inside = make_folder(allowed / "data", {"a": 2, "b": 2})
+    outside = make_folder(tmp_path / "elsewhere", {"a": 2, "b": 2})
     monkeypatch.setenv("PTM_ALLOWED_ROOTS", str(allowed))
-    assert len(_load(f"folder:{inside}")) == 4
+    assert len(load(f"folder:{inside}")) == 4
     with pytest.raises(PTMError, match="outside the allowed folders.*PTM_ALLOWED_ROOTS") as info:
-        _load(f"folder:{outside}")
+        load(f"folder:{outside}")
     assert str(outside) in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(PTMError, match="outside the allowed"):  # a missing path outside says nothing more
-        _load(f"folder:{tmp_path / 'elsewhere' / 'missing'}")
+        load(f"folder:{tmp_path / 'elsewhere' / 'missing'}")
     monkeypatch.setenv("PTM_ALLOWED_ROOTS", os.pathsep.join([str(allowed), str(tmp_path / "elsewhere")]))
-    assert len(_load(f"folder:{outside}")) == 4
+    assert len(load(f"folder:{outside}")) == 4
 
 
 def test_symlinks_are_judged_by_where_they_point(tmp_path, monkeypatch):
     allowed = tmp_path / "allowed"
-    outside = _folder(tmp_path / "elsewhere", {"a": 2, "b": 2})
-    inside = _folder(allowed / "data", {"a": 2, "b": 2})
+    outside = make_folder(tmp_path / "elsewhere", {"a": 2, "b": 2})
+    inside = make_folder(allowed / "data", {"a": 2, "b": 2})
     (allowed / "link").symlink_to(outside, target_is_directory=True)
     (inside / "a" / "sneaky.png").symlink_to(outside / "a" / "a0.png")
     monkeypatch.setenv("PTM_ALLOWED_ROOTS", str(allowed))
     with pytest.raises(PTMError, match="outside the allowed"):
-        _load(f"folder:{allowed / 'link'}")
-    ds = _load(f"folder:{inside}")
-    assert len(ds) == 4 and "outside the allowed" in _skips(ds)["a/sneaky.png"]
+        load(f"folder:{allowed / 'link'}")
+    ds = load(f"folder:{inside}")
+    assert len(ds) == 4 and "outside the allowed" in skip_map(ds)["a/sneaky.png"]
+
+
+def test_csv_layout_symlinks_are_judged_too(tmp_path, monkeypatch):
+    allowed = tmp_path / "allowed"
+    secret = write(tmp_path / "elsewhere" / "secret.png", png_bytes(5))
+    root = allowed / "flat"
+    for name in ("a.png", "b.png", "c.png"):
+        write(root / name, png_bytes(9))
+    (root / "s.png").symlink_to(secret)
+    write(root / "labels.csv", b"filename,label\na.png,x\nb.png,y\nc.png,y\ns.png,x\n")
+    monkeypatch.setenv("PTM_ALLOWED_ROOTS", str(allowed))
+    ds = load(f"folder:{root}")
+    assert len(ds) == 3 and "outside the allowed" in skip_map(ds)["s.png"]
 
 
 def test_default_roots_are_the_data_dir_and_the_cwd(tmp_path, monkeypatch):
@@ -261,43 +187,43 @@ def test_default_roots_are_the_data_dir_and_the_cwd(tmp_path, monkeypatch):
     roots = allowed_roots()
     assert Path(os.environ["PTM_DATA_DIR"]).resolve() in roots and Path.cwd().resolve() in roots
     with pytest.raises(PTMError, match="outside"):
-        _load("folder:/etc")
+        load("folder:/etc")
 
 
 def test_zip_outside_the_allowed_roots_is_refused(tmp_path, monkeypatch):
-    path = _zip(tmp_path / "elsewhere" / "d.zip", {"a/1.png": _png(1), "b/2.png": _png(2)})
+    path = make_zip(tmp_path / "elsewhere" / "d.zip", {"a/1.png": png_bytes(1), "b/2.png": png_bytes(2)})
     monkeypatch.setenv("PTM_ALLOWED_ROOTS", str(tmp_path / "allowed"))
     with pytest.raises(PTMError, match="outside the allowed folders.*PTM_ALLOWED_ROOTS"):
-        _load(f"zip:{path}")
-    assert not _datasets_dir().exists()
+        load(f"zip:{path}")
+    assert not datasets_dir().exists()
 
 
 # --------------------------------------------------------------------------- zip layouts
 
 def test_per_class_zip_under_one_top_level_folder(tmp_path):
-    entries = {f"pets/{cls}/{i}.png": _png(30 * i + n) for n, cls in enumerate(["cat", "dog"]) for i in range(3)}
+    entries = {f"pets/{cls}/{i}.png": png_bytes(30 * i + n) for n, cls in enumerate(["cat", "dog"]) for i in range(3)}
     entries.update({"pets/dog/readme.txt": b"hi", "__MACOSX/pets/._cat": b"junk", "pets/": b""})
-    path = _zip(tmp_path / "pets.zip", entries)
-    ds = _load(f"zip:{path}")
+    path = make_zip(tmp_path / "pets.zip", entries)
+    ds = load(f"zip:{path}")
     assert ds.name == f"zip:{path}"
     assert ds.class_names == ["cat", "dog"] and ds.class_counts() == {"cat": 3, "dog": 3}
-    assert ds.ids[0] == "cat/0.png" and _skips(ds) == {"dog/readme.txt": "not an image file (.txt)"}
+    assert ds.ids[0] == "cat/0.png" and skip_map(ds) == {"dog/readme.txt": "not an image file (.txt)"}
     assert np.asarray(ds.image(0)).shape == (8, 8, 3)
-    extracted = _datasets_dir() / ingest.sha256_file(path)
+    extracted = datasets_dir() / ingest.sha256_file(path)
     assert (extracted / "pets" / "cat" / "0.png").is_file()
-    assert [p.name for p in _datasets_dir().iterdir()] == [extracted.name]  # no temp dirs left
+    assert [p.name for p in datasets_dir().iterdir()] == [extracted.name]  # no temp dirs left
 
 
 def test_csv_labelled_flat_zip(tmp_path):
-    entries = {f"img_{i}.png": _png(10 * i) for i in range(6)}
+    entries = {f"img_{i}.png": png_bytes(10 * i) for i in range(6)}
     rows = ["filename,label"] + [f"img_{i}.png,{'10' if i % 2 else '2'}" for i in range(5)]
     rows += ["missing.png,2", "../../etc/passwd,10", "img_0.png,10", ",2"]
     entries["labels.csv"] = "\n".join(rows).encode()
-    ds = _load(f"zip:{_zip(tmp_path / 'flat.zip', entries)}")
+    ds = load(f"zip:{make_zip(tmp_path / 'flat.zip', entries)}")
     assert ds.class_names == ["2", "10"]  # numeric labels in numeric order
     assert ds.class_counts() == {"2": 3, "10": 2}
     assert ds.labels[ds.ids.index("img_1.png")] == 1 and ds.labels[ds.ids.index("img_4.png")] == 0
-    skips = _skips(ds)
+    skips = skip_map(ds)
     assert skips["img_5.png"] == "not in the labels CSV"
     assert "not found" in skips["missing.png (labels.csv line 7)"]
     assert "not found" in skips["../../etc/passwd (labels.csv line 8)"]
@@ -306,51 +232,71 @@ def test_csv_labelled_flat_zip(tmp_path):
 
 
 def test_csv_zip_with_images_in_a_subfolder_and_a_top_level_folder(tmp_path):
-    entries = {f"set/images/{i}.jpg": _encode(Image.new("RGB", (8, 8), (i * 40, 0, 0)), "JPEG") for i in range(4)}
+    entries = {f"set/images/{i}.jpg": encode(Image.new("RGB", (8, 8), (i * 40, 0, 0)), "JPEG") for i in range(4)}
     entries["set/labels.csv"] = b"\xef\xbb\xbfFilename, Label\nimages/0.jpg,cat\n1.jpg,dog\nimages/2.jpg,cat\n3.jpg,dog\n"
-    ds = _load(f"zip:{_zip(tmp_path / 'sub.zip', entries)}")
+    ds = load(f"zip:{make_zip(tmp_path / 'sub.zip', entries)}")
     assert ds.class_counts() == {"cat": 2, "dog": 2} and ds.skipped == []
     assert ds.ids == ["images/0.jpg", "images/1.jpg", "images/2.jpg", "images/3.jpg"]
 
 
+def test_a_stray_csv_next_to_class_folders_does_not_change_the_layout(tmp_path):
+    root = make_folder(tmp_path / "data", {"a": 2, "b": 2})
+    write(root / "notes.csv", b"id,comment\n1,shot on a phone\n")
+    ds = load(f"folder:{root}")
+    assert ds.class_names == ["a", "b"] and skip_map(ds) == {"notes.csv": "not inside a class folder"}
+    write(root / "notes.csv", b"filename,label\na/a0.png,x\nb/b0.png,y\n")  # now it is a labels file
+    assert load(f"folder:{root}").class_counts() == {"x": 1, "y": 1}
+
+
+def test_csv_layout_through_a_path_with_dots_and_a_symlinked_root(tmp_path):
+    root = tmp_path / "flat"
+    write(root / "sub" / "a.png", png_bytes(1))
+    write(root / "b.png", png_bytes(2))
+    write(root / "labels.csv", b"filename,label\nsub/a.png,x\nb.png,y\n")
+    (tmp_path / "alias").symlink_to(root, target_is_directory=True)
+    for spec in (f"folder:{tmp_path / 'flat' / 'sub' / '..'}", f"folder:{tmp_path / 'alias'}"):
+        ds = load(spec)
+        assert ds.ids == ["sub/a.png", "b.png"] and ds.class_names == ["x", "y"], spec
+
+
 def test_csv_without_the_expected_columns_is_a_ptm_error(tmp_path):
-    path = _zip(tmp_path / "bad.zip", {"a.png": _png(), "b.png": _png(), "labels.csv": b"name,class\na.png,x\n"})
+    path = make_zip(tmp_path / "bad.zip", {"a.png": png_bytes(), "b.png": png_bytes(), "labels.csv": b"name,class\na.png,x\n"})
     with pytest.raises(PTMError, match="needs a header row with columns filename,label; found name,class"):
-        _load(f"zip:{path}")
+        load(f"zip:{path}")
 
 
 def test_one_class_zip_is_a_ptm_error(tmp_path):
-    path = _zip(tmp_path / "one.zip", {"top/only/1.png": _png(1), "top/only/2.png": _png(2)})
+    path = make_zip(tmp_path / "one.zip", {"top/only/1.png": png_bytes(1), "top/only/2.png": png_bytes(2)})
     with pytest.raises(PTMError, match="at least two classes|No images"):
-        _load(f"zip:{path}")
-    flat = _zip(tmp_path / "flat1.zip", {"1.png": _png(1), "2.png": _png(2), "l.csv": b"filename,label\n1.png,x\n2.png,x\n"})
+        load(f"zip:{path}")
+    flat = make_zip(tmp_path / "flat1.zip", {"1.png": png_bytes(1), "2.png": png_bytes(2), "l.csv": b"filename,label\n1.png,x\n2.png,x\n"})
     with pytest.raises(PTMError, match="needs at least two classes; found only 'x'"):
-        _load(f"zip:{flat}")
+        load(f"zip:{flat}")
 
 
 def test_an_extracted_zip_is_reused(tmp_path, monkeypatch):
-    path = _zip(tmp_path / "d.zip", {"a/1.png": _png(1), "b/2.png": _png(2)})
-    first = _load(f"zip:{path}")
-    assert extract_zip(path) == _datasets_dir() / ingest.sha256_file(path)
+    path = make_zip(tmp_path / "d.zip", {"a/1.png": png_bytes(1), "b/2.png": png_bytes(2)})
+    first = load(f"zip:{path}")
+    assert extract_zip(path) == datasets_dir() / ingest.sha256_file(path)
 
     def must_not_extract(*args):
         raise AssertionError("re-extracted an already extracted zip")
 
     monkeypatch.setattr(ingest, "_unzip_into", must_not_extract)
-    again = _load(f"zip:{path}")
+    again = load(f"zip:{path}")
     assert again.fingerprint == first.fingerprint and again.ids == first.ids
     copy = tmp_path / "copy.zip"
     copy.write_bytes(path.read_bytes())  # same bytes elsewhere: same extraction
-    assert _load(f"zip:{copy}").fingerprint == first.fingerprint
+    assert load(f"zip:{copy}").fingerprint == first.fingerprint
 
 
 def test_not_a_zip_and_missing_zip(tmp_path):
     with pytest.raises(PTMError, match="not a valid zip"):
-        _load(f"zip:{_write(tmp_path / 'fake.zip', b'PK but not really')}")
+        load(f"zip:{write(tmp_path / 'fake.zip', b'PK but not really')}")
     with pytest.raises(PTMError, match="not found"):
-        _load(f"zip:{tmp_path / 'nope.zip'}")
+        load(f"zip:{tmp_path / 'nope.zip'}")
     with pytest.raises(PTMError, match="zip needs a path"):
-        _load("zip")
+        load("zip")
 
 
 # --------------------------------------------------------------------------- hostile zips
@@ -358,7 +304,7 @@ def test_not_a_zip_and_missing_zip(tmp_path):
 def _assert_nothing_extracted(tmp_path: Path, *outside: Path) -> None:
     for path in outside:
         assert not path.exists(), path
-    assert not _datasets_dir().exists() or list(_datasets_dir().iterdir()) == []
+    assert not datasets_dir().exists() or list(datasets_dir().iterdir()) == []
 
 
 @pytest.mark.parametrize("evil, message", [
@@ -372,9 +318,9 @@ def _assert_nothing_extracted(tmp_path: Path, *outside: Path) -> None:
 def test_zip_entries_escaping_the_target_reject_the_whole_zip(evil, message, tmp_path):
     if evil == "ABSOLUTE":
         evil = str(tmp_path / "evil.txt")
-    path = _zip(tmp_path / "zips" / "evil.zip", {"a/1.png": _png(1), "b/2.png": _png(2), evil: b"pwned"})
+    path = make_zip(tmp_path / "zips" / "evil.zip", {"a/1.png": png_bytes(1), "b/2.png": png_bytes(2), evil: b"pwned"})
     with pytest.raises(PTMError, match=message) as info:
-        _load(f"zip:{path}")
+        load(f"zip:{path}")
     assert "evil.zip rejected" in str(info.value) and "\n" not in str(info.value)
     _assert_nothing_extracted(tmp_path, tmp_path / "evil.txt", tmp_path / "zips" / "evil.txt",
                               Path(os.environ["PTM_DATA_DIR"]) / "evil.txt")
@@ -388,35 +334,35 @@ def test_symlink_entries_are_rejected(tmp_path):
     link.external_attr = (0o120777 << 16)
     path = tmp_path / "link.zip"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("a/1.png", _png(1))
-        zf.writestr("b/1.png", _png(2))
+        zf.writestr("a/1.png", png_bytes(1))
+        zf.writestr("b/1.png", png_bytes(2))
         zf.writestr(link, "/etc/passwd")
     with pytest.raises(PTMError, match="symbolic link"):
-        _load(f"zip:{path}")
+        load(f"zip:{path}")
     _assert_nothing_extracted(tmp_path)
 
 
 def test_zip_bomb_by_compression_ratio(tmp_path):
-    path = _zip(tmp_path / "bomb.zip", {"a/1.png": _png(1), "b/1.png": _png(2), "a/zeros.png": bytes(3 * 1024**2)})
+    path = make_zip(tmp_path / "bomb.zip", {"a/1.png": png_bytes(1), "b/1.png": png_bytes(2), "a/zeros.png": bytes(3 * 1024**2)})
     info = zipfile.ZipFile(path).getinfo("a/zeros.png")
     assert info.file_size / info.compress_size > 200
     with pytest.raises(PTMError, match=r"zeros.png' expands [\d,]+:1 \(zip bomb\?\)"):
-        _load(f"zip:{path}")
+        load(f"zip:{path}")
     _assert_nothing_extracted(tmp_path)
 
 
 def test_zip_limits_on_files_and_bytes_from_the_env(tmp_path, monkeypatch):
-    path = _zip(tmp_path / "many.zip", {f"{c}/{i}.png": _png(i) for c in "ab" for i in range(3)})
+    path = make_zip(tmp_path / "many.zip", {f"{c}/{i}.png": png_bytes(i) for c in "ab" for i in range(3)})
     monkeypatch.setenv("PTM_ZIP_MAX_FILES", "5")
     with pytest.raises(PTMError, match="6 entries, over the 5 limit \\(PTM_ZIP_MAX_FILES\\)"):
-        _load(f"zip:{path}")
+        load(f"zip:{path}")
     monkeypatch.setenv("PTM_ZIP_MAX_FILES", "6")
     monkeypatch.setenv("PTM_ZIP_MAX_BYTES", "200")
     with pytest.raises(PTMError, match="over the .* MB limit \\(PTM_ZIP_MAX_BYTES\\)"):
-        _load(f"zip:{path}")
+        load(f"zip:{path}")
     _assert_nothing_extracted(tmp_path)
     monkeypatch.delenv("PTM_ZIP_MAX_BYTES")
-    assert len(_load(f"zip:{path}")) == 6
+    assert len(load(f"zip:{path}")) == 6
 
 
 @pytest.mark.parametrize("env, entries, message", [
@@ -429,7 +375,7 @@ def test_limits_are_enforced_while_streaming_too(env, entries, message, tmp_path
     monkeypatch.setattr(ingest, "check_members", lambda infos, archive: None)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    path = _zip(tmp_path / "liar.zip", entries)
+    path = make_zip(tmp_path / "liar.zip", entries)
     with pytest.raises(PTMError, match=message):
         extract_zip(path)
     _assert_nothing_extracted(tmp_path)
@@ -446,20 +392,20 @@ def test_upload_over_the_size_limit(monkeypatch):
 
 def test_upload_is_saved_by_content_and_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("PTM_ALLOWED_ROOTS", str(tmp_path / "nowhere"))  # the data dir is always allowed
-    data = _zip(tmp_path / "up.zip", {"x/1.png": _png(1), "y/2.png": _png(2)}).read_bytes()
+    data = make_zip(tmp_path / "up.zip", {"x/1.png": png_bytes(1), "y/2.png": png_bytes(2)}).read_bytes()
     spec = ingest_upload(data, "my photos.zip")
     saved = Path(spec.removeprefix("zip:"))
     assert spec.startswith("zip:") and saved.parent == Path(os.environ["PTM_DATA_DIR"]) / "uploads"
     assert saved.read_bytes() == data and ingest_upload(data, "again.zip") == spec
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temp files left
-    ds = _load(spec)
+    ds = load(spec)
     assert ds.class_names == ["x", "y"] and len(ds) == 2
     with pytest.raises(PTMError, match="notes.txt is not a zip file"):
         ingest_upload(b"plain text", "notes.txt")
 
 
 def test_limit_subset_keeps_the_skip_list(tmp_path):
-    root = _folder(tmp_path / "data", {"a": 4, "b": 4})
-    _write(root / "a" / "bad.png", b"nope")
-    ds = _load(f"folder:{root}", limit=4)
-    assert len(ds) == 4 and _skips(ds) == {"a/bad.png": "not an image Pillow can read"}
+    root = make_folder(tmp_path / "data", {"a": 4, "b": 4})
+    write(root / "a" / "bad.png", b"nope")
+    ds = load(f"folder:{root}", limit=4)
+    assert len(ds) == 4 and skip_map(ds) == {"a/bad.png": "not an image Pillow can read"}
