@@ -7,6 +7,8 @@ import streamlit as st
 from pages.common import dataset_or_error
 from ptm_core.configs import DatasetConfig
 from ptm_core.datasets import list_datasets
+from ptm_core.errors import PTMError
+from ptm_core.ingest import ingest_upload
 
 SAMPLES_PER_CLASS = 8
 
@@ -15,11 +17,23 @@ entries = {e.name: e for e in list_datasets()}
 for entry in entries.values():
     st.markdown(f"- **`{entry.name}{':ARG' if entry.takes_argument else ''}`** — {entry.description}")
 
-spec = st.text_input("Dataset spec", value="mnist5k", key="dataset_spec", help="e.g. digits, shapes:n=300,classes=4, folder:/data/pets")
+upload = st.file_uploader("Upload a zip: one folder per class, or a flat folder of images plus a CSV "
+                          "with filename,label columns", type=["zip"], key="datasets_upload")
+if upload is not None:
+    try:
+        st.session_state["dataset_spec"] = ingest_upload(upload.getvalue(), upload.name)
+    except PTMError as exc:
+        st.error(str(exc), icon=":material/error:")
+st.session_state.setdefault("dataset_spec", "mnist5k")
+spec = st.text_input("Dataset spec", key="dataset_spec",
+                     help="e.g. digits, shapes:n=300,classes=4, folder:/data/pets, zip:/data/pets.zip, tv:cifar10:test")
 dataset = dataset_or_error(DatasetConfig(spec.strip())) if spec.strip() else None
 if dataset is not None:
     counts = dataset.class_counts()
     st.write(f"**{len(dataset):,} images**, {len(counts)} classes.")
+    if dataset.skipped:
+        with st.expander(f"{len(dataset.skipped)} files skipped", icon=":material/warning:"):
+            st.dataframe(pd.DataFrame(dataset.skipped, columns=["file", "reason"]), hide_index=True, width="stretch")
     frame = pd.DataFrame({"class": list(counts), "images": list(counts.values())})
     st.plotly_chart(px.bar(frame, x="class", y="images", height=260, title="Class balance"), width="stretch")
     rng = np.random.default_rng(0)

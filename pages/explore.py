@@ -12,12 +12,25 @@ from ptm_core.backbones import DEFAULT_BACKBONE
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig
 from ptm_core.datasets import list_datasets
 from ptm_core.errors import PTMError
+from ptm_core.ingest import ingest_upload
+from ptm_core.tv_datasets import SOURCES as TV_SOURCES
 from ptm_core.jobs import DONE, FINISHED
 from ptm_core.pipeline import ExploreRequest, ExploreResult, run_explore
 
 IMAGE_SIZES = [32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 384]
 WEIGHT_CHOICES = {"bundled": "Bundled (offline ImageNet)", "hub": "Hugging Face hub", "random": "Random init",
                   "file": "Local file"}
+
+
+def zip_controls() -> str:
+    upload = st.file_uploader("Upload a zip (one folder per class, or images + labels.csv)", type=["zip"],
+                              key="zip_upload")
+    if upload is not None:
+        try:
+            st.session_state["zip_path"] = ingest_upload(upload.getvalue(), upload.name).removeprefix("zip:")
+        except PTMError as exc:
+            st.error(str(exc), icon=":material/error:")
+    return st.text_input("Zip path", key="zip_path", placeholder="/path/to/data.zip")
 
 
 def dataset_controls() -> DatasetConfig:
@@ -28,6 +41,13 @@ def dataset_controls() -> DatasetConfig:
     arg = ""
     if name == "folder":
         arg = st.text_input("Folder path", key="folder_path", placeholder="/path/to/root (one sub-folder per class)")
+    elif name == "zip":
+        arg = zip_controls()
+    elif name == "tv":
+        cols = st.columns(2)
+        tv_name = cols[0].selectbox("torchvision set", list(TV_SOURCES), key="tv_name")
+        split = cols[1].selectbox("Split", TV_SOURCES[tv_name].splits, key="tv_split")
+        arg = f"{tv_name}:{split}"
     elif name == "shapes":
         cols = st.columns(2)
         n = cols[0].number_input("Images", 20, 20000, step=100, key="shapes_n")
@@ -64,7 +84,7 @@ def backbone_controls(seed: int) -> tuple[BackboneConfig, ExtractionConfig]:
     return BackboneConfig(name, weights or "file", seed), ExtractionConfig(image_size=int(size))
 
 
-DEFAULTS = {"dataset": "mnist5k", "folder_path": "", "shapes_n": 600, "shapes_classes": 6, "limit": 0, "seed": 0,
+DEFAULTS = {"dataset": "mnist5k", "folder_path": "", "zip_path": "", "tv_name": "cifar10", "tv_split": "train", "shapes_n": 600, "shapes_classes": 6, "limit": 0, "seed": 0,
             "model_filter": "", "backbone": DEFAULT_BACKBONE, "weights": "bundled", "weights_path": "",
             "image_size": 128}
 
@@ -111,6 +131,10 @@ def show_result(result: ExploreResult) -> None:
     speed = "from cache" if fs.meta.get("cache_hit") else f"{fs.meta.get('images_per_s', 0):.0f} img/s"
     cols[2].metric("Extraction", speed)
     cols[3].metric("Chosen C", f"{probe.best_C:g}", help=f"Probe sweep and refit took {probe.seconds:.1f} s.")
+    if fs.meta.get("n_skipped"):
+        with st.expander(f"{fs.meta['n_skipped']} files were skipped (not images, corrupt or too large)",
+                         icon=":material/warning:"):
+            st.dataframe(pd.DataFrame(fs.meta["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch")
     st.plotly_chart(map_figure(result), width="stretch", key="umap_map")
     st.caption(f"UMAP of {fs.features.shape[0]:,} feature vectors, coloured by true class. "
                f"Nearby points have similar features; a map can separate classes the features do not, and the other way round.")

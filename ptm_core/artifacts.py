@@ -1,6 +1,7 @@
 """Atomic npz artifacts on disk: written to a temp file and renamed, checked by checksum on read."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -24,6 +25,17 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) so big checkpoints and zips hash once."""
+    stat = Path(path).stat()
+    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=128)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    return _sha256(Path(path))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

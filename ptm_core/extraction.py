@@ -161,6 +161,7 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
         "device": str(device), "images_per_s": n_new / max(extract_seconds, 1e-9),
         "resumed_from": len(resume) if resume is not None else 0,
+        "skipped": [list(entry) for entry in dataset.skipped[:200]], "n_skipped": len(dataset.skipped),
     }
     result = FeatureSet(features, dataset.labels, dataset.class_names, dataset.ids, key, meta)
     result.to_npz(path)

@@ -7,7 +7,6 @@ So a hostile or broken archive is refused whole and leaves nothing behind.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
@@ -19,6 +18,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ptm_core.artifacts import atomic_write_bytes, file_sha256
 from ptm_core.errors import PTMError
 from ptm_core.imaging import env_int, first_line
 from ptm_core.paths import data_dir
@@ -187,24 +187,9 @@ def _unzip_into(path: Path, tmp: Path) -> None:
         raise PTMError(f"Zip {archive} could not be extracted: {first_line(exc)}.") from None
 
 
-def sha256_file(path: Path) -> str:
-    stat = path.stat()
-    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    """Keyed by size and mtime so re-loading a big zip does not re-hash gigabytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def extract_zip(path: Path) -> Path:
     """`data_dir()/datasets/<sha256 of the zip>/`, extracted once (atomically) and reused after."""
-    target = data_dir() / "datasets" / sha256_file(path)
+    target = data_dir() / "datasets" / file_sha256(path)
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -220,17 +205,6 @@ def extract_zip(path: Path) -> Path:
 
 # --------------------------------------------------------------------------- uploads
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def ingest_upload(data: bytes, name: str) -> str:
     """Save an uploaded zip under `data_dir()/uploads/<sha>.zip`; returns the `zip:PATH` spec."""
     limit = env_int(UPLOAD_ENV, DEFAULT_UPLOAD_BYTES)
@@ -245,5 +219,5 @@ def ingest_upload(data: bytes, name: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(data).hexdigest()}.zip"
     if not path.exists():
-        _atomic_write(path, data)
+        atomic_write_bytes(path, data)
     return f"zip:{path}"

@@ -7,7 +7,6 @@ that yield the same tensors share a cache entry.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import socket
 import threading
@@ -20,6 +19,7 @@ import timm
 import torch
 from torch import nn
 
+from ptm_core.artifacts import file_sha256
 from ptm_core.configs import BackboneConfig
 from ptm_core.errors import PTMError
 
@@ -60,20 +60,6 @@ def architecture_of(name: str) -> str:
 def check_model_name(name: str) -> None:
     if not timm.is_model(name):
         raise PTMError(f"Unknown model '{name}'. List models with: python -m ptm_core models --filter '*{name.split('.')[0]}*'")
-
-
-def _file_sha256(path: Path) -> str:
-    stat = path.stat()
-    return _cached_sha256(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -145,7 +131,7 @@ def _bundled(config: BackboneConfig) -> LoadedBackbone:
     if len(source) != len(own):
         raise PTMError(f"Bundled checkpoint has {len(source)} tensors, {config.name} expects {len(own)}.")
     load_state_dict_strict(model, dict(zip(own.keys(), source.values())), "bundled checkpoint")
-    return LoadedBackbone(model, f"bundled:{_file_sha256(path)}", [])
+    return LoadedBackbone(model, f"bundled:{file_sha256(path)[:16]}", [])
 
 
 def _hub_host() -> str:
@@ -214,7 +200,7 @@ def _local_file(config: BackboneConfig) -> LoadedBackbone:
         raise PTMError(f"Unsupported checkpoint type '{path.suffix}'; use one of {', '.join(CHECKPOINT_SUFFIXES)}.")
     model = _create(config.name, pretrained=False)
     load_state_dict_strict(model, read_state_dict(path), path.name)
-    return LoadedBackbone(model, f"file:{_file_sha256(path)}", [])
+    return LoadedBackbone(model, f"file:{file_sha256(path)[:16]}", [])
 
 
 def load_backbone(config: BackboneConfig) -> LoadedBackbone:

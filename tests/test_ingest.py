@@ -11,6 +11,7 @@ from PIL import Image
 
 from ingest_helpers import MODE_CASES, datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
 from ptm_core import ingest
+from ptm_core.artifacts import file_sha256
 from ptm_core.errors import PTMError
 from ptm_core.imaging import ImageRejected, open_rgb, to_rgb
 from ptm_core.ingest import allowed_roots, extract_zip, ingest_upload
@@ -209,7 +210,7 @@ def test_per_class_zip_under_one_top_level_folder(tmp_path):
     assert ds.class_names == ["cat", "dog"] and ds.class_counts() == {"cat": 3, "dog": 3}
     assert ds.ids[0] == "cat/0.png" and skip_map(ds) == {"dog/readme.txt": "not an image file (.txt)"}
     assert np.asarray(ds.image(0)).shape == (8, 8, 3)
-    extracted = datasets_dir() / ingest.sha256_file(path)
+    extracted = datasets_dir() / file_sha256(path)
     assert (extracted / "pets" / "cat" / "0.png").is_file()
     assert [p.name for p in datasets_dir().iterdir()] == [extracted.name]  # no temp dirs left
 
@@ -277,7 +278,7 @@ def test_one_class_zip_is_a_ptm_error(tmp_path):
 def test_an_extracted_zip_is_reused(tmp_path, monkeypatch):
     path = make_zip(tmp_path / "d.zip", {"a/1.png": png_bytes(1), "b/2.png": png_bytes(2)})
     first = load(f"zip:{path}")
-    assert extract_zip(path) == datasets_dir() / ingest.sha256_file(path)
+    assert extract_zip(path) == datasets_dir() / file_sha256(path)
 
     def must_not_extract(*args):
         raise AssertionError("re-extracted an already extracted zip")
