@@ -59,3 +59,36 @@ class ProjectionConfig(_Keyed):
     min_dist: float = 0.1
     metric: str = "euclidean"
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class KNNConfig(_Keyed):
+    """Weighted k-NN on L2-normalised features as in DINO (Caron et al., 2021)."""
+
+    k: int = 20
+    temperature: float = 0.07
+    seed: int = 0  # split seed: the same train/test split as ProbeConfig with this seed
+    test_size: float = 0.2
+
+
+FINETUNE_MODES = ("full", "last-n", "lp-ft", "scratch")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(_Keyed):
+    mode: str = "lp-ft"  # full | last-n | lp-ft | scratch
+    epochs: int = 1
+    lr_head: float = 1e-3
+    lr_backbone: float = 1e-4
+    batch_size: int = 32
+    image_size: int = 96
+    weight_decay: float = 0.05
+    augment: bool = True  # RandomResizedCrop + horizontal flip
+    warmup_fraction: float = 0.1
+    last_n: int = 2  # trainable blocks/stages in last-n mode
+    seed: int = 0  # init of the new head and data order
+    val_size: float = 0.2  # carved from train; 0 trains without validation (keeps the last weights)
+    val_every_steps: int = 200  # also validate mid-epoch on long epochs
+    split_seed: int = 0  # the probes' ProbeConfig.seed: same train/test split as the probes
+    test_size: float = 0.2
+

@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -81,6 +82,7 @@ class ProbeResult:
     seconds: float
     test_indices: np.ndarray
     predictions: np.ndarray
+    probabilities: np.ndarray | None = None  # n_test x n_classes, for confident-mistake views
 
     def summary(self) -> dict:
         return {"test_accuracy": self.test_accuracy, "best_C": self.best_C, "n_train": self.n_train,
@@ -94,13 +96,14 @@ def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConf
     train, test = split_indices(labels, config.test_size, config.seed)
     probe = LinearProbe(config.Cs, config.val_size, config.max_iter, config.seed)
     probe.fit(features[train], labels[train], callback=callback)
-    predictions = probe.predict(features[test])
+    probabilities = probe.predict_proba(features[test])
+    predictions = probe.classes_[np.argmax(probabilities, axis=1)]
     return ProbeResult(
         test_accuracy=float(np.mean(predictions == labels[test])),
         best_C=probe.best_C_,
         val_curve=list(zip(map(float, config.Cs), map(float, probe.val_scores_))),
         n_train=len(train), n_test=len(test), seconds=time.perf_counter() - started,
-        test_indices=test, predictions=predictions,
+        test_indices=test, predictions=predictions, probabilities=probabilities,
     )
 
 
@@ -112,9 +115,39 @@ def cached_linear_probe(features: np.ndarray, labels: np.ndarray, feature_key: s
     if cached is not None:
         arrays, meta = cached
         return ProbeResult(meta["test_accuracy"], meta["best_C"], [tuple(p) for p in arrays["val_curve"].tolist()],
-                           meta["n_train"], meta["n_test"], meta["seconds"], arrays["test_indices"], arrays["predictions"])
+                           meta["n_train"], meta["n_test"], meta["seconds"], arrays["test_indices"], arrays["predictions"],
+                           arrays.get("probabilities"))
     result = run_linear_probe(features, labels, config, callback)
     meta = {k: v for k, v in result.summary().items() if k != "val_curve"}
     save_npz(path, meta=meta, val_curve=np.array(result.val_curve), test_indices=result.test_indices,
-             predictions=result.predictions)
+             predictions=result.predictions, probabilities=result.probabilities)
     return result
+
+
+# Results views shared by every method (linear probe, k-NN, fine-tuning): all index the same test split.
+
+def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Recall of each class 0..n_classes-1 (NaN for a class absent from y_true)."""
+    matrix = confusion(y_true, y_pred, n_classes)
+    support = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(matrix) / support, np.nan)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion matrix, rows = true class, columns = predicted, over all classes even if unseen."""
+    return confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
+
+
+def confident_mistakes(y_true: np.ndarray, probabilities: np.ndarray, classes: np.ndarray | None = None,
+                       top: int | None = 20) -> np.ndarray:
+    """Positions (into the test split) of wrong predictions, most confident first.
+
+    `probabilities` has one column per entry of `classes` (default 0..C-1); confidence is
+    the predicted class's probability. Map positions to dataset indices with test_indices[pos].
+    """
+    classes = np.arange(probabilities.shape[1]) if classes is None else np.asarray(classes)
+    predicted = classes[np.argmax(probabilities, axis=1)]
+    wrong = np.flatnonzero(predicted != np.asarray(y_true))
+    order = wrong[np.argsort(-probabilities[wrong].max(axis=1), kind="stable")]
+    return order if top is None else order[:top]

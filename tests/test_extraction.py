@@ -168,3 +168,34 @@ def test_bad_extraction_settings_are_ptm_errors(tiny):
         extract(tiny.data(), tiny.backbone(), ExtractionConfig(32, 0, "cpu"))
     with pytest.raises(PTMError):
         extract(tiny.data(), tiny.backbone(), ExtractionConfig(32, 64, "tpu"))
+
+
+def test_out_of_memory_halves_the_batch_and_retries(tiny, monkeypatch):
+    from timm.data import create_transform
+
+    from ptm_core import extraction
+
+    model = load_backbone(tiny.backbone()).model
+    dataset = load_dataset(tiny.data())
+    transform = create_transform(**extraction.data_config(model, 32), is_training=False)
+    reference = extraction.extract_features(model, dataset, transform, 60, extraction.resolve_device("cpu"))
+
+    real_forward, sizes = extraction._forward, []
+
+    def forward_with_small_memory(model, batch):
+        sizes.append(len(batch))
+        if len(batch) > 8:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(model, batch)
+
+    monkeypatch.setattr(extraction, "_forward", forward_with_small_memory)
+    features = extraction.extract_features(model, dataset, transform, 32, extraction.resolve_device("cpu"))
+    assert sizes[:3] == [32, 16, 8] and max(sizes[3:]) <= 8
+    np.testing.assert_allclose(features, reference, rtol=1e-4, atol=1e-4)
+
+    def broken(model, batch):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(extraction, "_forward", broken)
+    with pytest.raises(RuntimeError, match="shapes"):
+        extraction.extract_features(model, dataset, transform, 32, extraction.resolve_device("cpu"))
