@@ -1,0 +1,152 @@
+"""The fine-tuning loop: AdamW with head/backbone learning rates, per-step warm-up + cosine, best-on-val weights."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ptm_core.configs import FinetuneConfig
+from ptm_core.errors import PTMError
+
+StepFn = Callable[[dict], None]
+CancelFn = Callable[[], bool]
+SMOOTHING = 0.9  # EMA factor of the reported train loss
+
+
+def make_optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.AdamW:
+    """Two groups: the classifier at lr_head, every other trainable parameter at lr_backbone."""
+    head = {id(p) for p in model.get_classifier().parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) in head], "lr": config.lr_head, "name": "head"},
+              {"params": [p for p in trainable if id(p) not in head], "lr": config.lr_backbone, "name": "backbone"}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float) -> CosineLRScheduler:
+    """Linear warm-up over the first steps, then cosine to zero, updated every step (not per epoch)."""
+    warmup = int(round(warmup_fraction * total_steps))
+    return CosineLRScheduler(optimizer, t_initial=max(total_steps - warmup, 1), warmup_t=warmup,
+                             warmup_lr_init=1e-7, warmup_prefix=True, t_in_epochs=False)
+
+
+def predict_proba(model: nn.Module, loader: DataLoader, device: torch.device,
+                  cancelled: CancelFn | None = None) -> np.ndarray | None:
+    """Softmax outputs in loader order; None when `cancelled` turns true part-way."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for images, _ in loader:
+            if cancelled is not None and cancelled():
+                return None
+            images = images.to(device).contiguous(memory_format=torch.channels_last)
+            out.append(model(images).float().softmax(dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def train_mode(model: nn.Module) -> None:
+    """model.train(), but batch norms without trainable parameters keep their running statistics."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+            module.eval()
+
+
+def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+class Trainer:
+    """Runs the epochs; afterwards `model` holds the best weights (by validation accuracy, else the last)."""
+
+    def __init__(self, model: nn.Module, config: FinetuneConfig, device: torch.device, train_loader: DataLoader,
+                 val_loader: DataLoader | None, on_step: StepFn | None = None, cancelled: CancelFn | None = None):
+        self.model = model.to(device=device, memory_format=torch.channels_last)
+        self.config, self.device, self.on_step, self.cancelled = config, device, on_step, cancelled
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.steps_per_epoch = len(train_loader)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.optimizer = make_optimizer(model, config)
+        self.scheduler = make_scheduler(self.optimizer, self.total_steps, config.warmup_fraction)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.train_curve: list[dict] = []
+        self.val_curve: list[dict] = []
+        self.best_val: float | None = None
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.stopped_early = False
+        self.step, self.epoch, self._ema = 0, 0, 0.0
+        self._started = time.perf_counter()
+
+    def _emit(self, record: dict) -> None:
+        if self.on_step is not None:
+            self.on_step(dict(record, total_steps=self.total_steps, elapsed_s=time.perf_counter() - self._started,
+                              val_accuracy=self.val_curve[-1]["val_accuracy"] if self.val_curve else None,
+                              best_val_accuracy=self.best_val))
+
+    def _stop_requested(self) -> bool:
+        return self.cancelled is not None and bool(self.cancelled())
+
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        images = images.to(self.device).contiguous(memory_format=torch.channels_last)
+        loss = self.loss_fn(self.model(images), labels.to(self.device))
+        if not torch.isfinite(loss):
+            raise PTMError(f"Training diverged at step {self.step + 1} (loss {loss.item()}); lower the learning rates.")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self.scheduler.step_update(num_updates=self.step)
+        return float(loss.item())
+
+    def _train_epoch(self) -> bool:
+        """One pass over the training data; False when stopped."""
+        train_mode(self.model)
+        for images, labels in self.train_loader:
+            if self._stop_requested():
+                return False
+            lrs = {f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups}
+            loss = self._train_step(images, labels)
+            self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * loss
+            record = {"phase": "train", "epoch": self.epoch, "step": self.step, "loss": loss,
+                      "train_loss": self._ema / (1 - SMOOTHING ** self.step), **lrs}
+            self.train_curve.append(record)
+            self._emit(record)
+            every = self.config.val_every_steps
+            if (self.val_loader is not None and every and self.step % every == 0
+                    and self.step % self.steps_per_epoch != 0):  # the end-of-epoch validation follows anyway
+                if not self.validate():
+                    return False
+                train_mode(self.model)
+        return True
+
+    def validate(self, cancellable: bool = True) -> bool:
+        """Score the current weights on validation and keep them if best; False when stopped part-way."""
+        probabilities = predict_proba(self.model, self.val_loader, self.device, self.cancelled if cancellable else None)
+        if probabilities is None:
+            return False
+        images = self.val_loader.dataset
+        accuracy = float(np.mean(np.argmax(probabilities, axis=1) == images.dataset.labels[images.indices]))
+        epoch = self.epoch if self.step else 0
+        record = {"phase": "validate", "epoch": epoch, "step": self.step, "val_accuracy": accuracy}
+        self.val_curve.append(record)
+        if self.best_val is None or accuracy > self.best_val:
+            self.best_val, self.best_epoch, self.best_state = accuracy, epoch, _cpu_copy(self.model)
+        self._emit(record)
+        return True
+
+    def run(self) -> None:
+        for epoch in range(1, self.config.epochs + 1):
+            self.epoch = epoch
+            if not self._train_epoch() or (self.val_loader is not None and not self.validate()):
+                self.stopped_early = True
+                break
+        if self.val_loader is None:
+            self.best_epoch, self.best_state = (self.epoch if self.step else 0), _cpu_copy(self.model)
+        elif self.best_val is None:  # stopped before any validation: score what there is
+            self.validate(cancellable=False)
+        self.model.load_state_dict(self.best_state)
