@@ -90,6 +90,19 @@ def remember_choices(page: str, keys) -> None:
             st.query_params[key] = str(st.session_state[key])
 
 
+@st.fragment(run_every=1.0)
+def live_job(job_id: str, extra=None) -> None:
+    """Progress of a queued or running job, polled once a second; the whole page reruns when it ends."""
+    job = job_manager().get(job_id)
+    if job is None:
+        return
+    job_panel(job)
+    if extra is not None:
+        extra(job)
+    if job.status in FINISHED:
+        st.rerun(scope="app")
+
+
 def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
     try:
         return load_dataset(config)
@@ -98,5 +111,5 @@ def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
         return None
 
 
-__all__ = ["FINISHED", "job_manager", "job_panel", "format_seconds", "backbone_names", "model_card",
+__all__ = ["live_job", "job_manager", "job_panel", "format_seconds", "backbone_names", "model_card",
            "dataset_or_error", "start_background_services", "restore_choices", "remember_choices"]

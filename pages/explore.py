@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import format_seconds, job_manager, job_panel
+from pages.common import format_seconds, job_manager, job_panel, live_job
 from pages.controls import source_controls
 from ptm_core.configs import ProbeConfig, ProjectionConfig
 from ptm_core.jobs import DONE, FINISHED
@@ -57,16 +57,6 @@ def show_result(result: ExploreResult) -> None:
                f"Nearby points have similar features; a map can separate classes the features do not, and the other way round.")
     with st.expander("Probe sweep: validation accuracy vs C"):
         st.plotly_chart(sweep_figure(result), width="stretch", key="sweep")
-
-
-@st.fragment(run_every=1.0)
-def live_job(job_id: str) -> None:
-    job = job_manager().get(job_id)
-    if job is None:
-        return
-    job_panel(job)
-    if job.status in FINISHED:
-        st.rerun(scope="app")
 
 
 st.title("Features & probe")

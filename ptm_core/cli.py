@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -59,8 +61,30 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--features", help="npz written by extract")
     _add_source_args(probe, required=False)
     probe.add_argument("--seed", type=int, default=0, help="split seed")
+    probe.add_argument("--method", default="logreg", choices=["logreg", "knn"],
+                       help="logreg: linear probe with a C sweep; knn: DINO-style weighted k-NN")
+    probe.add_argument("--k", type=_positive_int, default=20, help="neighbours for --method knn")
+    probe.add_argument("--temperature", type=float, default=0.07, help="vote temperature for --method knn")
     probe.add_argument("--json", action="store_true")
+    _add_finetune_parser(sub)
     return parser
+
+
+def _add_finetune_parser(sub) -> None:
+    from ptm_core.configs import FINETUNE_MODES, FinetuneConfig
+
+    d = FinetuneConfig()
+    ft = sub.add_parser("finetune", help="fine-tune a backbone on the probes' train split, test once")
+    _add_source_args(ft, required=True)
+    ft.set_defaults(image_size=d.image_size, batch_size=d.batch_size)
+    ft.add_argument("--mode", default=d.mode, choices=FINETUNE_MODES)
+    ft.add_argument("--epochs", type=_positive_int, default=d.epochs)
+    ft.add_argument("--lr-head", type=float, default=d.lr_head)
+    ft.add_argument("--lr-backbone", type=float, default=d.lr_backbone)
+    ft.add_argument("--last-n", type=_positive_int, default=d.last_n, help="trainable blocks for --mode last-n")
+    ft.add_argument("--no-augment", action="store_true", help="no random resized crop / flip")
+    ft.add_argument("--seed", type=int, default=0, help="split seed (as for probe) and init/shuffle seed")
+    ft.add_argument("--json", action="store_true")
 
 
 def _progress(fraction: float, message: str) -> None:
@@ -130,6 +154,15 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         features = extract(*_configs(args), progress=_progress)
     else:
         raise PTMError("probe needs --features FILE.npz, or --backbone and --dataset.")
+    if args.method == "knn":
+        from ptm_core.configs import KNNConfig
+        from ptm_core.knn import run_knn_probe
+
+        knn = run_knn_probe(features.features, features.labels, KNNConfig(args.k, args.temperature, args.seed))
+        print(json.dumps(knn.summary()) if args.json else
+              f"k-NN test accuracy {knn.test_accuracy:.4f} (k={knn.k}, T={knn.temperature:g}, "
+              f"{knn.n_train} train / {knn.n_test} test)")
+        return 0
     result = run_linear_probe(features.features, features.labels, ProbeConfig(seed=args.seed))
     summary = result.summary()
     print(json.dumps(summary) if args.json else
@@ -137,7 +170,49 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_extract, "probe": _cmd_probe}
+def _step_progress(record: dict) -> None:
+    if record.get("phase") == "linear-probe":
+        _progress(0.0, "fitting the linear probe for the head")
+    elif record.get("total_steps"):
+        loss = f"loss {record['train_loss']:.3f}" if record.get("phase") == "train" else ""
+        val = f" val {record['val_accuracy']:.3f}" if record.get("val_accuracy") is not None else ""
+        _progress(record["step"] / record["total_steps"], f"epoch {record['epoch']} step {record['step']} {loss}{val}")
+
+
+def _first_interrupt_stops() -> threading.Event:
+    """First Ctrl-C ends training early and keeps the best checkpoint; a second one aborts."""
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        sys.stderr.write("\nstopping after this step (Ctrl-C again to abort)\n")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from ptm_core.configs import FinetuneConfig
+    from ptm_core.finetune import finetune
+
+    data, backbone, _ = _configs(args)
+    config = FinetuneConfig(mode=args.mode, epochs=args.epochs, lr_head=args.lr_head, lr_backbone=args.lr_backbone,
+                            batch_size=args.batch_size, image_size=args.image_size, augment=not args.no_augment,
+                            last_n=args.last_n, seed=args.seed, split_seed=args.seed)
+    stop = _first_interrupt_stops()
+    result = finetune(data, backbone, config, on_step=_step_progress, cancelled=stop.is_set, device=args.device)
+    summary = {k: v for k, v in result.summary().items() if k != "val_curve"}
+    print(json.dumps(summary) if args.json else
+          f"test accuracy {result.test_accuracy:.4f} (mode {args.mode}, best epoch {result.best_epoch}, "
+          f"{result.seconds:.0f} s{', stopped early' if result.stopped_early else ''}) -> {result.checkpoint}")
+    return 0
+
+
+COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_extract, "probe": _cmd_probe,
+            "finetune": _cmd_finetune}
 
 
 def main(argv: list[str] | None = None) -> int:

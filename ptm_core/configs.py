@@ -59,6 +59,11 @@ class ProjectionConfig(_Keyed):
     min_dist: float = 0.1
     metric: str = "euclidean"
     seed: int = 0
+    n_components: int = 2  # 2 or 3
+    reproducible: bool = True  # UMAP only: seeded single-threaded (same map every time) vs unseeded parallel
+    perplexity: float = 30.0  # t-SNE only
+    pca_dims: int | None = None  # PCA pre-reduction before UMAP/t-SNE; None: off
+    fit_max: int | None = None  # fit on a seeded subsample of this many points; None: the method's default
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,9 @@ class FinetuneConfig(_Keyed):
     seed: int = 0  # init of the new head and data order
     val_size: float = 0.2  # carved from train; 0 trains without validation (keeps the last weights)
     val_every_steps: int = 200  # also validate mid-epoch on long epochs
+    # Batch-norm running statistics: None = frozen for lp-ft (its head was fit on features under these
+    # statistics; on a shifted domain such as MNIST, batch statistics would scramble them), updated otherwise.
+    freeze_bn_stats: bool | None = None
     split_seed: int = 0  # the probes' ProbeConfig.seed: same train/test split as the probes
     test_size: float = 0.2
 

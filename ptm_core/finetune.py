@@ -33,7 +33,7 @@ from ptm_core.datasets import Dataset, load_dataset
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features, resolve_device
 from ptm_core.probes import LinearProbe, check_splittable, split_indices
-from ptm_core.training import Trainer, predict_proba, train_mode  # noqa: F401  (train_mode re-exported)
+from ptm_core.training import Trainer, predict_proba
 from ptm_core.weights import load_backbone, load_state_dict_strict
 
 StepFn = Callable[[dict], None]
@@ -247,6 +247,12 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
     `cancelled()` turning true stops training early: the best weights so far are kept (validating
     the current ones if no validation ran yet) and still tested. Cancelling during the LP stage of
     lp-ft raises Cancelled, as there is nothing trained to keep yet.
+
+    `on_step(record)` gets a dict after every optimiser step ("phase": "train": epoch, step,
+    total_steps, train_loss (EMA-smoothed), loss, lr_head, lr_backbone, elapsed_s, val_accuracy
+    (latest or None), best_val_accuracy), after every validation ("phase": "validate", with a new
+    val_accuracy), and once before the LP stage of lp-ft ("phase": "linear-probe").
+    `train_subset` (indices inside the probes' train split) trains on fewer labels.
     """
     _check(config)
     started = time.perf_counter()

@@ -1,63 +1,238 @@
-"""2-D maps of feature sets (UMAP, PCA), cached on disk next to the features they map."""
+"""2-D and 3-D maps of feature sets (UMAP, PCA, t-SNE), cached on disk next to the features they map.
+
+Large sets are fitted on a seeded subsample (`fit_max`) and the other points are placed afterwards:
+UMAP and PCA by their own `transform`; t-SNE has none, so each remaining point goes to the mean map
+position of its `PLACE_K` nearest fitted neighbours in feature space. `meta['subsampled']`,
+`meta['n_fit']` and `meta['placement']` say what happened so the UI can tell the user.
+"""
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 
 import numpy as np
 from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 from ptm_core.artifacts import artifact_dir, load_npz, save_npz
 from ptm_core.configs import ProjectionConfig, stable_hash
 from ptm_core.errors import PTMError
 
-METHODS = ("umap", "pca")
-_warm = threading.Event()
+METHODS = ("umap", "pca", "tsne")
+# Beyond these many points the map is fitted on a subsample. By estimate_seconds on the 2-core dev box
+# a 1280-dim fit at the cap costs ~11 s for UMAP and ~26 s for t-SNE (~5x slower per point).
+FIT_MAX = {"umap": 20_000, "tsne": 5_000}
+PLACE_K = 10
+# umap-learn uses exact kNN below 4096 points, but nearest-neighbour descent was faster here from
+# 1000 points on (3000 x 1280: 3.4 s vs 10.2 s, 1000: 1.3 vs 1.7 s), so it is forced from there.
+UMAP_APPROXIMATE_FROM = 1000
+
+_warm = threading.Event()  # warm-up started (it runs once per process)
+_warm_done = threading.Event()  # warm-up finished: the first real UMAP call pays no compilation
+
+
+def fit_limit(config: ProjectionConfig) -> int | None:
+    return config.fit_max if config.fit_max is not None else FIT_MAX.get(config.method)
+
+
+def validate(config: ProjectionConfig, n: int) -> None:
+    """Raise a one-line PTMError for settings no method can honour."""
+    if config.method not in METHODS:
+        raise PTMError(f"Unknown projection '{config.method}'; use one of {', '.join(METHODS)}.")
+    if config.n_components not in (2, 3):
+        raise PTMError(f"A map has 2 or 3 dimensions, not {config.n_components}.")
+    if n < 4:
+        raise PTMError("A map needs at least 4 points.")
+    if config.n_neighbors < 2 or not 0.0 <= config.min_dist <= 1.0:
+        raise PTMError("UMAP needs n_neighbors >= 2 and min_dist between 0 and 1.")
+    if config.perplexity <= 0:
+        raise PTMError("t-SNE perplexity must be positive (5-50 is usual).")
+    if config.pca_dims is not None and config.pca_dims < config.n_components:
+        raise PTMError(f"PCA pre-reduction to {config.pca_dims} dims is below the map's {config.n_components}.")
+    if config.fit_max is not None and config.fit_max < 4:
+        raise PTMError("fit_max must be at least 4 points.")
+
+
+def _umap_reducer(config: ProjectionConfig, n: int, approximate: bool = False):
+    import umap
+
+    # reproducible: a seed forces umap onto one thread; unseeded runs use every core but differ run to run.
+    seed, jobs = (config.seed, 1) if config.reproducible else (None, -1)
+    return umap.UMAP(n_components=config.n_components, n_neighbors=max(2, min(config.n_neighbors, n - 1)),
+                     min_dist=config.min_dist, metric=config.metric, random_state=seed, n_jobs=jobs,
+                     force_approximation_algorithm=approximate or n >= UMAP_APPROXIMATE_FROM)
 
 
 def _umap(features: np.ndarray, config: ProjectionConfig, approximate: bool = False) -> np.ndarray:
-    import umap
+    return _umap_reducer(config, len(features), approximate).fit_transform(features)
 
-    n_neighbors = max(2, min(config.n_neighbors, len(features) - 1))
-    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=config.min_dist, metric=config.metric,
-                        random_state=config.seed, n_jobs=1, force_approximation_algorithm=approximate)
-    return reducer.fit_transform(features)
+
+def _tsne(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
+    # sklearn needs perplexity < n; a third of n keeps the neighbourhoods meaningful on tiny sets.
+    perplexity = max(1.0, min(config.perplexity, (len(features) - 1) / 3))
+    tsne = TSNE(n_components=config.n_components, perplexity=perplexity, init="pca", metric=config.metric,
+                random_state=config.seed, n_jobs=None if config.reproducible else -1)
+    if not config.reproducible:
+        return tsne.fit_transform(features)
+    # One OpenMP thread: on a busy 2-core box sklearn's threaded Barnes-Hut gradient ran 20x slower
+    # (12 s vs 0.6 s for 200 x 1280 real features) from threads waiting on each other.
+    with threadpool_limits(1, user_api="openmp"):
+        return tsne.fit_transform(features)
+
+
+def _as_input(x: np.ndarray) -> np.ndarray:
+    # numba specialises on dtype and layout: float32 C-order is what warm_up_umap() compiled for.
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _fit_and_place(fit_x: np.ndarray, rest_x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Map coordinates of the fitted points and of the rest (empty when nothing was left out)."""
+    if config.method == "tsne":
+        fit_coords = _tsne(fit_x, config)
+        if not len(rest_x):
+            return fit_coords, fit_coords[:0]
+        knn = NearestNeighbors(n_neighbors=min(PLACE_K, len(fit_x)), metric=config.metric).fit(fit_x)
+        return fit_coords, fit_coords[knn.kneighbors(rest_x, return_distance=False)].mean(axis=1)
+    if config.method == "pca":
+        model = PCA(n_components=min(config.n_components, *fit_x.shape), random_state=config.seed).fit(fit_x)
+    else:
+        model = _umap_reducer(config, len(fit_x)).fit(fit_x)
+        _warm_done.set()  # compiled now, whether or not the warm-up ran
+    fit_coords = model.embedding_ if config.method == "umap" else model.transform(fit_x)
+    return fit_coords, model.transform(rest_x) if len(rest_x) else fit_coords[:0]
+
+
+def _subsample(n: int, config: ProjectionConfig) -> np.ndarray | None:
+    limit = fit_limit(config)
+    if limit is None or n <= limit:
+        return None
+    return np.sort(np.random.default_rng(config.seed).choice(n, size=limit, replace=False))
+
+
+def _compute(features: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, dict]:
+    validate(config, len(features))
+    n = len(features)
+    fit_idx = _subsample(n, config)
+    rest_mask = np.zeros(n, dtype=bool)
+    if fit_idx is not None:
+        rest_mask[:] = True
+        rest_mask[fit_idx] = False
+    fit_x, rest_x = features[~rest_mask], features[rest_mask]
+    if config.pca_dims is not None and config.method != "pca" and config.pca_dims < min(fit_x.shape):
+        pca = PCA(n_components=config.pca_dims, random_state=config.seed).fit(fit_x)
+        fit_x, rest_x = pca.transform(fit_x), pca.transform(rest_x) if len(rest_x) else rest_x[:, :config.pca_dims]
+    fit_coords, rest_coords = _fit_and_place(_as_input(fit_x), _as_input(rest_x), config)
+    coords = np.zeros((n, config.n_components), dtype=np.float32)
+    coords[~rest_mask, :fit_coords.shape[1]] = fit_coords
+    coords[rest_mask, :fit_coords.shape[1]] = rest_coords
+    placement = "fit" if fit_idx is None else ("knn-mean" if config.method == "tsne" else "transform")
+    return coords, {"subsampled": fit_idx is not None, "n_fit": int(len(fit_x)), "n_points": n, "placement": placement}
 
 
 def compute_projection(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
-    if config.method not in METHODS:
-        raise PTMError(f"Unknown projection '{config.method}'; use one of {', '.join(METHODS)}.")
-    if len(features) < 4:
-        raise PTMError("A map needs at least 4 points.")
-    if config.method == "pca":
-        coords = PCA(n_components=2, random_state=config.seed).fit_transform(features)
-    else:
-        coords = _umap(features, config)
-    return np.asarray(coords, dtype=np.float32)
+    """N x n_components float32 coordinates (no cache)."""
+    return _compute(features, config)[0]
+
+
+def projection_path(feature_key: str, config: ProjectionConfig):
+    return artifact_dir("projections") / f"{stable_hash([feature_key, config.key()])}.npz"
 
 
 def project(features: np.ndarray, feature_key: str, config: ProjectionConfig) -> tuple[np.ndarray, dict]:
-    """Coordinates (N x 2) and timing; a map computed before is read back from disk."""
-    path = artifact_dir("projections") / f"{stable_hash([feature_key, config.key()])}.npz"
+    """Coordinates (N x n_components) and meta; a map computed before is read back from disk.
+
+    meta: method, n_components, seconds, config, subsampled, n_fit, n_points, placement, cache_hit.
+    """
+    path = projection_path(feature_key, config)
     cached = load_npz(path)
-    if cached is not None and len(cached[0]["coords"]) == len(features):
+    if cached is not None and cached[0]["coords"].shape == (len(features), config.n_components):
         return cached[0]["coords"], dict(cached[1], cache_hit=True)
     started = time.perf_counter()
-    coords = compute_projection(features, config)
-    meta = {"method": config.method, "seconds": time.perf_counter() - started, "config": config.to_dict()}
+    coords, info = _compute(features, config)
+    meta = {"method": config.method, "n_components": config.n_components, "seconds": time.perf_counter() - started,
+            "config": config.to_dict(), **info}
     save_npz(path, meta=meta, coords=coords)
     return coords, dict(meta, cache_hit=False)
 
 
+# Time model, measured by benchmarks/calibrate_estimate.py on the shared 2-core dev box (real mnist5k
+# x 1280 features, load average ~3; expect +-50%). Seconds = fixed cost + per-unit costs, each unit a
+# product of sizes. E.g. UMAP 5000 x 1280 seeded: 1.0 + 0.77 (kNN) + 4.1 (layout) = 5.9 s; measured 6.0.
+PCA_BASE_SECONDS = 0.3  # a cold process's first PCA (BLAS start-up) measured 0.43 s for 5000 x 1280
+PCA_SECONDS_PER_CELL = 2.2e-8  # n * dim, randomized-SVD PCA
+UMAP_BASE_SECONDS = 1.0
+UMAP_KNN_SECONDS_PER_CELL = 1.2e-7  # n * dim, nearest-neighbour descent (exact kNN below 1000 is as cheap)
+UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH = 1.1e-7  # n * n_neighbors * epochs, single-threaded SGD
+UMAP_TRANSFORM_SECONDS_PER_CELL = 2.7e-6  # n_rest * dim, placing points beyond fit_max
+UMAP_COMPILE_SECONDS = 40.0  # numba compilation on a process's first UMAP call (see warm_up_umap)
+TSNE_BASE_SECONDS = 0.1
+TSNE_KNN_SECONDS_PER_CELL = 1.0e-7  # n * dim, 3*perplexity nearest neighbours
+TSNE_SECONDS_PER_POINT_LOG = 4.2e-4  # n * log2(n), 1000 Barnes-Hut iterations
+BRUTE_KNN_SECONDS_PER_CELL = 1.0e-9  # n_rest * n_fit * dim, t-SNE placement (not measured: BLAS-bound guess)
+
+
+def _parallel_speedup() -> float:
+    # Uncalibrated beyond 2 cores: assume each extra core adds half a core's worth, up to 8 cores.
+    return 1.0 + 0.5 * (min(os.cpu_count() or 1, 8) - 1)
+
+
+def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile: bool = True) -> float:
+    """Rough wall time of `compute_projection` on n x dim features, before running it.
+
+    `include_compile` adds UMAP's one-off numba compilation while this process has not paid it yet.
+    """
+    limit = fit_limit(config)
+    n_fit = n if limit is None else min(n, limit)
+    n_rest = n - n_fit
+    if config.method == "pca":
+        return PCA_BASE_SECONDS + PCA_SECONDS_PER_CELL * n * dim
+    seconds = 0.0
+    if config.pca_dims is not None and config.pca_dims < dim:
+        seconds += PCA_SECONDS_PER_CELL * n * dim
+        dim = config.pca_dims
+    if config.method == "tsne":
+        seconds += TSNE_BASE_SECONDS + TSNE_KNN_SECONDS_PER_CELL * n_fit * dim
+        seconds += TSNE_SECONDS_PER_POINT_LOG * n_fit * math.log2(max(n_fit, 2))
+        return seconds + BRUTE_KNN_SECONDS_PER_CELL * n_rest * n_fit * dim
+    epochs = 500 if n_fit <= 10_000 else 200  # umap-learn's own default
+    layout = UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH * n_fit * config.n_neighbors * epochs
+    if not config.reproducible:
+        layout /= _parallel_speedup()
+    seconds += UMAP_BASE_SECONDS + UMAP_KNN_SECONDS_PER_CELL * n_fit * dim + layout
+    seconds += UMAP_TRANSFORM_SECONDS_PER_CELL * n_rest * dim
+    if include_compile and not umap_ready():
+        seconds += UMAP_COMPILE_SECONDS
+    return seconds
+
+
+def umap_ready() -> bool:
+    """True once warm_up_umap() has finished compiling in this process."""
+    return _warm_done.is_set()
+
+
 def warm_up_umap() -> threading.Thread:
-    """Pay umap-learn's one-off numba compilation in the background, once per process."""
+    """Pay umap-learn's one-off numba compilation in the background, once per process.
+
+    A real first call then costs only its own compute: measured 7 s for 5k x 1280 right after the
+    warm-up vs 46 s in a cold process (benchmarks/first_umap.py). numba's on-disk cache cannot do
+    this for a fresh process: most of umap/pynndescent's kernels are built from closures over the
+    chosen metric, which numba does not cache.
+    """
     def run() -> None:
-        if not _warm.is_set():
-            _warm.set()
-            sample = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
-            # Small inputs take the exact-kNN path, large ones nearest-neighbour descent: compile both.
-            _umap(sample, ProjectionConfig())
-            _umap(sample, ProjectionConfig(), approximate=True)
+        if _warm.is_set():
+            return
+        _warm.set()
+        sample = _as_input(np.random.default_rng(0).normal(size=(300, 16)))
+        # Small inputs take the exact-kNN path, >= 4096 points nearest-neighbour descent: compile both,
+        # and the unseeded run's parallel layout kernel, which is a separate numba function.
+        _umap(sample, ProjectionConfig())
+        _umap(sample, ProjectionConfig(), approximate=True)
+        _umap(sample, ProjectionConfig(reproducible=False), approximate=True)
+        _warm_done.set()
 
     thread = threading.Thread(target=run, name="umap-warm-up", daemon=True)
     thread.start()

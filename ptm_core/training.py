@@ -48,11 +48,17 @@ def predict_proba(model: nn.Module, loader: DataLoader, device: torch.device,
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def train_mode(model: nn.Module) -> None:
-    """model.train(), but batch norms without trainable parameters keep their running statistics."""
+def train_mode(model: nn.Module, freeze_bn_stats: bool = False) -> None:
+    """model.train(), but fully frozen parts (and with `freeze_bn_stats`, every batch norm) stay in eval mode.
+
+    Their batch norms keep the pretrained running statistics (train mode would overwrite them
+    with this dataset's batch statistics), and their dropout / drop-path stays off.
+    """
     model.train()
     for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+        params = list(module.parameters())
+        frozen = bool(params) and not any(p.requires_grad for p in params)
+        if frozen or (freeze_bn_stats and isinstance(module, nn.modules.batchnorm._BatchNorm)):
             module.eval()
 
 
@@ -67,6 +73,7 @@ class Trainer:
                  val_loader: DataLoader | None, on_step: StepFn | None = None, cancelled: CancelFn | None = None):
         self.model = model.to(device=device, memory_format=torch.channels_last)
         self.config, self.device, self.on_step, self.cancelled = config, device, on_step, cancelled
+        self.freeze_bn_stats = config.mode == "lp-ft" if config.freeze_bn_stats is None else config.freeze_bn_stats
         self.train_loader, self.val_loader = train_loader, val_loader
         self.steps_per_epoch = len(train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
@@ -105,7 +112,7 @@ class Trainer:
 
     def _train_epoch(self) -> bool:
         """One pass over the training data; False when stopped."""
-        train_mode(self.model)
+        train_mode(self.model, self.freeze_bn_stats)
         for images, labels in self.train_loader:
             if self._stop_requested():
                 return False
@@ -121,7 +128,7 @@ class Trainer:
                     and self.step % self.steps_per_epoch != 0):  # the end-of-epoch validation follows anyway
                 if not self.validate():
                     return False
-                train_mode(self.model)
+                train_mode(self.model, self.freeze_bn_stats)
         return True
 
     def validate(self, cancellable: bool = True) -> bool:

@@ -160,3 +160,29 @@ def test_limit_zero_is_a_usage_error(tmp_path, tiny):
         assert proc.returncode == 2
         assert lines[0].startswith("usage:")
         assert "error:" in lines[-1] and "--limit" in lines[-1]
+
+
+def _tiny_source(tiny) -> tuple[str, ...]:
+    return ("--backbone", tiny.model, "--weights", "random", "--dataset", tiny.dataset, "--limit", "120",
+            "--image-size", str(tiny.image_size))
+
+
+def test_probe_knn_json(tmp_path, tiny, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a tiny model; intra-op threads only contend on a busy box
+    summary = _json(run_cli("probe", *_tiny_source(tiny), "--method", "knn", "--k", "5", "--json", data_dir=tmp_path))
+    assert summary["method"] == "knn" and 0.0 <= summary["test_accuracy"] <= 1.0
+    assert (summary["k"], summary["temperature"]) == (5, 0.07)
+    assert summary["n_train"] + summary["n_test"] == 120 and summary["n_test"] == 24 and summary["seconds"] >= 0
+
+
+def test_finetune_json(tmp_path, tiny, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    from safetensors.torch import load_file
+
+    summary = _json(run_cli("finetune", *_tiny_source(tiny), "--mode", "last-n", "--epochs", "1", "--batch-size", "16",
+                            "--json", data_dir=tmp_path))
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and summary["best_epoch"] == 1 and summary["seconds"] > 0
+    assert summary["stopped_early"] is False and summary["n_test"] == 24
+    assert summary["checkpoint"].startswith(str(tmp_path / "checkpoints"))
+    assert load_file(summary["checkpoint"])
+

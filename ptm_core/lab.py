@@ -1,0 +1,164 @@
+"""The probe-vs-fine-tune lab as jobs: every method on the same data, backbone and split.
+
+Each `run_*` takes frozen configs plus a JobContext, records its metrics for the run store (so
+the Compare view can read every method's accuracy and time) and returns its full result.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+
+from ptm_core.baselines import run_pixel_baseline, run_random_weights_baseline
+from ptm_core.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, KNNConfig,
+                              ProbeConfig, ProjectionConfig, stable_hash)
+from ptm_core.extraction import FeatureSet, extract
+from ptm_core.finetune import FinetuneResult, finetune, finetuned_features
+from ptm_core.jobs import JobContext
+from ptm_core.knn import KNNResult, run_knn_probe
+from ptm_core.label_efficiency import finetune_runner, run_label_efficiency
+from ptm_core.layers import run_layer_sweep
+from ptm_core.probes import ProbeResult, cached_linear_probe
+from ptm_core.projection import compute_projection
+
+METHOD_LABELS = {
+    "pixels": "Raw pixels (logistic regression)",
+    "random-probe": "Random-init backbone + linear probe",
+    "linear-probe": "Pretrained + linear probe",
+    "knn": "Pretrained + k-NN",
+    "finetune": "Fine-tune",
+}
+
+
+@dataclass(frozen=True)
+class LabSource:
+    """What every method in the lab shares: the data, the backbone and the split."""
+
+    dataset: DatasetConfig
+    backbone: BackboneConfig
+    extraction: ExtractionConfig
+
+    @property
+    def split_seed(self) -> int:
+        return self.dataset.seed
+
+    def key(self) -> str:
+        return stable_hash([self.dataset.key(), self.backbone.key(), self.extraction.image_size])
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset.to_dict(), "backbone": self.backbone.to_dict(),
+                "extraction": self.extraction.to_dict(), "source_key": self.key()}
+
+    def describe(self) -> str:
+        limit = f" (limit {self.dataset.limit})" if self.dataset.limit else ""
+        return f"{self.backbone.name} ({self.backbone.weights}) on {self.dataset.spec}{limit} @ {self.extraction.image_size}px"
+
+
+@dataclass
+class ProbesResult:
+    features: FeatureSet
+    linear: ProbeResult
+    knn: KNNResult
+
+
+def _record(ctx: JobContext, method: str, accuracy: float, seconds: float, **extra) -> None:
+    ctx.record(metrics={"method": method, "test_accuracy": accuracy, "method_seconds": seconds, **extra})
+
+
+def run_probes(source: LabSource, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
+    started = time.perf_counter()
+    ctx.stage("extracting features")
+    features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.7), ctx.cancelled)
+    ctx.stage("linear probe: sweeping C on a validation split")
+    step = ctx.scaled(0.7, 0.95)
+    linear = cached_linear_probe(features.features, features.labels, features.key, ProbeConfig(seed=source.split_seed),
+                                 callback=lambda done, total: step(done / total, f"probe sweep {done}/{total - 1}"))
+    ctx.stage(f"linear probe: {linear.test_accuracy:.3f}; k-NN (k={knn.k}, T={knn.temperature})")
+    neighbours = run_knn_probe(features.features, features.labels, dataclasses.replace(knn, seed=source.split_seed))
+    ctx.stage(f"k-NN: {neighbours.test_accuracy:.3f}")
+    _record(ctx, "linear-probe", linear.test_accuracy, time.perf_counter() - started,
+            knn_accuracy=neighbours.test_accuracy, knn_seconds=neighbours.seconds, best_C=linear.best_C,
+            n_train=linear.n_train, n_test=linear.n_test)
+    return ProbesResult(features, linear, neighbours)
+
+
+def run_pixels(source: LabSource, ctx: JobContext) -> ProbeResult:
+    started = time.perf_counter()
+    ctx.stage("raw pixels at 32x32 grey: logistic regression")
+    result = run_pixel_baseline(source.dataset, ProbeConfig(seed=source.split_seed),
+                                callback=lambda done, total: ctx.progress(done / total, f"sweep {done}/{total - 1}"),
+                                cancelled=ctx.cancelled)
+    _record(ctx, "pixels", result.test_accuracy, time.perf_counter() - started)
+    return result
+
+
+def run_random_probe(source: LabSource, ctx: JobContext) -> ProbeResult:
+    started = time.perf_counter()
+    ctx.stage("random-init backbone: extracting features")
+    result = run_random_weights_baseline(source.dataset, source.backbone, source.extraction,
+                                         ProbeConfig(seed=source.split_seed), ctx.scaled(0, 0.9), ctx.cancelled)
+    _record(ctx, "random-probe", result.test_accuracy, time.perf_counter() - started)
+    return result
+
+
+def run_finetune(source: LabSource, config: FinetuneConfig, ctx: JobContext) -> FinetuneResult:
+    """Fine-tune with live curves: the job's metrics carry the curves while it runs."""
+    config = dataclasses.replace(config, split_seed=source.split_seed)
+    curves: dict[str, list] = {"train_curve": [], "val_curve": []}
+    ctx.record(metrics=curves)
+
+    def on_step(record: dict) -> None:
+        if record.get("phase") == "validate":
+            curves["val_curve"].append({k: record.get(k) for k in ("epoch", "step", "val_accuracy")})
+        elif record.get("phase") == "train":
+            curves["train_curve"].append({k: record.get(k) for k in ("epoch", "step", "train_loss", "lr_head")})
+            total = max(record.get("total_steps") or 1, 1)
+            ctx.progress(record["step"] / total, f"epoch {record['epoch']}, step {record['step']}/{total}, "
+                                                 f"loss {record['train_loss']:.3f}")
+        else:
+            ctx.stage("fitting the linear probe that initialises the head (LP-FT)")
+
+    ctx.stage(f"fine-tuning ({config.mode}, {config.epochs} epoch(s) at {config.image_size}px)")
+    # Stop must keep the best weights, so cancellation is read by the trainer, not raised by progress().
+    result = finetune(source.dataset, source.backbone, config, on_step=on_step, cancelled=ctx.cancelled)
+    _record(ctx, "finetune", result.test_accuracy, result.seconds, mode=config.mode, best_epoch=result.best_epoch,
+            stopped_early=result.stopped_early, lp_test_accuracy=result.lp_test_accuracy)
+    ctx.record(artifacts={"checkpoint": result.checkpoint})
+    return result
+
+
+def run_label_efficiency_job(source: LabSource, knn: KNNConfig, with_finetune: bool,
+                             finetune_config: FinetuneConfig, ctx: JobContext) -> list[dict]:
+    ctx.stage("features for the label-efficiency curve")
+    features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.3), ctx.cancelled)
+    runner = finetune_runner(source.dataset, source.backbone, finetune_config, cancelled=ctx.cancelled) \
+        if with_finetune else None
+    rows = run_label_efficiency(features.features, features.labels, probe_config=ProbeConfig(seed=source.split_seed),
+                                knn_config=dataclasses.replace(knn, seed=source.split_seed), finetune=runner,
+                                progress=ctx.scaled(0.3, 1.0), cancelled=ctx.cancelled)
+    table = [row.to_dict() for row in rows]
+    ctx.record(metrics={"method": "label-efficiency", "rows": table})
+    return table
+
+
+def run_layers(source: LabSource, ctx: JobContext) -> list[dict]:
+    ctx.stage("features from every stage")
+    results = [r.to_dict() for r in run_layer_sweep(source.dataset, source.backbone, source.extraction,
+                                                     ProbeConfig(seed=source.split_seed), ctx.progress, ctx.cancelled)]
+    ctx.record(metrics={"method": "layer-sweep", "rows": results})
+    return results
+
+
+def run_drift(source: LabSource, checkpoint: str, image_size: int, projection: ProjectionConfig,
+              ctx: JobContext) -> dict:
+    """The backbone's features before and after fine-tuning (same images, same size), each mapped to 2-D."""
+    ctx.stage("features before fine-tuning")
+    extraction = dataclasses.replace(source.extraction, image_size=image_size)
+    before = extract(source.dataset, source.backbone, extraction, ctx.scaled(0, 0.35), ctx.cancelled)
+    ctx.stage("features after fine-tuning")
+    after = finetuned_features(checkpoint, source.dataset, progress=ctx.scaled(0.35, 0.7), cancelled=ctx.cancelled)
+    ctx.progress(0.7, f"{projection.method.upper()} of both")
+    maps = {"before": compute_projection(before.features, projection),
+            "after": compute_projection(after.features, projection)}
+    return {"maps": maps, "labels": before.labels, "class_names": before.class_names}

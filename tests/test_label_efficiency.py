@@ -1,0 +1,80 @@
+"""Label efficiency: exactly k labelled images per class, seeded, on the fixed test split."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+
+from ptm_core.configs import FinetuneConfig, ProbeConfig
+from ptm_core.datasets import load_dataset
+from ptm_core.label_efficiency import finetune_runner, run_label_efficiency, sample_per_class
+from ptm_core.probes import split_indices
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=300, centers=3, n_features=8, cluster_std=2.0, random_state=0)
+    return X.astype(np.float32) + 10.0, y
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 10, 25])
+def test_sampler_takes_exactly_k_per_class_from_train(k):
+    labels = np.repeat(np.arange(4), 50)
+    train, test = split_indices(labels, 0.2, 0)
+    sample = sample_per_class(labels, train, k, seed=0)
+    assert np.bincount(labels[sample.indices]).tolist() == [k] * 4
+    assert np.isin(sample.indices, train).all() and not np.isin(sample.indices, test).any()
+    assert sample.short_classes == {}
+    again = sample_per_class(labels, train, k, seed=0)
+    np.testing.assert_array_equal(again.indices, sample.indices)
+    if k < 40:
+        assert not np.array_equal(sample_per_class(labels, train, k, seed=1).indices, sample.indices)
+
+
+def test_sampler_reports_classes_with_fewer_than_k_and_all():
+    labels = np.array([0] * 30 + [1] * 4)
+    train = np.arange(len(labels))
+    sample = sample_per_class(labels, train, 10, seed=0)
+    assert np.bincount(labels[sample.indices]).tolist() == [10, 4]
+    assert sample.short_classes == {1: 4}
+    np.testing.assert_array_equal(sample_per_class(labels, train, None, seed=5).indices, train)
+
+
+def test_run_label_efficiency_rows(blobs):
+    X, y = blobs
+    calls = []
+
+    def fake_finetune(indices, seed):
+        calls.append((len(indices), seed))
+        return 0.5
+
+    rows = run_label_efficiency(X, y, ks=(1, 10, None), seeds=(0, 1, 2), probe_config=ProbeConfig(),
+                                finetune=fake_finetune)
+    assert [(r.k, r.method) for r in rows] == [(k, m) for k in (1, 10, None) for m in ("logreg", "knn", "finetune")]
+    by = {(r.k, r.method): r for r in rows}
+    assert by[(1, "logreg")].n_labelled == [3, 3, 3] and len(by[(1, "knn")].accuracies) == 3
+    assert by[(None, "logreg")].n_labelled == [240] and by[(None, "knn")].std == 0.0
+    assert by[(None, "logreg")].mean > 0.9 and 0 <= by[(1, "knn")].mean <= 1
+    assert calls[:3] == [(3, 0), (3, 1), (3, 2)]
+    row = by[(10, "knn")].to_dict()
+    assert set(row) >= {"k", "method", "mean", "std", "accuracies"} and by[(None, "knn")].to_dict()["k"] == "all"
+
+
+def test_finetune_runner_trains_on_the_sample_without_validation(tiny):
+    data = dataclasses.replace(tiny.data(), limit=120)
+    run = finetune_runner(data, tiny.backbone(), FinetuneConfig(mode="full", batch_size=8, image_size=32), device="cpu")
+    labels = load_dataset(data).labels
+    train, _ = split_indices(labels, 0.2, 0)
+    accuracy = run(sample_per_class(labels, train, 2, seed=0).indices, 0)
+    assert 0.0 <= accuracy <= 1.0

@@ -1,0 +1,37 @@
+"""Layer sweep: one probe per backbone stage, shallow to deep, with stage features cached on disk."""
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+from ptm_core import layers
+from ptm_core.layers import run_layer_sweep, stage_features
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_layer_sweep_one_entry_per_stage(tiny, monkeypatch, _isolated_data_dir):
+    results = run_layer_sweep(tiny.data(), tiny.backbone(), tiny.extraction())
+    info = timm.create_model(tiny.model).feature_info
+    assert [r.index for r in results] == list(range(len(info)))
+    assert [r.dim for r in results] == [entry["num_chs"] for entry in info]
+    assert [r.name for r in results] == [entry["module"] for entry in info]
+    assert all(0.0 <= r.test_accuracy <= 1.0 for r in results)
+    assert set(results[0].to_dict()) == {"index", "name", "dim", "test_accuracy", "best_C"}
+    assert list((_isolated_data_dir / "stages").glob("*.npz"))
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("stage features should come from the cache")
+
+    monkeypatch.setattr(layers, "extract_stages", no_extraction)
+    cached = stage_features(tiny.data(), tiny.backbone(), tiny.extraction())
+    assert [f.shape[1] for f in cached.features] == [r.dim for r in results]
+    assert [r.test_accuracy for r in run_layer_sweep(tiny.data(), tiny.backbone(), tiny.extraction())] == \
+        [r.test_accuracy for r in results]

@@ -1,0 +1,105 @@
+"""Projection engine: methods, 2-D/3-D, subsample + placement, cache, time estimate (UMAP kept to one tiny test)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ptm_core.configs import ProjectionConfig
+from ptm_core.errors import PTMError
+from ptm_core.projection import compute_projection, estimate_seconds, project
+
+
+def blobs(n: int = 60, dim: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=5.0, size=(3, dim))
+    return (centres[np.arange(n) % 3] + rng.normal(size=(n, dim))).astype(np.float32)
+
+
+@pytest.mark.parametrize("n_components", [2, 3])
+def test_pca_shapes_and_deterministic(n_components):
+    x = blobs()
+    config = ProjectionConfig(method="pca", n_components=n_components)
+    first, second = compute_projection(x, config), compute_projection(x, config)
+    assert first.shape == (60, n_components) and first.dtype == np.float32
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("n_components", [2, 3])
+def test_tsne_shapes(n_components):
+    coords = compute_projection(blobs(40), ProjectionConfig(method="tsne", perplexity=30, n_components=n_components))
+    assert coords.shape == (40, n_components) and np.isfinite(coords).all()
+
+
+def test_tsne_with_pca_pre_reduction():
+    coords, meta = project(blobs(40, dim=32), "feat", ProjectionConfig(method="tsne", pca_dims=5))
+    assert coords.shape == (40, 2) and not meta["subsampled"] and meta["placement"] == "fit"
+
+
+@pytest.mark.parametrize("config, message", [
+    (ProjectionConfig(method="mds"), "Unknown projection"),
+    (ProjectionConfig(method="pca", n_components=4), "2 or 3 dimensions"),
+    (ProjectionConfig(method="tsne", perplexity=0), "perplexity"),
+    (ProjectionConfig(method="pca", fit_max=2), "fit_max"),
+])
+def test_bad_settings_raise_one_line_errors(config, message):
+    with pytest.raises(PTMError, match=message):
+        compute_projection(blobs(), config)
+
+
+def test_too_few_points():
+    with pytest.raises(PTMError, match="at least 4"):
+        compute_projection(blobs()[:3], ProjectionConfig(method="pca"))
+
+
+def test_subsample_then_transform_for_pca():
+    x = blobs(50)
+    coords, meta = project(x, "feat", ProjectionConfig(method="pca", fit_max=20))
+    assert meta["subsampled"] and meta["n_fit"] == 20 and meta["n_points"] == 50 and meta["placement"] == "transform"
+    assert coords.shape == (50, 2) and np.isfinite(coords).all()
+    # Every point, fitted or placed, lands near its blob: PCA of the subsample still separates the blobs.
+    centres = np.array([coords[np.arange(50) % 3 == c].mean(axis=0) for c in range(3)])
+    nearest = np.argmin(((coords[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == np.arange(50) % 3).mean() > 0.95
+
+
+def test_subsample_then_knn_placement_for_tsne():
+    x = blobs(60)
+    coords, meta = project(x, "feat", ProjectionConfig(method="tsne", fit_max=30, perplexity=5))
+    assert meta["subsampled"] and meta["n_fit"] == 30 and meta["placement"] == "knn-mean"
+    assert coords.shape == (60, 2) and np.isfinite(coords).all()
+    placed = np.all(coords != 0, axis=1)
+    assert placed.all()  # no point left at the origin placeholder
+
+
+def test_cache_round_trip():
+    x, config = blobs(), ProjectionConfig(method="pca", n_components=3)
+    first, meta = project(x, "feat", config)
+    second, meta2 = project(x, "feat", config)
+    assert not meta["cache_hit"] and meta2["cache_hit"]
+    np.testing.assert_array_equal(first, second)
+    assert meta2["n_components"] == 3 and meta2["config"] == config.to_dict()
+    assert not project(x, "other-features", config)[1]["cache_hit"]
+    assert not project(x, "feat", ProjectionConfig(method="pca"))[1]["cache_hit"]
+
+
+@pytest.mark.parametrize("config", [ProjectionConfig(), ProjectionConfig(reproducible=False),
+                                    ProjectionConfig(method="pca"), ProjectionConfig(method="tsne"),
+                                    ProjectionConfig(pca_dims=50)])
+def test_estimate_is_monotone_in_n(config):
+    times = [estimate_seconds(n, 1280, config, include_compile=False) for n in (100, 1000, 5000, 20_000, 100_000)]
+    assert all(t > 0 for t in times) and times == sorted(times)
+
+
+def test_estimate_reflects_pre_reduction_and_compile():
+    umap = ProjectionConfig()
+    assert estimate_seconds(5000, 1280, ProjectionConfig(pca_dims=50), False) < estimate_seconds(5000, 1280, umap, False)
+    assert estimate_seconds(5000, 1280, umap, True) >= estimate_seconds(5000, 1280, umap, False)
+
+
+def test_umap_reproducible_gives_identical_maps():
+    # The only UMAP test: each new process pays numba compilation, so it stays tiny.
+    x = blobs(40, dim=8)
+    config = ProjectionConfig(n_neighbors=5)
+    first, second = compute_projection(x, config), compute_projection(x, config)
+    assert first.shape == (40, 2)
+    np.testing.assert_array_equal(first, second)
