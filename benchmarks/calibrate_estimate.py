@@ -20,14 +20,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _features import load_features  # noqa: E402
-from ptm_core import projection  # noqa: E402
-from ptm_core.configs import ProjectionConfig  # noqa: E402
+from _features import load_features
+
+from ptm_core import projection
+from ptm_core.configs import ProjectionConfig
 
 
-def timed(features: np.ndarray, config: ProjectionConfig = ProjectionConfig()) -> float:
+def timed(features: np.ndarray, config: ProjectionConfig | None = None) -> float:
     started = time.perf_counter()
-    projection.compute_projection(features, config)
+    projection.compute_projection(features, config or ProjectionConfig())
     return time.perf_counter() - started
 
 

@@ -11,6 +11,25 @@ from ptm_core.projection import warm_up_umap
 from ptm_core.store import RunStore
 
 
+def mark_routed() -> None:
+    st.session_state["_routed"] = True
+
+
+def ensure_router() -> None:
+    """Send a page that Streamlit ran on its own back through app.py's router.
+
+    A `pages/` folder next to app.py makes Streamlit run pages/<name>.py directly, without the
+    router, for the first request of a fresh server whose URL names a page; st.navigation turns
+    that off for the process, but only once app.py has run.
+    """
+    if st.session_state.get("_routed"):
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
 @st.cache_resource
 def job_manager() -> JobManager:
     # One per server process: jobs outlive script reruns, page switches and browser refreshes,
@@ -111,5 +130,5 @@ def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
         return None
 
 
-__all__ = ["live_job", "job_manager", "job_panel", "format_seconds", "backbone_names", "model_card",
+__all__ = ["ensure_router", "mark_routed", "live_job", "job_manager", "job_panel", "format_seconds", "backbone_names", "model_card",
            "dataset_or_error", "start_background_services", "restore_choices", "remember_choices"]

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import dataset_or_error
+from pages.common import ensure_router, dataset_or_error
 from ptm_core.configs import DatasetConfig
 from ptm_core.datasets import list_datasets
 from ptm_core.errors import PTMError
@@ -12,6 +12,7 @@ from ptm_core.ingest import ingest_upload
 
 SAMPLES_PER_CLASS = 8
 
+ensure_router()
 st.title("Datasets")
 entries = {e.name: e for e in list_datasets()}
 for entry in entries.values():

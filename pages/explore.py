@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import format_seconds, job_manager, job_panel, live_job
+from pages.common import ensure_router, format_seconds, job_manager, job_panel, live_job
 from pages.controls import source_controls
 from ptm_core.configs import ProbeConfig, ProjectionConfig
 from ptm_core.jobs import DONE, FINISHED
@@ -59,6 +59,7 @@ def show_result(result: ExploreResult) -> None:
         st.plotly_chart(sweep_figure(result), width="stretch", key="sweep")
 
 
+ensure_router()
 st.title("Features & probe")
 st.caption("How well does a frozen pretrained backbone separate your classes? Extract features, look at the map, "
            "and read what a linear probe gets — then switch to random weights to see what pretraining buys.")

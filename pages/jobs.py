@@ -5,9 +5,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import format_seconds, job_manager, job_panel
+from pages.common import ensure_router, format_seconds, job_manager, job_panel
 from ptm_core.jobs import QUEUED, RUNNING
 
+ensure_router()
 st.title("Jobs")
 st.caption("Long work runs outside the page: switching pages or reloading the browser does not stop it. "
            "One heavy job runs at a time on a CPU; the rest wait in the queue.")

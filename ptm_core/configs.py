@@ -60,7 +60,7 @@ class ProjectionConfig(_Keyed):
     metric: str = "euclidean"
     seed: int = 0
     n_components: int = 2  # 2 or 3
-    reproducible: bool = True  # UMAP only: seeded single-threaded (same map every time) vs unseeded parallel
+    reproducible: bool = True  # seeded, single-threaded: the same map every time; False: UMAP unseeded, all cores
     perplexity: float = 30.0  # t-SNE only
     pca_dims: int | None = None  # PCA pre-reduction before UMAP/t-SNE; None: off
     fit_max: int | None = None  # fit on a seeded subsample of this many points; None: the method's default

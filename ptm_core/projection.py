@@ -32,7 +32,7 @@ PLACE_K = 10
 UMAP_APPROXIMATE_FROM = 1000
 
 _warm = threading.Event()  # warm-up started (it runs once per process)
-_warm_done = threading.Event()  # warm-up finished: the first real UMAP call pays no compilation
+_warm_done = threading.Event()  # the default UMAP path is compiled: the next real call pays no compilation
 
 
 def fit_limit(config: ProjectionConfig) -> int | None:
@@ -130,7 +130,7 @@ def _compute(features: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray
     coords[~rest_mask, :fit_coords.shape[1]] = fit_coords
     coords[rest_mask, :fit_coords.shape[1]] = rest_coords
     placement = "fit" if fit_idx is None else ("knn-mean" if config.method == "tsne" else "transform")
-    return coords, {"subsampled": fit_idx is not None, "n_fit": int(len(fit_x)), "n_points": n, "placement": placement}
+    return coords, {"subsampled": fit_idx is not None, "n_fit": len(fit_x), "n_points": n, "placement": placement}
 
 
 def compute_projection(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
@@ -176,8 +176,9 @@ BRUTE_KNN_SECONDS_PER_CELL = 1.0e-9  # n_rest * n_fit * dim, t-SNE placement (no
 
 
 def _parallel_speedup() -> float:
-    # Uncalibrated beyond 2 cores: assume each extra core adds half a core's worth, up to 8 cores.
-    return 1.0 + 0.5 * (min(os.cpu_count() or 1, 8) - 1)
+    # Unseeded parallel UMAP of 5000 x 1280 took 10 s vs 5.9 s seeded on the shared 2-core box (0.6x:
+    # thread overhead, no spare core). Beyond 2 cores, linear in cores/2 up to 16 is a guess, not measured.
+    return 0.6 * max(1.0, min(os.cpu_count() or 1, 16) / 2)
 
 
 def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile: bool = True) -> float:
@@ -199,10 +200,9 @@ def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile
         seconds += TSNE_SECONDS_PER_POINT_LOG * n_fit * math.log2(max(n_fit, 2))
         return seconds + BRUTE_KNN_SECONDS_PER_CELL * n_rest * n_fit * dim
     epochs = 500 if n_fit <= 10_000 else 200  # umap-learn's own default
-    layout = UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH * n_fit * config.n_neighbors * epochs
-    if not config.reproducible:
-        layout /= _parallel_speedup()
-    seconds += UMAP_BASE_SECONDS + UMAP_KNN_SECONDS_PER_CELL * n_fit * dim + layout
+    work = UMAP_KNN_SECONDS_PER_CELL * n_fit * dim
+    work += UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH * n_fit * config.n_neighbors * epochs
+    seconds += UMAP_BASE_SECONDS + (work if config.reproducible else work / _parallel_speedup())
     seconds += UMAP_TRANSFORM_SECONDS_PER_CELL * n_rest * dim
     if include_compile and not umap_ready():
         seconds += UMAP_COMPILE_SECONDS
@@ -210,29 +210,33 @@ def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile
 
 
 def umap_ready() -> bool:
-    """True once warm_up_umap() has finished compiling in this process."""
+    """True once this process has compiled UMAP's default path (by warm_up_umap() or a real map)."""
     return _warm_done.is_set()
 
 
 def warm_up_umap() -> threading.Thread:
     """Pay umap-learn's one-off numba compilation in the background, once per process.
 
-    A real first call then costs only its own compute: measured 7 s for 5k x 1280 right after the
-    warm-up vs 46 s in a cold process (benchmarks/first_umap.py). numba's on-disk cache cannot do
-    this for a fresh process: most of umap/pynndescent's kernels are built from closures over the
-    chosen metric, which numba does not cache.
+    A real first call then costs only its own compute: 5000 x 1280 took 5.7-6.7 s 60 s after the
+    warm-up started vs 41-47 s in a cold process (benchmarks/first_umap.py, 2 shared cores). numba's
+    on-disk cache does not remove this for a fresh process: only pynndescent's `cache=True` kernels
+    are cached (already, in site-packages/__pycache__, ~35 s saved at import), and even forcing
+    cache=True on every umap/pynndescent kernel left a second process at ~52 s, as the NN-descent and
+    layout kernels are built from closures over the metric and numba does not cache those.
     """
     def run() -> None:
         if _warm.is_set():
             return
         _warm.set()
         sample = _as_input(np.random.default_rng(0).normal(size=(300, 16)))
-        # Small inputs take the exact-kNN path, >= 4096 points nearest-neighbour descent: compile both,
-        # and the unseeded run's parallel layout kernel, which is a separate numba function.
-        _umap(sample, ProjectionConfig())
+        # Most likely first: the default map of >= UMAP_APPROXIMATE_FROM points (nearest-neighbour descent).
         _umap(sample, ProjectionConfig(), approximate=True)
-        _umap(sample, ProjectionConfig(reproducible=False), approximate=True)
         _warm_done.set()
+        # Then small sets' exact kNN, the unseeded run's parallel kernels and the cosine metric: each
+        # is separately compiled numba code (cosine alone cost 10 s on its first 5k call).
+        _umap(sample, ProjectionConfig())
+        _umap(sample, ProjectionConfig(reproducible=False), approximate=True)
+        _umap(sample, ProjectionConfig(metric="cosine"), approximate=True)
 
     thread = threading.Thread(target=run, name="umap-warm-up", daemon=True)
     thread.start()
