@@ -86,7 +86,8 @@ def curves_chart(runs: list[tuple[str, dict]]) -> go.Figure:
             fig.add_scatter(x=val["step"], y=val["val_accuracy"], name=f"{name} · val accuracy",
                             mode="lines+markers", yaxis="y2")
     fig.update_layout(height=360, margin=MARGINS, xaxis_title="step", yaxis_title="train loss (smoothed)",
-                      yaxis2={"title": "validation accuracy", "overlaying": "y", "side": "right", "range": [0, 1]},
+                      yaxis2={"title": "validation accuracy", "overlaying": "y", "side": "right", "range": [0, 1],
+                              "tickformat": ".0%", "showgrid": False},
                       legend={"orientation": "h", "y": -0.25})
     return fig
 

@@ -120,3 +120,25 @@ def test_a_job_survives_a_reload_is_cancelled_and_resumes(page, server):
     _run_and_wait(page, title)  # starts again, from the saved checkpoint
     assert page.get_by_text("600 × 1,280").count() == 1
     assert "Traceback" not in page.content()
+
+
+def test_a_tiny_fine_tune_runs_to_completion_with_its_curve(page, server):
+    page.goto(f"{server}/lab?dataset=digits&limit=100&image_size=32")
+    page.get_by_text("tf_efficientnet_lite0 (bundled) on digits (limit 100) @ 32px").first.wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Fine-tune").click()
+    size = page.locator('input[aria-label="Image size"]')
+    size.focus()
+    for _ in range(2):  # 96 -> 64 -> 32 px
+        size.press("ArrowLeft")
+    batch = page.get_by_role("spinbutton", name="Batch size")
+    batch.fill("16")
+    batch.press("Enter")
+    page.wait_for_timeout(1_000)
+    page.get_by_role("button", name="Start fine-tuning").click()
+    page.get_by_text("Best checkpoint:").wait_for(timeout=300_000)
+    page.get_by_text("Stopped early", exact=True).wait_for(timeout=10_000)  # the result's metrics row
+    curve = page.locator(".js-plotly-plot").filter(has_text="train loss")
+    curve.first.wait_for(timeout=10_000)
+    assert curve.first.locator(".scatterlayer .trace").count() >= 1  # the loss line is drawn
+    assert "Traceback" not in page.content()
+    page.screenshot(path=str(Path(os.environ.get("PTM_SCREENSHOT_DIR", "/tmp")) / "finetune.png"), full_page=True)
