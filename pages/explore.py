@@ -12,10 +12,16 @@ from ptm_core.configs import ProbeConfig, ProjectionConfig
 from ptm_core.jobs import DONE, FINISHED
 from ptm_core.pipeline import ExploreRequest, ExploreResult, run_explore
 
+MAP_METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
+
+
 def current_request() -> ExploreRequest:
     dataset, backbone, extraction = source_controls()
+    with st.sidebar:
+        st.subheader("Map")
+        method = st.radio("Projection", list(MAP_METHODS), format_func=MAP_METHODS.get, horizontal=True, key="map")
     return ExploreRequest(dataset, backbone, extraction, ProbeConfig(seed=dataset.seed),
-                          ProjectionConfig(seed=dataset.seed))
+                          ProjectionConfig(method=method, seed=dataset.seed))
 
 
 def map_figure(result: ExploreResult):
@@ -24,10 +30,22 @@ def map_figure(result: ExploreResult):
                           "class": np.asarray(fs.class_names)[fs.labels], "id": fs.ids})
     fig = px.scatter(frame, x="x", y="y", color="class", hover_data={"id": True, "x": False, "y": False},
                      category_orders={"class": fs.class_names}, render_mode="webgl", height=620,
-                     labels={"x": "UMAP 1", "y": "UMAP 2"})
+                     labels={"x": "", "y": ""})
     fig.update_traces(marker={"size": 5, "opacity": 0.8})
     fig.update_layout(legend_title_text="Class (click to hide)", margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig
+
+
+def faithfulness_panel(f: dict) -> None:
+    st.markdown("**How faithful is this map?**")
+    cols = st.columns(4)
+    cols[0].metric("Trustworthiness", f"{f['trustworthiness']:.2f}",
+                   help="1.0: every map neighbour is also a neighbour in the full feature space.")
+    if f.get("knn_accuracy_features") is not None:
+        cols[1].metric(f"{f['k']}-NN accuracy, features", f"{f['knn_accuracy_features']:.1%}")
+        cols[2].metric(f"{f['k']}-NN accuracy, map", f"{f['knn_accuracy_map']:.1%}")
+    cols[3].metric("PCA variance in 2-D", f"{f['pca_variance_2d']:.1%}")
+    st.caption(f["summary"])
 
 
 def sweep_figure(result: ExploreResult):
@@ -53,8 +71,9 @@ def show_result(result: ExploreResult) -> None:
                          icon=":material/warning:"):
             st.dataframe(pd.DataFrame(fs.meta["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch")
     st.plotly_chart(map_figure(result), width="stretch", key="umap_map")
-    st.caption(f"UMAP of {fs.features.shape[0]:,} feature vectors, coloured by true class. "
-               f"Nearby points have similar features; a map can separate classes the features do not, and the other way round.")
+    method = MAP_METHODS.get(result.projection_meta.get("method"), "Map")
+    st.caption(f"{method} of {fs.features.shape[0]:,} feature vectors, coloured by true class.")
+    faithfulness_panel(result.faithfulness)
     with st.expander("Probe sweep: validation accuracy vs C"):
         st.plotly_chart(sweep_figure(result), width="stretch", key="sweep")
 

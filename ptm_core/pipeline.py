@@ -9,6 +9,7 @@ from ptm_core.artifacts import artifact_dir
 from ptm_core.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig,
                               stable_hash)
 from ptm_core.extraction import FeatureSet, extract
+from ptm_core.faithfulness import map_faithfulness
 from ptm_core.jobs import JobContext
 from ptm_core.probes import ProbeResult, cached_linear_probe
 from ptm_core.projection import project
@@ -42,6 +43,7 @@ class ExploreResult:
     probe: ProbeResult
     coords: np.ndarray
     projection_meta: dict
+    faithfulness: dict
 
 
 def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
@@ -58,11 +60,13 @@ def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
     ctx.progress(0.9, f"computing the {request.projection.method.upper()} map")
     coords, meta = project(features.features, features.key, request.projection)
     timing = "cache" if meta.get("cache_hit") else f"{meta['seconds']:.1f} s"
-    ctx.stage(f"map ready ({timing})")
+    ctx.stage(f"map ready ({timing}); measuring how faithful it is")
+    faithfulness = map_faithfulness(features.features, coords[:, :2], features.labels, seed=request.projection.seed)
     ctx.record(
         metrics={"test_accuracy": probe.test_accuracy, "best_C": probe.best_C, "n_train": probe.n_train,
                  "n_test": probe.n_test, "probe_seconds": probe.seconds, "n_images": int(features.features.shape[0]),
                  "feature_dim": int(features.features.shape[1]), "images_per_s": features.meta.get("images_per_s"),
-                 "features_from_cache": bool(features.meta.get("cache_hit")), "map_seconds": meta.get("seconds")},
+                 "features_from_cache": bool(features.meta.get("cache_hit")), "map_seconds": meta.get("seconds"),
+                 "trustworthiness": faithfulness["trustworthiness"]},
         artifacts={"features": str(artifact_dir("features") / f"{features.key}.npz"), "feature_key": features.key})
-    return ExploreResult(features, probe, coords, meta)
+    return ExploreResult(features, probe, coords, meta, faithfulness)

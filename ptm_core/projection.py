@@ -67,8 +67,14 @@ def _umap_reducer(config: ProjectionConfig, n: int, approximate: bool = False):
                      force_approximation_algorithm=approximate or n >= UMAP_APPROXIMATE_FROM)
 
 
+_UMAP_LOCK = threading.Lock()
+
+
 def _umap(features: np.ndarray, config: ProjectionConfig, approximate: bool = False) -> np.ndarray:
-    return _umap_reducer(config, len(features), approximate).fit_transform(features)
+    # One UMAP at a time per process: the warm-up thread and a job compiling or running numba
+    # kernels side by side hung here (numba's workqueue threading layer is not thread-safe).
+    with _UMAP_LOCK:
+        return _umap_reducer(config, len(features), approximate).fit_transform(features)
 
 
 def _tsne(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
@@ -232,11 +238,9 @@ def warm_up_umap() -> threading.Thread:
         # Most likely first: the default map of >= UMAP_APPROXIMATE_FROM points (nearest-neighbour descent).
         _umap(sample, ProjectionConfig(), approximate=True)
         _warm_done.set()
-        # Then small sets' exact kNN, the unseeded run's parallel kernels and the cosine metric: each
-        # is separately compiled numba code (cosine alone cost 10 s on its first 5k call).
+        # Then small sets' exact kNN. The unseeded (parallel) and cosine paths are left cold: the app
+        # does not offer them, and parallel kernels launched from this thread beside a job's are unsafe.
         _umap(sample, ProjectionConfig())
-        _umap(sample, ProjectionConfig(reproducible=False), approximate=True)
-        _umap(sample, ProjectionConfig(metric="cosine"), approximate=True)
 
     thread = threading.Thread(target=run, name="umap-warm-up", daemon=True)
     thread.start()
