@@ -7,7 +7,7 @@ from ptm_core import backbones, datasets
 from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
 from ptm_core.jobs import FINISHED, QUEUED, RUNNING, Job, JobManager
-from ptm_core.projection import warm_up_umap
+from ptm_core.projection import compile_umap
 from ptm_core.store import RunStore
 
 
@@ -39,7 +39,16 @@ def job_manager() -> JobManager:
 
 @st.cache_resource
 def start_background_services() -> bool:
-    warm_up_umap()
+    # Streamlit runs a full gc.collect(2) after every script run; with torch, timm and numba loaded
+    # that holds the GIL for most of each second while a progress fragment reruns every second,
+    # starving the job threads (a 4 s probe took minutes). Collect as Python normally does instead.
+    from streamlit import config
+
+    config.set_option("runner.postScriptGC", False)
+    # The UMAP compile goes first in the job queue rather than on a thread beside it: on 2 cores a
+    # compile running next to a job starved the job of the GIL.
+    job_manager().submit("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)",
+                         lambda ctx: compile_umap(), kind="warm-up", record=False)
     return True
 
 

@@ -40,6 +40,7 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    recorded: bool = True  # kept in the run store (housekeeping jobs are not)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -123,20 +124,20 @@ class JobManager:
         self.interrupted_on_start = store.mark_interrupted() if store else 0
 
     def _persist(self, job: Job) -> None:
-        if self.store is not None:
+        if self.store is not None and job.recorded:
             try:
                 self.store.save(job.record())
             except Exception:  # a store hiccup must not kill the work it records
                 log.exception("could not record job %s", job.id)
 
     def submit(self, key: str, title: str, work: Callable[[JobContext], Any], kind: str = "job",
-               config: dict | None = None) -> Job:
+               config: dict | None = None, record: bool = True) -> Job:
         """Start `work`, or return the job with the same key that is queued, running or done."""
         with self._lock:
             for job in self._jobs.values():
                 if job.key == key and job.status in (QUEUED, RUNNING, DONE):
                     return job
-            job = Job(key=key, title=title, kind=kind, config=config or {})
+            job = Job(key=key, title=title, kind=kind, config=config or {}, recorded=record)
             self._jobs[job.id] = job
         self._persist(job)
         threading.Thread(target=self._run, args=(job, work), name=f"job-{job.id}", daemon=True).start()

@@ -230,18 +230,24 @@ def warm_up_umap() -> threading.Thread:
     cache=True on every umap/pynndescent kernel left a second process at ~52 s, as the NN-descent and
     layout kernels are built from closures over the metric and numba does not cache those.
     """
-    def run() -> None:
-        if _warm.is_set():
-            return
-        _warm.set()
-        sample = _as_input(np.random.default_rng(0).normal(size=(300, 16)))
-        # Most likely first: the default map of >= UMAP_APPROXIMATE_FROM points (nearest-neighbour descent).
-        _umap(sample, ProjectionConfig(), approximate=True)
-        _warm_done.set()
-        # Then small sets' exact kNN. The unseeded (parallel) and cosine paths are left cold: the app
-        # does not offer them, and parallel kernels launched from this thread beside a job's are unsafe.
-        _umap(sample, ProjectionConfig())
-
-    thread = threading.Thread(target=run, name="umap-warm-up", daemon=True)
+    thread = threading.Thread(target=compile_umap, name="umap-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def compile_umap() -> None:
+    """The warm-up itself, on the calling thread (the app runs it as the job queue's first job).
+
+    As a queued job it never overlaps other work: a numba compile beside a job's many small numpy
+    calls starved that job of the GIL (a 4 s probe took minutes on 2 cores).
+    """
+    if _warm.is_set():
+        return
+    _warm.set()
+    sample = _as_input(np.random.default_rng(0).normal(size=(300, 16)))
+    # Most likely first: the default map of >= UMAP_APPROXIMATE_FROM points (nearest-neighbour descent).
+    _umap(sample, ProjectionConfig(), approximate=True)
+    _warm_done.set()
+    # Then small sets' exact kNN. The unseeded (parallel) and cosine paths are left cold: the app
+    # does not offer them, and parallel kernels launched beside another thread's are unsafe.
+    _umap(sample, ProjectionConfig())

@@ -65,12 +65,10 @@ def _run_and_wait(page, title: str, timeout_ms: int = 300_000) -> None:
     page.get_by_text("Linear-probe test accuracy").wait_for(timeout=10_000)
 
 
-def test_default_flow_in_a_real_browser(page, tmp_path):
+def test_default_flow_in_a_real_browser(page, server, tmp_path):
     # The page opens on the offline default.
     page.get_by_text("tf_efficientnet_lite0 (bundled) on mnist5k @ 128px").first.wait_for(timeout=90_000)
-    limit = page.get_by_role("spinbutton", name="Limit (0 = all images)")
-    limit.fill("200")
-    limit.press("Enter")
+    page.goto(f"{server}/?limit=200")  # a subset, set through the URL like a shared link
     bundled = "tf_efficientnet_lite0 (bundled) on mnist5k (limit 200) @ 128px"
     page.get_by_text(bundled).first.wait_for(timeout=30_000)
     _run_and_wait(page, bundled)
