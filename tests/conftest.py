@@ -72,3 +72,14 @@ def wait_until(predicate, timeout: float = 5.0, interval: float = 0.005) -> bool
 @pytest.fixture(name="wait_until")
 def _wait_until_fixture():
     return wait_until
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core box they thrash."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

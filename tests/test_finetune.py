@@ -22,13 +22,7 @@ from ptm_core.training import make_scheduler, train_mode
 FAST = FinetuneConfig(mode="full", epochs=1, batch_size=16, image_size=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core box they thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import make_blobs
 
 from ptm_core.configs import FinetuneConfig, ProbeConfig
@@ -14,12 +13,7 @@ from ptm_core.label_efficiency import finetune_runner, run_label_efficiency, sam
 from ptm_core.probes import split_indices
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,12 @@ from __future__ import annotations
 
 import pytest
 import timm
-import torch
 
 from ptm_core import layers
 from ptm_core.layers import run_layer_sweep, stage_features
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_layer_sweep_one_entry_per_stage(tiny, monkeypatch, _isolated_data_dir):
