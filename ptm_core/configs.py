@@ -100,3 +100,10 @@ class FinetuneConfig(_Keyed):
     split_seed: int = 0  # the probes' ProbeConfig.seed: same train/test split as the probes
     test_size: float = 0.2
 
+
+
+def describe_source(dataset: DatasetConfig, backbone: BackboneConfig, image_size: int | None) -> str:
+    """The one-line name a run is shown under: model (weights) on data (limit) @ size."""
+    limit = f" (limit {dataset.limit})" if dataset.limit else ""
+    size = f"{image_size}px" if image_size else "default size"
+    return f"{backbone.name} ({backbone.weights}) on {dataset.spec}{limit} @ {size}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ptm_core.baselines import run_pixel_baseline, run_random_weights_baseline
 from ptm_core.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, KNNConfig,
-                              ProbeConfig, ProjectionConfig, stable_hash)
+                              ProbeConfig, ProjectionConfig, describe_source, stable_hash)
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.finetune import FinetuneResult, finetune, finetuned_features
 from ptm_core.jobs import JobContext
@@ -51,8 +51,7 @@ class LabSource:
                 "extraction": self.extraction.to_dict(), "source_key": self.key()}
 
     def describe(self) -> str:
-        limit = f" (limit {self.dataset.limit})" if self.dataset.limit else ""
-        return f"{self.backbone.name} ({self.backbone.weights}) on {self.dataset.spec}{limit} @ {self.extraction.image_size}px"
+        return describe_source(self.dataset, self.backbone, self.extraction.image_size)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import numpy as np
 
 from ptm_core.artifacts import artifact_dir
 from ptm_core.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig,
-                              stable_hash)
+                              describe_source, stable_hash)
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.faithfulness import map_faithfulness
 from ptm_core.jobs import JobContext
@@ -32,9 +32,7 @@ class ExploreRequest:
         return {name: getattr(self, name).to_dict() for name in ("dataset", "backbone", "extraction", "probe", "projection")}
 
     def title(self) -> str:
-        size = self.extraction.image_size or "default "
-        limit = f" (limit {self.dataset.limit})" if self.dataset.limit else ""
-        return f"{self.backbone.name} ({self.backbone.weights}) on {self.dataset.spec}{limit} @ {size}px"
+        return describe_source(self.dataset, self.backbone, self.extraction.image_size)
 
 
 @dataclass
