@@ -45,10 +45,9 @@ def start_background_services() -> bool:
     from streamlit import config
 
     config.set_option("runner.postScriptGC", False)
-    # The UMAP compile goes first in the job queue rather than on a thread beside it: on 2 cores a
-    # compile running next to a job starved the job of the GIL.
+    # The UMAP compile goes first in the map lane: maps wait for it (one UMAP at a time), probes do not.
     job_manager().submit("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)",
-                         lambda ctx: compile_umap(), kind="warm-up", record=False)
+                         lambda ctx: compile_umap(), kind="warm-up", record=False, lane="map")
     return True
 
 
@@ -102,7 +101,9 @@ def restore_choices(page: str, defaults: dict, choices: dict[str, list] | None =
         value = saved.get(key, default)
         if key not in saved and key in st.query_params:
             try:
-                value = type(default)(st.query_params[key])
+                text = st.query_params[key]
+                # bool("False") is True: read booleans by name.
+                value = text == "True" if isinstance(default, bool) else type(default)(text)
             except ValueError:
                 value = default
         if choices and key in choices and value not in choices[key]:
@@ -131,6 +132,15 @@ def live_job(job_id: str, extra=None) -> None:
         st.rerun(scope="app")
 
 
+def gallery(dataset_config: DatasetConfig, indices, captions, empty: str = "No images.", size: int = 80) -> None:
+    """Images of a dataset by index, each with its caption, in a wrapping grid."""
+    if len(indices) == 0:
+        st.caption(empty)
+        return
+    dataset = load_dataset(dataset_config)
+    st.image([dataset.image(int(i)).resize((size, size)) for i in indices], caption=list(captions))
+
+
 def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
     try:
         return load_dataset(config)
@@ -140,4 +150,4 @@ def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
 
 
 __all__ = ["ensure_router", "mark_routed", "live_job", "job_manager", "job_panel", "format_seconds", "backbone_names", "model_card",
-           "dataset_or_error", "start_background_services", "restore_choices", "remember_choices"]
+           "dataset_or_error", "gallery", "start_background_services", "restore_choices", "remember_choices"]

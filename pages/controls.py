@@ -83,13 +83,13 @@ def backbone_controls(seed: int) -> tuple[BackboneConfig, ExtractionConfig]:
 
 DEFAULTS = {"dataset": "mnist5k", "folder_path": "", "zip_path": "", "tv_name": "cifar10", "tv_split": "train", "shapes_n": 600, "shapes_classes": 6, "limit": 0, "seed": 0,
             "model_filter": "", "backbone": DEFAULT_BACKBONE, "weights": "bundled", "weights_path": "",
-            "image_size": 128, "map": "umap"}
+            "image_size": 128}
 
 
 def source_controls() -> tuple[DatasetConfig, BackboneConfig, ExtractionConfig]:
     """Draw the sidebar and return the configs it describes."""
     restore_choices("source", DEFAULTS, {"dataset": [e.name for e in list_datasets()], "image_size": IMAGE_SIZES,
-                                          "weights": list(WEIGHT_CHOICES), "map": ["umap", "pca", "tsne"],
+                                          "weights": list(WEIGHT_CHOICES),
                                           "backbone": [DEFAULT_BACKBONE, *backbone_names("")]})
     with st.sidebar:
         dataset = dataset_controls()

@@ -1,51 +1,45 @@
-"""Features & probe: pick data and a backbone, extract features, see the map and the probe's accuracy."""
+"""Features & probe: pick data and a backbone, extract features, explore the map, read the probe's accuracy."""
 from functools import partial
 
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from pages import map_jobs
+from pages import map_views as views
 from pages.common import ensure_router, format_seconds, job_manager, job_panel, live_job
 from pages.controls import source_controls
 from ptm_core.configs import ProbeConfig, ProjectionConfig
-from ptm_core.jobs import DONE, FINISHED
-from ptm_core.pipeline import ExploreRequest, ExploreResult, run_explore
-
-MAP_METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
+from ptm_core.jobs import DONE, FINISHED, Job
+from ptm_core.pipeline import ExploreRequest, ExploreResult, map_key, run_explore
 
 
 def current_request() -> ExploreRequest:
     dataset, backbone, extraction = source_controls()
-    with st.sidebar:
-        st.subheader("Map")
-        method = st.radio("Projection", list(MAP_METHODS), format_func=MAP_METHODS.get, horizontal=True, key="map")
-    return ExploreRequest(dataset, backbone, extraction, ProbeConfig(seed=dataset.seed),
-                          ProjectionConfig(method=method, seed=dataset.seed))
+    return ExploreRequest(dataset, backbone, extraction, ProbeConfig(seed=dataset.seed))
 
 
-def map_figure(result: ExploreResult):
-    fs = result.features
-    frame = pd.DataFrame({"x": result.coords[:, 0], "y": result.coords[:, 1],
-                          "class": np.asarray(fs.class_names)[fs.labels], "id": fs.ids})
-    fig = px.scatter(frame, x="x", y="y", color="class", hover_data={"id": True, "x": False, "y": False},
-                     category_orders={"class": fs.class_names}, render_mode="webgl", height=620,
-                     labels={"x": "", "y": ""})
-    fig.update_traces(marker={"size": 5, "opacity": 0.8})
-    fig.update_layout(legend_title_text="Class (click to hide)", margin={"l": 10, "r": 10, "t": 30, "b": 10})
-    return fig
+def submit(request: ExploreRequest) -> Job:
+    work = partial(run_explore, request)
+    return job_manager().submit(request.key(), request.title(), work, kind="explore", config=request.to_dict())
 
 
-def faithfulness_panel(f: dict) -> None:
-    st.markdown("**How faithful is this map?**")
-    cols = st.columns(4)
-    cols[0].metric("Trustworthiness", f"{f['trustworthiness']:.2f}",
-                   help="1.0: every map neighbour is also a neighbour in the full feature space.")
-    if f.get("knn_accuracy_features") is not None:
-        cols[1].metric(f"{f['k']}-NN accuracy, features", f"{f['knn_accuracy_features']:.1%}")
-        cols[2].metric(f"{f['k']}-NN accuracy, map", f"{f['knn_accuracy_map']:.1%}")
-    cols[3].metric("PCA variance in 2-D", f"{f['pca_variance_2d']:.1%}")
-    st.caption(f["summary"])
+def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
+    fs, probe = result.features, result.probe
+    shown = map_jobs.chosen_map(fs, config, result.request.title())
+    colour = st.segmented_control("Colour by", list(views.COLOUR_BY), format_func=views.COLOUR_BY.get,
+                                  default="class", key="colour_by") or "class"
+    map_id = map_key(fs.key, ProjectionConfig(**shown.meta["config"]))
+    rows = views.current_selection(map_id)
+    frame = views.point_frame(fs, probe, shown.coords)
+    fig = views.map_figure(frame, colour, fs.class_names, highlight=rows)
+    views.show_map(fig, three_d=shown.coords.shape[1] == 3, map_id=map_id, chart_key=f"chart-{map_id}")
+    st.caption(views.map_caption(shown) + " Probe colours use in-sample predictions on the train split "
+                                          "(hover shows the split).")
+    views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1])
+    views.clear_selection_button(map_id)
+    views.selection_panel(result.request.dataset, fs, frame, rows)
+    views.export_buttons(views.point_frame(fs, probe, shown.coords, rows), fig, f"map-{fs.key}")
 
 
 def sweep_figure(result: ExploreResult):
@@ -56,7 +50,7 @@ def sweep_figure(result: ExploreResult):
     return fig
 
 
-def show_result(result: ExploreResult) -> None:
+def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
     fs, probe = result.features, result.probe
     cols = st.columns(4)
     cols[0].metric("Linear-probe test accuracy", f"{probe.test_accuracy:.1%}",
@@ -70,10 +64,7 @@ def show_result(result: ExploreResult) -> None:
         with st.expander(f"{fs.meta['n_skipped']} files were skipped (not images, corrupt or too large)",
                          icon=":material/warning:"):
             st.dataframe(pd.DataFrame(fs.meta["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch")
-    st.plotly_chart(map_figure(result), width="stretch", key="umap_map")
-    method = MAP_METHODS.get(result.projection_meta.get("method"), "Map")
-    st.caption(f"{method} of {fs.features.shape[0]:,} feature vectors, coloured by true class.")
-    faithfulness_panel(result.faithfulness)
+    map_section(result, config)
     with st.expander("Probe sweep: validation accuracy vs C"):
         st.plotly_chart(sweep_figure(result), width="stretch", key="sweep")
 
@@ -83,16 +74,14 @@ st.title("Features & probe")
 st.caption("How well does a frozen pretrained backbone separate your classes? Extract features, look at the map, "
            "and read what a linear probe gets — then switch to random weights to see what pretraining buys.")
 
-def submit(request: ExploreRequest):
-    work = partial(run_explore, request)
-    return job_manager().submit(request.key(), request.title(), work, kind="explore", config=request.to_dict())
-
-
 request = current_request()
+projection = views.map_controls(request.dataset.seed)
 manager = job_manager()
 job = manager.find(request.key())
 if job is None and manager.store is not None and manager.store.latest(request.key(), DONE):
     job = submit(request)  # finished before a server restart: every step now reads back from disk
+if job is not None and job.status == DONE:
+    st.sidebar.caption(views.estimate_text(*job.result.features.features.shape, projection))
 if st.button("Extract & analyse", type="primary", icon=":material/play_arrow:", key="run"):
     if job is None or job.status not in ("queued", "running", DONE):
         job = submit(request)
@@ -109,7 +98,7 @@ if job is None:
     st.info(f"Ready: **{request.title()}**. Press **Extract & analyse**.", icon=":material/arrow_upward:")
 elif job.status == DONE:
     st.success(f"{job.title} — done in {format_seconds(job.elapsed)}.", icon=":material/check_circle:")
-    show_result(job.result)
+    show_result(job.result, projection)
 elif job.status in FINISHED:
     job_panel(job)
 else:

@@ -11,7 +11,8 @@ from ptm_core.jobs import QUEUED, RUNNING
 ensure_router()
 st.title("Jobs")
 st.caption("Long work runs outside the page: switching pages or reloading the browser does not stop it. "
-           "One heavy job runs at a time on a CPU; the rest wait in the queue.")
+           "Two lanes run side by side, one job each: compute (extraction, probes, fine-tuning) and maps "
+           "(UMAP's one-off compile, then maps); the rest wait in their lane's queue.")
 
 
 def _when(timestamp: float | None) -> str:
@@ -25,7 +26,7 @@ def live_queue() -> None:
     if not active:
         st.caption("Nothing queued or running.")
     for job in active:
-        st.markdown(f"**{job.title}** · {job.status}")
+        st.markdown(f"**{job.title}** · {job.lane} lane · {job.status}")
         job_panel(job)
 
 

@@ -7,20 +7,12 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import load_dataset
+from pages.common import gallery
 from ptm_core.configs import DatasetConfig
 from ptm_core.lab import METHOD_LABELS
 from ptm_core.probes import confident_mistakes, confusion, per_class_accuracy
 
 MARGINS = {"l": 10, "r": 10, "t": 40, "b": 10}
-
-
-def gallery(dataset_config: DatasetConfig, indices, captions, empty: str = "No images.") -> None:
-    if len(indices) == 0:
-        st.caption(empty)
-        return
-    dataset = load_dataset(dataset_config)
-    st.image([dataset.image(int(i)).resize((80, 80)) for i in indices], caption=list(captions))
 
 
 def per_class_chart(labels: np.ndarray, class_names: list[str], results: dict) -> go.Figure:

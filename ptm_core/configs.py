@@ -64,6 +64,9 @@ class ProjectionConfig(_Keyed):
     perplexity: float = 30.0  # t-SNE only
     pca_dims: int | None = None  # PCA pre-reduction before UMAP/t-SNE; None: off
     fit_max: int | None = None  # fit on a seeded subsample of this many points; None: the method's default
+    # UMAP layout epochs. umap-learn picks 500 below 10k points, 200 above; 200 for 5k x 1280 MNIST features
+    # kept trustworthiness (0.862 vs 0.864) and map kNN accuracy (0.738 vs 0.734) at half the time (2.6 vs 5.6 s).
+    n_epochs: int | None = 200
 
 
 @dataclass(frozen=True)

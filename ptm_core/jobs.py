@@ -2,7 +2,10 @@
 
 A job outlives the widget change, page switch or browser refresh that would stop a Streamlit
 script run; the same key returns the same job, so a page reattaches to work already running.
-A semaphore caps how many heavy jobs run at once (1 on a CPU); the rest wait as `queued`.
+Jobs run in lanes, each with a cap on how many run at once (1 on a CPU); the rest wait as `queued`.
+The `compute` lane takes extraction, probes and fine-tuning; the `map` lane takes UMAP's one-off
+compile and the maps, so a fresh server's 50 s compile never holds up a probe, and a long extraction
+never holds up a map of features already computed.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ class Job:
     key: str
     title: str
     kind: str = "job"
+    lane: str = "compute"
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     artifacts: dict = field(default_factory=dict)
@@ -79,8 +83,10 @@ class JobContext:
         self._persist = persist
         self._persisted_at = 0.0
 
-    def progress(self, fraction: float, message: str = "") -> None:
-        self.check_cancelled()
+    def progress(self, fraction: float, message: str = "", check_cancel: bool = True) -> None:
+        """Report progress; also the point where a cancelled job stops (unless called from a helper thread)."""
+        if check_cancel:
+            self.check_cancelled()
         self._job.progress = min(max(fraction, 0.0), 1.0)
         if message:
             self._job.message = message
@@ -117,7 +123,8 @@ class JobManager:
     """
 
     def __init__(self, max_concurrent: int = 1, store: RunStore | None = None):
-        self._slots = threading.Semaphore(max_concurrent)
+        self._max_concurrent = max_concurrent
+        self._slots: dict[str, threading.Semaphore] = {}
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self.store = store
@@ -131,20 +138,21 @@ class JobManager:
                 log.exception("could not record job %s", job.id)
 
     def submit(self, key: str, title: str, work: Callable[[JobContext], Any], kind: str = "job",
-               config: dict | None = None, record: bool = True) -> Job:
-        """Start `work`, or return the job with the same key that is queued, running or done."""
+               config: dict | None = None, record: bool = True, lane: str = "compute") -> Job:
+        """Start `work` in `lane`, or return the job with the same key that is queued, running or done."""
         with self._lock:
             for job in self._jobs.values():
                 if job.key == key and job.status in (QUEUED, RUNNING, DONE):
                     return job
-            job = Job(key=key, title=title, kind=kind, config=config or {}, recorded=record)
+            job = Job(key=key, title=title, kind=kind, lane=lane, config=config or {}, recorded=record)
             self._jobs[job.id] = job
+            self._slots.setdefault(lane, threading.Semaphore(self._max_concurrent))
         self._persist(job)
         threading.Thread(target=self._run, args=(job, work), name=f"job-{job.id}", daemon=True).start()
         return job
 
     def _run(self, job: Job, work: Callable[[JobContext], Any]) -> None:
-        with self._slots:
+        with self._slots[job.lane]:
             if job.cancel_requested:
                 job.finished, job.message, job.status = time.time(), "cancelled before it started", CANCELLED
                 self._persist(job)

@@ -42,7 +42,12 @@ def neighbour_agreement(features_a: np.ndarray, features_b: np.ndarray, k: int =
     """Per-image Jaccard overlap (0-1) of its k-NN sets in two feature spaces of the same images."""
     if len(features_a) != len(features_b):
         raise PTMError(f"The two feature sets cover different images ({len(features_a)} vs {len(features_b)}).")
-    a, b = knn_sets(features_a, k), knn_sets(features_b, k)
+    return sets_agreement(knn_sets(features_a, k), knn_sets(features_b, k))
+
+
+def sets_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Jaccard overlap of two N x k neighbour-index arrays (each row free of repeats)."""
+    k = a.shape[1]
     # Sorted, each row of [a | b] has a repeated value exactly where both sets share a neighbour.
     both = np.sort(np.concatenate([a, b], axis=1), axis=1)
     shared = np.count_nonzero(both[:, 1:] == both[:, :-1], axis=1)

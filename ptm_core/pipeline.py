@@ -1,6 +1,13 @@
-"""The explore flow as one job: features (cached) -> linear probe -> 2-D map."""
+"""The explore flow as two jobs: features (cached) -> linear probe, then the map of those features.
+
+They run in different job lanes so that a map never waits for an extraction and a probe never
+waits for UMAP's one-off compile; the page shows an instant PCA map until the chosen map is ready.
+"""
 from __future__ import annotations
 
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +19,7 @@ from ptm_core.extraction import FeatureSet, extract
 from ptm_core.faithfulness import map_faithfulness
 from ptm_core.jobs import JobContext
 from ptm_core.probes import ProbeResult, cached_linear_probe
-from ptm_core.projection import project
+from ptm_core.projection import estimate_seconds, project
 
 
 @dataclass(frozen=True)
@@ -21,15 +28,14 @@ class ExploreRequest:
     backbone: BackboneConfig = BackboneConfig()
     extraction: ExtractionConfig = ExtractionConfig()
     probe: ProbeConfig = ProbeConfig()
-    projection: ProjectionConfig = ProjectionConfig()
 
     def key(self) -> str:
         # Device and batch size change speed, not results, so they stay out of the key.
-        steps = (self.dataset, self.backbone, self.probe, self.projection)
+        steps = (self.dataset, self.backbone, self.probe)
         return stable_hash(["explore", [s.key() for s in steps], self.extraction.image_size, self.extraction.layer])
 
     def to_dict(self) -> dict:
-        return {name: getattr(self, name).to_dict() for name in ("dataset", "backbone", "extraction", "probe", "projection")}
+        return {name: getattr(self, name).to_dict() for name in ("dataset", "backbone", "extraction", "probe")}
 
     def title(self) -> str:
         return describe_source(self.dataset, self.backbone, self.extraction.image_size)
@@ -37,34 +43,75 @@ class ExploreRequest:
 
 @dataclass
 class ExploreResult:
+    request: ExploreRequest
     features: FeatureSet
     probe: ProbeResult
-    coords: np.ndarray
-    projection_meta: dict
-    faithfulness: dict
 
 
 def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
     ctx.stage("extracting features")
     features = extract(request.dataset, request.backbone, request.extraction,
-                       progress=ctx.scaled(0.0, 0.8), cancelled=ctx.cancelled)
+                       progress=ctx.scaled(0.0, 0.85), cancelled=ctx.cancelled)
     source = "cache" if features.meta.get("cache_hit") else f"{features.meta.get('images_per_s', 0):.0f} img/s"
     ctx.stage(f"features ready: {features.features.shape[0]} x {features.features.shape[1]} ({source})")
-    ctx.progress(0.8, "training the linear probe")
-    step = ctx.scaled(0.8, 0.9)
+    ctx.progress(0.85, "training the linear probe")
+    step = ctx.scaled(0.85, 1.0)
     probe = cached_linear_probe(features.features, features.labels, features.key, request.probe,
                                 callback=lambda done, total: step(done / total, f"probe sweep {done}/{total - 1}"))
     ctx.stage(f"linear probe: test accuracy {probe.test_accuracy:.3f} (C={probe.best_C:g})")
-    ctx.progress(0.9, f"computing the {request.projection.method.upper()} map")
-    coords, meta = project(features.features, features.key, request.projection)
-    timing = "cache" if meta.get("cache_hit") else f"{meta['seconds']:.1f} s"
-    ctx.stage(f"map ready ({timing}); measuring how faithful it is")
-    faithfulness = map_faithfulness(features.features, coords[:, :2], features.labels, seed=request.projection.seed)
     ctx.record(
         metrics={"test_accuracy": probe.test_accuracy, "best_C": probe.best_C, "n_train": probe.n_train,
                  "n_test": probe.n_test, "probe_seconds": probe.seconds, "n_images": int(features.features.shape[0]),
                  "feature_dim": int(features.features.shape[1]), "images_per_s": features.meta.get("images_per_s"),
-                 "features_from_cache": bool(features.meta.get("cache_hit")), "map_seconds": meta.get("seconds"),
-                 "trustworthiness": faithfulness["trustworthiness"]},
+                 "features_from_cache": bool(features.meta.get("cache_hit"))},
         artifacts={"features": str(artifact_dir("features") / f"{features.key}.npz"), "feature_key": features.key})
-    return ExploreResult(features, probe, coords, meta, faithfulness)
+    return ExploreResult(request, features, probe)
+
+
+@dataclass
+class MapResult:
+    coords: np.ndarray  # N x n_components
+    meta: dict  # projection meta: method, seconds, subsampled, n_fit, placement, cache_hit, ...
+    faithfulness: dict
+
+
+def map_key(feature_key: str, config: ProjectionConfig) -> str:
+    return stable_hash(["map", feature_key, config.key()])
+
+
+@contextmanager
+def _progress_by_estimate(ctx: JobContext, estimate: float, start: float, stop: float, message: str):
+    """Move progress along by elapsed/estimate while a call that reports none (UMAP, t-SNE) runs."""
+    finished = threading.Event()
+    began = time.monotonic()
+
+    def tick() -> None:
+        while not finished.wait(0.5):
+            fraction = min(0.95, (time.monotonic() - began) / max(estimate, 0.1))
+            ctx.progress(start + (stop - start) * fraction, message, check_cancel=False)
+    threading.Thread(target=tick, daemon=True).start()
+    try:
+        yield
+    finally:
+        finished.set()
+
+
+def compute_map(features: FeatureSet, config: ProjectionConfig) -> MapResult:
+    """The map of a feature set and how faithful it is, without a job (PCA takes about a second)."""
+    coords, meta = project(features.features, features.key, config)
+    return MapResult(coords, meta, map_faithfulness(features.features, coords[:, :2], features.labels, seed=config.seed))
+
+
+def run_map(features: FeatureSet, config: ProjectionConfig, ctx: JobContext) -> MapResult:
+    """`compute_map` as a job: progress by the time estimate, since UMAP and t-SNE report none."""
+    n, dim = features.features.shape
+    estimate = estimate_seconds(n, dim, config)
+    label = f"{config.method.upper()} of {n:,} points"
+    ctx.stage(f"{label}, estimated {estimate:.0f} s")
+    with _progress_by_estimate(ctx, estimate, 0.0, 0.9, label):
+        coords, meta = project(features.features, features.key, config)
+    ctx.progress(0.9, "measuring how faithful the map is")
+    faithfulness = map_faithfulness(features.features, coords[:, :2], features.labels, seed=config.seed)
+    ctx.record(metrics={"map_seconds": meta.get("seconds"), "map_estimate_seconds": estimate,
+                        "trustworthiness": faithfulness["trustworthiness"]}, artifacts={"feature_key": features.key})
+    return MapResult(coords, meta, faithfulness)

@@ -83,6 +83,15 @@ class ProbeResult:
     test_indices: np.ndarray
     predictions: np.ndarray
     probabilities: np.ndarray | None = None  # n_test x n_classes, for confident-mistake views
+    # Every image, train included (in-sample there), for colouring maps: prediction and its probability.
+    all_predictions: np.ndarray | None = None
+    all_confidence: np.ndarray | None = None
+
+    def split(self, n: int) -> np.ndarray:
+        """'train' or 'test' for each of the n images."""
+        names = np.full(n, "train", dtype=object)
+        names[self.test_indices] = "test"
+        return names
 
     def summary(self) -> dict:
         return {"test_accuracy": self.test_accuracy, "best_C": self.best_C, "n_train": self.n_train,
@@ -96,7 +105,8 @@ def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConf
     train, test = split_indices(labels, config.test_size, config.seed)
     probe = LinearProbe(config.Cs, config.val_size, config.max_iter, config.seed)
     probe.fit(features[train], labels[train], callback=callback)
-    probabilities = probe.predict_proba(features[test])
+    all_probabilities = probe.predict_proba(features)
+    probabilities = all_probabilities[test]
     predictions = probe.classes_[np.argmax(probabilities, axis=1)]
     return ProbeResult(
         test_accuracy=float(np.mean(predictions == labels[test])),
@@ -104,6 +114,8 @@ def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConf
         val_curve=list(zip(map(float, config.Cs), map(float, probe.val_scores_))),
         n_train=len(train), n_test=len(test), seconds=time.perf_counter() - started,
         test_indices=test, predictions=predictions, probabilities=probabilities,
+        all_predictions=probe.classes_[np.argmax(all_probabilities, axis=1)],
+        all_confidence=all_probabilities.max(axis=1).astype(np.float32),
     )
 
 
@@ -112,15 +124,16 @@ def cached_linear_probe(features: np.ndarray, labels: np.ndarray, feature_key: s
     """`run_linear_probe`, read back from disk when these features were probed the same way before."""
     path = artifact_dir("probes") / f"{stable_hash([feature_key, config.key()])}.npz"
     cached = load_npz(path)
-    if cached is not None:
+    if cached is not None and "all_predictions" in cached[0]:  # older caches lack the all-image columns
         arrays, meta = cached
         return ProbeResult(meta["test_accuracy"], meta["best_C"], [tuple(p) for p in arrays["val_curve"].tolist()],
                            meta["n_train"], meta["n_test"], meta["seconds"], arrays["test_indices"], arrays["predictions"],
-                           arrays.get("probabilities"))
+                           arrays.get("probabilities"), arrays["all_predictions"], arrays["all_confidence"])
     result = run_linear_probe(features, labels, config, callback)
     meta = {k: v for k, v in result.summary().items() if k != "val_curve"}
     save_npz(path, meta=meta, val_curve=np.array(result.val_curve), test_indices=result.test_indices,
-             predictions=result.predictions, probabilities=result.probabilities)
+             predictions=result.predictions, probabilities=result.probabilities,
+             all_predictions=result.all_predictions, all_confidence=result.all_confidence)
     return result
 
 

@@ -23,6 +23,7 @@ from ptm_core.configs import ProjectionConfig, stable_hash
 from ptm_core.errors import PTMError
 
 METHODS = ("umap", "pca", "tsne")
+METRICS = ("euclidean", "cosine", "correlation", "manhattan")  # distances UMAP and t-SNE both accept
 # Beyond these many points the map is fitted on a subsample. By estimate_seconds on the 2-core dev box
 # a 1280-dim fit at the cap costs ~11 s for UMAP and ~26 s for t-SNE (~5x slower per point).
 FIT_MAX = {"umap": 20_000, "tsne": 5_000}
@@ -33,6 +34,12 @@ UMAP_APPROXIMATE_FROM = 1000
 
 _warm = threading.Event()  # warm-up started (it runs once per process)
 _warm_done = threading.Event()  # the default UMAP path is compiled: the next real call pays no compilation
+_compiled_paths: set[tuple[str, bool]] = set()  # (metric, reproducible) UMAP variants this process has run
+
+
+def _umap_path(config: ProjectionConfig) -> tuple[str, bool]:
+    # numba builds separate kernels per metric and for the parallel (unseeded) layout.
+    return config.metric, config.reproducible
 
 
 def fit_limit(config: ProjectionConfig) -> int | None:
@@ -43,6 +50,10 @@ def validate(config: ProjectionConfig, n: int) -> None:
     """Raise a one-line PTMError for settings no method can honour."""
     if config.method not in METHODS:
         raise PTMError(f"Unknown projection '{config.method}'; use one of {', '.join(METHODS)}.")
+    if config.method != "pca" and config.metric not in METRICS:
+        raise PTMError(f"Unknown distance '{config.metric}'; use one of {', '.join(METRICS)}.")
+    if config.n_epochs is not None and config.n_epochs < 1:
+        raise PTMError("UMAP needs at least 1 layout epoch.")
     if config.n_components not in (2, 3):
         raise PTMError(f"A map has 2 or 3 dimensions, not {config.n_components}.")
     if n < 4:
@@ -64,6 +75,7 @@ def _umap_reducer(config: ProjectionConfig, n: int, approximate: bool = False):
     seed, jobs = (config.seed, 1) if config.reproducible else (None, -1)
     return umap.UMAP(n_components=config.n_components, n_neighbors=max(2, min(config.n_neighbors, n - 1)),
                      min_dist=config.min_dist, metric=config.metric, random_state=seed, n_jobs=jobs,
+                     n_epochs=config.n_epochs,
                      force_approximation_algorithm=approximate or n >= UMAP_APPROXIMATE_FROM)
 
 
@@ -108,6 +120,7 @@ def _fit_and_place(fit_x: np.ndarray, rest_x: np.ndarray, config: ProjectionConf
     else:
         model = _umap_reducer(config, len(fit_x)).fit(fit_x)
         _warm_done.set()  # compiled now, whether or not the warm-up ran
+        _compiled_paths.add(_umap_path(config))
     fit_coords = model.embedding_ if config.method == "umap" else model.transform(fit_x)
     return fit_coords, model.transform(rest_x) if len(rest_x) else fit_coords[:0]
 
@@ -175,6 +188,7 @@ UMAP_KNN_SECONDS_PER_CELL = 1.2e-7  # n * dim, nearest-neighbour descent (exact 
 UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH = 1.1e-7  # n * n_neighbors * epochs, single-threaded SGD
 UMAP_TRANSFORM_SECONDS_PER_CELL = 2.7e-6  # n_rest * dim, placing points beyond fit_max
 UMAP_COMPILE_SECONDS = 40.0  # numba compilation on a process's first UMAP call (see warm_up_umap)
+UMAP_VARIANT_COMPILE_SECONDS = 10.0  # a further metric or the parallel layout: cosine's first map 15.8 s vs 6.0 warm
 TSNE_BASE_SECONDS = 0.1
 TSNE_KNN_SECONDS_PER_CELL = 1.0e-7  # n * dim, 3*perplexity nearest neighbours
 TSNE_SECONDS_PER_POINT_LOG = 4.2e-4  # n * log2(n), 1000 Barnes-Hut iterations
@@ -205,13 +219,15 @@ def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile
         seconds += TSNE_BASE_SECONDS + TSNE_KNN_SECONDS_PER_CELL * n_fit * dim
         seconds += TSNE_SECONDS_PER_POINT_LOG * n_fit * math.log2(max(n_fit, 2))
         return seconds + BRUTE_KNN_SECONDS_PER_CELL * n_rest * n_fit * dim
-    epochs = 500 if n_fit <= 10_000 else 200  # umap-learn's own default
+    epochs = config.n_epochs or (500 if n_fit <= 10_000 else 200)  # None: umap-learn's own default
     work = UMAP_KNN_SECONDS_PER_CELL * n_fit * dim
     work += UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH * n_fit * config.n_neighbors * epochs
     seconds += UMAP_BASE_SECONDS + (work if config.reproducible else work / _parallel_speedup())
     seconds += UMAP_TRANSFORM_SECONDS_PER_CELL * n_rest * dim
     if include_compile and not umap_ready():
         seconds += UMAP_COMPILE_SECONDS
+    elif include_compile and _umap_path(config) not in _compiled_paths:
+        seconds += UMAP_VARIANT_COMPILE_SECONDS
     return seconds
 
 
@@ -236,10 +252,10 @@ def warm_up_umap() -> threading.Thread:
 
 
 def compile_umap() -> None:
-    """The warm-up itself, on the calling thread (the app runs it as the job queue's first job).
+    """The warm-up itself, on the calling thread (the app runs it as the first job of the map lane).
 
-    As a queued job it never overlaps other work: a numba compile beside a job's many small numpy
-    calls starved that job of the GIL (a 4 s probe took minutes on 2 cores).
+    It shares the map lane with real maps (one UMAP at a time: numba's workqueue layer is not
+    thread-safe) and runs beside the compute lane: a 10.9 s probe took 19.9 s next to it on 2 cores.
     """
     if _warm.is_set():
         return
@@ -247,7 +263,8 @@ def compile_umap() -> None:
     sample = _as_input(np.random.default_rng(0).normal(size=(300, 16)))
     # Most likely first: the default map of >= UMAP_APPROXIMATE_FROM points (nearest-neighbour descent).
     _umap(sample, ProjectionConfig(), approximate=True)
+    _compiled_paths.add(_umap_path(ProjectionConfig()))
     _warm_done.set()
-    # Then small sets' exact kNN. The unseeded (parallel) and cosine paths are left cold: the app
-    # does not offer them, and parallel kernels launched beside another thread's are unsafe.
+    # Then small sets' exact kNN. Other metrics and the unseeded (parallel) layout stay cold: each
+    # costs ~10 s more of compile, and estimate_seconds() tells the user before their first such map.
     _umap(sample, ProjectionConfig())

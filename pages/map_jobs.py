@@ -1,0 +1,55 @@
+"""Which map a page draws: PCA at once, the chosen UMAP or t-SNE from the map lane once it is ready."""
+from __future__ import annotations
+
+from functools import partial
+
+import streamlit as st
+
+from pages.common import format_seconds, job_manager, job_panel, live_job
+from pages.map_views import METHODS
+from ptm_core.configs import ProjectionConfig
+from ptm_core.extraction import FeatureSet
+from ptm_core.jobs import DONE, FINISHED, Job
+from ptm_core.pipeline import MapResult, compute_map, map_key, run_map
+from ptm_core.projection import estimate_seconds, projection_path
+
+AUTO_DRAW_SECONDS = 20  # maps estimated under this start by themselves; longer ones wait for the button
+
+
+@st.cache_data(show_spinner="Drawing a PCA map…", max_entries=16)
+def quick_map(_features: FeatureSet, feature_key: str, config: ProjectionConfig) -> MapResult:
+    return compute_map(_features, config)
+
+
+def map_job(fs: FeatureSet, config: ProjectionConfig, title: str, button_key: str = "draw_map") -> Job | None:
+    """The job computing this map: found, started when cheap or cached, or started by the user's click."""
+    manager = job_manager()
+    key = map_key(fs.key, config)
+    job = manager.find(key)
+    if job is not None and (job.status == DONE or job.status not in FINISHED):
+        return job
+    estimate = estimate_seconds(*fs.features.shape, config)
+    cheap = job is None and (estimate <= AUTO_DRAW_SECONDS or projection_path(fs.key, config).exists())
+    label = f"Draw the {METHODS[config.method]} map (about {format_seconds(max(estimate, 1))})"
+    if cheap or st.button(label, type="primary", icon=":material/scatter_plot:", key=button_key):
+        job = manager.submit(key, f"{METHODS[config.method]} map: {title}", partial(run_map, fs, config),
+                             kind="map", lane="map", config={"feature_key": fs.key, "projection": config.to_dict()})
+    return job
+
+
+def chosen_map(fs: FeatureSet, config: ProjectionConfig, title: str, button_key: str = "draw_map") -> MapResult:
+    """The chosen map when it is ready; until then a PCA map (about a second) and the job's progress."""
+    if config.method == "pca":
+        return quick_map(fs, fs.key, config)
+    job = map_job(fs, config, title, button_key)
+    if job is not None and job.status == DONE:
+        return job.result
+    pca = ProjectionConfig(method="pca", n_components=config.n_components, seed=config.seed)
+    preview = quick_map(fs, fs.key, pca)
+    if job is not None:
+        st.info(f"Showing a PCA map until the {METHODS[config.method]} map is ready.", icon=":material/hourglass_top:")
+        if job.status in FINISHED:
+            job_panel(job)
+        else:
+            live_job(job.id)
+    return preview
