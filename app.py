@@ -10,6 +10,7 @@ mark_routed()
 navigation = st.navigation({
     "Explore": [
         st.Page("pages/explore.py", title="Features & probe", icon=":material/scatter_plot:", default=True),
+        st.Page("pages/compare.py", title="Compare backbones", icon=":material/compare:"),
         st.Page("pages/lab.py", title="Probe vs fine-tune", icon=":material/science:"),
     ],
     "Library": [

@@ -32,7 +32,9 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     map_id = map_key(fs.key, ProjectionConfig(**shown.meta["config"]))
     rows = views.current_selection(map_id)
     frame = views.point_frame(fs, probe, shown.coords)
-    fig = views.map_figure(frame, colour, fs.class_names, highlight=rows)
+    # No highlight rings here: they would change the figure, remount the chart, and drop plotly's own
+    # display of the selection that was just made.
+    fig = views.map_figure(frame, colour, fs.class_names)
     views.show_map(fig, three_d=shown.coords.shape[1] == 3, map_id=map_id, chart_key=f"chart-{map_id}")
     st.caption(views.map_caption(shown) + " Probe colours use in-sample predictions on the train split "
                                           "(hover shows the split).")

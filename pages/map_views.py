@@ -61,13 +61,13 @@ def estimate_text(n: int, dim: int, config: ProjectionConfig) -> str:
     return f"{METHODS[config.method]} of {n:,} × {dim:,}: about {max(seconds, 1):.0f} s{why}"
 
 
-def point_frame(fs: FeatureSet, probe: ProbeResult, coords: np.ndarray, selected=()) -> pd.DataFrame:
+def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, selected=()) -> pd.DataFrame:
     """One row per image: map position, label, the probe's verdict, and whether it is selected."""
     names = np.asarray(fs.class_names)
     frame = pd.DataFrame({"row": np.arange(len(fs.labels)), "id": fs.ids, "class": names[fs.labels]})
     for axis, column in zip("xyz", coords.T):
         frame[axis] = column
-    if probe.all_predictions is not None:
+    if probe is not None and probe.all_predictions is not None:
         frame["prediction"] = names[probe.all_predictions]
         frame["correct"] = np.where(probe.all_predictions == fs.labels, "right", "wrong")
         frame["confidence"] = probe.all_confidence
@@ -76,15 +76,14 @@ def point_frame(fs: FeatureSet, probe: ProbeResult, coords: np.ndarray, selected
     return frame
 
 
-def map_figure(frame: pd.DataFrame, colour_by: str, class_names: list[str], highlight=(), height: int = 600,
-               title: str | None = None) -> go.Figure:
+def map_figure(frame: pd.DataFrame, colour_by: str, class_names: list[str], highlight=(), height: int = 600) -> go.Figure:
     """WebGL scatter (2-D) or a 3-D scatter, with each point's row number as customdata."""
     if colour_by not in frame:
         colour_by = "class"
     three_d = "z" in frame
     hover = {c: True for c in ("id", "class", "prediction", "confidence", "split") if c in frame}
     hover.update(x=False, y=False, **({"z": False} if three_d else {}))
-    style = {"color": colour_by, "custom_data": ["row"], "hover_data": hover, "height": height, "title": title,
+    style = {"color": colour_by, "custom_data": ["row"], "hover_data": hover, "height": height,
              "category_orders": {"class": class_names, "prediction": class_names, "correct": ["right", "wrong"]},
              "color_discrete_map": {"right": "#9aa5b1", "wrong": "#d62728"}, "labels": {"x": "", "y": "", "z": ""}}
     if colour_by == "confidence":
@@ -95,11 +94,10 @@ def map_figure(frame: pd.DataFrame, colour_by: str, class_names: list[str], high
     else:
         fig = px.scatter(frame, x="x", y="y", render_mode="webgl", **style)
         fig.update_traces(marker={"size": 5, "opacity": 0.8})
-        fig.update_layout(dragmode="select")
     if len(highlight):
         _add_highlight(fig, frame.loc[frame["row"].isin(np.asarray(highlight, dtype=int))], three_d)
     legend = "Click a class to hide it" if colour_by != "confidence" else ""
-    return fig.update_layout(legend_title_text=legend, margin={"l": 10, "r": 10, "t": 40 if title else 30, "b": 10})
+    return fig.update_layout(legend_title_text=legend, margin={"l": 10, "r": 10, "t": 30, "b": 10})
 
 
 def _add_highlight(fig: go.Figure, rows: pd.DataFrame, three_d: bool) -> None:
@@ -173,8 +171,8 @@ def _caption(frame: pd.DataFrame, row: int, extra: str = "") -> str:
 def selection_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame, rows: np.ndarray) -> None:
     """A clicked point's nearest neighbours, or the selected images with per-class counts."""
     if len(rows) == 0:
-        st.caption("Drag a box or lasso on the map to see those images; click one point to see its nearest "
-                   "neighbours in the full feature space.")
+        st.caption("Click a point to see its nearest neighbours in the full feature space; pick Box or Lasso "
+                   "Select on the map's toolbar and drag to see a group of images.")
         return
     if len(rows) == 1:
         neighbours_panel(dataset, fs, frame, int(rows[0]))
@@ -182,11 +180,16 @@ def selection_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame,
     st.markdown(f"**{len(rows):,} images selected**")
     cols = st.columns([5, 7])
     cols[0].dataframe(selection_counts(frame, rows), width="stretch")
+    # Plotly ignores clicks on points while a box is drawn, so neighbours of a selected image are one pick away too.
+    focus = cols[0].selectbox("Nearest neighbours of", [None, *rows[:500].tolist()], key="neighbours_of",
+                              format_func=lambda r: "choose an image…" if r is None else _caption(frame, r))
     with cols[1]:
         shown = rows[:GALLERY_MAX]
         if len(rows) > GALLERY_MAX:
             st.caption(f"Showing the first {GALLERY_MAX} of {len(rows):,}.")
         gallery(dataset, shown, [_caption(frame, r) for r in shown])
+    if focus is not None:
+        neighbours_panel(dataset, fs, frame, int(focus))
 
 
 def neighbours_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame, row: int) -> None:

@@ -1,4 +1,5 @@
 """Real browser: Debian's chromium, driven by Playwright, against `streamlit run app.py`."""
+import io
 import os
 import shutil
 import socket
@@ -6,8 +7,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
+from PIL import Image
+
+from indexed_images import decode, write_indexed_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -29,9 +34,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data_dir):
     port = _free_port()
-    env = dict(os.environ, PTM_DATA_DIR=str(tmp_path_factory.mktemp("data")))
+    env = dict(os.environ, PTM_DATA_DIR=str(data_dir))
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
@@ -140,3 +150,89 @@ def test_a_tiny_fine_tune_runs_to_completion_with_its_curve(page, server):
     assert curve.first.locator(".scatterlayer .trace").count() >= 1  # the loss line is drawn
     assert "Traceback" not in page.content()
     page.screenshot(path=str(Path(os.environ.get("PTM_SCREENSHOT_DIR", "/tmp")) / "finetune.png"), full_page=True)
+
+
+# Before the drag: the rows plotly draws inside the box, from its own data and axes (page pixels -> data).
+_ROWS_IN_BOX = """([x0, y0, x1, y1]) => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  const [lo, hi] = [xa.p2l(x0 - area.left), xa.p2l(x1 - area.left)].sort((a, b) => a - b);
+  const [bottom, top] = [ya.p2l(y1 - area.top), ya.p2l(y0 - area.top)].sort((a, b) => a - b);
+  const rows = [];
+  for (const trace of gd._fullData) {
+    for (let i = 0; i < trace.x.length; i++) {
+      if (trace.x[i] >= lo && trace.x[i] <= hi && trace.y[i] >= bottom && trace.y[i] <= top) rows.push(Number(trace.customdata[i][0]));
+    }
+  }
+  return rows.sort((a, b) => a - b);
+}"""
+
+
+_PIXEL_OF_ROW = """(row) => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  for (const trace of gd._fullData) {
+    for (let i = 0; i < trace.x.length; i++) {
+      if (Number(trace.customdata[i][0]) === row) return [area.left + xa.l2p(trace.x[i]), area.top + ya.l2p(trace.y[i])];
+    }
+  }
+  return null;
+}"""
+
+
+def _gallery(page, server) -> list[tuple[int, int]]:
+    """(caption's row, the row its image encodes) for each image of the gallery."""
+    shown = []
+    images = page.locator('[data-testid="stImageContainer"]')
+    for i in range(images.count()):
+        caption = images.nth(i).get_by_test_id("stImageCaption").inner_text()  # "#row · class ..."
+        src = images.nth(i).locator("img").get_attribute("src")
+        pixels = Image.open(io.BytesIO(page.request.get(urljoin(server + "/", src)).body()))
+        shown.append((int(caption.split("·")[0].strip().lstrip("#")), decode(pixels)))
+    return shown
+
+
+def test_a_box_selection_shows_each_selected_points_own_image(page, server, data_dir):
+    """Streamlit issue 8914 in a real browser: drag a box, and every gallery image is its own point's."""
+    folder = write_indexed_folder(data_dir / "indexed")
+    title = f"test_efficientnet.r160_in1k (random) on folder:{folder} @ 32px"
+    page.set_viewport_size({"width": 1400, "height": 1800})  # the whole map on screen: no scrolling mid-drag
+    page.goto(f"{server}/?dataset=folder&folder_path={folder}&backbone=test_efficientnet.r160_in1k&weights=random"
+              f"&image_size=32&map=pca")
+    page.get_by_text(f"Ready: {title}").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Extract & analyse").click()
+    page.get_by_text("PCA of 60 feature vectors").wait_for(timeout=120_000)
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullData?.length > 0")
+    page.wait_for_timeout(1_000)
+    # One click on a point: that image and its nearest neighbours in the full feature space.
+    clicked = 45
+    x, y = page.evaluate(_PIXEL_OF_ROW, clicked)
+    page.mouse.move(x - 20, y - 20)
+    page.mouse.move(x, y, steps=5)  # WebGL points are picked on hover first
+    page.get_by_text(f"c{clicked // 20}/img_{clicked:04d}.png").wait_for(timeout=10_000)  # the hover label
+    page.mouse.click(x, y)
+    page.get_by_text("(clicked)").wait_for(timeout=30_000)
+    shown = _gallery(page, server)
+    assert shown[0] == (clicked, clicked) and len(shown) == 13
+    assert all(row == image for row, image in shown), shown
+
+    # A box: exactly the points inside it, each with its own image.
+    area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    box = [area["x"] + area["width"] * 0.15, area["y"] + area["height"] * 0.1,
+           area["x"] + area["width"] * 0.6, area["y"] + area["height"] * 0.9]
+    expected = page.evaluate(_ROWS_IN_BOX, box)
+    assert 5 <= len(expected) < 60, expected
+    page.locator('.modebar-btn[data-title="Box Select"]').first.click()
+    page.mouse.move(box[0], box[1])
+    page.mouse.down()
+    page.mouse.move(box[2], box[3], steps=12)
+    page.mouse.up()
+    page.get_by_text(f"{len(expected)} images selected").wait_for(timeout=30_000)
+    page.locator('[data-testid="stImageContainer"]').nth(len(expected) - 1).wait_for(timeout=30_000)
+    shown = _gallery(page, server)
+    assert [row for row, _ in shown] == expected
+    assert all(row == image for row, image in shown), shown
+    page.screenshot(path=str(Path(os.environ.get("PTM_SCREENSHOT_DIR", "/tmp")) / "selection.png"), full_page=True)
+    assert "Traceback" not in page.content()
