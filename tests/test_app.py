@@ -67,3 +67,45 @@ def test_bad_folder_is_one_clear_line(where, expected):
     _run_until(at, lambda a: len(a.error) > 0, timeout=60)
     message = at.error[0].value
     assert expected in message and "\n" not in message and "Traceback" not in message
+
+
+def _small_run(at: AppTest) -> None:
+    at.selectbox(key="dataset").set_value("digits")
+    at.number_input(key="limit").set_value(120)
+    at.selectbox(key="backbone").set_value(TINY)
+    at.radio(key="weights").set_value("random")
+    at.select_slider(key="image_size").set_value(32)
+    at.run()
+
+
+def test_map_settings_draw_a_3d_tsne_coloured_by_the_probe():
+    at = _app()
+    _small_run(at)
+    at.radio(key="map").set_value("tsne").run()
+    at.radio(key="map_dims").set_value(3).run()
+    at.button(key="run").click().run()
+    _run_until(at, lambda a: any("t-SNE of 120 feature vectors" in c.value for c in a.caption) or len(a.error) > 0)
+    assert not at.error, [e.value for e in at.error]
+    assert any("t-SNE of 120 × " in c.value for c in at.sidebar.caption)  # the time estimate of the next map
+    at.segmented_control(key="colour_by").set_value("correct").run()
+    assert not at.exception
+    assert any("Box and lasso selection work on 2-D maps" in c.value for c in at.caption)
+    assert [m.label for m in at.metric][4] == "Trustworthiness"
+
+
+def test_compare_page_shows_agreement_and_the_most_disagreeing_images():
+    at = _app()
+    at.switch_page("pages/compare.py").run()
+    assert at.title[0].value == "Compare two backbones"
+    _small_run(at)
+    at.selectbox(key="backbone_b").set_value(TINY)
+    at.radio(key="weights_b").set_value("random")
+    at.select_slider(key="image_size_b").set_value(64)
+    at.radio(key="map").set_value("pca").run()
+    at.button(key="run_compare").click().run()
+    _run_until(at, lambda a: len(a.metric) > 0 or len(a.error) > 0)
+    assert not at.error, [e.value for e in at.error]
+    assert at.metric[0].label == "Mean neighbour agreement" and 0 <= float(at.metric[0].value) <= 1
+    assert len(at.get("plotly_chart")) == 2
+    table = at.dataframe[0].value
+    assert len(table) == 24 and table["agreement"].is_monotonic_increasing

@@ -222,3 +222,17 @@ def test_scaled_progress_maps_onto_a_sub_range(wait_until):
     job = manager.submit("scaled", "scaled", work)
     assert wait_until(_finished(job), TIMEOUT) and job.status == DONE
     assert seen == pytest.approx([0.2, 0.4, 0.6])
+
+
+def test_lanes_run_side_by_side_but_one_at_a_time_within_a_lane(wait_until):
+    """A long map-lane job (UMAP's compile) must not hold up compute work, nor two maps run at once."""
+    manager = JobManager(max_concurrent=1)
+    release = threading.Event()
+    compile_job = manager.submit("warm-up", "compile", lambda ctx: release.wait(TIMEOUT), lane="map")
+    assert wait_until(lambda: compile_job.status == RUNNING, TIMEOUT)
+    map_job = manager.submit("map", "a map", lambda ctx: "map", lane="map")
+    probe = manager.submit("probe", "a probe", lambda ctx: "probe")  # the compute lane
+    assert wait_until(_finished(probe), TIMEOUT) and probe.status == DONE
+    assert map_job.status == QUEUED and map_job.lane == "map" and probe.lane == "compute"
+    release.set()
+    assert wait_until(_finished(map_job), TIMEOUT) and map_job.result == "map"

@@ -103,3 +103,26 @@ def test_umap_reproducible_gives_identical_maps():
     first, second = compute_projection(x, config), compute_projection(x, config)
     assert first.shape == (40, 2)
     np.testing.assert_array_equal(first, second)
+
+
+def test_layout_epochs_are_a_setting_and_drive_the_estimate():
+    few, many = ProjectionConfig(n_epochs=100), ProjectionConfig(n_epochs=500)
+    assert few.key() != many.key()
+    assert estimate_seconds(5000, 1280, few, include_compile=False) < estimate_seconds(5000, 1280, many, include_compile=False)
+    with pytest.raises(PTMError, match="at least 1 layout epoch"):
+        compute_projection(np.zeros((10, 3), dtype=np.float32), ProjectionConfig(n_epochs=0))
+
+
+def test_unknown_distance_is_one_line():
+    with pytest.raises(PTMError, match="Unknown distance 'hamming'"):
+        compute_projection(np.zeros((10, 3), dtype=np.float32), ProjectionConfig(metric="hamming"))
+
+
+def test_a_metric_not_yet_compiled_adds_to_the_estimate(monkeypatch):
+    from ptm_core import projection
+
+    monkeypatch.setattr(projection, "_compiled_paths", {("euclidean", True)})
+    monkeypatch.setattr(projection, "umap_ready", lambda: True)
+    warm = estimate_seconds(1000, 64, ProjectionConfig())
+    cosine = estimate_seconds(1000, 64, ProjectionConfig(metric="cosine"))
+    assert cosine == pytest.approx(warm + projection.UMAP_VARIANT_COMPILE_SECONDS)

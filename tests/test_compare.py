@@ -1,0 +1,79 @@
+"""Two backbones compared point by point, and the explore flow's two jobs (features + probe, then the map)."""
+import numpy as np
+import pytest
+
+from ptm_core.compare import CompareRequest, compare_neighbourhoods, run_compare
+from ptm_core.configs import ProjectionConfig
+from ptm_core.errors import PTMError
+from ptm_core.extraction import FeatureSet
+from ptm_core.jobs import DONE, JobManager
+from ptm_core.neighbours import neighbour_agreement
+from ptm_core.pipeline import ExploreRequest, map_key, run_explore, run_map
+from ptm_core.probes import cached_linear_probe
+
+
+def _feature_set(features, labels, key="k") -> FeatureSet:
+    return FeatureSet(np.asarray(features, dtype=np.float32), np.asarray(labels), ["a", "b"],
+                      [f"img{i}" for i in range(len(labels))], key)
+
+
+def test_same_class_share_and_agreement_on_a_hand_example():
+    # Two tight pairs per class in A; in B the pairs are swapped across classes.
+    a = _feature_set([[1, 0], [1, 0.01], [0, 1], [0.01, 1]], [0, 0, 1, 1])
+    b = _feature_set([[1, 0], [0, 1], [1, 0.01], [0.01, 1]], [0, 0, 1, 1])
+    c = compare_neighbourhoods(a, b, k=1)
+    assert c.same_class_a.tolist() == [1, 1, 1, 1]
+    assert c.same_class_b.tolist() == [0, 0, 0, 0]
+    assert c.agreement.tolist() == [0, 0, 0, 0]
+    same = compare_neighbourhoods(a, a, k=1)
+    assert same.agreement.tolist() == [1, 1, 1, 1]
+
+
+def test_agreement_matches_the_neighbours_module_and_disagreement_order():
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(80, 8)), np.arange(80) % 2
+    y = x.copy()
+    y[:10] = rng.normal(size=(10, 8))  # ten images moved: their neighbourhoods change most
+    c = compare_neighbourhoods(_feature_set(x, labels), _feature_set(y, labels), k=5)
+    assert np.allclose(c.agreement, neighbour_agreement(x.astype(np.float32), y.astype(np.float32), k=5))
+    assert set(c.most_disagreeing(10)) <= set(range(10)) | set(np.flatnonzero(c.agreement < 0.5))
+    assert c.agreement[:10].mean() < c.agreement[10:].mean()
+
+
+def test_different_images_are_refused():
+    a = _feature_set(np.eye(4), [0, 0, 1, 1])
+    b = FeatureSet(a.features, a.labels, a.class_names, ["x", "y", "z", "w"], "other")
+    with pytest.raises(PTMError, match="not of the same images"):
+        compare_neighbourhoods(a, b)
+
+
+def test_compare_job_extracts_both_sides_of_the_same_images(tiny, wait_until, one_torch_thread):
+    request = CompareRequest(tiny.data(), tiny.backbone(0), tiny.extraction(), tiny.backbone(1), tiny.extraction(), k=5)
+    assert request.key() != CompareRequest(tiny.data(), tiny.backbone(0), tiny.extraction(), tiny.backbone(2),
+                                           tiny.extraction(), k=5).key()
+    job = JobManager().submit(request.key(), request.title(), lambda ctx: run_compare(request, ctx))
+    assert wait_until(lambda: job.finished is not None, 120) and job.status == DONE, job.error
+    result = job.result
+    assert result.a.ids == result.b.ids and len(result.a.ids) == tiny.limit
+    assert result.a.key != result.b.key
+    assert result.comparison.agreement.shape == (tiny.limit,) and 0 <= result.comparison.agreement.min() <= 1
+    assert job.metrics["k"] == 5 and "mean_agreement" in job.metrics
+
+
+def test_explore_then_map_jobs(tiny, wait_until, one_torch_thread):
+    manager = JobManager()
+    request = ExploreRequest(tiny.data(), tiny.backbone(), tiny.extraction())
+    explore = manager.submit(request.key(), request.title(), lambda ctx: run_explore(request, ctx))
+    assert wait_until(lambda: explore.finished is not None, 120) and explore.status == DONE, explore.error
+    fs, probe = explore.result.features, explore.result.probe
+    # The probe colours every image, and its test columns are the all-image columns at the test rows.
+    assert probe.all_predictions.shape == (tiny.limit,) and np.all((0 < probe.all_confidence) & (probe.all_confidence <= 1))
+    assert np.array_equal(probe.all_predictions[probe.test_indices], probe.predictions)
+    again = cached_linear_probe(fs.features, fs.labels, fs.key, request.probe)  # read back from disk
+    assert np.array_equal(again.all_predictions, probe.all_predictions)
+    config = ProjectionConfig(method="tsne", n_components=3)
+    job = manager.submit(map_key(fs.key, config), "map", lambda ctx: run_map(fs, config, ctx), lane="map")
+    assert wait_until(lambda: job.finished is not None, 120) and job.status == DONE, job.error
+    assert job.result.coords.shape == (tiny.limit, 3) and 0 <= job.result.faithfulness["trustworthiness"] <= 1
+    assert map_key(fs.key, config) != map_key(fs.key, ProjectionConfig(method="tsne"))
+    assert any("estimated" in line for line in job.log)
