@@ -14,7 +14,8 @@ import time
 import traceback
 from pathlib import Path
 
-from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig
+from ptm_core.artifacts import atomic_write_bytes
+from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig
 from ptm_core.errors import PTMError
 
 
@@ -67,7 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--temperature", type=float, default=0.07, help="vote temperature for --method knn")
     probe.add_argument("--json", action="store_true")
     _add_finetune_parser(sub)
+    _add_map_parser(sub)
     return parser
+
+
+def _add_map_parser(sub) -> None:
+    from ptm_core.projection import METHODS, METRICS
+
+    d = ProjectionConfig()
+    mp = sub.add_parser("map", help="2-D/3-D map of features as CSV, with how faithful it is")
+    mp.add_argument("--features", help="npz written by extract")
+    _add_source_args(mp, required=False)
+    mp.add_argument("--method", default=d.method, choices=METHODS)
+    mp.add_argument("--dims", type=int, default=d.n_components, choices=[2, 3])
+    mp.add_argument("--n-neighbors", type=_positive_int, default=d.n_neighbors, help="UMAP")
+    mp.add_argument("--min-dist", type=float, default=d.min_dist, help="UMAP")
+    mp.add_argument("--perplexity", type=float, default=d.perplexity, help="t-SNE")
+    mp.add_argument("--metric", default=d.metric, choices=METRICS)
+    mp.add_argument("--seed", type=int, default=0)
+    mp.add_argument("--out", required=True, help="FILE.csv: row, id, class, x, y[, z]")
+    mp.add_argument("--json", action="store_true")
 
 
 def _add_finetune_parser(sub) -> None:
@@ -140,9 +160,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_probe(args: argparse.Namespace) -> int:
+def _load_features(args: argparse.Namespace):
     from ptm_core.extraction import FeatureSet, extract
-    from ptm_core.probes import run_linear_probe
 
     if args.features:
         if not Path(args.features).is_file():
@@ -153,7 +172,14 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     elif args.backbone and args.dataset:
         features = extract(*_configs(args), progress=_progress)
     else:
-        raise PTMError("probe needs --features FILE.npz, or --backbone and --dataset.")
+        raise PTMError(f"{args.command} needs --features FILE.npz, or --backbone and --dataset.")
+    return features
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from ptm_core.probes import run_linear_probe
+
+    features = _load_features(args)
     if args.method == "knn":
         from ptm_core.configs import KNNConfig
         from ptm_core.knn import run_knn_probe
@@ -167,6 +193,30 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     summary = result.summary()
     print(json.dumps(summary) if args.json else
           f"test accuracy {result.test_accuracy:.4f} (C={result.best_C:g}, {result.n_train} train / {result.n_test} test)")
+    return 0
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ptm_core.pipeline import compute_map
+
+    if not args.out.endswith(".csv"):
+        raise PTMError("--out must name a .csv file.")
+    features = _load_features(args)
+    config = ProjectionConfig(method=args.method, n_components=args.dims, n_neighbors=args.n_neighbors,
+                              min_dist=args.min_dist, metric=args.metric, seed=args.seed, perplexity=args.perplexity)
+    result = compute_map(features, config)
+    frame = pd.DataFrame({"row": range(len(features.labels)), "id": features.ids,
+                          "class": [features.class_names[i] for i in features.labels]})
+    for axis, column in zip("xyz", result.coords.T):
+        frame[axis] = column
+    atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
+    f = result.faithfulness
+    summary = {"out": args.out, "method": args.method, "dims": args.dims, "seconds": result.meta.get("seconds"),
+               "cache_hit": result.meta.get("cache_hit"), **{k: f[k] for k in ("trustworthiness", "knn_accuracy_features",
+                                                                              "knn_accuracy_map", "pca_variance_2d", "summary")}}
+    print(json.dumps(summary) if args.json else f"{len(frame)} points -> {args.out}\n{f['summary']}")
     return 0
 
 
@@ -212,7 +262,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_extract, "probe": _cmd_probe,
-            "finetune": _cmd_finetune}
+            "finetune": _cmd_finetune, "map": _cmd_map}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -186,3 +186,17 @@ def test_finetune_json(tmp_path, tiny, monkeypatch):
     assert summary["checkpoint"].startswith(str(tmp_path / "checkpoints"))
     assert load_file(summary["checkpoint"])
 
+
+
+def test_map_writes_a_csv_of_points_with_its_faithfulness(tmp_path, tiny):
+    out = tmp_path / "map.csv"
+    summary = _json(run_cli("map", "--backbone", tiny.model, "--weights", "random", "--dataset", "digits", "--limit", "60",
+                            "--image-size", "32", "--method", "pca", "--dims", "3", "--out", str(out), "--json",
+                            data_dir=tmp_path / "data"))
+    import pandas as pd
+
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["row", "id", "class", "x", "y", "z"] and len(frame) == 60
+    assert 0 <= summary["trustworthiness"] <= 1 and summary["summary"]
+    bad = run_cli("map", "--dataset", "digits", "--out", str(tmp_path / "map.txt"), data_dir=tmp_path / "data")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --out must name a .csv file."
