@@ -87,7 +87,7 @@ def test_default_flow_in_a_real_browser(page, server, tmp_path):
     assert page.locator(".js-plotly-plot .legend .traces").count() == 10
     accuracy = page.locator('[data-testid="stMetricValue"]').first.inner_text()
     assert accuracy.endswith("%") and 0 <= float(accuracy.rstrip("%")) <= 100
-    assert page.get_by_text("200 × 1,280").count() == 1
+    assert page.get_by_test_id("stMetricValue").get_by_text("200 × 1,280").count() == 1
     page.screenshot(path=str(Path(os.environ.get("PTM_SCREENSHOT_DIR", tmp_path)) / "explore.png"), full_page=True)
     assert "Traceback" not in page.content()
 
@@ -126,7 +126,7 @@ def test_a_job_survives_a_reload_is_cancelled_and_resumes(page, server):
     assert page.get_by_text("Linear-probe test accuracy").count() == 0
 
     _run_and_wait(page, title)  # starts again, from the saved checkpoint
-    assert page.get_by_text("600 × 1,280").count() == 1
+    assert page.get_by_test_id("stMetricValue").get_by_text("600 × 1,280").count() == 1
     assert "Traceback" not in page.content()
 
 
