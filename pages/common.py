@@ -6,7 +6,7 @@ import streamlit as st
 from ptm_core import backbones, datasets
 from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
-from ptm_core.jobs import FINISHED, QUEUED, RUNNING, Job, JobManager
+from ptm_core.jobs import DONE, FINISHED, QUEUED, RUNNING, Job, JobManager
 from ptm_core.projection import compile_umap
 from ptm_core.store import RunStore
 
@@ -88,6 +88,18 @@ def job_panel(job: Job) -> None:
         st.warning(f"{job.title}: {job.status}. Start it again to continue.", icon=":material/info:")
 
 
+def job_outcome(job: Job, show_result) -> None:
+    """A started job as the page shows it: its result once done, else its failure or live progress."""
+    if job.status == DONE:
+        st.success(f"{job.title} — done in {format_seconds(job.elapsed)}.", icon=":material/check_circle:")
+        show_result(job.result)
+    elif job.status in FINISHED:
+        job_panel(job)
+    else:
+        st.markdown(f"**{job.title}**")
+        live_job(job.id)
+
+
 def restore_choices(page: str, defaults: dict, choices: dict[str, list] | None = None) -> None:
     """Give widgets their values before they are drawn: this session's last choices, else the URL.
 
@@ -150,4 +162,4 @@ def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
 
 
 __all__ = ["ensure_router", "mark_routed", "live_job", "job_manager", "job_panel", "format_seconds", "backbone_names", "model_card",
-           "dataset_or_error", "gallery", "start_background_services", "restore_choices", "remember_choices"]
+           "dataset_or_error", "gallery", "job_outcome", "start_background_services", "restore_choices", "remember_choices"]

@@ -8,13 +8,13 @@ import streamlit as st
 
 from pages import map_jobs
 from pages import map_views as views
-from pages.common import (backbone_names, ensure_router, format_seconds, gallery, job_manager, job_panel, live_job,
-                          remember_choices, restore_choices)
+from pages.common import (backbone_names, ensure_router, gallery, job_manager, job_outcome, remember_choices,
+                          restore_choices)
 from pages.controls import IMAGE_SIZES, WEIGHT_CHOICES, source_controls
 from ptm_core.backbones import DEFAULT_BACKBONE
 from ptm_core.compare import CompareRequest, CompareResult, run_compare
 from ptm_core.configs import BackboneConfig, ExtractionConfig, ProjectionConfig, stable_hash
-from ptm_core.jobs import DONE, FINISHED
+from ptm_core.jobs import DONE
 
 B_DEFAULTS = {"backbone_b": DEFAULT_BACKBONE, "weights_b": "random", "image_size_b": 128, "compare_k": 10}
 COLOURS = {"class": "True class", "agreement": "Neighbour agreement"}
@@ -109,11 +109,5 @@ if st.button("Compare", type="primary", icon=":material/compare:", key="run_comp
                              config=dataclasses.asdict(request))
 if job is None:
     st.info(f"Ready: **{request.title()}**. Press **Compare**.", icon=":material/arrow_upward:")
-elif job.status == DONE:
-    st.success(f"{job.title} — done in {format_seconds(job.elapsed)}.", icon=":material/check_circle:")
-    show_comparison(job.result, projection)
-elif job.status in FINISHED:
-    job_panel(job)
 else:
-    st.markdown(f"**{job.title}**")
-    live_job(job.id)
+    job_outcome(job, lambda result: show_comparison(result, projection))

@@ -7,10 +7,10 @@ import streamlit as st
 
 from pages import map_jobs
 from pages import map_views as views
-from pages.common import ensure_router, format_seconds, job_manager, job_panel, live_job
+from pages.common import ensure_router, job_manager, job_outcome
 from pages.controls import source_controls
 from ptm_core.configs import ProbeConfig, ProjectionConfig
-from ptm_core.jobs import DONE, FINISHED, Job
+from ptm_core.jobs import DONE, Job
 from ptm_core.pipeline import ExploreRequest, ExploreResult, map_key, run_explore
 
 
@@ -98,11 +98,5 @@ if job is None:
 
 if job is None:
     st.info(f"Ready: **{request.title()}**. Press **Extract & analyse**.", icon=":material/arrow_upward:")
-elif job.status == DONE:
-    st.success(f"{job.title} — done in {format_seconds(job.elapsed)}.", icon=":material/check_circle:")
-    show_result(job.result, projection)
-elif job.status in FINISHED:
-    job_panel(job)
 else:
-    st.markdown(f"**{job.title}**")
-    live_job(job.id)
+    job_outcome(job, lambda result: show_result(result, projection))

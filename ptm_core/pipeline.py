@@ -108,10 +108,9 @@ def run_map(features: FeatureSet, config: ProjectionConfig, ctx: JobContext) -> 
     estimate = estimate_seconds(n, dim, config)
     label = f"{config.method.upper()} of {n:,} points"
     ctx.stage(f"{label}, estimated {estimate:.0f} s")
-    with _progress_by_estimate(ctx, estimate, 0.0, 0.9, label):
-        coords, meta = project(features.features, features.key, config)
-    ctx.progress(0.9, "measuring how faithful the map is")
-    faithfulness = map_faithfulness(features.features, coords[:, :2], features.labels, seed=config.seed)
-    ctx.record(metrics={"map_seconds": meta.get("seconds"), "map_estimate_seconds": estimate,
-                        "trustworthiness": faithfulness["trustworthiness"]}, artifacts={"feature_key": features.key})
-    return MapResult(coords, meta, faithfulness)
+    with _progress_by_estimate(ctx, estimate, 0.0, 0.95, label):
+        result = compute_map(features, config)
+    ctx.record(metrics={"map_seconds": result.meta.get("seconds"), "map_estimate_seconds": estimate,
+                        "trustworthiness": result.faithfulness["trustworthiness"]},
+               artifacts={"feature_key": features.key})
+    return result

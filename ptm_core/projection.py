@@ -239,8 +239,8 @@ def umap_ready() -> bool:
 def warm_up_umap() -> threading.Thread:
     """Pay umap-learn's one-off numba compilation in the background, once per process.
 
-    A real first call then costs only its own compute: 5000 x 1280 took 5.7-6.7 s 60 s after the
-    warm-up started vs 41-47 s in a cold process (benchmarks/first_umap.py, 2 shared cores). numba's
+    A real first call then costs only its own compute: 5000 x 1280 took 3.1 s 60 s after the
+    warm-up started vs 35 s in a cold process (benchmarks/first_umap.py, 2 cores, 200 epochs). numba's
     on-disk cache does not remove this for a fresh process: only pynndescent's `cache=True` kernels
     are cached (already, in site-packages/__pycache__, ~35 s saved at import), and even forcing
     cache=True on every umap/pynndescent kernel left a second process at ~52 s, as the NN-descent and

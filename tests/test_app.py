@@ -26,6 +26,15 @@ def _run_until(at: AppTest, done, timeout: float = 240.0) -> None:
         assert not at.exception, at.exception
 
 
+def _small_run(at: AppTest) -> None:
+    at.selectbox(key="dataset").set_value("digits")
+    at.number_input(key="limit").set_value(120)
+    at.selectbox(key="backbone").set_value(TINY)
+    at.radio(key="weights").set_value("random")
+    at.select_slider(key="image_size").set_value(32)
+    at.run()
+
+
 def test_page_opens_on_the_offline_default():
     at = _app()
     assert at.title[0].value == "Features & probe"
@@ -38,12 +47,7 @@ def test_page_opens_on_the_offline_default():
 
 def test_a_small_run_shows_accuracy_and_map():
     at = _app()
-    at.selectbox(key="dataset").set_value("digits")
-    at.number_input(key="limit").set_value(120)
-    at.selectbox(key="backbone").set_value(TINY)
-    at.radio(key="weights").set_value("random")
-    at.select_slider(key="image_size").set_value(32)
-    at.run()
+    _small_run(at)
     at.button(key="run").click().run()
     _run_until(at, lambda a: len(a.metric) > 0 or len(a.error) > 0)
     assert not at.error, [e.value for e in at.error]
@@ -67,15 +71,6 @@ def test_bad_folder_is_one_clear_line(where, expected):
     _run_until(at, lambda a: len(a.error) > 0, timeout=60)
     message = at.error[0].value
     assert expected in message and "\n" not in message and "Traceback" not in message
-
-
-def _small_run(at: AppTest) -> None:
-    at.selectbox(key="dataset").set_value("digits")
-    at.number_input(key="limit").set_value(120)
-    at.selectbox(key="backbone").set_value(TINY)
-    at.radio(key="weights").set_value("random")
-    at.select_slider(key="image_size").set_value(32)
-    at.run()
 
 
 def test_map_settings_draw_a_3d_tsne_coloured_by_the_probe():
