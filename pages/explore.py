@@ -31,7 +31,7 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
                                   default="class", key="colour_by") or "class"
     map_id = map_key(fs.key, ProjectionConfig(**shown.meta["config"]))
     rows = views.current_selection(map_id)
-    frame = views.point_frame(fs, probe, shown.coords)
+    frame = views.point_frame(fs, probe, shown.coords, selected=rows)
     # No highlight rings here: they would change the figure, remount the chart, and drop plotly's own
     # display of the selection that was just made.
     fig = views.map_figure(frame, colour, fs.class_names)
@@ -41,7 +41,7 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1])
     views.clear_selection_button(map_id)
     views.selection_panel(result.request.dataset, fs, frame, rows)
-    views.export_buttons(views.point_frame(fs, probe, shown.coords, rows), fig, f"map-{fs.key}")
+    views.export_buttons(frame, fig, f"map-{fs.key}")
 
 
 def sweep_figure(result: ExploreResult):
