@@ -1,11 +1,14 @@
 """PTM Explorer: the entrypoint only routes; each page in pages/ describes its own UI."""
 import streamlit as st
 
-from pages.common import mark_routed, start_background_services
+from pages.ui import settings
+from pages.ui.services import start_background_services
+from pages.ui.sidebar import url_options
 
 st.set_page_config(page_title="PTM Explorer", page_icon="assets/logo.svg", layout="wide")
 start_background_services()
-mark_routed()
+settings.load(url_options())
+settings.mirror_url()  # a page switch drops the query string; the settings put it back
 
 navigation = st.navigation({
     "Explore": [
@@ -19,4 +22,6 @@ navigation = st.navigation({
         st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
     ],
 })
+for problem in settings.problems():
+    st.warning(f"Ignored a setting from the link: {problem}; using the default.", icon=":material/link_off:")
 navigation.run()

@@ -2,10 +2,9 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import ensure_router, backbone_names, model_card
+from pages.ui.services import backbone_names, model_card
 from ptm_core.errors import PTMError
 
-ensure_router()
 st.title("Backbones")
 st.caption("Every timm model with pretrained weights. Offline, `tf_efficientnet_lite0` has real bundled ImageNet "
            "weights; any model can run with random weights; hub weights need a connection or a warm cache.")

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import ensure_router, dataset_or_error
+from pages.ui.services import dataset_or_error
 from ptm_core.configs import DatasetConfig
 from ptm_core.datasets import list_datasets
 from ptm_core.errors import PTMError
@@ -12,7 +12,6 @@ from ptm_core.ingest import ingest_upload
 
 SAMPLES_PER_CLASS = 8
 
-ensure_router()
 st.title("Datasets")
 entries = {e.name: e for e in list_datasets()}
 for entry in entries.values():
@@ -36,7 +35,9 @@ if dataset is not None:
         with st.expander(f"{len(dataset.skipped)} files skipped", icon=":material/warning:"):
             st.dataframe(pd.DataFrame(dataset.skipped, columns=["file", "reason"]), hide_index=True, width="stretch")
     frame = pd.DataFrame({"class": list(counts), "images": list(counts.values())})
-    st.plotly_chart(px.bar(frame, x="class", y="images", height=260, title="Class balance"), width="stretch")
+    balance = px.bar(frame, x="class", y="images", height=260, title=f"Class balance · {spec.strip()}")
+    balance.update_xaxes(type="category")  # class names such as 0-9 are categories: one labelled bar each
+    st.plotly_chart(balance, width="stretch")
     rng = np.random.default_rng(0)
     for index, name in enumerate(dataset.class_names):
         members = np.flatnonzero(dataset.labels == index)

@@ -5,63 +5,70 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages import map_jobs
-from pages import map_views as views
-from pages.common import ensure_router, job_manager, job_outcome
-from pages.controls import source_controls
-from ptm_core.configs import ProbeConfig, ProjectionConfig
-from ptm_core.jobs import DONE, Job
-from ptm_core.pipeline import ExploreRequest, ExploreResult, map_key, run_explore
-
-
-def current_request() -> ExploreRequest:
-    dataset, backbone, extraction = source_controls()
-    return ExploreRequest(dataset, backbone, extraction, ProbeConfig(seed=dataset.seed))
-
-
-def submit(request: ExploreRequest) -> Job:
-    work = partial(run_explore, request)
-    return job_manager().submit(request.key(), request.title(), work, kind="explore", config=request.to_dict())
+from pages.ui import map_jobs
+from pages.ui import maps as views
+from pages.ui.job_views import format_seconds, job_outcome
+from pages.ui.services import job_manager
+from pages.ui.sidebar import source_controls, source_header
+from ptm_core.configs import ProbeConfig, ProjectionConfig, describe_map
+from ptm_core.explore import ExploreRequest, ExploreResult, map_key, run_explore
+from ptm_core.tables import point_frame
 
 
 def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
-    fs, probe = result.features, result.probe
-    shown = map_jobs.chosen_map(fs, config, result.request.title())
+    fs, probe, source = result.features, result.probe, result.request.title()
+    shown = map_jobs.chosen_map(fs, config, source)
+    shown_config = ProjectionConfig(**shown.meta["config"])
     colour = st.segmented_control("Colour by", list(views.COLOUR_BY), format_func=views.COLOUR_BY.get,
                                   default="class", key="colour_by") or "class"
-    map_id = map_key(fs.key, ProjectionConfig(**shown.meta["config"]))
+    map_id = map_key(fs.key, shown_config)
     rows = views.current_selection(map_id)
-    frame = views.point_frame(fs, probe, shown.coords, selected=rows)
+    frame = point_frame(fs, probe, shown.coords, selected=rows)
+    three_d = shown.coords.shape[1] == 3
     # No highlight rings here: they would change the figure, remount the chart, and drop plotly's own
     # display of the selection that was just made.
-    fig = views.map_figure(frame, colour, fs.class_names)
-    views.show_map(fig, three_d=shown.coords.shape[1] == 3, map_id=map_id, chart_key=f"chart-{map_id}")
-    st.caption(views.map_caption(shown) + " Probe colours use in-sample predictions on the train split "
-                                          "(hover shows the split).")
-    views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1])
+    fig = views.map_figure(frame, colour, fs.class_names, method=shown_config.method)
+    views.show_map(fig, three_d=three_d, map_id=map_id, chart_key=f"chart-{map_id}")
+    st.caption(views.map_caption(shown, source) + " Probe colours use in-sample predictions on the train split "
+                                                  "(hover shows the split).")
+    views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{describe_map(shown_config)} · {source}")
     views.clear_selection_button(map_id)
-    views.selection_panel(result.request.dataset, fs, frame, rows)
-    views.export_buttons(frame, fig, f"map-{fs.key}")
+    views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d)
+    views.export_buttons(frame, fig, views.export_name(fs.key, shown_config))
 
 
 def sweep_figure(result: ExploreResult):
     frame = pd.DataFrame(result.probe.val_curve, columns=["C", "validation accuracy"])
     fig = px.line(frame, x="C", y="validation accuracy", markers=True, log_x=True, height=260)
     fig.add_vline(x=result.probe.best_C, line_dash="dot", annotation_text="chosen C")
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_tickformat=".0%")
     return fig
 
 
+def extraction_metric(column, meta: dict, produced_by: str) -> None:
+    """The time the features took to compute, even when they were read back from the cache."""
+    seconds = meta.get("compute_seconds", meta.get("seconds"))
+    rate = meta.get("images_per_s")
+    how = f"{rate:.0f} img/s" if rate else ""
+    if meta.get("cache_hit"):
+        column.metric("Extraction (cached)", format_seconds(seconds),
+                      help=f"Read from the feature cache; computing them took this long{f' ({how})' if how else ''}. "
+                           f"{produced_by}.")
+    else:
+        column.metric("Extraction", format_seconds(seconds), help=f"{how}. {produced_by}.")
+
+
 def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
-    fs, probe = result.features, result.probe
+    fs, probe, produced_by = result.features, result.probe, result.request.title()
+    st.success(f"{produced_by} — done.", icon=":material/check_circle:")
     cols = st.columns(4)
     cols[0].metric("Linear-probe test accuracy", f"{probe.test_accuracy:.1%}",
-                   help=f"Logistic regression on standardised features; C chosen on a validation split "
-                        f"carved from train; scored on a stratified 20% test split ({probe.n_test} images).")
-    cols[1].metric("Features", f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}")
-    speed = "from cache" if fs.meta.get("cache_hit") else f"{fs.meta.get('images_per_s', 0):.0f} img/s"
-    cols[2].metric("Extraction", speed)
-    cols[3].metric("Chosen C", f"{probe.best_C:g}", help=f"Probe sweep and refit took {probe.seconds:.1f} s.")
+                   help=f"{produced_by}. Logistic regression on standardised features; C chosen on a validation "
+                        f"split carved from train; scored on a stratified 20% test split ({probe.n_test} images).")
+    cols[1].metric("Features", f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}", help=produced_by)
+    extraction_metric(cols[2], fs.meta, produced_by)
+    cols[3].metric("Chosen C", f"{probe.best_C:g}", help=f"Probe sweep and refit took {probe.seconds:.1f} s. "
+                                                        f"{produced_by}.")
     if fs.meta.get("n_skipped"):
         with st.expander(f"{fs.meta['n_skipped']} files were skipped (not images, corrupt or too large)",
                          icon=":material/warning:"):
@@ -69,24 +76,26 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
     map_section(result, config)
     with st.expander("Probe sweep: validation accuracy vs C"):
         st.plotly_chart(sweep_figure(result), width="stretch", key="sweep")
+        st.caption(produced_by)
 
 
-ensure_router()
 st.title("Features & probe")
 st.caption("How well does a frozen pretrained backbone separate your classes? Extract features, look at the map, "
            "and read what a linear probe gets — then switch to random weights to see what pretraining buys.")
 
-request = current_request()
-projection = views.map_controls(request.dataset.seed)
+source = source_controls()
+views.map_controls()
+projection = views.current_map(source.dataset.seed)
+request = ExploreRequest(source, ProbeConfig(seed=source.split_seed))
+source_header(source)
+st.caption(f"Map: {describe_map(projection)}")
 manager = job_manager()
-job = manager.find(request.key())
-if job is None and manager.store is not None and manager.store.latest(request.key(), DONE):
-    job = submit(request)  # finished before a server restart: every step now reads back from disk
-if job is not None and job.status == DONE:
+clicked = st.button("Extract & analyse", type="primary", icon=":material/play_arrow:", key="run")
+job = manager.attach_or_submit(request.key(), request.title(), partial(run_explore, request), start=clicked,
+                               kind="explore", config=request.to_dict())
+if job is not None and job.status == "done":
     st.sidebar.caption(views.estimate_text(*job.result.features.features.shape, projection))
-if st.button("Extract & analyse", type="primary", icon=":material/play_arrow:", key="run"):
-    if job is None or job.status not in ("queued", "running", DONE):
-        job = submit(request)
+if clicked:
     st.session_state["explore_job"] = job.id
 
 if job is None:

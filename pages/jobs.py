@@ -5,14 +5,27 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import ensure_router, format_seconds, job_manager, job_panel
+from pages.ui.job_views import format_seconds, job_panel
+from pages.ui.services import job_manager
 from ptm_core.jobs import QUEUED, RUNNING
 
-ensure_router()
 st.title("Jobs")
 st.caption("Long work runs outside the page: switching pages or reloading the browser does not stop it. "
            "Two lanes run side by side, one job each: compute (extraction, probes, fine-tuning) and maps "
            "(UMAP's one-off compile, then maps); the rest wait in their lane's queue.")
+
+
+def result_text(metrics: dict) -> str:
+    """The headline number of a run, whatever its kind (maps and comparisons have no test accuracy)."""
+    if metrics.get("test_accuracy") is not None:
+        return f"test accuracy {metrics['test_accuracy']:.1%}"
+    if metrics.get("trustworthiness") is not None:
+        return f"trustworthiness {metrics['trustworthiness']:.2f}"
+    if metrics.get("mean_agreement") is not None:
+        return f"neighbour agreement {metrics['mean_agreement']:.2f}"
+    if metrics.get("rows"):
+        return f"{len(metrics['rows'])} rows"
+    return ""
 
 
 def _when(timestamp: float | None) -> str:
@@ -38,12 +51,13 @@ def run_history() -> None:
         st.info("No runs yet. Start one from **Features & probe**.")
         return
     frame = pd.DataFrame([{
-        "run": r["title"], "status": r["status"], "test accuracy": (r["metrics"] or {}).get("test_accuracy"),
+        "run": r["title"], "status": r["status"], "result": result_text(r["metrics"] or {}),
         "took": format_seconds((r["finished"] or time.time()) - r["started"]) if r["started"] else "",
         "started": _when(r["started"] or r["created"]), "message": r["error"] or r["message"], "id": r["id"],
     } for r in runs])
-    st.dataframe(frame, hide_index=True, width="stretch",
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    # Titles name model, weights, data and size (and a map's settings): give them room, two lines a row.
+    st.dataframe(frame, hide_index=True, width="stretch", row_height=56, placeholder="—",
+                 column_config={"run": st.column_config.TextColumn("run", width="large", pinned=True)})
     st.download_button("Metrics of all runs (CSV)", store.metrics_csv(), "ptm-runs.csv", "text/csv",
                        icon=":material/download:")
     chosen = st.selectbox("Run", [r["id"] for r in runs], key="run_detail",

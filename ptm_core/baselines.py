@@ -13,8 +13,10 @@ from ptm_core.errors import Cancelled
 from ptm_core.extraction import CancelFn, ProgressFn, extract
 from ptm_core.probes import ProbeResult, cached_linear_probe
 
+PIXEL_SIZE = 32  # raw-pixel baseline: images resized to 32 x 32 grey
 
-def pixel_features(dataset: Dataset, size: int = 32, grey: bool = True,
+
+def pixel_features(dataset: Dataset, size: int = PIXEL_SIZE, grey: bool = True,
                    cancelled: CancelFn | None = None) -> np.ndarray:
     """Each image resized to size x size (grey or RGB), flattened to [0, 1] floats."""
     mode = "L" if grey else "RGB"
@@ -27,7 +29,7 @@ def pixel_features(dataset: Dataset, size: int = 32, grey: bool = True,
     return np.stack(rows)
 
 
-def run_pixel_baseline(dataset_config: DatasetConfig, probe_config: ProbeConfig = ProbeConfig(), size: int = 32,
+def run_pixel_baseline(dataset_config: DatasetConfig, probe_config: ProbeConfig = ProbeConfig(), size: int = PIXEL_SIZE,
                        grey: bool = True, callback: Callable[[int, int], None] | None = None,
                        cancelled: CancelFn | None = None) -> ProbeResult:
     """Logistic regression (the LinearProbe protocol) on raw pixels: what a backbone has to beat."""
@@ -35,6 +37,11 @@ def run_pixel_baseline(dataset_config: DatasetConfig, probe_config: ProbeConfig 
     features = pixel_features(dataset, size, grey, cancelled)
     key = stable_hash(["pixels", dataset.fingerprint, size, grey])
     return cached_linear_probe(features, dataset.labels, key, probe_config, callback)
+
+
+def random_weights(backbone_config: BackboneConfig) -> BackboneConfig:
+    """The same architecture with seeded random init (BackboneConfig.seed) instead of its weights."""
+    return dataclasses.replace(backbone_config, weights="random")
 
 
 def run_random_weights_baseline(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
@@ -45,7 +52,6 @@ def run_random_weights_baseline(dataset_config: DatasetConfig, backbone_config: 
 
     Separates what pretraining contributes from what the architecture's inductive bias does alone.
     """
-    random_config = dataclasses.replace(backbone_config, weights="random")
-    features = extract(dataset_config, random_config, extraction_config, progress, cancelled)
+    features = extract(dataset_config, random_weights(backbone_config), extraction_config, progress, cancelled)
     return cached_linear_probe(features.features, features.labels, features.key, probe_config)
 

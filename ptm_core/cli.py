@@ -199,7 +199,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 def _cmd_map(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ptm_core.pipeline import compute_map
+    from ptm_core.explore import compute_map
 
     if not args.out.endswith(".csv"):
         raise PTMError("--out must name a .csv file.")

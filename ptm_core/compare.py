@@ -5,35 +5,45 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, describe_source, stable_hash
+from ptm_core.configs import DatasetConfig, Source, describe_weights, stable_hash
 from ptm_core.errors import PTMError
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.jobs import JobContext
-from ptm_core.neighbours import knn_sets, most_disagreeing, sets_agreement
+from ptm_core.neighbours import knn_sets, sets_agreement
 
 
 @dataclass(frozen=True)
 class CompareRequest:
-    dataset: DatasetConfig
-    backbone_a: BackboneConfig
-    extraction_a: ExtractionConfig
-    backbone_b: BackboneConfig
-    extraction_b: ExtractionConfig
+    """The same images through two sources: A and B differ only in backbone, weights or image size."""
+
+    a: Source
+    b: Source
     k: int = 10
 
-    def key(self) -> str:
-        sides = [[b.key(), e.image_size, e.layer] for b, e in self.sides()]
-        return stable_hash(["compare", self.dataset.key(), sides, self.k])
+    def __post_init__(self) -> None:
+        if self.a.dataset != self.b.dataset:
+            raise PTMError("Compare needs the same images on both sides: one dataset, limit and seed.")
 
-    def sides(self) -> list[tuple[BackboneConfig, ExtractionConfig]]:
-        return [(self.backbone_a, self.extraction_a), (self.backbone_b, self.extraction_b)]
+    @property
+    def dataset(self) -> DatasetConfig:
+        return self.a.dataset
+
+    def key(self) -> str:
+        return stable_hash(["compare", self.a.key(), self.b.key(), self.k])
+
+    def sides(self) -> tuple[Source, Source]:
+        return self.a, self.b
 
     def titles(self) -> list[str]:
-        return [describe_source(self.dataset, b, e.image_size) for b, e in self.sides()]
+        return [side.describe() for side in self.sides()]
 
     def title(self) -> str:
-        a, b = (f"{b.name} ({b.weights}) @ {e.image_size or 'default '}px" for b, e in self.sides())
+        a, b = (f"{s.backbone.name} ({describe_weights(s.backbone)}) @ {s.extraction.image_size or 'default '}px"
+                for s in self.sides())
         return f"{a} vs {b} on {self.dataset.spec}" + (f" (limit {self.dataset.limit})" if self.dataset.limit else "")
+
+    def to_dict(self) -> dict:
+        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "k": self.k}
 
 
 @dataclass
@@ -45,8 +55,15 @@ class Comparison:
     same_class_b: np.ndarray
     k: int
 
-    def most_disagreeing(self, n: int = 20) -> np.ndarray:
-        return most_disagreeing(self.agreement, n)
+    def most_disagreeing(self, n: int = 20, seed: int = 0) -> np.ndarray:
+        """Lowest agreement first; among equal agreement, the largest same-class gap between A and B first.
+
+        On small k many images tie at agreement 0, and a tie broken by row number would list rows 0, 1, 2...
+        What still ties after the gap is ordered by a seeded shuffle.
+        """
+        gap = np.abs(self.same_class_a - self.same_class_b)
+        shuffle = np.random.default_rng(seed).permutation(len(self.agreement))
+        return np.lexsort((shuffle, -gap, self.agreement))[:max(0, n)]
 
 
 def compare_neighbourhoods(a: FeatureSet, b: FeatureSet, k: int = 10) -> Comparison:
@@ -68,10 +85,10 @@ class CompareResult:
 
 def run_compare(request: CompareRequest, ctx: JobContext) -> CompareResult:
     features = []
-    for i, (backbone, extraction) in enumerate(request.sides()):
-        ctx.stage(f"extracting features {'AB'[i]}: {request.titles()[i]}")
-        features.append(extract(request.dataset, backbone, extraction, progress=ctx.scaled(0.45 * i, 0.45 * (i + 1)),
-                                cancelled=ctx.cancelled))
+    for i, side in enumerate(request.sides()):
+        ctx.stage(f"extracting features {'AB'[i]}: {side.describe()}")
+        features.append(extract(side.dataset, side.backbone, side.extraction,
+                                progress=ctx.scaled(0.45 * i, 0.45 * (i + 1)), cancelled=ctx.cancelled))
     ctx.progress(0.9, f"comparing each image's {request.k} nearest neighbours in A and B")
     comparison = compare_neighbourhoods(*features, k=request.k)
     ctx.record(metrics={"mean_agreement": float(comparison.agreement.mean()),

@@ -1,4 +1,4 @@
-"""One frozen dataclass per pipeline step; `key()` is a stable hash used as its cache key."""
+"""One frozen dataclass per step of a run; `key()` is a stable hash used as its cache key."""
 from __future__ import annotations
 
 import dataclasses
@@ -105,8 +105,54 @@ class FinetuneConfig(_Keyed):
 
 
 
+def describe_weights(backbone: BackboneConfig) -> str:
+    if backbone.weights in ("bundled", "hub"):
+        return backbone.weights
+    if backbone.weights == "random":
+        return f"random init, seed {backbone.seed}"
+    return f"file {backbone.weights.replace(chr(92), '/').rsplit('/', 1)[-1]}"
+
+
 def describe_source(dataset: DatasetConfig, backbone: BackboneConfig, image_size: int | None) -> str:
     """The one-line name a run is shown under: model (weights) on data (limit) @ size."""
     limit = f" (limit {dataset.limit})" if dataset.limit else ""
     size = f"{image_size}px" if image_size else "default size"
-    return f"{backbone.name} ({backbone.weights}) on {dataset.spec}{limit} @ {size}"
+    return f"{backbone.name} ({describe_weights(backbone)}) on {dataset.spec}{limit} @ {size}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What produces a feature set: the data, the backbone and how its images are fed in.
+
+    The explore, compare and lab flows all start from one (compare from two), with one key rule.
+    """
+
+    dataset: DatasetConfig = DatasetConfig()
+    backbone: BackboneConfig = BackboneConfig()
+    extraction: ExtractionConfig = ExtractionConfig()
+
+    def key(self) -> str:
+        # Device and batch size change speed, not results, so they stay out of the key.
+        return stable_hash(["source", self.dataset.key(), self.backbone.key(), self.extraction.image_size,
+                            self.extraction.layer])
+
+    @property
+    def split_seed(self) -> int:
+        return self.dataset.seed
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset.to_dict(), "backbone": self.backbone.to_dict(),
+                "extraction": self.extraction.to_dict(), "source_key": self.key()}
+
+    def describe(self) -> str:
+        return describe_source(self.dataset, self.backbone, self.extraction.image_size)
+
+
+def describe_map(config: ProjectionConfig) -> str:
+    """A map's method and the settings that shape it, e.g. 'UMAP 2-D (15 neighbours, min dist 0.10, euclidean)'."""
+    name = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}.get(config.method, config.method)
+    settings = {"umap": [f"{config.n_neighbors} neighbours", f"min dist {config.min_dist:.2f}", config.metric],
+                "tsne": [f"perplexity {config.perplexity:g}", config.metric]}.get(config.method, [])
+    if config.method != "pca" and not config.reproducible:
+        settings.append("unseeded")
+    return f"{name} {config.n_components}-D" + (f" ({', '.join(settings)})" if settings else "")

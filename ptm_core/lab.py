@@ -9,10 +9,8 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-
-from ptm_core.baselines import run_pixel_baseline, run_random_weights_baseline
-from ptm_core.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, KNNConfig,
-                              ProbeConfig, ProjectionConfig, describe_source, stable_hash)
+from ptm_core.baselines import PIXEL_SIZE, run_pixel_baseline, run_random_weights_baseline
+from ptm_core.configs import FinetuneConfig, KNNConfig, ProbeConfig, ProjectionConfig, Source, stable_hash
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.finetune import FinetuneResult, finetune, finetuned_features
 from ptm_core.jobs import JobContext
@@ -31,27 +29,9 @@ METHOD_LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class LabSource:
-    """What every method in the lab shares: the data, the backbone and the split."""
-
-    dataset: DatasetConfig
-    backbone: BackboneConfig
-    extraction: ExtractionConfig
-
-    @property
-    def split_seed(self) -> int:
-        return self.dataset.seed
-
-    def key(self) -> str:
-        return stable_hash([self.dataset.key(), self.backbone.key(), self.extraction.image_size])
-
-    def to_dict(self) -> dict:
-        return {"dataset": self.dataset.to_dict(), "backbone": self.backbone.to_dict(),
-                "extraction": self.extraction.to_dict(), "source_key": self.key()}
-
-    def describe(self) -> str:
-        return describe_source(self.dataset, self.backbone, self.extraction.image_size)
+def job_key(kind: str, source: Source, parts: list) -> str:
+    """The job key of one lab method on one source: the same settings find the same job."""
+    return stable_hash(["lab", kind, source.key(), parts])
 
 
 @dataclass
@@ -61,11 +41,13 @@ class ProbesResult:
     knn: KNNResult
 
 
-def _record(ctx: JobContext, method: str, accuracy: float, seconds: float, **extra) -> None:
-    ctx.record(metrics={"method": method, "test_accuracy": accuracy, "method_seconds": seconds, **extra})
+def _record(ctx: JobContext, method: str, accuracy: float, seconds: float, image_size: int | None, **extra) -> None:
+    # The image size goes with every number: a fine-tune runs at its own size, the probes at the source's.
+    ctx.record(metrics={"method": method, "test_accuracy": accuracy, "method_seconds": seconds,
+                        "image_size": image_size, **extra})
 
 
-def run_probes(source: LabSource, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
+def run_probes(source: Source, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
     started = time.perf_counter()
     ctx.stage("extracting features")
     features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.7), ctx.cancelled)
@@ -76,32 +58,32 @@ def run_probes(source: LabSource, knn: KNNConfig, ctx: JobContext) -> ProbesResu
     ctx.stage(f"linear probe: {linear.test_accuracy:.3f}; k-NN (k={knn.k}, T={knn.temperature})")
     neighbours = run_knn_probe(features.features, features.labels, dataclasses.replace(knn, seed=source.split_seed))
     ctx.stage(f"k-NN: {neighbours.test_accuracy:.3f}")
-    _record(ctx, "linear-probe", linear.test_accuracy, time.perf_counter() - started,
+    _record(ctx, "linear-probe", linear.test_accuracy, time.perf_counter() - started, source.extraction.image_size,
             knn_accuracy=neighbours.test_accuracy, knn_seconds=neighbours.seconds, best_C=linear.best_C,
             n_train=linear.n_train, n_test=linear.n_test)
     return ProbesResult(features, linear, neighbours)
 
 
-def run_pixels(source: LabSource, ctx: JobContext) -> ProbeResult:
+def run_pixels(source: Source, ctx: JobContext) -> ProbeResult:
     started = time.perf_counter()
-    ctx.stage("raw pixels at 32x32 grey: logistic regression")
+    ctx.stage(f"raw pixels at {PIXEL_SIZE}x{PIXEL_SIZE} grey: logistic regression")
     result = run_pixel_baseline(source.dataset, ProbeConfig(seed=source.split_seed),
                                 callback=lambda done, total: ctx.progress(done / total, f"sweep {done}/{total - 1}"),
                                 cancelled=ctx.cancelled)
-    _record(ctx, "pixels", result.test_accuracy, time.perf_counter() - started)
+    _record(ctx, "pixels", result.test_accuracy, time.perf_counter() - started, PIXEL_SIZE)
     return result
 
 
-def run_random_probe(source: LabSource, ctx: JobContext) -> ProbeResult:
+def run_random_probe(source: Source, ctx: JobContext) -> ProbeResult:
     started = time.perf_counter()
     ctx.stage("random-init backbone: extracting features")
     result = run_random_weights_baseline(source.dataset, source.backbone, source.extraction,
                                          ProbeConfig(seed=source.split_seed), ctx.scaled(0, 0.9), ctx.cancelled)
-    _record(ctx, "random-probe", result.test_accuracy, time.perf_counter() - started)
+    _record(ctx, "random-probe", result.test_accuracy, time.perf_counter() - started, source.extraction.image_size)
     return result
 
 
-def run_finetune(source: LabSource, config: FinetuneConfig, ctx: JobContext) -> FinetuneResult:
+def run_finetune(source: Source, config: FinetuneConfig, ctx: JobContext) -> FinetuneResult:
     """Fine-tune with live curves: the job's metrics carry the curves while it runs."""
     config = dataclasses.replace(config, split_seed=source.split_seed)
     curves: dict[str, list] = {"train_curve": [], "val_curve": []}
@@ -121,13 +103,13 @@ def run_finetune(source: LabSource, config: FinetuneConfig, ctx: JobContext) -> 
     ctx.stage(f"fine-tuning ({config.mode}, {config.epochs} epoch(s) at {config.image_size}px)")
     # Stop must keep the best weights, so cancellation is read by the trainer, not raised by progress().
     result = finetune(source.dataset, source.backbone, config, on_step=on_step, cancelled=ctx.cancelled)
-    _record(ctx, "finetune", result.test_accuracy, result.seconds, mode=config.mode, best_epoch=result.best_epoch,
+    _record(ctx, "finetune", result.test_accuracy, result.seconds, config.image_size, mode=config.mode, best_epoch=result.best_epoch,
             stopped_early=result.stopped_early, lp_test_accuracy=result.lp_test_accuracy)
     ctx.record(artifacts={"checkpoint": result.checkpoint})
     return result
 
 
-def run_label_efficiency_job(source: LabSource, knn: KNNConfig, with_finetune: bool,
+def run_label_efficiency_job(source: Source, knn: KNNConfig, with_finetune: bool,
                              finetune_config: FinetuneConfig, ctx: JobContext) -> list[dict]:
     ctx.stage("features for the label-efficiency curve")
     features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.3), ctx.cancelled)
@@ -141,7 +123,7 @@ def run_label_efficiency_job(source: LabSource, knn: KNNConfig, with_finetune: b
     return table
 
 
-def run_layers(source: LabSource, ctx: JobContext) -> list[dict]:
+def run_layers(source: Source, ctx: JobContext) -> list[dict]:
     ctx.stage("features from every stage")
     results = [r.to_dict() for r in run_layer_sweep(source.dataset, source.backbone, source.extraction,
                                                      ProbeConfig(seed=source.split_seed), ctx.progress, ctx.cancelled)]
@@ -149,7 +131,7 @@ def run_layers(source: LabSource, ctx: JobContext) -> list[dict]:
     return results
 
 
-def run_drift(source: LabSource, checkpoint: str, image_size: int, projection: ProjectionConfig,
+def run_drift(source: Source, checkpoint: str, image_size: int, projection: ProjectionConfig,
               ctx: JobContext) -> dict:
     """The backbone's features before and after fine-tuning (same images, same size), each mapped to 2-D."""
     ctx.stage("features before fine-tuning")

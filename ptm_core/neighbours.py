@@ -53,7 +53,3 @@ def sets_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     shared = np.count_nonzero(both[:, 1:] == both[:, :-1], axis=1)
     return (shared / (2 * k - shared)).astype(np.float32)
 
-
-def most_disagreeing(agreement: np.ndarray, n: int = 20) -> np.ndarray:
-    """Indices of the n images whose neighbourhoods differ most (lowest agreement first; ties by index)."""
-    return np.argsort(np.asarray(agreement), kind="stable")[:max(0, n)]

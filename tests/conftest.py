@@ -47,6 +47,11 @@ class TinySetup:
 
         return ExtractionConfig(self.image_size, batch_size, "cpu")
 
+    def source(self, seed: int = 0, limit: int | None = None):
+        from ptm_core.configs import Source
+
+        return Source(self.data(limit), self.backbone(seed), self.extraction())
+
 
 @pytest.fixture(scope="session")
 def tiny() -> TinySetup:

@@ -27,21 +27,21 @@ def _run_until(at: AppTest, done, timeout: float = 240.0) -> None:
 
 
 def _small_run(at: AppTest) -> None:
-    at.selectbox(key="dataset").set_value("digits")
-    at.number_input(key="limit").set_value(120)
-    at.selectbox(key="backbone").set_value(TINY)
-    at.radio(key="weights").set_value("random")
-    at.select_slider(key="image_size").set_value(32)
+    at.selectbox(key="w_dataset").set_value("digits")
+    at.number_input(key="w_limit").set_value(120)
+    at.selectbox(key="w_backbone").set_value(TINY)
+    at.radio(key="w_weights").set_value("random")
+    at.select_slider(key="w_image_size").set_value(32)
     at.run()
 
 
 def test_page_opens_on_the_offline_default():
     at = _app()
     assert at.title[0].value == "Features & probe"
-    assert at.selectbox(key="dataset").value == "mnist5k"
-    assert at.selectbox(key="backbone").value == "tf_efficientnet_lite0"
-    assert at.radio(key="weights").value == "bundled"
-    assert at.select_slider(key="image_size").value == 128
+    assert at.selectbox(key="w_dataset").value == "mnist5k"
+    assert at.selectbox(key="w_backbone").value == "tf_efficientnet_lite0"
+    assert at.radio(key="w_weights").value == "bundled"
+    assert at.select_slider(key="w_image_size").value == 128
     assert any("Extract & analyse" in info.value for info in at.info)
 
 
@@ -63,9 +63,9 @@ def test_a_small_run_shows_accuracy_and_map():
 def test_bad_folder_is_one_clear_line(where, expected):
     value = "/no/such/folder" if where == "outside" else os.path.join(os.environ["PTM_DATA_DIR"], "missing")
     at = _app()
-    at.selectbox(key="dataset").set_value("folder")
+    at.selectbox(key="w_dataset").set_value("folder")
     at.run()
-    at.text_input(key="folder_path").set_value(value)
+    at.text_input(key="w_folder_path").set_value(value)
     at.run()
     at.button(key="run").click().run()
     _run_until(at, lambda a: len(a.error) > 0, timeout=60)
@@ -76,10 +76,10 @@ def test_bad_folder_is_one_clear_line(where, expected):
 def test_map_settings_draw_a_3d_tsne_coloured_by_the_probe():
     at = _app()
     _small_run(at)
-    at.radio(key="map").set_value("tsne").run()
-    at.radio(key="map_dims").set_value(3).run()
+    at.radio(key="w_map").set_value("tsne").run()
+    at.radio(key="w_map_dims").set_value(3).run()
     at.button(key="run").click().run()
-    _run_until(at, lambda a: any("t-SNE of 120 feature vectors" in c.value for c in a.caption) or len(a.error) > 0)
+    _run_until(at, lambda a: any("t-SNE 3-D (perplexity 30, euclidean) of 120 feature vectors" in c.value for c in a.caption) or len(a.error) > 0)
     assert not at.error, [e.value for e in at.error]
     assert any("t-SNE of 120 × " in c.value for c in at.sidebar.caption)  # the time estimate of the next map
     at.segmented_control(key="colour_by").set_value("correct").run()
@@ -93,10 +93,10 @@ def test_compare_page_shows_agreement_and_the_most_disagreeing_images():
     at.switch_page("pages/compare.py").run()
     assert at.title[0].value == "Compare two backbones"
     _small_run(at)
-    at.selectbox(key="backbone_b").set_value(TINY)
-    at.radio(key="weights_b").set_value("random")
-    at.select_slider(key="image_size_b").set_value(64)
-    at.radio(key="map").set_value("pca").run()
+    at.selectbox(key="w_backbone_b").set_value(TINY)
+    at.radio(key="w_weights_b").set_value("random")
+    at.select_slider(key="w_image_size_b").set_value(64)
+    at.radio(key="w_map").set_value("pca").run()
     at.button(key="run_compare").click().run()
     _run_until(at, lambda a: len(a.metric) > 0 or len(a.error) > 0)
     assert not at.error, [e.value for e in at.error]

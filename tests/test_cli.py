@@ -33,7 +33,7 @@ def test_every_engine_module_imports():
     import ptm_core
 
     names = sorted(m.name for m in pkgutil.iter_modules(ptm_core.__path__) if m.name != "__main__")
-    assert {"cli", "configs", "datasets", "extraction", "jobs", "pipeline", "probes", "weights"} <= set(names)
+    assert {"cli", "configs", "datasets", "extraction", "jobs", "explore", "probes", "weights"} <= set(names)
     for name in names:
         importlib.import_module(f"ptm_core.{name}")
     source = (REPO_ROOT / "ptm_core").rglob("*.py")

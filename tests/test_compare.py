@@ -1,14 +1,17 @@
 """Two backbones compared point by point, and the explore flow's two jobs (features + probe, then the map)."""
+import dataclasses
+
 import numpy as np
 import pytest
 
-from ptm_core.compare import CompareRequest, compare_neighbourhoods, run_compare
+from ptm_core.compare import CompareRequest, Comparison, compare_neighbourhoods, run_compare
 from ptm_core.configs import ProjectionConfig
 from ptm_core.errors import PTMError
+from ptm_core.explore import ExploreRequest, map_key, run_explore, run_map
 from ptm_core.extraction import FeatureSet
 from ptm_core.jobs import DONE, JobManager
+from ptm_core.lab import job_key
 from ptm_core.neighbours import neighbour_agreement
-from ptm_core.pipeline import ExploreRequest, map_key, run_explore, run_map
 from ptm_core.probes import cached_linear_probe
 
 
@@ -40,6 +43,19 @@ def test_agreement_matches_the_neighbours_module_and_disagreement_order():
     assert c.agreement[:10].mean() < c.agreement[10:].mean()
 
 
+def test_most_disagreeing_breaks_ties_by_the_same_class_gap_never_by_row():
+    agreement = np.array([0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.1], np.float32)
+    same_a = np.array([0.9, 0.5, 1.0, 0.2, 0.5, 0.5, 1.0], np.float32)
+    same_b = np.array([0.1, 0.5, 0.0, 0.2, 0.5, 0.5, 0.0], np.float32)
+    c = Comparison(agreement, same_a, same_b, k=5)
+    order = c.most_disagreeing(7)
+    assert list(order[:2]) == [2, 0]  # agreement 0, the largest gaps first
+    assert set(order[2:5]) == {1, 4, 5} and list(order[5:]) == [6, 3]
+    # Full ties (rows 1, 4, 5) follow a seeded shuffle: reproducible, and not row order for every seed.
+    assert np.array_equal(order, c.most_disagreeing(7))
+    assert any(list(c.most_disagreeing(7, seed=s)[2:5]) != [1, 4, 5] for s in range(5))
+
+
 def test_different_images_are_refused():
     a = _feature_set(np.eye(4), [0, 0, 1, 1])
     b = FeatureSet(a.features, a.labels, a.class_names, ["x", "y", "z", "w"], "other")
@@ -47,10 +63,25 @@ def test_different_images_are_refused():
         compare_neighbourhoods(a, b)
 
 
+def test_compare_refuses_two_different_sets_of_images(tiny):
+    with pytest.raises(PTMError, match="same images"):
+        CompareRequest(tiny.source(0), tiny.source(0, limit=tiny.limit + 10))
+
+
+def test_one_source_key_rule_for_every_flow(tiny):
+    """Layer and size change the features, so they change every flow's key; device and batch size do not."""
+    source = tiny.source()
+    deeper = dataclasses.replace(source, extraction=dataclasses.replace(source.extraction, layer="stage3"))
+    faster = dataclasses.replace(source, extraction=dataclasses.replace(source.extraction, batch_size=8, device="auto"))
+    assert source.key() != deeper.key() and source.key() == faster.key()
+    assert ExploreRequest(source).key() != ExploreRequest(deeper).key()
+    assert CompareRequest(source, source).key() != CompareRequest(source, deeper).key()
+    assert job_key("probes", source, []) != job_key("probes", deeper, [])
+
+
 def test_compare_job_extracts_both_sides_of_the_same_images(tiny, wait_until, one_torch_thread):
-    request = CompareRequest(tiny.data(), tiny.backbone(0), tiny.extraction(), tiny.backbone(1), tiny.extraction(), k=5)
-    assert request.key() != CompareRequest(tiny.data(), tiny.backbone(0), tiny.extraction(), tiny.backbone(2),
-                                           tiny.extraction(), k=5).key()
+    request = CompareRequest(tiny.source(0), tiny.source(1), k=5)
+    assert request.key() != CompareRequest(tiny.source(0), tiny.source(2), k=5).key()
     job = JobManager().submit(request.key(), request.title(), lambda ctx: run_compare(request, ctx))
     assert wait_until(lambda: job.finished is not None, 120) and job.status == DONE, job.error
     result = job.result
@@ -62,7 +93,7 @@ def test_compare_job_extracts_both_sides_of_the_same_images(tiny, wait_until, on
 
 def test_explore_then_map_jobs(tiny, wait_until, one_torch_thread):
     manager = JobManager()
-    request = ExploreRequest(tiny.data(), tiny.backbone(), tiny.extraction())
+    request = ExploreRequest(tiny.source())
     explore = manager.submit(request.key(), request.title(), lambda ctx: run_explore(request, ctx))
     assert wait_until(lambda: explore.finished is not None, 120) and explore.status == DONE, explore.error
     fs, probe = explore.result.features, explore.result.probe

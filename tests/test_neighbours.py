@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ptm_core.errors import PTMError
-from ptm_core.neighbours import most_disagreeing, nearest_neighbours, neighbour_agreement
+from ptm_core.neighbours import nearest_neighbours, neighbour_agreement
 
 
 def features(n: int = 120, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -56,12 +56,6 @@ def test_agreement_matches_brute_force_jaccard():
 
     expected = [len(p & q) / len(p | q) for p, q in zip(knn(a), knn(b))]
     np.testing.assert_allclose(neighbour_agreement(a, b, k=k), expected, atol=1e-6)
-
-
-def test_most_disagreeing_orders_lowest_first_with_stable_ties():
-    agreement = np.array([0.5, 0.1, 0.9, 0.1, 0.0, 1.0])
-    np.testing.assert_array_equal(most_disagreeing(agreement, n=4), [4, 1, 3, 0])
-    assert len(most_disagreeing(agreement)) == 6
 
 
 def test_bad_inputs_raise():

@@ -5,12 +5,13 @@ from functools import partial
 
 import streamlit as st
 
-from pages.common import format_seconds, job_manager, job_panel, live_job
-from pages.map_views import METHODS
-from ptm_core.configs import ProjectionConfig
+from pages.ui.job_views import format_seconds, job_panel, live_job
+from pages.ui.maps import METHODS
+from pages.ui.services import job_manager
+from ptm_core.configs import ProjectionConfig, describe_map
+from ptm_core.explore import MapResult, compute_map, map_key, run_map
 from ptm_core.extraction import FeatureSet
 from ptm_core.jobs import DONE, FINISHED, Job
-from ptm_core.pipeline import MapResult, compute_map, map_key, run_map
 from ptm_core.projection import estimate_seconds, projection_path
 
 AUTO_DRAW_SECONDS = 20  # maps estimated under this start by themselves; longer ones wait for the button
@@ -21,7 +22,7 @@ def quick_map(_features: FeatureSet, feature_key: str, config: ProjectionConfig)
     return compute_map(_features, config)
 
 
-def map_job(fs: FeatureSet, config: ProjectionConfig, title: str, button_key: str = "draw_map") -> Job | None:
+def map_job(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: str = "draw_map") -> Job | None:
     """The job computing this map: found, started when cheap or cached, or started by the user's click."""
     manager = job_manager()
     key = map_key(fs.key, config)
@@ -31,17 +32,17 @@ def map_job(fs: FeatureSet, config: ProjectionConfig, title: str, button_key: st
     estimate = estimate_seconds(*fs.features.shape, config)
     cheap = job is None and (estimate <= AUTO_DRAW_SECONDS or projection_path(fs.key, config).exists())
     label = f"Draw the {METHODS[config.method]} map (about {format_seconds(max(estimate, 1))})"
-    if cheap or st.button(label, type="primary", icon=":material/scatter_plot:", key=button_key):
-        job = manager.submit(key, f"{METHODS[config.method]} map: {title}", partial(run_map, fs, config),
-                             kind="map", lane="map", config={"feature_key": fs.key, "projection": config.to_dict()})
-    return job
+    clicked = not cheap and st.button(label, type="primary", icon=":material/scatter_plot:", key=button_key)
+    return manager.attach_or_submit(key, f"{describe_map(config)} map · {source}", partial(run_map, fs, config),
+                                    start=cheap or clicked, kind="map", lane="map",
+                                    config={"feature_key": fs.key, "projection": config.to_dict()})
 
 
-def chosen_map(fs: FeatureSet, config: ProjectionConfig, title: str, button_key: str = "draw_map") -> MapResult:
+def chosen_map(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: str = "draw_map") -> MapResult:
     """The chosen map when it is ready; until then a PCA map (about a second) and the job's progress."""
     if config.method == "pca":
         return quick_map(fs, fs.key, config)
-    job = map_job(fs, config, title, button_key)
+    job = map_job(fs, config, source, button_key)
     if job is not None and job.status == DONE:
         return job.result
     pca = ProjectionConfig(method="pca", n_components=config.n_components, seed=config.seed)

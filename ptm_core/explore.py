@@ -1,4 +1,4 @@
-"""The explore flow as two jobs: features (cached) -> linear probe, then the map of those features.
+"""The explore flow (Features & probe page) as two jobs: features (cached) -> linear probe, then the map of those features.
 
 They run in different job lanes so that a map never waits for an extraction and a probe never
 waits for UMAP's one-off compile; the page shows an instant PCA map until the chosen map is ready.
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptm_core.artifacts import artifact_dir
-from ptm_core.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig,
-                              describe_source, stable_hash)
+from ptm_core.configs import ProbeConfig, ProjectionConfig, Source, stable_hash
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.faithfulness import map_faithfulness
 from ptm_core.jobs import JobContext
@@ -24,21 +23,17 @@ from ptm_core.projection import estimate_seconds, project
 
 @dataclass(frozen=True)
 class ExploreRequest:
-    dataset: DatasetConfig = DatasetConfig()
-    backbone: BackboneConfig = BackboneConfig()
-    extraction: ExtractionConfig = ExtractionConfig()
+    source: Source = Source()
     probe: ProbeConfig = ProbeConfig()
 
     def key(self) -> str:
-        # Device and batch size change speed, not results, so they stay out of the key.
-        steps = (self.dataset, self.backbone, self.probe)
-        return stable_hash(["explore", [s.key() for s in steps], self.extraction.image_size, self.extraction.layer])
+        return stable_hash(["explore", self.source.key(), self.probe.key()])
 
     def to_dict(self) -> dict:
-        return {name: getattr(self, name).to_dict() for name in ("dataset", "backbone", "extraction", "probe")}
+        return {"source": self.source.to_dict(), "probe": self.probe.to_dict()}
 
     def title(self) -> str:
-        return describe_source(self.dataset, self.backbone, self.extraction.image_size)
+        return self.source.describe()
 
 
 @dataclass
@@ -50,10 +45,11 @@ class ExploreResult:
 
 def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
     ctx.stage("extracting features")
-    features = extract(request.dataset, request.backbone, request.extraction,
+    source = request.source
+    features = extract(source.dataset, source.backbone, source.extraction,
                        progress=ctx.scaled(0.0, 0.85), cancelled=ctx.cancelled)
-    source = "cache" if features.meta.get("cache_hit") else f"{features.meta.get('images_per_s', 0):.0f} img/s"
-    ctx.stage(f"features ready: {features.features.shape[0]} x {features.features.shape[1]} ({source})")
+    how = "cache" if features.meta.get("cache_hit") else f"{features.meta.get('images_per_s', 0):.0f} img/s"
+    ctx.stage(f"features ready: {features.features.shape[0]} x {features.features.shape[1]} ({how})")
     ctx.progress(0.85, "training the linear probe")
     step = ctx.scaled(0.85, 1.0)
     probe = cached_linear_probe(features.features, features.labels, features.key, request.probe,

@@ -1,0 +1,66 @@
+"""How a job looks on a page: live progress with its estimate and Cancel, then its result or failure."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages.ui.services import job_manager
+from ptm_core.jobs import DONE, FINISHED, QUEUED, RUNNING, Job
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
+
+
+def time_left(job: Job) -> str:
+    """'about 2 min 10 s left', or 'estimating time left…' while the estimate is not yet trustworthy."""
+    seconds = job.eta_seconds
+    return "estimating time left…" if seconds is None else f"about {format_seconds(seconds)} left"
+
+
+def job_panel(job: Job) -> None:
+    """Progress, estimate, cancel and the one-line failure reason for a job."""
+    if job.status in (QUEUED, RUNNING):
+        if job.status == RUNNING:
+            text = f"{job.message} — {job.progress:.0%}, {time_left(job)}"
+        else:
+            text = "queued: waiting for the running job in its lane to finish"
+        st.progress(job.progress, text=text)
+        if st.button("Cancel", key=f"cancel-{job.id}", icon=":material/stop_circle:"):
+            job.cancel()
+            st.toast("Cancelling…")
+    elif job.status == "failed":
+        st.error(job.error or "The job failed.", icon=":material/error:")
+    elif job.status == "cancelled":
+        st.warning(f"{job.title}: cancelled. What it had finished is kept; start it again to continue from there.",
+                   icon=":material/info:")
+    elif job.status == "interrupted":
+        st.warning(f"{job.title}: interrupted (the server stopped). Start it again to continue.",
+                   icon=":material/info:")
+
+
+def job_outcome(job: Job, show_result) -> None:
+    """A started job as the page shows it: its result once done, else its failure or live progress."""
+    if job.status == DONE:
+        show_result(job.result)
+    elif job.status in FINISHED:
+        job_panel(job)
+    else:
+        st.markdown(f"**{job.title}**")
+        live_job(job.id)
+
+
+@st.fragment(run_every=1.0)
+def live_job(job_id: str, extra=None) -> None:
+    """Progress of a queued or running job, polled once a second; the whole page reruns when it ends."""
+    job = job_manager().get(job_id)
+    if job is None:
+        return
+    job_panel(job)
+    if extra is not None:
+        extra(job)
+    if job.status in FINISHED:
+        st.rerun(scope="app")

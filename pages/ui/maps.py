@@ -1,0 +1,280 @@
+"""Maps of feature sets: the settings sidebar, the figure, selections and their galleries, exports.
+
+Every point carries its row number as the first element of plotly `customdata`, and a selection is
+read back from that alone, and only from the data traces (rings drawn on top carry none). Plotly's
+own point numbers count within a trace (one trace per colour), which is how selections once came
+back pointing at the wrong images (streamlit issue 8914).
+"""
+from __future__ import annotations
+
+import copy
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages.ui import settings
+from pages.ui.choices import MapChoice
+from pages.ui.gallery import gallery
+from ptm_core.configs import DatasetConfig, ProjectionConfig, describe_map
+from ptm_core.explore import MapResult
+from ptm_core.extraction import FeatureSet
+from ptm_core.neighbours import nearest_neighbours
+from ptm_core.projection import METRICS, estimate_seconds, umap_ready
+from ptm_core.tables import selection_counts, stratified_sample
+
+METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
+COLOUR_BY = {"class": "True class", "prediction": "Probe prediction", "correct": "Probe right or wrong",
+             "confidence": "Probe confidence"}
+# Ten classes told apart on a projector: no pale grey, no two near-identical hues (d3's Category10 with
+# its grey swapped for black); larger sets continue with Dark24.
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#000000", "#bcbd22",
+           "#17becf", *px.colors.qualitative.Dark24]
+GALLERY_MAX = 60
+MODEBAR = {"displaylogo": False,
+           "toImageButtonOptions": {"format": "png", "filename": "ptm-explorer-map", "scale": 2}}
+
+
+def map_controls() -> None:
+    """The sidebar's Map section, bound to the settings model."""
+    with st.sidebar:
+        st.subheader("Map")
+        method = settings.bound(st.radio, "Projection", MapChoice, "map", options=list(METHODS),
+                                format_func=METHODS.get, horizontal=True)
+        settings.bound(st.radio, "Dimensions", MapChoice, "map_dims", options=[2, 3],
+                       format_func=lambda d: f"{d}-D", horizontal=True)
+        if method == "umap":
+            settings.bound(st.slider, "Neighbours (local ↔ global)", MapChoice, "n_neighbors", min_value=2,
+                           max_value=100)
+            settings.bound(st.slider, "Minimum distance (clumped ↔ spread)", MapChoice, "min_dist", min_value=0.0,
+                           max_value=0.99, step=0.01)
+        if method == "tsne":
+            settings.bound(st.slider, "Perplexity", MapChoice, "perplexity", min_value=5.0, max_value=50.0, step=1.0)
+        if method != "pca":
+            settings.bound(st.selectbox, "Distance", MapChoice, "metric", options=list(METRICS))
+            settings.bound(st.toggle, "Reproducible (seeded, one thread)", MapChoice, "reproducible",
+                           help="Off: UMAP runs unseeded on every core; faster on big machines, a new map each time.")
+
+
+def current_map(seed: int) -> ProjectionConfig:
+    return settings.get(MapChoice).config(seed)
+
+
+def estimate_text(n: int, dim: int, config: ProjectionConfig) -> str:
+    seconds = estimate_seconds(n, dim, config)
+    why = "" if config.method != "umap" or umap_ready() else " (UMAP's one-off compile is still running)"
+    return f"{METHODS[config.method]} of {n:,} × {dim:,}: about {max(seconds, 1):.0f} s{why}"
+
+
+def _hover(frame: pd.DataFrame) -> tuple[list[str], str]:
+    """customdata columns (row first, for selections) and a hover template that reads them."""
+    columns, lines = ["row", "id", "class"], ["#%{customdata[0]} · %{customdata[1]}", "class %{customdata[2]}"]
+    if "prediction" in frame:
+        columns += ["prediction", "confidence", "split"]
+        lines += ["probe says %{customdata[3]} (confidence %{customdata[4]:.2f})", "%{customdata[5]} split"]
+    return columns, "<br>".join(lines) + "<extra></extra>"
+
+
+def map_figure(frame: pd.DataFrame, colour_by: str, class_names: list[str], method: str = "map",
+               highlight=(), height: int = 600) -> go.Figure:
+    """WebGL scatter (2-D) or a 3-D scatter with the project's palette; each point's row leads its customdata."""
+    if colour_by not in frame:
+        colour_by = "class"
+    three_d = "z" in frame
+    columns, template = _hover(frame)
+    name = METHODS.get(method, "map")
+    style = {"color": colour_by, "custom_data": columns, "height": height, "color_discrete_sequence": PALETTE,
+             "category_orders": {"class": class_names, "prediction": class_names, "correct": ["right", "wrong"]},
+             "labels": {"x": f"{name} 1", "y": f"{name} 2", "z": f"{name} 3"}}
+    if colour_by == "correct":  # a map for this alone: it would shift the class colours along the palette
+        style["color_discrete_map"] = {"right": "#9aa5b1", "wrong": "#d62728"}
+    if colour_by == "confidence":
+        style.update(color_continuous_scale="Viridis", range_color=(0, 1))
+    if three_d:
+        fig = px.scatter_3d(frame, x="x", y="y", z="z", **style)
+        fig.update_traces(marker={"size": 2.5, "opacity": 0.8}, hovertemplate=template)
+    else:
+        fig = px.scatter(frame, x="x", y="y", render_mode="webgl", **style)
+        fig.update_traces(marker={"size": 5, "opacity": 0.8}, hovertemplate=template)
+    data_traces = len(fig.data)
+    if len(highlight):
+        _add_highlight(fig, frame.loc[frame["row"].isin(np.asarray(highlight, dtype=int))], three_d)
+    legend = "Click a class to hide it" if colour_by != "confidence" else ""
+    return fig.update_layout(legend_title_text=legend, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                             meta={"data_traces": data_traces})
+
+
+def _add_highlight(fig: go.Figure, rows: pd.DataFrame, three_d: bool) -> None:
+    # No customdata: a selection that sweeps over a ring must read the data point under it, not the ring.
+    marker = {"size": 9, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 1.5}}
+    if three_d:
+        fig.add_trace(go.Scatter3d(x=rows["x"], y=rows["y"], z=rows["z"], mode="markers", marker=marker,
+                                   name="selected", hoverinfo="skip"))
+    else:
+        fig.add_trace(go.Scattergl(x=rows["x"], y=rows["y"], mode="markers", marker=marker, name="selected",
+                                   hoverinfo="skip"))
+
+
+def _row_of(point: dict) -> int | None:
+    data = point.get("customdata")
+    if isinstance(data, (list, tuple)):
+        data = data[0] if data else None
+    elif isinstance(data, dict):  # some plotly builds send an array as {"0": ..., "1": ...}
+        data = data.get("0", data.get(0))
+    try:
+        return int(data)
+    except (TypeError, ValueError):
+        return None
+
+
+def selected_rows(event, data_traces: int | None = None) -> np.ndarray:
+    """Row numbers of the data points a plotly selection event names, from their customdata."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    rows = set()
+    for point in points:
+        if data_traces is not None and point.get("curve_number", 0) >= data_traces:
+            continue
+        row = _row_of(point)
+        if row is not None:
+            rows.add(row)
+    return np.array(sorted(rows), dtype=int)
+
+
+def _selection_store(map_id: str) -> str:
+    return f"selection-{map_id}"
+
+
+def _epoch(map_id: str) -> int:
+    return st.session_state.get(f"selection-epoch-{map_id}", 0)
+
+
+def current_selection(map_id: str) -> np.ndarray:
+    """Rows selected on this map (by any chart drawing it), kept apart from the charts' own state.
+
+    A chart's state resets whenever its figure changes (recolouring, highlighting), so the rows are
+    copied out by the selection callback, which runs before the script reruns.
+    """
+    return np.asarray(st.session_state.get(_selection_store(map_id), []), dtype=int)
+
+
+def _remember_selection(chart_key: str, map_id: str, data_traces: int) -> None:
+    st.session_state[_selection_store(map_id)] = selected_rows(st.session_state.get(chart_key), data_traces).tolist()
+
+
+def show_map(fig: go.Figure, three_d: bool, map_id: str, chart_key: str) -> None:
+    """Draw the map; box, lasso or a click on a 2-D map sets the selection `current_selection` returns."""
+    # Clearing the selection starts a new epoch: a new chart key remounts the chart without plotly's
+    # own selection outline and dimming, and clicks work again at once.
+    key = f"{chart_key}-{_epoch(map_id)}"
+    data_traces = fig.layout.meta["data_traces"]
+    fig = copy.deepcopy(fig)  # st.plotly_chart rewrites the figure it draws; the caller's copy exports as is
+    if three_d:
+        st.plotly_chart(fig, width="stretch", key=key, config=MODEBAR)
+        st.caption("Box and lasso selection work on 2-D maps; switch to 2-D to select images.")
+        return
+    st.plotly_chart(fig, width="stretch", key=key, config=MODEBAR, selection_mode=("points", "box", "lasso"),
+                    on_select=partial(_remember_selection, key, map_id, data_traces))
+
+
+def clear_selection_button(map_id: str) -> None:
+    if len(current_selection(map_id)) and st.button("Clear selection", icon=":material/deselect:",
+                                                    key=f"clear-{map_id}"):
+        st.session_state.pop(_selection_store(map_id), None)
+        st.session_state[f"selection-epoch-{map_id}"] = _epoch(map_id) + 1
+        st.rerun()
+
+
+def _caption(frame: pd.DataFrame, row: int, extra: str = "") -> str:
+    item = frame.iloc[row]
+    verdict = f" → {item['prediction']}" if "prediction" in frame and item["prediction"] != item["class"] else ""
+    return f"#{row} · {item['class']}{verdict}{extra}"
+
+
+def selection_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame, rows: np.ndarray,
+                    three_d: bool = False) -> None:
+    """A clicked point's nearest neighbours, or the selected images with per-class counts."""
+    if len(rows) == 0:
+        if not three_d:
+            st.caption("Click a point to see its nearest neighbours in the full feature space; pick Box or Lasso "
+                       "Select on the map's toolbar and drag to see a group of images.")
+        return
+    if len(rows) == 1:
+        neighbours_panel(dataset, fs, frame, int(rows[0]))
+        return
+    st.markdown(f"**{len(rows):,} images selected**")
+    cols = st.columns([5, 7])
+    cols[0].dataframe(selection_counts(frame, rows), width="stretch")
+    # Plotly ignores clicks on points while a box is drawn, so neighbours of a selected image are one pick away too.
+    focus = cols[0].selectbox("Nearest neighbours of", [None, *rows[:500].tolist()], key="neighbours_of",
+                              format_func=lambda r: "choose an image…" if r is None else _caption(frame, r))
+    with cols[1]:
+        shown = stratified_sample(rows, fs.labels, GALLERY_MAX, seed=0)
+        if len(rows) > GALLERY_MAX:
+            st.caption(f"A seeded sample of {len(shown)} of the {len(rows):,} selected images, drawn from every "
+                       f"selected class in proportion to its share of the selection.")
+        gallery(dataset, shown, [_caption(frame, r) for r in shown])
+    if focus is not None:
+        neighbours_panel(dataset, fs, frame, int(focus))
+
+
+def neighbours_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame, row: int) -> None:
+    k = st.slider("Neighbours to show", 4, 32, 12, step=4, key="neighbour_k")
+    k = min(k, len(fs.labels) - 1)
+    indices, similarity = nearest_neighbours(fs.features, row, k)
+    same = np.mean(fs.labels[indices] == fs.labels[row])
+    st.markdown(f"**Image {_caption(frame, row)}** and its {k} nearest neighbours in the full "
+                f"{fs.features.shape[1]:,}-dim feature space (cosine); {same:.0%} share its class.")
+    gallery(dataset, [row, *indices], [f"{_caption(frame, row)} (clicked)",
+                                       *[_caption(frame, int(i), f" · {s:.2f}") for i, s in zip(indices, similarity)]])
+
+
+def faithfulness_panel(f: dict, dims: int, produced_by: str) -> None:
+    st.markdown("**How faithful is this map?**")
+    cols = st.columns(4)
+    cols[0].metric("Trustworthiness", f"{f['trustworthiness']:.2f}",
+                   help=f"1.0: every map neighbour is also a neighbour in the full feature space. {produced_by}.")
+    if f.get("knn_accuracy_features") is not None:
+        cols[1].metric(f"{f['k']}-NN accuracy, features", f"{f['knn_accuracy_features']:.1%}", help=produced_by)
+        cols[2].metric(f"{f['k']}-NN accuracy, map", f"{f['knn_accuracy_map']:.1%}", help=produced_by)
+    cols[3].metric("PCA variance in 2-D", f"{f['pca_variance_2d']:.1%}", help=produced_by)
+    note = " Measured on the first two map axes." if dims == 3 else ""
+    st.caption(f["summary"] + note)
+
+
+def map_caption(result: MapResult, source: str) -> str:
+    """What the map shows and what produced it: the source, the method and its settings, the time it took."""
+    meta = result.meta
+    config = ProjectionConfig(**meta["config"]) if "config" in meta else None
+    what = describe_map(config) if config else METHODS.get(meta.get("method"), "Map")
+    text = f"{what} of {meta.get('n_points', len(result.coords)):,} feature vectors · {source}"
+    if meta.get("subsampled"):
+        how = "by its own transform" if meta.get("placement") == "transform" else "at the mean of their 10 nearest fitted neighbours"
+        text += f"; fitted on a seeded subsample of {meta['n_fit']:,}, the rest placed {how}"
+    seconds = meta.get("compute_seconds", meta.get("seconds", 0))
+    timing = f"computed in {seconds:.1f} s" + (", read from cache" if meta.get("cache_hit") else "")
+    return f"{text} ({timing})."
+
+
+def export_name(feature_key: str, config: ProjectionConfig) -> str:
+    """A file name that says which map it is: method, dimensions, settings, and the features' key."""
+    parts = [config.method, f"{config.n_components}d"]
+    if config.method == "umap":
+        parts += [f"n{config.n_neighbors}", f"md{config.min_dist:.2f}", config.metric]
+    elif config.method == "tsne":
+        parts += [f"p{config.perplexity:g}", config.metric]
+    return "-".join(["map", *parts, feature_key[:10]])
+
+
+def export_buttons(frame: pd.DataFrame, fig: go.Figure, name: str) -> None:
+    exported = copy.deepcopy(fig).update_layout(template="plotly_white")
+    cols = st.columns(3)
+    cols[0].download_button("Points as CSV", frame.to_csv(index=False), f"{name}.csv", "text/csv",
+                            icon=":material/download:", key=f"csv-{name}", on_click="ignore",
+                            help="Row, id, map coordinates, class, probe prediction and confidence, split, selected.")
+    cols[1].download_button("Figure as HTML", lambda: exported.to_html(include_plotlyjs=True), f"{name}.html",
+                            "text/html", icon=":material/download:", key=f"html-{name}", on_click="ignore",
+                            help="Interactive and self-contained: opens offline in any browser.")
+    cols[2].caption("PNG: the camera button on the map's toolbar saves it at twice the screen resolution.")

@@ -1,0 +1,60 @@
+"""Process-wide services the pages share: the job manager, background work, cached look-ups."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ptm_core import backbones, datasets
+from ptm_core.configs import DatasetConfig
+from ptm_core.errors import PTMError
+from ptm_core.jobs import JobManager
+from ptm_core.projection import compile_umap
+from ptm_core.store import RunStore
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    # One per server process: jobs outlive script reruns, page switches and browser refreshes,
+    # and the run store keeps them across server restarts.
+    return JobManager(max_concurrent=1, store=RunStore())
+
+
+@st.cache_resource
+def start_background_services() -> bool:
+    # Streamlit runs a full gc.collect(2) after every script run; with torch, timm and numba loaded
+    # that holds the GIL for most of each second while a progress fragment reruns every second,
+    # starving the job threads (a 4 s probe took minutes). Collect as Python normally does instead.
+    from streamlit import config
+
+    config.set_option("runner.postScriptGC", False)
+    # The UMAP compile goes first in the map lane: maps wait for it (one UMAP at a time), probes do not.
+    job_manager().submit("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)",
+                         lambda ctx: compile_umap(), kind="warm-up", record=False, lane="map")
+    return True
+
+
+@st.cache_data(show_spinner=False)
+def backbone_names(filter_glob: str = "") -> list[str]:
+    return backbones.catalog(filter_glob)
+
+
+@st.cache_data(show_spinner="Reading the model card…")
+def model_card(name: str) -> dict:
+    return backbones.model_card(name).to_dict()
+
+
+@st.cache_data(show_spinner=False)
+def dataset_kinds() -> list[str]:
+    return [entry.name for entry in datasets.list_datasets()]
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+def load_dataset(config: DatasetConfig) -> datasets.Dataset:
+    return datasets.load_dataset(config)
+
+
+def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
+    try:
+        return load_dataset(config)
+    except PTMError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None

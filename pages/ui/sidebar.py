@@ -1,0 +1,118 @@
+"""The sidebar the analysis pages share: which data, which backbone and weights, which image size.
+
+Every control is bound to the settings model (pages/ui/settings.py), so a choice made on one page is
+the choice on every page, survives a refresh and travels in a shared link.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages.ui import settings
+from pages.ui.choices import IMAGE_SIZES, BackboneChoice, DataChoice, ExtractionChoice
+from pages.ui.services import backbone_names, dataset_kinds, model_card
+from ptm_core.backbones import DEFAULT_BACKBONE
+from ptm_core.configs import Source
+from ptm_core.datasets import list_datasets
+from ptm_core.errors import PTMError
+from ptm_core.ingest import ingest_upload
+from ptm_core.tv_datasets import SOURCES as TV_SOURCES
+
+WEIGHT_LABELS = {"bundled": "Bundled (offline ImageNet)", "hub": "Hugging Face hub", "random": "Random init",
+                 "file": "Local file"}
+
+
+def zip_controls() -> None:
+    upload = st.file_uploader("Upload a zip (one folder per class, or images + labels.csv)", type=["zip"],
+                              key="zip_upload")
+    if upload is not None:
+        try:
+            path = ingest_upload(upload.getvalue(), upload.name).removeprefix("zip:")
+            if path != settings.get(DataChoice).zip_path:
+                settings.update(DataChoice, zip_path=path)
+        except PTMError as exc:
+            st.error(str(exc), icon=":material/error:")
+    settings.bound(st.text_input, "Zip path", DataChoice, "zip_path", placeholder="/path/to/data.zip")
+
+
+def dataset_controls() -> None:
+    st.subheader("Data")
+    entries = {e.name: e for e in list_datasets()}
+    name = settings.bound(st.selectbox, "Dataset", DataChoice, "dataset", options=list(entries),
+                          help="\n".join(f"- **{e.name}**: {e.description}" for e in entries.values()))
+    if name == "folder":
+        settings.bound(st.text_input, "Folder path", DataChoice, "folder_path",
+                       placeholder="/path/to/root (one sub-folder per class)")
+    elif name == "zip":
+        zip_controls()
+    elif name == "tv":
+        cols = st.columns(2)
+        with cols[0]:
+            tv_name = settings.bound(st.selectbox, "torchvision set", DataChoice, "tv_name", options=list(TV_SOURCES))
+        if settings.get(DataChoice).tv_split not in TV_SOURCES[tv_name].splits:
+            settings.update(DataChoice, tv_split=TV_SOURCES[tv_name].splits[0])
+        with cols[1]:
+            settings.bound(st.selectbox, "Split", DataChoice, "tv_split", options=TV_SOURCES[tv_name].splits)
+    elif name == "shapes":
+        cols = st.columns(2)
+        with cols[0]:
+            settings.bound(st.number_input, "Images", DataChoice, "shapes_n", min_value=20, max_value=20000, step=100)
+        with cols[1]:
+            settings.bound(st.number_input, "Classes", DataChoice, "shapes_classes", min_value=2, max_value=8)
+    settings.bound(st.number_input, "Limit (0 = all images)", DataChoice, "limit", min_value=0,
+                   max_value=1_000_000, step=100, help="A seeded, stratified subset: quicker on a CPU.")
+    settings.bound(st.number_input, "Seed", DataChoice, "seed", min_value=0, max_value=2**31 - 1,
+                   help="Subset, split and projection seed.")
+
+
+def backbone_controls() -> None:
+    st.subheader("Backbone")
+    pattern = settings.bound(st.text_input, "Filter models", BackboneChoice, "model_filter",
+                             placeholder="e.g. *resnet* or vit_small")
+    names = backbone_names(pattern)
+    options = ([DEFAULT_BACKBONE] if not pattern else []) + names
+    if not names:
+        st.warning(f"No pretrained timm model matches '{pattern}'.")
+    current = settings.get(BackboneChoice).backbone
+    if current not in options:  # the current choice stays selectable under any filter
+        options.insert(0, current)
+    name = settings.bound(st.selectbox, f"Model ({len(names)} with pretrained weights)", BackboneChoice, "backbone",
+                          options=options)
+    weights = settings.bound(st.radio, "Weights", BackboneChoice, "weights", options=list(WEIGHT_LABELS),
+                             format_func=WEIGHT_LABELS.get)
+    if weights == "file":
+        settings.bound(st.text_input, "Checkpoint path", BackboneChoice, "weights_path",
+                       placeholder=".safetensors / .pth / .pt / .bin")
+    settings.bound(st.select_slider, "Image size (px)", ExtractionChoice, "image_size", options=list(IMAGE_SIZES),
+                   help="Smaller is much faster on a CPU; 224 is the usual ImageNet size.")
+    with st.expander("Model card"):
+        try:
+            card = model_card(name)
+            st.dataframe(pd.Series({k: str(v) for k, v in card.items()}, name="value"), width="stretch")
+        except PTMError as exc:
+            st.error(str(exc))
+
+
+def current_source() -> Source:
+    """The source the settings describe, whether or not the sidebar is drawn in this run."""
+    data = settings.get(DataChoice)
+    return Source(data.config(), settings.get(BackboneChoice).config(data.seed), settings.get(ExtractionChoice).config())
+
+
+def source_controls() -> Source:
+    """Draw the sidebar's data and backbone sections and return the source they describe."""
+    with st.sidebar:
+        dataset_controls()
+        backbone_controls()
+    return current_source()
+
+
+def url_options() -> dict[str, list]:
+    """Choices that depend on this installation, for checking settings read from a URL."""
+    return {"dataset": dataset_kinds(), "backbone": [DEFAULT_BACKBONE, *backbone_names("")],
+            "backbone_b": [DEFAULT_BACKBONE, *backbone_names("")], "tv_name": list(TV_SOURCES)}
+
+
+def source_header(source: Source) -> None:
+    """The line under every analysis page's title: what every number on the page was computed from."""
+    st.markdown(f"**{source.describe()}**")
