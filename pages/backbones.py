@@ -19,7 +19,7 @@ if names:
     try:
         card = model_card(chosen)
     except PTMError as exc:
-        st.error(str(exc))
+        st.error(exc.for_ui())
     else:
         cols = st.columns(4)
         cols[0].metric("Parameters", f"{card['parameters'] / 1e6:.1f} M")

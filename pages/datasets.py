@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.ui.services import dataset_or_error
+from pages.ui.services import dataset_or_error, upload_limit_mb
 from ptm_core.configs import DatasetConfig
 from ptm_core.datasets import list_datasets
 from ptm_core.errors import PTMError
@@ -18,12 +18,13 @@ for entry in entries.values():
     st.markdown(f"- **`{entry.name}{':ARG' if entry.takes_argument else ''}`** — {entry.description}")
 
 upload = st.file_uploader("Upload a zip: one folder per class, or a flat folder of images plus a CSV "
-                          "with filename,label columns", type=["zip"], key="datasets_upload")
+                          "with filename,label columns", type=["zip"], key="datasets_upload",
+                          max_upload_size=upload_limit_mb())
 if upload is not None:
     try:
         st.session_state["dataset_spec"] = ingest_upload(upload.getvalue(), upload.name)
     except PTMError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(exc.for_ui(), icon=":material/error:")
 st.session_state.setdefault("dataset_spec", "mnist5k")
 spec = st.text_input("Dataset spec", key="dataset_spec",
                      help="e.g. digits, shapes:n=300,classes=4, folder:/data/pets, zip:/data/pets.zip, tv:cifar10:test")

@@ -182,7 +182,7 @@ class JobManager:
             except Cancelled:
                 job.message, job.status = "cancelled", CANCELLED
             except PTMError as exc:
-                job.error, job.status = str(exc), FAILED
+                job.error, job.status = exc.for_ui(), FAILED
             except Exception as exc:  # the traceback goes to the server log, one line to the UI
                 log.exception("job %s (%s) failed", job.id, job.title)
                 job.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -29,6 +29,8 @@ OFFLINE_CHOICES = (
     "offline choices: --weights bundled (tf_efficientnet_lite0), --weights random, "
     "or --weights PATH to a local .safetensors/.pth file"
 )
+OFFLINE_CHOICES_UI = ("offline, pick Weights: Bundled (offline ImageNet) for tf_efficientnet_lite0, Random init, "
+                      "or Local file")
 
 
 @dataclass
@@ -177,7 +179,8 @@ def _hub(config: BackboneConfig) -> LoadedBackbone:
     check_model_name(config.name)
     cached = cached_hub_file(config.name)
     if cached is None and not hub_reachable():
-        raise PTMError(f"Cannot download weights for '{config.name}': the Hugging Face hub is unreachable and they are not cached; {OFFLINE_CHOICES}.")
+        why = f"Cannot download weights for '{config.name}': the Hugging Face hub is unreachable and they are not cached"
+        raise PTMError(f"{why}; {OFFLINE_CHOICES}.", f"{why}; {OFFLINE_CHOICES_UI}.")
     try:
         if cached is not None and not hub_reachable(timeout=1.0):
             # Offline with a warm cache: skip the hub's HEAD retries (about a minute) and read the file.
@@ -187,7 +190,8 @@ def _hub(config: BackboneConfig) -> LoadedBackbone:
     except PTMError:
         raise
     except Exception as exc:
-        raise PTMError(f"Could not load hub weights for '{config.name}' ({type(exc).__name__}); {OFFLINE_CHOICES}.") from exc
+        why = f"Could not load hub weights for '{config.name}' ({type(exc).__name__})"
+        raise PTMError(f"{why}; {OFFLINE_CHOICES}.", f"{why}; {OFFLINE_CHOICES_UI}.") from exc
     cfg = model.pretrained_cfg
     return LoadedBackbone(model, f"hub:{cfg.get('hf_hub_id') or cfg.get('url') or config.name}", [])
 

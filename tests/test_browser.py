@@ -1,72 +1,11 @@
 """Real browser: Debian's chromium, driven by Playwright, against `streamlit run app.py`."""
 import io
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 from urllib.parse import urljoin
 
-import pytest
 from PIL import Image
 
+from browser_support import data_dir, page, screenshot, server, server_log  # noqa: F401 (fixtures)
 from indexed_images import decode, write_indexed_folder
-
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("PTM_REQUIRE_BROWSER"):
-        raise RuntimeError("chromium is required for the browser test (apt-get install chromium)")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, data_dir):
-    port = _free_port()
-    env = dict(os.environ, PTM_DATA_DIR=str(data_dir))
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
-
-
-@pytest.fixture()
-def page(server):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(server)
-        yield page
-        browser.close()
 
 
 def _run_and_wait(page, title: str, timeout_ms: int = 300_000) -> None:
@@ -75,7 +14,7 @@ def _run_and_wait(page, title: str, timeout_ms: int = 300_000) -> None:
     page.get_by_text("Linear-probe test accuracy").wait_for(timeout=10_000)
 
 
-def test_default_flow_in_a_real_browser(page, server, tmp_path):
+def test_default_flow_in_a_real_browser(page, server):
     # The page opens on the offline default.
     page.get_by_text("tf_efficientnet_lite0 (bundled) on mnist5k @ 128px").first.wait_for(timeout=90_000)
     page.goto(f"{server}/?limit=200")  # a subset, set through the URL like a shared link
@@ -88,13 +27,14 @@ def test_default_flow_in_a_real_browser(page, server, tmp_path):
     accuracy = page.locator('[data-testid="stMetricValue"]').first.inner_text()
     assert accuracy.endswith("%") and 0 <= float(accuracy.rstrip("%")) <= 100
     assert page.get_by_test_id("stMetricValue").get_by_text("200 × 1,280").count() == 1
-    page.screenshot(path=str(Path(os.environ.get("PTM_SCREENSHOT_DIR", tmp_path)) / "explore.png"), full_page=True)
+    screenshot(page, "explore.png")
     assert "Traceback" not in page.content()
 
     # Random weights, then back: the pretrained result comes straight back from the job and its cache.
     page.get_by_text("Random init").click()
-    page.get_by_text("Ready: tf_efficientnet_lite0 (random)").or_(page.get_by_text("the settings now describe")).first.wait_for()
-    _run_and_wait(page, "tf_efficientnet_lite0 (random) on mnist5k (limit 200) @ 128px")
+    page.get_by_text("Ready: tf_efficientnet_lite0 (random init, seed 0)").or_(
+        page.get_by_text("the settings now describe")).first.wait_for()
+    _run_and_wait(page, "tf_efficientnet_lite0 (random init, seed 0) on mnist5k (limit 200) @ 128px")
     page.get_by_text("Bundled (offline ImageNet)").click()
     page.get_by_text(f"{bundled} — done").wait_for(timeout=30_000)
     assert "Traceback" not in page.content()
@@ -134,7 +74,7 @@ def test_a_tiny_fine_tune_runs_to_completion_with_its_curve(page, server):
     page.goto(f"{server}/lab?dataset=digits&limit=100&image_size=32")
     page.get_by_text("tf_efficientnet_lite0 (bundled) on digits (limit 100) @ 32px").first.wait_for(timeout=60_000)
     page.get_by_role("tab", name="Fine-tune").click()
-    size = page.locator('input[aria-label="Image size"]')
+    size = page.locator('input[aria-label="Fine-tune image size (px)"]')
     size.focus()
     for _ in range(2):  # 96 -> 64 -> 32 px
         size.press("ArrowLeft")
@@ -143,13 +83,13 @@ def test_a_tiny_fine_tune_runs_to_completion_with_its_curve(page, server):
     batch.press("Enter")
     page.wait_for_timeout(1_000)
     page.get_by_role("button", name="Start fine-tuning").click()
-    page.get_by_text("Best checkpoint:").wait_for(timeout=300_000)
+    page.get_by_role("button", name="Best checkpoint (.safetensors)").wait_for(timeout=300_000)
     page.get_by_text("Stopped early", exact=True).wait_for(timeout=10_000)  # the result's metrics row
     curve = page.locator(".js-plotly-plot").filter(has_text="train loss")
     curve.first.wait_for(timeout=10_000)
     assert curve.first.locator(".scatterlayer .trace").count() >= 1  # the loss line is drawn
     assert "Traceback" not in page.content()
-    page.screenshot(path=str(Path(os.environ.get("PTM_SCREENSHOT_DIR", "/tmp")) / "finetune.png"), full_page=True)
+    screenshot(page, "finetune.png")
 
 
 # Before the drag: the rows plotly draws inside the box, from its own data and axes (page pixels -> data).
@@ -197,13 +137,13 @@ def _gallery(page, server) -> list[tuple[int, int]]:
 def test_a_box_selection_shows_each_selected_points_own_image(page, server, data_dir):
     """Streamlit issue 8914 in a real browser: drag a box, and every gallery image is its own point's."""
     folder = write_indexed_folder(data_dir / "indexed")
-    title = f"test_efficientnet.r160_in1k (random) on folder:{folder} @ 32px"
+    title = f"test_efficientnet.r160_in1k (random init, seed 0) on folder:{folder} @ 32px"
     page.set_viewport_size({"width": 1400, "height": 1800})  # the whole map on screen: no scrolling mid-drag
     page.goto(f"{server}/?dataset=folder&folder_path={folder}&backbone=test_efficientnet.r160_in1k&weights=random"
               f"&image_size=32&map=pca")
     page.get_by_text(f"Ready: {title}").wait_for(timeout=60_000)
     page.get_by_role("button", name="Extract & analyse").click()
-    page.get_by_text("PCA of 60 feature vectors").wait_for(timeout=120_000)
+    page.get_by_text("PCA 2-D of 60 feature vectors").wait_for(timeout=120_000)
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullData?.length > 0")
     page.wait_for_timeout(1_000)
     # One click on a point: that image and its nearest neighbours in the full feature space.
@@ -234,5 +174,5 @@ def test_a_box_selection_shows_each_selected_points_own_image(page, server, data
     shown = _gallery(page, server)
     assert [row for row, _ in shown] == expected
     assert all(row == image for row, image in shown), shown
-    page.screenshot(path=str(Path(os.environ.get("PTM_SCREENSHOT_DIR", "/tmp")) / "selection.png"), full_page=True)
+    screenshot(page, "selection.png")
     assert "Traceback" not in page.content()

@@ -6,6 +6,8 @@ import streamlit as st
 from ptm_core import backbones, datasets
 from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
+from ptm_core.imaging import env_int
+from ptm_core.ingest import DEFAULT_UPLOAD_BYTES, UPLOAD_ENV
 from ptm_core.jobs import JobManager
 from ptm_core.projection import compile_umap
 from ptm_core.store import RunStore
@@ -20,12 +22,6 @@ def job_manager() -> JobManager:
 
 @st.cache_resource
 def start_background_services() -> bool:
-    # Streamlit runs a full gc.collect(2) after every script run; with torch, timm and numba loaded
-    # that holds the GIL for most of each second while a progress fragment reruns every second,
-    # starving the job threads (a 4 s probe took minutes). Collect as Python normally does instead.
-    from streamlit import config
-
-    config.set_option("runner.postScriptGC", False)
     # The UMAP compile goes first in the map lane: maps wait for it (one UMAP at a time), probes do not.
     job_manager().submit("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)",
                          lambda ctx: compile_umap(), kind="warm-up", record=False, lane="map")
@@ -56,5 +52,13 @@ def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
     try:
         return load_dataset(config)
     except PTMError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(exc.for_ui(), icon=":material/error:")
         return None
+
+
+def upload_limit_mb() -> int:
+    """One upload limit: the engine's (PTM_UPLOAD_MAX_BYTES), never above the server's (server.maxUploadSize)."""
+    from streamlit import config
+
+    engine = env_int(UPLOAD_ENV, DEFAULT_UPLOAD_BYTES) // 1024**2
+    return max(1, min(engine, int(config.get_option("server.maxUploadSize"))))

@@ -10,7 +10,7 @@ import streamlit as st
 
 from pages.ui import settings
 from pages.ui.choices import IMAGE_SIZES, BackboneChoice, DataChoice, ExtractionChoice
-from pages.ui.services import backbone_names, dataset_kinds, model_card
+from pages.ui.services import backbone_names, dataset_kinds, model_card, upload_limit_mb
 from ptm_core.backbones import DEFAULT_BACKBONE
 from ptm_core.configs import Source
 from ptm_core.datasets import list_datasets
@@ -24,14 +24,14 @@ WEIGHT_LABELS = {"bundled": "Bundled (offline ImageNet)", "hub": "Hugging Face h
 
 def zip_controls() -> None:
     upload = st.file_uploader("Upload a zip (one folder per class, or images + labels.csv)", type=["zip"],
-                              key="zip_upload")
+                              key="zip_upload", max_upload_size=upload_limit_mb())
     if upload is not None:
         try:
             path = ingest_upload(upload.getvalue(), upload.name).removeprefix("zip:")
             if path != settings.get(DataChoice).zip_path:
                 settings.update(DataChoice, zip_path=path)
         except PTMError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(exc.for_ui(), icon=":material/error:")
     settings.bound(st.text_input, "Zip path", DataChoice, "zip_path", placeholder="/path/to/data.zip")
 
 
@@ -90,7 +90,7 @@ def backbone_controls() -> None:
             card = model_card(name)
             st.dataframe(pd.Series({k: str(v) for k, v in card.items()}, name="value"), width="stretch")
         except PTMError as exc:
-            st.error(str(exc))
+            st.error(exc.for_ui())
 
 
 def current_source() -> Source:

@@ -1,0 +1,99 @@
+"""Shared pieces of the real-browser tests: Debian's chromium, driven by Playwright, against `streamlit run app.py`.
+
+Each test module gets its own server (module-scoped fixture); every test fails on a traceback that
+the server logged while it ran, not only on one the page shows.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("PTM_REQUIRE_BROWSER"):
+        raise RuntimeError("chromium is required for the browser test (apt-get install chromium)")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+# What the sidebar's widgets show, by label: the value a user reads, not what the script thinks it set.
+SIDEBAR_STATE = """() => {
+  const out = {};
+  const bar = document.querySelector('[data-testid="stSidebar"]');
+  const lines = (el) => el.innerText.split('\\n').map((t) => t.trim()).filter(Boolean);
+  bar.querySelectorAll('[data-testid="stSlider"]').forEach((el) => {
+    const [label, value] = lines(el); out[label] = value; });
+  bar.querySelectorAll('[data-testid="stSelectbox"]').forEach((el) => {
+    out[lines(el)[0]] = el.querySelector('input[role="combobox"]').value; });
+  bar.querySelectorAll('[data-testid="stNumberInput"]').forEach((el) => {
+    out[lines(el)[0]] = el.querySelector('input').value; });
+  bar.querySelectorAll('[data-testid="stRadio"]').forEach((el) => {
+    const checked = [...el.querySelectorAll('[data-testid="stRadioOption"]')].find((o) => o.querySelector('input').checked);
+    out[lines(el)[0]] = checked ? checked.innerText.trim() : null; });
+  bar.querySelectorAll('input[type="checkbox"]').forEach((el) => { out[el.getAttribute('aria-label')] = el.checked; });
+  return out;
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("log") / "streamlit.log"
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, server_log):
+    port = _free_port()
+    env = dict(os.environ, PTM_DATA_DIR=str(data_dir))
+    log = open(server_log, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture()
+def page(server, server_log):
+    start = server_log.stat().st_size if server_log.exists() else 0
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server)
+        yield page
+        browser.close()
+    logged = server_log.read_text(errors="replace")[start:]
+    assert "Traceback" not in logged, f"the server logged a traceback during this test:\n{logged[-3000:]}"
+
+
+def screenshot(page, name: str) -> None:
+    folder = Path(os.environ.get("PTM_SCREENSHOT_DIR", "/tmp"))
+    page.screenshot(path=str(folder / name), full_page=True)
