@@ -1,0 +1,121 @@
+"""AppTest of the lab, jobs, datasets and backbones pages, and the app's Streamlit settings."""
+import tomllib
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from test_app import TINY, _app, _run_until, _small_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _open(page: str) -> AppTest:
+    at = _app()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_lab_runs_probes_and_baselines_and_compares_them_at_their_sizes():
+    at = _open("lab")
+    assert at.title[0].value == "Probe vs fine-tune"
+    _small_run(at)
+    produced_by = f"{TINY} (random init, seed 0) on digits (limit 120) @ 32px"
+    assert any(produced_by in m.value for m in at.markdown)
+    at.button(key="start-probes").click().run()
+    _run_until(at, lambda a: any(m.label == "Linear probe" for m in a.metric) or len(a.error) > 0)
+    assert not at.error, [e.value for e in at.error]
+    split = next(m for m in at.metric if m.label == "Train / test images")
+    assert split.value == "96 / 24"  # short enough never to be cut off
+    at.button(key="start-pixels").click().run()
+    _run_until(at, lambda a: any(m.label == "Raw pixels (32×32 grey)" for m in a.metric) or len(a.error) > 0)
+    table = next(d.value for d in at.dataframe if "image size" in d.value)
+    assert set(table["method"]) >= {"Pretrained + linear probe", "Pretrained + k-NN", "Raw pixels (logistic regression)"}
+    assert set(table["image size"]) == {32}
+    assert not any("different image sizes" in w.value for w in at.warning)
+    assert not at.exception
+
+
+def test_confusion_explorer_opens_on_the_largest_mistake():
+    import numpy as np
+
+    from pages.ui.lab_charts import confusion_chart, largest_confusion
+
+    matrix = np.array([[5, 0, 1], [4, 7, 0], [0, 2, 9]])
+    assert largest_confusion(matrix) == (1, 0)
+    assert largest_confusion(np.diag([3, 4])) == (0, 0)
+    fig = confusion_chart(matrix, [str(i) for i in range(3)], "t")
+    assert fig.layout.xaxis.type == "category" and fig.layout.yaxis.type == "category"
+    assert list(fig.layout.xaxis.tickvals) == ["0", "1", "2"]
+
+
+def test_label_efficiency_plots_all_and_keeps_one_column_type():
+    from pages.ui.lab_charts import efficiency_chart, efficiency_frame
+
+    rows = [{"k": k, "method": "linear probe", "mean": 0.5, "std": 0.1} for k in (1, 2, 5)]
+    rows.append({"k": "all", "method": "linear probe", "mean": 0.9, "std": 0.0})
+    frame = efficiency_frame(rows)
+    assert frame["labels per class"].tolist() == ["1", "2", "5", "all"]
+    fig = efficiency_chart(rows, "src")
+    assert fig.layout.xaxis.type == "category" and list(fig.data[0].x) == ["1", "2", "5", "all"]
+    import pyarrow as pa
+
+    pa.Table.from_pandas(frame[["labels per class", "method", "mean", "std"]])  # no ArrowInvalid
+
+
+def test_jobs_page_lists_runs_with_their_result_never_none():
+    at = _app()
+    _small_run(at)
+    at.button(key="run").click().run()
+    _run_until(at, lambda a: len(a.metric) > 0 or len(a.error) > 0)
+    at.switch_page("pages/jobs.py").run()
+    assert at.title[0].value == "Jobs" and not at.exception
+    runs = at.dataframe[0].value
+    assert "result" in runs and "test accuracy" not in runs
+    assert not runs["result"].isna().any()
+    explore = runs[runs["run"].str.startswith(TINY)]
+    assert explore["result"].iloc[0].startswith("test accuracy ")
+    assert (runs["run"].str.contains("random init, seed 0")).any()
+
+
+def test_datasets_page_draws_class_balance_on_a_category_axis():
+    at = _open("datasets")
+    at.text_input(key="dataset_spec").set_value("digits").run()
+    assert not at.exception and not at.error
+    chart = at.get("plotly_chart")[0]
+    import json
+
+    layout = json.loads(chart.proto.spec)["layout"]
+    assert layout["xaxis"]["type"] == "category" and "digits" in layout["title"]["text"]
+
+
+def test_backbones_page_filters_and_shows_a_card():
+    at = _open("backbones")
+    at.text_input(key="catalog_filter").set_value("*lite0*").run()
+    assert not at.exception
+    assert at.selectbox(key="card_for").value == "efficientnet_lite0.ra_in1k"  # the first match
+    assert [m.label for m in at.metric] == ["Parameters", "Feature dim", "Default input", "Weights"]
+
+
+def test_one_upload_limit_and_no_deploy_or_usage_stats():
+    from ptm_core.ingest import DEFAULT_UPLOAD_BYTES
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 1024**2 == DEFAULT_UPLOAD_BYTES
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["client"]["toolbarMode"] == "viewer"
+
+
+@pytest.mark.parametrize("engine_bytes,expected", [(None, 500), (100 * 1024**2, 100), (10**12, 500)])
+def test_the_upload_widget_shows_the_smaller_limit(monkeypatch, engine_bytes, expected):
+    from pages.ui.services import upload_limit_mb
+
+    if engine_bytes is None:
+        monkeypatch.delenv("PTM_UPLOAD_MAX_BYTES", raising=False)
+    else:
+        monkeypatch.setenv("PTM_UPLOAD_MAX_BYTES", str(engine_bytes))
+    from streamlit import config
+
+    monkeypatch.setattr(config, "get_option", lambda name: 500 if name == "server.maxUploadSize" else None)
+    assert upload_limit_mb() == expected
