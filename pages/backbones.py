@@ -21,9 +21,10 @@ if names:
     except PTMError as exc:
         st.error(exc.for_ui())
     else:
-        cols = st.columns(4)
+        cols = st.columns(3)
         cols[0].metric("Parameters", f"{card['parameters'] / 1e6:.1f} M")
         cols[1].metric("Feature dim", card["feature_dim"])
         cols[2].metric("Default input", "×".join(map(str, card["input_size"][1:])))
-        cols[3].metric("Weights", card["weights"])
+        # A sentence, not a metric: "download needed" does not fit a metric card's width.
+        st.markdown(f"**Weights for {chosen}:** {card['weights']}")
         st.json({k: card[k] for k in ("mean", "std", "interpolation", "crop_pct")})

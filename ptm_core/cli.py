@@ -197,9 +197,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from ptm_core.explore import compute_map
+    from ptm_core.tables import point_frame
 
     if not args.out.endswith(".csv"):
         raise PTMError("--out must name a .csv file.")
@@ -207,10 +206,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     config = ProjectionConfig(method=args.method, n_components=args.dims, n_neighbors=args.n_neighbors,
                               min_dist=args.min_dist, metric=args.metric, seed=args.seed, perplexity=args.perplexity)
     result = compute_map(features, config)
-    frame = pd.DataFrame({"row": range(len(features.labels)), "id": features.ids,
-                          "class": [features.class_names[i] for i in features.labels]})
-    for axis, column in zip("xyz", result.coords.T):
-        frame[axis] = column
+    frame = point_frame(features, None, result.coords)  # the same rows as the app's map export
     atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
     f = result.faithfulness
     summary = {"out": args.out, "method": args.method, "dims": args.dims, "seconds": result.meta.get("seconds"),

@@ -13,8 +13,8 @@ from ptm_core.lab import METHOD_LABELS
 from ptm_core.probes import ProbeResult
 
 
-def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, selected=()) -> pd.DataFrame:
-    """One row per image: map position, label, the probe's verdict, and whether it is selected."""
+def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, selected=None) -> pd.DataFrame:
+    """One row per image: map position, label, the probe's verdict, and (given a selection) whether it is selected."""
     names = np.asarray(fs.class_names)
     frame = pd.DataFrame({"row": np.arange(len(fs.labels)), "id": fs.ids, "class": names[fs.labels]})
     for axis, column in zip("xyz", coords.T):
@@ -24,7 +24,8 @@ def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, s
         frame["correct"] = np.where(probe.all_predictions == fs.labels, "right", "wrong")
         frame["confidence"] = probe.all_confidence
         frame["split"] = probe.split(len(frame))
-    frame["selected"] = frame["row"].isin(np.asarray(selected, dtype=int))
+    if selected is not None:
+        frame["selected"] = frame["row"].isin(np.asarray(selected, dtype=int))
     return frame
 
 
