@@ -32,9 +32,10 @@ def job_slot(kind: str, source: Source, parts: list, title: str, work, label: st
                                    config=source.to_dict() | {"parts": parts})
     if job is None:
         return None
-    if job.status in FINISHED:
+    status = job.status  # one reading, as in job_outcome
+    if status in FINISHED:
         job_panel(job)
-        return job if job.status == DONE else None
+        return job if status == DONE else None
     live_job(job.id, live_extra)
     return None
 

@@ -23,8 +23,9 @@ def time_left(job: Job) -> str:
 
 def job_panel(job: Job) -> None:
     """Progress, estimate, cancel and the one-line failure reason for a job."""
-    if job.status in (QUEUED, RUNNING):
-        if job.status == RUNNING:
+    status = job.status
+    if status in (QUEUED, RUNNING):
+        if status == RUNNING:
             text = f"{job.message} — {job.progress:.0%}, {time_left(job)}"
         else:
             text = "queued: waiting for the running job in its lane to finish"
@@ -32,21 +33,22 @@ def job_panel(job: Job) -> None:
         if st.button("Cancel", key=f"cancel-{job.id}", icon=":material/stop_circle:"):
             job.cancel()
             st.toast("Cancelling…")
-    elif job.status == "failed":
+    elif status == "failed":
         st.error(job.error or "The job failed.", icon=":material/error:")
-    elif job.status == "cancelled":
+    elif status == "cancelled":
         st.warning(f"{job.title}: cancelled. What it had finished is kept; start it again to continue from there.",
                    icon=":material/info:")
-    elif job.status == "interrupted":
+    elif status == "interrupted":
         st.warning(f"{job.title}: interrupted (the server stopped). Start it again to continue.",
                    icon=":material/info:")
 
 
 def job_outcome(job: Job, show_result) -> None:
     """A started job as the page shows it: its result once done, else its failure or live progress."""
-    if job.status == DONE:
+    status = job.status  # one reading: a job that ends between two checks must not fall through both
+    if status == DONE:
         show_result(job.result)
-    elif job.status in FINISHED:
+    elif status in FINISHED:
         job_panel(job)
     else:
         st.markdown(f"**{job.title}**")

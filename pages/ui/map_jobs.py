@@ -47,10 +47,16 @@ def chosen_map(fs: FeatureSet, config: ProjectionConfig, source: str, button_key
         return job.result
     pca = ProjectionConfig(method="pca", n_components=config.n_components, seed=config.seed)
     preview = quick_map(fs, fs.key, pca)
-    if job is not None:
-        st.info(f"Showing a PCA map until the {METHODS[config.method]} map is ready.", icon=":material/hourglass_top:")
-        if job.status in FINISHED:
-            job_panel(job)
-        else:
-            live_job(job.id)
+    if job is None:
+        return preview
+    # A small map often finishes while the preview is drawn: read the status once, after the preview,
+    # and branch on that one reading (a job seen running, then done, would be left showing the preview).
+    status = job.status
+    if status == DONE:
+        return job.result
+    st.info(f"Showing a PCA map until the {METHODS[config.method]} map is ready.", icon=":material/hourglass_top:")
+    if status in FINISHED:
+        job_panel(job)
+    else:
+        live_job(job.id)
     return preview
