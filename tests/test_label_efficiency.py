@@ -62,7 +62,23 @@ def test_run_label_efficiency_rows(blobs):
     assert by[(None, "logreg")].mean > 0.9 and 0 <= by[(1, "knn")].mean <= 1
     assert calls[:3] == [(3, 0), (3, 1), (3, 2)]
     row = by[(10, "knn")].to_dict()
-    assert set(row) >= {"k", "method", "mean", "std", "accuracies"} and by[(None, "knn")].to_dict()["k"] == "all"
+    assert set(row) >= {"k", "budget", "all_labels", "method", "mean", "std", "accuracies"}
+    assert (row["k"], row["budget"], row["all_labels"]) == (10, "10", False)
+    everything = by[(None, "knn")].to_dict()  # all 240 training labels over 3 classes: 80 per class
+    assert (everything["k"], everything["budget"], everything["all_labels"]) == (80, "all", True)
+
+
+def test_rows_convert_to_arrow_with_one_type_per_column(blobs):
+    """Mixed int/'all' k made Streamlit's Arrow conversion fail on every rerun."""
+    import pandas as pd
+    import pyarrow as pa
+
+    X, y = blobs
+    table = [r.to_dict() for r in run_label_efficiency(X[:150], y[:150], ks=(1, 2, None), seeds=(0, 1))]
+    converted = pa.Table.from_pandas(pd.DataFrame(table))
+    assert converted.schema.field("k").type == pa.int64() and pa.types.is_string(converted.schema.field("budget").type) or pa.types.is_large_string(converted.schema.field("budget").type)
+    assert converted.column("budget").to_pylist() == ["1", "1", "2", "2", "all", "all"]
+    assert converted.column("k").to_pylist()[-1] == 40  # 120 training images, 3 classes
 
 
 def test_finetune_runner_trains_on_the_sample_without_validation(tiny):
