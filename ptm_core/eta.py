@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 MIN_SAMPLES = 6  # samples in the current stage (the first is the baseline, not a work step)
 MIN_STAGE_ADVANCE = 0.05  # share of the stage's work (from its first sample to its end) done before estimating
 MIN_SPAN_S = 1.0  # seconds of samples in the current stage
+MAX_EXTRAPOLATION = 6.0  # estimate at most this many times the span measured: a short look is a poor guide
 STEADY_RATIO = 1.35  # the recent rate and the stage's whole rate may differ by at most this factor
 SAMPLE_EVERY_S = 0.2  # thinner samples than this add nothing and cost memory
 MAX_SAMPLES = 1024  # beyond this every other sample is dropped, so a long stage keeps its whole span
@@ -87,7 +88,10 @@ def estimate_remaining(samples: list[tuple[float, float]], now: float, step_end:
         return None
     # A blend leans on the longer baseline, which is steadier, while following a pace that drifts.
     rate = math.sqrt(rate_recent * rate_stage)
-    return max((step_end - p_last) / rate - stalled, 0.0)
+    left = (step_end - p_last) / rate
+    if left > MAX_EXTRAPOLATION * span:
+        return None
+    return max(left - stalled, 0.0)
 
 
 def format_duration(seconds: float) -> str:
