@@ -198,6 +198,7 @@ def run_drift(source: LabSource, checkpoint: str, image_size: int, projection: P
     before = extract(source.dataset, source.backbone, extraction, ctx.scaled(0, 0.35), ctx.cancelled)
     ctx.stage("features after fine-tuning")
     after = finetuned_features(checkpoint, source.dataset, progress=ctx.scaled(0.35, 0.7), cancelled=ctx.cancelled)
+    ctx.check_cancelled()  # the maps cannot stop part-way, and there is nothing to keep
     ctx.progress(0.7, f"{projection.method.upper()} of both")
     maps = {"before": compute_projection(before.features, projection),
             "after": compute_projection(after.features, projection)}

@@ -126,7 +126,10 @@ def run_label_efficiency(features: np.ndarray, labels: np.ndarray, ks=DEFAULT_KS
                     knn = KNNProbe(knn_config.k, knn_config.temperature).fit(X, y)
                     accuracies.append(float(knn.score(features[test], labels[test])))
                 else:
-                    accuracies.append(finetune(sample.indices, seed))
+                    accuracy = finetune(sample.indices, seed)
+                    if cancelled is not None and cancelled():  # stopped early: not the accuracy of k labels
+                        raise Cancelled()
+                    accuracies.append(accuracy)
             rows.append(EfficiencyRow(k, method, accuracies, [len(s.indices) for s in samples],
                                       samples[0].short_classes, n_classes=len(np.unique(labels[train]))))
             if progress is not None:

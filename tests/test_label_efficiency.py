@@ -9,6 +9,7 @@ from sklearn.datasets import make_blobs
 
 from ptm_core.configs import FinetuneConfig, ProbeConfig
 from ptm_core.datasets import load_dataset
+from ptm_core.errors import Cancelled
 from ptm_core.label_efficiency import finetune_runner, run_label_efficiency, sample_per_class
 from ptm_core.probes import split_indices
 
@@ -88,3 +89,15 @@ def test_finetune_runner_trains_on_the_sample_without_validation(tiny):
     train, _ = split_indices(labels, 0.2, 0)
     accuracy = run(sample_per_class(labels, train, 2, seed=0).indices, 0)
     assert 0.0 <= accuracy <= 1.0
+
+
+def test_a_fine_tune_stopped_by_cancel_is_not_recorded_as_a_result(blobs):
+    X, y = blobs
+    stop = []
+
+    def fake_finetune(indices, seed):
+        stop.append(True)  # the user cancels while this fine-tune runs: it stops early and still returns
+        return 0.1
+
+    with pytest.raises(Cancelled):
+        run_label_efficiency(X, y, ks=(None,), seeds=(0,), finetune=fake_finetune, cancelled=lambda: bool(stop))
