@@ -57,10 +57,11 @@ class FinetuneResult:
     predictions: np.ndarray
     probabilities: np.ndarray
     lp_test_accuracy: float | None = None  # lp-ft only: the initial probe head on the test split
+    best_step: int = 0  # step of the kept weights (validations also run mid-epoch)
     config: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        keys = ("test_accuracy", "best_epoch", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",
+        keys = ("test_accuracy", "best_epoch", "best_step", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",
                 "n_train", "n_val", "n_test", "lp_test_accuracy", "config")
         return {k: getattr(self, k) for k in keys} | {"steps": len(self.train_curve), "val_curve": self.val_curve}
 
@@ -296,7 +297,7 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
         best_val_accuracy=trainer.best_val, train_curve=trainer.train_curve, val_curve=trainer.val_curve,
         seconds=time.perf_counter() - started, checkpoint=str(checkpoint), stopped_early=trainer.stopped_early,
         n_train=len(fit), n_val=len(val), n_test=len(test), test_indices=test, predictions=predictions,
-        probabilities=probabilities, lp_test_accuracy=lp_accuracy, config=config.to_dict())
+        probabilities=probabilities, lp_test_accuracy=lp_accuracy, best_step=trainer.best_step, config=config.to_dict())
 
 
 def _transforms(cfg: dict, augment: bool) -> tuple:

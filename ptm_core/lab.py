@@ -156,10 +156,11 @@ def run_finetune(source: LabSource, config: FinetuneConfig, ctx: JobContext) -> 
     result = finetune(source.dataset, source.backbone, config, on_step=_finetune_progress(ctx, curves),
                       cancelled=ctx.cancelled)
     _record(ctx, "finetune", result.test_accuracy, result.seconds, False, started, mode=config.mode,
-            best_epoch=result.best_epoch, stopped_early=result.stopped_early, lp_test_accuracy=result.lp_test_accuracy)
+            best_epoch=result.best_epoch, best_step=result.best_step, stopped_early=result.stopped_early,
+            lp_test_accuracy=result.lp_test_accuracy)
     ctx.record(artifacts={"checkpoint": result.checkpoint})
     if result.stopped_early:
-        ctx.stage(f"stopped early: best weights (epoch {result.best_epoch}) kept, test accuracy "
+        ctx.stage(f"stopped early: best weights (epoch {result.best_epoch}, step {result.best_step}) kept, test accuracy "
                   f"{result.test_accuracy:.3f}")
     return result
 

@@ -102,6 +102,7 @@ class Trainer:
         self.val_curve: list[dict] = []
         self.best_val: float | None = None
         self.best_epoch = 0
+        self.best_step = 0  # validations run mid-epoch too, so the epoch alone does not say which weights
         self.best_state: dict[str, torch.Tensor] = {}
         self.stopped_early = False
         self.step, self.epoch = 0, 0
@@ -164,6 +165,7 @@ class Trainer:
         self.val_curve.append(record)
         if self.best_val is None or accuracy > self.best_val:
             self.best_val, self.best_epoch, self.best_state = accuracy, epoch, _cpu_copy(self.model)
+            self.best_step = self.step
         self._emit(record)
         return True
 
@@ -175,6 +177,7 @@ class Trainer:
                 break
         if self.val_loader is None:
             self.best_epoch, self.best_state = (self.epoch if self.step else 0), _cpu_copy(self.model)
+            self.best_step = self.step
         elif self.best_val is None:  # stopped before any validation: score what there is
             self.validate(cancellable=False)
         self.model.load_state_dict(self.best_state)

@@ -137,6 +137,8 @@ def test_finetune_emits_curves_and_writes_a_loadable_checkpoint(tiny, data120, _
     assert [r["step"] for r in result.train_curve] == [r["step"] for r in train] and not result.stopped_early
     assert [r["val_accuracy"] for r in result.val_curve] == [r["val_accuracy"] for r in vals]
     assert result.best_epoch in (1, 2) and result.best_val_accuracy == max(r["val_accuracy"] for r in vals)
+    best = next(r for r in vals if r["val_accuracy"] == result.best_val_accuracy)  # the first best is kept
+    assert (result.best_step, result.best_epoch) == (best["step"], best["epoch"])
     assert result.n_train + result.n_val + result.n_test == 120 and len(result.predictions) == result.n_test
     assert result.test_accuracy == pytest.approx(np.mean(result.predictions == load_dataset(data120).labels[result.test_indices]))
     assert result.checkpoint.startswith(str(_isolated_data_dir / "checkpoints"))
