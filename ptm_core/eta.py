@@ -43,7 +43,8 @@ class EtaEstimator:
             if step_end != self.step_end or (self.samples and fraction < self.samples[-1][1]):
                 self.samples, self.step_end = [], step_end
             if len(self.samples) > 1 and t - self.samples[-2][0] < SAMPLE_EVERY_S and fraction < step_end:
-                self.samples[-1] = (t, fraction)  # the newest within a tick replaces the last, so the rate stays current
+                # The newest within a tick replaces the last, so the rate stays current.
+                self.samples[-1] = (t, fraction)
                 return
             self.samples.append((t, fraction))
             if len(self.samples) > MAX_SAMPLES:
@@ -81,7 +82,9 @@ def estimate_remaining(samples: list[tuple[float, float]], now: float, step_end:
     if len(recent) < 3:
         recent = samples[-3:]
     rate_recent, rate_stage = _rate(recent), _rate(samples)
-    if rate_recent <= 0 or rate_stage <= 0 or max(rate_recent, rate_stage) / min(rate_recent, rate_stage) > STEADY_RATIO:
+    if rate_recent <= 0 or rate_stage <= 0:
+        return None
+    if max(rate_recent, rate_stage) / min(rate_recent, rate_stage) > STEADY_RATIO:
         return None
     stalled = now - t_last
     if stalled > max(30.0, span):  # no progress for longer than the stage has run: the pace is unknown
