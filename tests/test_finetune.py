@@ -183,3 +183,24 @@ def test_bad_configs_are_one_line_errors(tiny, data120):
         finetune(data120, tiny.backbone(), dataclasses.replace(FAST, mode="sideways"))
     with pytest.raises(PTMError, match="epochs"):
         finetune(data120, tiny.backbone(), dataclasses.replace(FAST, epochs=0))
+
+
+def test_lp_ft_job_shows_its_probe_stage_moving_then_training(tiny, data120, monkeypatch, wait_until):
+    from ptm_core.jobs import DONE, JobContext, JobManager
+    from ptm_core.lab import LP_STAGE, LabSource, run_finetune
+
+    seen = []
+    original = JobContext.progress
+
+    def progress(ctx, fraction, message="", step_end=1.0):
+        seen.append((fraction, message, step_end))
+        original(ctx, fraction, message, step_end)
+    monkeypatch.setattr(JobContext, "progress", progress)
+    source = LabSource(data120, tiny.backbone(), tiny.extraction())
+    job = JobManager().submit("lpft", "lpft", lambda ctx: run_finetune(source, dataclasses.replace(FAST, mode="lp-ft"), ctx))
+    assert wait_until(lambda: job.finished is not None, 120.0) and job.status == DONE, job.error
+    probe = [(f, e) for f, m, e in seen if m.startswith(LP_STAGE)]
+    training = [f for f, m, _ in seen if m.startswith("epoch")]
+    assert len({f for f, _ in probe}) > 3 and 0 < probe[-1][0] < training[0]  # it moves, and not at 0 %
+    assert all(e < 1.0 for _, e in probe)  # its pace is not taken for the training's in the time left
+    assert any(LP_STAGE in line for line in job.log) and any("fine-tuning: training" in line for line in job.log)
