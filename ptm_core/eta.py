@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 MIN_SAMPLES = 6  # samples in the current stage (the first is the baseline, not a work step)
 MIN_STAGE_ADVANCE = 0.05  # share of the stage's work (from its first sample to its end) done before estimating
 MIN_SPAN_S = 1.0  # seconds of samples in the current stage
+MAX_REPORT_SHARE = 0.05  # of the step, per report: coarser work (a C sweep's few fits of unequal cost) gives no rate
 MAX_EXTRAPOLATION = 6.0  # estimate at most this many times the span measured: a short look is a poor guide
 STEADY_RATIO = 1.35  # the recent rate and the stage's whole rate may differ by at most this factor
 SAMPLE_EVERY_S = 0.2  # thinner samples than this add nothing and cost memory
@@ -72,7 +73,10 @@ def estimate_remaining(samples: list[tuple[float, float]], now: float, step_end:
         return None
     (t0, p0), (t_last, p_last) = samples[0], samples[-1]
     span = t_last - t0
-    if span < MIN_SPAN_S or p_last - p0 < MIN_STAGE_ADVANCE * max(step_end - p0, 1e-9):
+    step_work = max(step_end - p0, 1e-9)
+    if span < MIN_SPAN_S or p_last - p0 < MIN_STAGE_ADVANCE * step_work:
+        return None
+    if (p_last - p0) / (len(samples) - 1) > MAX_REPORT_SHARE * step_work:
         return None
     if p_last >= step_end:
         return 0.0

@@ -124,6 +124,7 @@ def _finetune_progress(ctx: JobContext, curves: dict[str, list]) -> Callable[[di
         phase = record.get("phase")
         if phase == "validate":
             curves["val_curve"].append({k: record.get(k) for k in ("epoch", "step", "val_accuracy")})
+            ctx.progress(record["run_fraction"], f"validated at step {record['step']}: {record['val_accuracy']:.3f}")
         elif phase == "train":
             curves["train_curve"].append({k: record.get(k) for k in ("epoch", "step", "train_loss", "loss", "lr_head")})
             if record["step"] == 1:

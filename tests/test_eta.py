@@ -95,6 +95,12 @@ def test_resumed_work_is_not_counted_as_just_done():
     assert estimator.remaining(111.0) == pytest.approx(48.0, rel=0.05)
 
 
+def test_coarse_reports_of_unequal_work_give_no_rate():
+    # A C sweep: six fits, the larger Cs slower; one report per fit says little about the next.
+    samples = [(0.0, 0.0), (2.4, 1 / 6), (7.5, 2 / 6), (14.8, 3 / 6), (22.4, 4 / 6), (25.9, 5 / 6)]
+    assert estimate_remaining(samples, 26.0) is None
+
+
 def test_a_pace_that_just_changed_is_not_trusted():
     samples = [(float(s), 0.01 * s) for s in range(20)] + [(19.0 + s, 0.19 + 0.05 * s) for s in range(1, 6)]
     assert estimate_remaining(samples, samples[-1][0]) is None

@@ -56,8 +56,8 @@ def runs() -> dict:
 
     backbone = BackboneConfig("test_efficientnet", "random", 0)
     source = LabSource(DatasetConfig("digits"), backbone, ExtractionConfig(224, 32, "cpu"))
-    small = dataclasses.replace(source, dataset=DatasetConfig("digits", 1000))
-    ft = FinetuneConfig(mode="full", epochs=3, batch_size=16, image_size=64, val_every_steps=200)
+    small = source  # all 1,797 digits
+    ft = FinetuneConfig(mode="full", epochs=3, batch_size=16, image_size=96, val_every_steps=200)
 
     def resumed(ctx):
         stop_at = {"n": 0}
@@ -83,9 +83,9 @@ def runs() -> dict:
                                           KNNConfig(), ctx),
                    "lab probes: extraction of digits at 64 px, linear-probe C sweep, k-NN"),
         "pixel_sweep": (lambda ctx: run_pixels(source, ctx), "raw-pixel logistic regression sweep on digits"),
-        "finetune": (lambda ctx: run_finetune(small, ft, ctx), "full fine-tune, digits 1000, 64 px, 3 epochs"),
+        "finetune": (lambda ctx: run_finetune(small, ft, ctx), "full fine-tune, digits 1,797, 96 px, 3 epochs"),
         "lpft": (lambda ctx: run_finetune(small, dataclasses.replace(ft, mode="lp-ft"), ctx),
-                 "LP-FT with its probe stage (features not cached), digits 1000, 64 px, 3 epochs"),
+                 "LP-FT with its probe stage (features not cached), digits 1,797, 96 px, 3 epochs"),
     }
 
 
