@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Callable
 
 import numpy as np
@@ -32,11 +33,17 @@ def pixel_features(dataset: Dataset, size: int = PIXEL_SIZE, grey: bool = True,
 def run_pixel_baseline(dataset_config: DatasetConfig, probe_config: ProbeConfig = ProbeConfig(), size: int = PIXEL_SIZE,
                        grey: bool = True, callback: Callable[[int, int], None] | None = None,
                        cancelled: CancelFn | None = None) -> ProbeResult:
-    """Logistic regression (the LinearProbe protocol) on raw pixels: what a backbone has to beat."""
+    """Logistic regression (the LinearProbe protocol) on raw pixels: what a backbone has to beat.
+
+    `seconds` is the pixel features' time (computed every run) plus the probe fit's original time.
+    """
     dataset = load_dataset(dataset_config)
+    started = time.perf_counter()
     features = pixel_features(dataset, size, grey, cancelled)
+    feature_seconds = time.perf_counter() - started
     key = stable_hash(["pixels", dataset.fingerprint, size, grey])
-    return cached_linear_probe(features, dataset.labels, key, probe_config, callback)
+    probe = cached_linear_probe(features, dataset.labels, key, probe_config, callback, cancelled)
+    return dataclasses.replace(probe, seconds=feature_seconds + probe.seconds)
 
 
 def random_weights(backbone_config: BackboneConfig) -> BackboneConfig:
@@ -53,5 +60,9 @@ def run_random_weights_baseline(dataset_config: DatasetConfig, backbone_config: 
     Separates what pretraining contributes from what the architecture's inductive bias does alone.
     """
     features = extract(dataset_config, random_weights(backbone_config), extraction_config, progress, cancelled)
-    return cached_linear_probe(features.features, features.labels, features.key, probe_config)
+    probe = cached_linear_probe(features.features, features.labels, features.key, probe_config, cancelled=cancelled)
+    # The compute time behind the number, cached parts included; unknown (None) for caches from before it was kept.
+    feature_seconds = features.meta.get("compute_seconds")
+    return dataclasses.replace(probe, seconds=None if feature_seconds is None else feature_seconds + probe.seconds,
+                               from_cache=probe.from_cache or bool(features.meta.get("from_cache")))
 

@@ -218,11 +218,12 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
 def _step_progress(record: dict) -> None:
     if record.get("phase") == "linear-probe":
-        _progress(0.0, "fitting the linear probe for the head")
+        _progress(record.get("run_fraction", 0.0), "fitting the linear probe for the head")
     elif record.get("total_steps"):
         loss = f"loss {record['train_loss']:.3f}" if record.get("phase") == "train" else ""
         val = f" val {record['val_accuracy']:.3f}" if record.get("val_accuracy") is not None else ""
-        _progress(record["step"] / record["total_steps"], f"epoch {record['epoch']} step {record['step']} {loss}{val}")
+        fraction = record.get("run_fraction", record["step"] / record["total_steps"])
+        _progress(fraction, f"epoch {record['epoch']} step {record['step']} {loss}{val}")
 
 
 def _first_interrupt_stops() -> threading.Event:

@@ -17,7 +17,7 @@ from ptm_core.configs import ProbeConfig, ProjectionConfig, Source, stable_hash
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.faithfulness import map_faithfulness
 from ptm_core.jobs import JobContext
-from ptm_core.probes import ProbeResult, cached_linear_probe
+from ptm_core.probes import ProbeResult, cached_linear_probe, sweep_message
 from ptm_core.projection import estimate_seconds, project
 
 
@@ -48,18 +48,21 @@ def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
     source = request.source
     features = extract(source.dataset, source.backbone, source.extraction,
                        progress=ctx.scaled(0.0, 0.85), cancelled=ctx.cancelled)
-    how = "cache" if features.meta.get("cache_hit") else f"{features.meta.get('images_per_s', 0):.0f} img/s"
+    from_cache = bool(features.meta.get("from_cache"))
+    how = "cache" if from_cache else f"{features.meta.get('images_per_s', 0):.0f} img/s"
     ctx.stage(f"features ready: {features.features.shape[0]} x {features.features.shape[1]} ({how})")
     ctx.progress(0.85, "training the linear probe")
     step = ctx.scaled(0.85, 1.0)
-    probe = cached_linear_probe(features.features, features.labels, features.key, request.probe,
-                                callback=lambda done, total: step(done / total, f"probe sweep {done}/{total - 1}"))
+    probe = cached_linear_probe(features.features, features.labels, features.key, request.probe, cancelled=ctx.cancelled,
+                                callback=lambda done, total: step(done / total, sweep_message(done, total)))
     ctx.stage(f"linear probe: test accuracy {probe.test_accuracy:.3f} (C={probe.best_C:g})")
+    # Times are those of the runs that computed each part, also when this job read them from the cache.
     ctx.record(
         metrics={"test_accuracy": probe.test_accuracy, "best_C": probe.best_C, "n_train": probe.n_train,
-                 "n_test": probe.n_test, "probe_seconds": probe.seconds, "n_images": int(features.features.shape[0]),
-                 "feature_dim": int(features.features.shape[1]), "images_per_s": features.meta.get("images_per_s"),
-                 "features_from_cache": bool(features.meta.get("cache_hit"))},
+                 "n_test": probe.n_test, "probe_seconds": probe.seconds, "probe_from_cache": probe.from_cache,
+                 "n_images": int(features.features.shape[0]), "feature_dim": int(features.features.shape[1]),
+                 "images_per_s": features.meta.get("images_per_s"), "feature_seconds": features.meta.get("compute_seconds"),
+                 "features_from_cache": from_cache, "from_cache": from_cache or probe.from_cache},
         artifacts={"features": str(artifact_dir("features") / f"{features.key}.npz"), "feature_key": features.key})
     return ExploreResult(request, features, probe)
 
@@ -84,7 +87,7 @@ def _progress_by_estimate(ctx: JobContext, estimate: float, start: float, stop: 
     def tick() -> None:
         while not finished.wait(0.5):
             fraction = min(0.95, (time.monotonic() - began) / max(estimate, 0.1))
-            ctx.progress(start + (stop - start) * fraction, message, check_cancel=False)
+            ctx.progress(start + (stop - start) * fraction, message)
     threading.Thread(target=tick, daemon=True).start()
     try:
         yield

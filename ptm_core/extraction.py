@@ -123,16 +123,21 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
     return np.concatenate(out).astype(np.float32)
 
 
-def _partial(path, n_images: int) -> np.ndarray | None:
+def _partial(path, n_images: int) -> tuple[np.ndarray | None, float]:
+    """The features of a stopped run's checkpoint and the compute seconds they took (None, 0.0 if none)."""
     loaded = load_npz(path)
     if loaded is None or len(loaded[0]["features"]) > n_images:
-        return None
-    return loaded[0]["features"]
+        return None, 0.0
+    return loaded[0]["features"], float(loaded[1].get("compute_seconds") or 0.0)
 
 
 def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
             progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> FeatureSet:
-    """Features for a dataset and backbone, from the cache when the same inputs were seen before."""
+    """Features for a dataset and backbone, from the cache when the same inputs were seen before.
+
+    meta: `seconds` is this call's wall time (a cache read when `from_cache`); `compute_seconds`
+    and `images_per_s` are those of the run(s) that computed the features, kept in the cache.
+    """
     if config.batch_size < 1:
         raise PTMError("--batch-size must be at least 1.")
     started = time.perf_counter()
@@ -143,23 +148,29 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     path = artifact_dir("features") / f"{key}.npz"
     cached = FeatureSet.from_npz(path, key)
     if cached is not None:
-        cached.meta.update(cache_hit=True, seconds=time.perf_counter() - started)
+        cached.meta.update(cache_hit=True, from_cache=True, seconds=time.perf_counter() - started)
         if progress is not None:
             progress(1.0, "features from cache")
         return cached
     transform = create_transform(**cfg, is_training=False)
     device = resolve_device(config.device)
     partial_path = path.with_name(f"{key}.partial.npz")
-    resume = _partial(partial_path, len(dataset))
+    resume, earlier_seconds = _partial(partial_path, len(dataset))
     t0 = time.perf_counter()
+
+    def checkpoint(feats: np.ndarray) -> None:
+        # The time so far travels with the rows, so a resumed run reports the whole compute time.
+        save_npz(partial_path, meta={"compute_seconds": earlier_seconds + time.perf_counter() - t0}, features=feats)
+
     features = extract_features(loaded.model, dataset, transform, config.batch_size, device, progress, cancelled,
-                                resume=resume, checkpoint=lambda feats: save_npz(partial_path, features=feats))
+                                resume=resume, checkpoint=checkpoint)
     extract_seconds = time.perf_counter() - t0
     n_new = len(dataset) - (len(resume) if resume is not None else 0)
     meta = {
         "key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
         "device": str(device), "images_per_s": n_new / max(extract_seconds, 1e-9),
+        "compute_seconds": earlier_seconds + extract_seconds,
         "resumed_from": len(resume) if resume is not None else 0,
         "skipped": [list(entry) for entry in dataset.skipped[:200]], "n_skipped": len(dataset.skipped),
     }
@@ -168,5 +179,5 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     for leftover in (partial_path, partial_path.with_name(partial_path.name + ".sha256")):
         leftover.unlink(missing_ok=True)
     enforce_cache_cap("features")
-    result.meta = dict(meta, cache_hit=False, seconds=time.perf_counter() - started)
+    result.meta = dict(meta, cache_hit=False, from_cache=False, seconds=time.perf_counter() - started)
     return result

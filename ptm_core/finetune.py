@@ -32,7 +32,8 @@ from ptm_core.configs import (FINETUNE_MODES, BackboneConfig, DatasetConfig, Ext
 from ptm_core.datasets import Dataset, load_dataset
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features, resolve_device
-from ptm_core.probes import LinearProbe, check_splittable, split_indices
+from ptm_core.finetune_progress import PROBE_FEATURES_SHARE, plan_run, probe_reporter, with_run_fraction
+from ptm_core.probes import LinearProbe, check_splittable, split_indices, sweep_message
 from ptm_core.training import Trainer, predict_proba
 from ptm_core.weights import load_backbone, load_state_dict_strict
 
@@ -44,7 +45,7 @@ class FinetuneResult:
     test_accuracy: float
     best_epoch: int  # epoch whose validation was best; 0: the weights before any step
     best_val_accuracy: float | None
-    train_curve: list[dict]  # one dict per step: epoch, step, train_loss (smoothed), loss, lr_head, lr_backbone
+    train_curve: list[dict]  # one dict per step: epoch, step, train_loss (trailing mean), loss (raw), lr_head, ...
     val_curve: list[dict]  # one dict per validation: epoch, step, val_accuracy
     seconds: float
     checkpoint: str
@@ -56,10 +57,11 @@ class FinetuneResult:
     predictions: np.ndarray
     probabilities: np.ndarray
     lp_test_accuracy: float | None = None  # lp-ft only: the initial probe head on the test split
+    best_step: int = 0  # step of the kept weights (validations also run mid-epoch)
     config: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        keys = ("test_accuracy", "best_epoch", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",
+        keys = ("test_accuracy", "best_epoch", "best_step", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",
                 "n_train", "n_val", "n_test", "lp_test_accuracy", "config")
         return {k: getattr(self, k) for k in keys} | {"steps": len(self.train_curve), "val_curve": self.val_curve}
 
@@ -153,11 +155,18 @@ def build_model(backbone_config: BackboneConfig, config: FinetuneConfig, num_cla
 
 def fit_probe_head(model: nn.Module, dataset_config: DatasetConfig, backbone_config: BackboneConfig,
                    config: FinetuneConfig, fit: np.ndarray, test: np.ndarray, device: str,
-                   cancelled: CancelFn | None = None) -> float:
-    """LP stage of LP-FT: probe the frozen (cached) features of `fit`, copy it into the head; returns its test accuracy."""
+                   cancelled: CancelFn | None = None, progress: ProgressFn | None = None) -> float:
+    """LP stage of LP-FT: probe the frozen (cached) features of `fit`, copy it into the head; returns its test accuracy.
+
+    `progress(fraction, message)` follows the extraction (up to PROBE_FEATURES_SHARE) and then the probe's C sweep.
+    """
+    report = progress or (lambda fraction, message="": None)
+    share = PROBE_FEATURES_SHARE
     features = extract(dataset_config, backbone_config, ExtractionConfig(config.image_size, config.batch_size, device),
-                       cancelled=cancelled)
-    probe = LinearProbe(random_state=config.split_seed).fit(features.features[fit], features.labels[fit])
+                       progress=lambda f, m="": report(share * f, f"features for the probe: {m}"), cancelled=cancelled)
+    probe = LinearProbe(random_state=config.split_seed).fit(
+        features.features[fit], features.labels[fit], cancelled=cancelled,
+        callback=lambda done, total: report(share + (1 - share) * done / total, sweep_message(done, total)))
     init_head_from_probe(model, probe, model.get_classifier().out_features)
     return float(probe.score(features.features[test], features.labels[test]))
 
@@ -249,9 +258,10 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
     lp-ft raises Cancelled, as there is nothing trained to keep yet.
 
     `on_step(record)` gets a dict after every optimiser step ("phase": "train": epoch, step,
-    total_steps, train_loss (EMA-smoothed), loss, lr_head, lr_backbone, elapsed_s, val_accuracy
-    (latest or None), best_val_accuracy), after every validation ("phase": "validate", with a new
-    val_accuracy), and once before the LP stage of lp-ft ("phase": "linear-probe").
+    total_steps, train_loss (trailing mean of `loss`), loss (this step's), lr_head, lr_backbone,
+    elapsed_s, val_accuracy (latest or None), best_val_accuracy), after every validation ("phase":
+    "validate", with a new val_accuracy), and as the LP stage of lp-ft goes ("phase": "linear-probe",
+    fraction of that stage, message). Every record has run_fraction: the whole run's progress.
     `train_subset` (indices inside the probes' train split) trains on fewer labels.
     """
     _check(config)
@@ -259,33 +269,46 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
     dataset = load_dataset(dataset_config)
     fit, val, test = finetune_split(dataset.labels, config, train_subset)
     model, identity = build_model(backbone_config, config, len(dataset.class_names))
+    train_tf, eval_tf = _transforms(data_config(model, config.image_size), config.augment)
+    train_loader = _loader(dataset, fit, train_tf, config.batch_size, config.seed)
+    plan = plan_run(lp_ft=config.mode == "lp-ft", n_images=len(dataset), batch_size=config.batch_size,
+                    steps_per_epoch=len(train_loader), epochs=config.epochs, n_val=len(val), n_test=len(test),
+                    val_every_steps=config.val_every_steps)
     lp_accuracy = None
     if config.mode == "lp-ft":
-        if on_step is not None:
-            on_step({"phase": "linear-probe", "epoch": 0, "step": 0, "total_steps": 0, "train_loss": None})
-        lp_accuracy = fit_probe_head(model, dataset_config, backbone_config, config, fit, test, device, cancelled)
+        lp_accuracy = fit_probe_head(model, dataset_config, backbone_config, config, fit, test, device, cancelled,
+                                     progress=probe_reporter(on_step, plan))
         if cancelled is not None and cancelled():
             raise Cancelled()
     set_trainable(model, config.mode, config.last_n)
-    cfg = data_config(model, config.image_size)
-    train_tf = (create_transform(**cfg, is_training=True, scale=(0.5, 1.0), hflip=0.5, color_jitter=None)
-                if config.augment else create_transform(**cfg, is_training=False))
-    eval_tf = create_transform(**cfg, is_training=False)
     torch_device = resolve_device(device)
-    trainer = Trainer(model, config, torch_device, _loader(dataset, fit, train_tf, config.batch_size, config.seed),
-                      _loader(dataset, val, eval_tf, config.batch_size) if len(val) else None, on_step, cancelled)
+    trainer = Trainer(model, config, torch_device, train_loader,
+                      _loader(dataset, val, eval_tf, config.batch_size) if len(val) else None,
+                      with_run_fraction(on_step, plan), cancelled)
     trainer.run()
     probabilities = predict_proba(model, _loader(dataset, test, eval_tf, config.batch_size), torch_device)
     predictions = np.argmax(probabilities, axis=1)
     subset_key = None if train_subset is None else fit.tolist()
     key = stable_hash(["finetune", dataset.fingerprint, identity, backbone_config.name, config.key(), subset_key])
-    metadata = {"architecture": backbone_config.name, "num_classes": str(len(dataset.class_names)),
-                "class_names": json.dumps(dataset.class_names), "image_size": str(config.image_size),
-                "mode": config.mode, "config": json.dumps(config.to_dict()), "weights": identity}
-    checkpoint = save_checkpoint(artifact_dir("checkpoints") / f"{key}.safetensors", trainer.best_state, metadata)
+    checkpoint = save_checkpoint(artifact_dir("checkpoints") / f"{key}.safetensors", trainer.best_state,
+                                 _checkpoint_metadata(backbone_config.name, dataset, config, identity))
     return FinetuneResult(
         test_accuracy=float(np.mean(predictions == dataset.labels[test])), best_epoch=trainer.best_epoch,
         best_val_accuracy=trainer.best_val, train_curve=trainer.train_curve, val_curve=trainer.val_curve,
         seconds=time.perf_counter() - started, checkpoint=str(checkpoint), stopped_early=trainer.stopped_early,
         n_train=len(fit), n_val=len(val), n_test=len(test), test_indices=test, predictions=predictions,
-        probabilities=probabilities, lp_test_accuracy=lp_accuracy, config=config.to_dict())
+        probabilities=probabilities, lp_test_accuracy=lp_accuracy, best_step=trainer.best_step, config=config.to_dict())
+
+
+def _transforms(cfg: dict, augment: bool) -> tuple:
+    """(train, eval) transforms: random resized crop and flip for training when `augment`."""
+    eval_tf = create_transform(**cfg, is_training=False)
+    if not augment:
+        return eval_tf, eval_tf
+    return create_transform(**cfg, is_training=True, scale=(0.5, 1.0), hflip=0.5, color_jitter=None), eval_tf
+
+
+def _checkpoint_metadata(architecture: str, dataset: Dataset, config: FinetuneConfig, identity: str) -> dict[str, str]:
+    return {"architecture": architecture, "num_classes": str(len(dataset.class_names)),
+            "class_names": json.dumps(dataset.class_names), "image_size": str(config.image_size),
+            "mode": config.mode, "config": json.dumps(config.to_dict()), "weights": identity}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ptm_core.errors import Cancelled, PTMError
+from ptm_core.eta import EtaEstimator, eta_phrase
 from ptm_core.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Job:
     finished: float | None = None
     recorded: bool = True  # kept in the run store (housekeeping jobs are not)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _eta: EtaEstimator = field(default_factory=EtaEstimator, repr=False)
 
     @property
     def elapsed(self) -> float:
@@ -55,10 +57,20 @@ class Job:
 
     @property
     def eta_seconds(self) -> float | None:
-        """Time left, extrapolated from progress so far; None until there is something to go on."""
-        if self.status != RUNNING or self.progress <= 0.02:
+        """Seconds left at the current stage's recent pace; None until that figure can be trusted."""
+        if self.status != RUNNING:
             return None
-        return self.elapsed * (1 - self.progress) / self.progress
+        return self._eta.remaining(time.monotonic())
+
+    @property
+    def eta_step_only(self) -> bool:
+        """True when `eta_seconds` reaches only the end of the current step, not of the job."""
+        return self._eta.step_only
+
+    @property
+    def eta_text(self) -> str:
+        """'about 2 min left' ('… left in this step'), 'estimating time left…' or 'almost done'; '' unless running."""
+        return eta_phrase(self.eta_seconds, self.eta_step_only) if self.status == RUNNING else ""
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -76,18 +88,28 @@ class Job:
 
 
 class JobContext:
-    """What a job's work function sees: progress reporting and cancellation checks."""
+    """What a job's work function sees: progress reporting and cancellation checks.
+
+    The one rule for cancelling: reporting progress never raises. Work that has something to keep
+    when stopped (an extraction's checkpoint, a fine-tune's best weights) polls `cancelled()` at
+    its own safe points and keeps it; work with nothing to keep raises Cancelled from
+    `check_cancelled()`. A progress callback that raised would abort that work mid-step, before
+    its keep-what-was-done path could run.
+    """
 
     def __init__(self, job: Job, persist: Callable[[Job], None] = lambda job: None):
         self._job = job
         self._persist = persist
         self._persisted_at = 0.0
 
-    def progress(self, fraction: float, message: str = "", check_cancel: bool = True) -> None:
-        """Report progress; also the point where a cancelled job stops (unless called from a helper thread)."""
-        if check_cancel:
-            self.check_cancelled()
+    def progress(self, fraction: float, message: str = "", step_end: float = 1.0) -> None:
+        """Report progress (never raises, see the class docstring).
+
+        `step_end`: where the current step ends when its pace says nothing about the work after it
+        (time-left estimates then reach only there); 1.0, the default, is the job's end.
+        """
         self._job.progress = min(max(fraction, 0.0), 1.0)
+        self._job._eta.add(time.monotonic(), self._job.progress, step_end)
         if message:
             self._job.message = message
         if time.monotonic() - self._persisted_at > 2.0:  # the store needs progress, not every tick of it
@@ -95,7 +117,9 @@ class JobContext:
             self._persist(self._job)
 
     def stage(self, message: str) -> None:
+        """A new stage of the work: logged, and its pace is measured afresh for the time left."""
         self._job.message = message
+        self._job._eta.reset()
         self._job.log.append(f"{time.strftime('%H:%M:%S')} {message}")
         self._persist(self._job)
 
@@ -113,7 +137,7 @@ class JobContext:
 
     def scaled(self, start: float, stop: float) -> Callable[[float, str], None]:
         """A progress callback for a sub-step that maps its 0-1 onto [start, stop] of the job."""
-        return lambda fraction, message="": self.progress(start + (stop - start) * fraction, message)
+        return lambda fraction, message="": self.progress(start + (stop - start) * fraction, message, step_end=stop)
 
 
 class JobManager:
@@ -192,7 +216,9 @@ class JobManager:
                 raise
             finally:
                 job.finished = time.time()
-                ctx.stage(f"{job.status} after {job.elapsed:.1f} s")
+                # Cancelled work that returned normally stopped at a safe point and kept what it had.
+                early = " (stopped early, what was done is kept)" if job.status == DONE and job.cancel_requested else ""
+                ctx.stage(f"{job.status}{early} after {job.elapsed:.1f} s")
 
     def get(self, job_id: str | None) -> Job | None:
         return self._jobs.get(job_id) if job_id else None

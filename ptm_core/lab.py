@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from ptm_core.baselines import PIXEL_SIZE, run_pixel_baseline, run_random_weights_baseline
 from ptm_core.configs import FinetuneConfig, KNNConfig, ProbeConfig, ProjectionConfig, Source, stable_hash
@@ -16,8 +17,8 @@ from ptm_core.finetune import FinetuneResult, finetune, finetuned_features
 from ptm_core.jobs import JobContext
 from ptm_core.knn import KNNResult, run_knn_probe
 from ptm_core.label_efficiency import finetune_runner, run_label_efficiency
-from ptm_core.layers import run_layer_sweep
-from ptm_core.probes import ProbeResult, cached_linear_probe
+from ptm_core.layers import STAGES_SHARE, run_layer_sweep
+from ptm_core.probes import ProbeResult, cached_linear_probe, sweep_message
 from ptm_core.projection import compute_projection
 
 METHOD_LABELS = {
@@ -41,10 +42,24 @@ class ProbesResult:
     knn: KNNResult
 
 
-def _record(ctx: JobContext, method: str, accuracy: float, seconds: float, image_size: int | None, **extra) -> None:
-    # The image size goes with every number: a fine-tune runs at its own size, the probes at the source's.
+def compute_seconds(*parts: float | None) -> float | None:
+    """The compute time behind a number: the sum of its parts' original times; None if one is unknown."""
+    return None if any(p is None for p in parts) else float(sum(parts))
+
+
+def _record(ctx: JobContext, method: str, accuracy: float, seconds: float | None, from_cache: bool,
+            started: float, image_size: int | None, **extra) -> None:
+    """method_seconds: compute time of the runs that produced the number (a cache read keeps the original).
+
+    The image size goes with every number: a fine-tune runs at its own size, the probes at the source's.
+    """
     ctx.record(metrics={"method": method, "test_accuracy": accuracy, "method_seconds": seconds,
+                        "from_cache": from_cache, "wall_seconds": time.perf_counter() - started,
                         "image_size": image_size, **extra})
+
+
+def _sweep_progress(progress) -> Callable[[int, int], None]:
+    return lambda done, total: progress(done / total, sweep_message(done, total))
 
 
 def run_probes(source: Source, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
@@ -52,14 +67,18 @@ def run_probes(source: Source, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
     ctx.stage("extracting features")
     features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.7), ctx.cancelled)
     ctx.stage("linear probe: sweeping C on a validation split")
-    step = ctx.scaled(0.7, 0.95)
     linear = cached_linear_probe(features.features, features.labels, features.key, ProbeConfig(seed=source.split_seed),
-                                 callback=lambda done, total: step(done / total, f"probe sweep {done}/{total - 1}"))
+                                 callback=_sweep_progress(ctx.scaled(0.7, 0.95)), cancelled=ctx.cancelled)
     ctx.stage(f"linear probe: {linear.test_accuracy:.3f}; k-NN (k={knn.k}, T={knn.temperature})")
+    ctx.check_cancelled()
     neighbours = run_knn_probe(features.features, features.labels, dataclasses.replace(knn, seed=source.split_seed))
     ctx.stage(f"k-NN: {neighbours.test_accuracy:.3f}")
-    _record(ctx, "linear-probe", linear.test_accuracy, time.perf_counter() - started, source.extraction.image_size,
-            knn_accuracy=neighbours.test_accuracy, knn_seconds=neighbours.seconds, best_C=linear.best_C,
+    feature_seconds = features.meta.get("compute_seconds")
+    _record(ctx, "linear-probe", linear.test_accuracy, compute_seconds(feature_seconds, linear.seconds),
+            bool(features.meta.get("from_cache") or linear.from_cache), started, source.extraction.image_size,
+            knn_accuracy=neighbours.test_accuracy, knn_seconds=compute_seconds(feature_seconds, neighbours.seconds),
+            feature_seconds=feature_seconds, features_from_cache=bool(features.meta.get("from_cache")),
+            probe_seconds=linear.seconds, probe_from_cache=linear.from_cache, best_C=linear.best_C,
             n_train=linear.n_train, n_test=linear.n_test)
     return ProbesResult(features, linear, neighbours)
 
@@ -68,9 +87,8 @@ def run_pixels(source: Source, ctx: JobContext) -> ProbeResult:
     started = time.perf_counter()
     ctx.stage(f"raw pixels at {PIXEL_SIZE}x{PIXEL_SIZE} grey: logistic regression")
     result = run_pixel_baseline(source.dataset, ProbeConfig(seed=source.split_seed),
-                                callback=lambda done, total: ctx.progress(done / total, f"sweep {done}/{total - 1}"),
-                                cancelled=ctx.cancelled)
-    _record(ctx, "pixels", result.test_accuracy, time.perf_counter() - started, PIXEL_SIZE)
+                                callback=_sweep_progress(ctx.progress), cancelled=ctx.cancelled)
+    _record(ctx, "pixels", result.test_accuracy, result.seconds, result.from_cache, started, PIXEL_SIZE)
     return result
 
 
@@ -79,33 +97,58 @@ def run_random_probe(source: Source, ctx: JobContext) -> ProbeResult:
     ctx.stage("random-init backbone: extracting features")
     result = run_random_weights_baseline(source.dataset, source.backbone, source.extraction,
                                          ProbeConfig(seed=source.split_seed), ctx.scaled(0, 0.9), ctx.cancelled)
-    _record(ctx, "random-probe", result.test_accuracy, time.perf_counter() - started, source.extraction.image_size)
+    _record(ctx, "random-probe", result.test_accuracy, result.seconds, result.from_cache, started,
+            source.extraction.image_size)
     return result
 
 
+def _finetune_progress(ctx: JobContext, curves: dict[str, list]) -> Callable[[dict], None]:
+    """The trainer's records as live curves and job progress; never raises (the trainer polls cancel)."""
+    stages_seen: set[str] = set()
+
+    def on_step(record: dict) -> None:
+        phase = record.get("phase")
+        if phase == "validate":
+            curves["val_curve"].append({k: record.get(k) for k in ("epoch", "step", "val_accuracy")})
+            ctx.progress(record["run_fraction"], f"validated at step {record['step']}: {record['val_accuracy']:.3f}")
+        elif phase == "train":
+            curves["train_curve"].append({k: record.get(k) for k in ("epoch", "step", "train_loss", "loss", "lr_head")})
+            if record["step"] == 1:
+                ctx.stage("fine-tuning: training")
+            total = max(record.get("total_steps") or 1, 1)
+            ctx.progress(record["run_fraction"], f"epoch {record['epoch']}, step {record['step']}/{total}, "
+                                                 f"loss {record['train_loss']:.3f}")
+        elif phase == "linear-probe":
+            if LP_STAGE not in stages_seen:  # its own stage, so its pace is not taken for training's
+                stages_seen.add(LP_STAGE)
+                ctx.stage(LP_STAGE)
+            ctx.progress(record["run_fraction"], f"{LP_STAGE}: {record.get('message', '')}", step_end=record["step_end"])
+    return on_step
+
+
+LP_STAGE = "fitting the linear probe that initialises the head"
+
+
 def run_finetune(source: Source, config: FinetuneConfig, ctx: JobContext) -> FinetuneResult:
-    """Fine-tune with live curves: the job's metrics carry the curves while it runs."""
+    """Fine-tune with live curves: the job's metrics carry the curves while it runs.
+
+    Cancel stops training at the next step; the best weights so far are kept, tested and recorded
+    with stopped_early, and the job ends DONE. Cancelled in LP-FT's probe stage, it ends CANCELLED.
+    """
+    started = time.perf_counter()
     config = dataclasses.replace(config, split_seed=source.split_seed)
     curves: dict[str, list] = {"train_curve": [], "val_curve": []}
     ctx.record(metrics=curves)
-
-    def on_step(record: dict) -> None:
-        if record.get("phase") == "validate":
-            curves["val_curve"].append({k: record.get(k) for k in ("epoch", "step", "val_accuracy")})
-        elif record.get("phase") == "train":
-            curves["train_curve"].append({k: record.get(k) for k in ("epoch", "step", "train_loss", "lr_head")})
-            total = max(record.get("total_steps") or 1, 1)
-            ctx.progress(record["step"] / total, f"epoch {record['epoch']}, step {record['step']}/{total}, "
-                                                 f"loss {record['train_loss']:.3f}")
-        else:
-            ctx.stage("fitting the linear probe that initialises the head (LP-FT)")
-
     ctx.stage(f"fine-tuning ({config.mode}, {config.epochs} epoch(s) at {config.image_size}px)")
-    # Stop must keep the best weights, so cancellation is read by the trainer, not raised by progress().
-    result = finetune(source.dataset, source.backbone, config, on_step=on_step, cancelled=ctx.cancelled)
-    _record(ctx, "finetune", result.test_accuracy, result.seconds, config.image_size, mode=config.mode, best_epoch=result.best_epoch,
-            stopped_early=result.stopped_early, lp_test_accuracy=result.lp_test_accuracy)
+    result = finetune(source.dataset, source.backbone, config, on_step=_finetune_progress(ctx, curves),
+                      cancelled=ctx.cancelled)
+    _record(ctx, "finetune", result.test_accuracy, result.seconds, False, started, config.image_size, mode=config.mode,
+            best_epoch=result.best_epoch, best_step=result.best_step, stopped_early=result.stopped_early,
+            lp_test_accuracy=result.lp_test_accuracy)
     ctx.record(artifacts={"checkpoint": result.checkpoint})
+    if result.stopped_early:
+        ctx.stage(f"stopped early: best weights (epoch {result.best_epoch}, step {result.best_step}) kept, test accuracy "
+                  f"{result.test_accuracy:.3f}")
     return result
 
 
@@ -125,8 +168,12 @@ def run_label_efficiency_job(source: Source, knn: KNNConfig, with_finetune: bool
 
 def run_layers(source: Source, ctx: JobContext) -> list[dict]:
     ctx.stage("features from every stage")
+    def progress(fraction: float, message: str = "") -> None:
+        # Stage features and the per-stage probes go at different paces: estimate each step on its own.
+        ctx.progress(fraction, message, step_end=STAGES_SHARE if fraction < STAGES_SHARE else 1.0)
+
     results = [r.to_dict() for r in run_layer_sweep(source.dataset, source.backbone, source.extraction,
-                                                     ProbeConfig(seed=source.split_seed), ctx.progress, ctx.cancelled)]
+                                                     ProbeConfig(seed=source.split_seed), progress, ctx.cancelled)]
     ctx.record(metrics={"method": "layer-sweep", "rows": results})
     return results
 
@@ -139,6 +186,7 @@ def run_drift(source: Source, checkpoint: str, image_size: int, projection: Proj
     before = extract(source.dataset, source.backbone, extraction, ctx.scaled(0, 0.35), ctx.cancelled)
     ctx.stage("features after fine-tuning")
     after = finetuned_features(checkpoint, source.dataset, progress=ctx.scaled(0.35, 0.7), cancelled=ctx.cancelled)
+    ctx.check_cancelled()  # the maps cannot stop part-way, and there is nothing to keep
     ctx.progress(0.7, f"{projection.method.upper()} of both")
     maps = {"before": compute_projection(before.features, projection),
             "after": compute_projection(after.features, projection)}

@@ -55,11 +55,12 @@ def fit_linear(X: np.ndarray, y: np.ndarray, probe_config: ProbeConfig):
 
 @dataclass
 class EfficiencyRow:
-    k: int | None
+    k: int | None  # labels per class asked for; None: every training image
     method: str  # logreg | knn | finetune
     accuracies: list[float]
     n_labelled: list[int]
     short_classes: dict[int, int]
+    n_classes: int = 1
 
     @property
     def mean(self) -> float:
@@ -69,8 +70,15 @@ class EfficiencyRow:
     def std(self) -> float:
         return float(np.std(self.accuracies))
 
+    @property
+    def labels_per_class(self) -> int:
+        """k, or for all labels the mean per class actually used, so "all" has a place on a numeric axis."""
+        return self.k if self.k is not None else int(round(np.mean(self.n_labelled) / max(self.n_classes, 1)))
+
     def to_dict(self) -> dict:
-        return {"k": "all" if self.k is None else self.k, "method": self.method, "mean": self.mean, "std": self.std,
+        """One type per column (a table of rows must convert to Arrow): k int, budget str ("1" ... "all")."""
+        return {"k": self.labels_per_class, "budget": "all" if self.k is None else str(self.k),
+                "all_labels": self.k is None, "method": self.method, "mean": self.mean, "std": self.std,
                 "accuracies": self.accuracies, "n_labelled": self.n_labelled,
                 "short_classes": {str(c): n for c, n in self.short_classes.items()}}
 
@@ -118,8 +126,12 @@ def run_label_efficiency(features: np.ndarray, labels: np.ndarray, ks=DEFAULT_KS
                     knn = KNNProbe(knn_config.k, knn_config.temperature).fit(X, y)
                     accuracies.append(float(knn.score(features[test], labels[test])))
                 else:
-                    accuracies.append(finetune(sample.indices, seed))
-            rows.append(EfficiencyRow(k, method, accuracies, [len(s.indices) for s in samples], samples[0].short_classes))
+                    accuracy = finetune(sample.indices, seed)
+                    if cancelled is not None and cancelled():  # stopped early: not the accuracy of k labels
+                        raise Cancelled()
+                    accuracies.append(accuracy)
+            rows.append(EfficiencyRow(k, method, accuracies, [len(s.indices) for s in samples],
+                                      samples[0].short_classes, n_classes=len(np.unique(labels[train]))))
             if progress is not None:
                 progress(len(rows) / total, f"k={'all' if k is None else k} {method} ({time.perf_counter() - started:.0f} s)")
     return rows

@@ -17,6 +17,8 @@ from ptm_core.extraction import CancelFn, ProgressFn, data_config, feature_key, 
 from ptm_core.probes import run_linear_probe
 from ptm_core.weights import load_backbone
 
+STAGES_SHARE = 0.8  # of the sweep's progress: the stage features; the per-stage probes take the rest
+
 
 @dataclass
 class StageFeatures:
@@ -104,14 +106,14 @@ def run_layer_sweep(dataset_config: DatasetConfig, backbone_config: BackboneConf
     """Linear-probe test accuracy per stage, shallow to deep, on the probes' usual split."""
     started = time.perf_counter()
     stages = stage_features(dataset_config, backbone_config, config,
-                            None if progress is None else lambda f, m="": progress(0.8 * f, m), cancelled)
+                            None if progress is None else lambda f, m="": progress(STAGES_SHARE * f, m), cancelled)
     results = []
     for index, (name, features) in enumerate(zip(stages.names, stages.features)):
         if cancelled is not None and cancelled():
             raise Cancelled()
-        probe = run_linear_probe(features, stages.labels, probe_config)
+        probe = run_linear_probe(features, stages.labels, probe_config, cancelled=cancelled)
         results.append(LayerResult(index, name, int(features.shape[1]), probe.test_accuracy, probe.best_C))
         if progress is not None:
-            progress(0.8 + 0.2 * (index + 1) / len(stages.names),
+            progress(STAGES_SHARE + (1 - STAGES_SHARE) * (index + 1) / len(stages.names),
                      f"probed {name} ({time.perf_counter() - started:.0f} s)")
     return results

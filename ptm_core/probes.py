@@ -15,7 +15,10 @@ from sklearn.preprocessing import StandardScaler
 
 from ptm_core.artifacts import artifact_dir, load_npz, save_npz
 from ptm_core.configs import ProbeConfig, stable_hash
-from ptm_core.errors import PTMError
+from ptm_core.errors import Cancelled, PTMError
+
+SweepCallback = Callable[[int, int], None]  # (fits done, fits in all): the sweep's C values plus the refit
+CancelFn = Callable[[], bool]
 
 
 def _pipeline(C: float, max_iter: int) -> Pipeline:
@@ -40,6 +43,11 @@ def split_indices(labels: np.ndarray, test_size: float, seed: int) -> tuple[np.n
     return np.sort(train), np.sort(test)
 
 
+def sweep_message(done: int, total: int) -> str:
+    """Progress text for a `LinearProbe.fit` callback."""
+    return f"probe sweep {done}/{total - 1}" if done < total else "refit at the best C"
+
+
 class LinearProbe(ClassifierMixin, BaseEstimator):
     """StandardScaler + LogisticRegression, C swept on a stratified validation split, then refit on all."""
 
@@ -50,18 +58,23 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, y: np.ndarray, callback: Callable[[int, int], None] | None = None) -> "LinearProbe":
-        """`callback(done, total)` runs after each fit of the sweep; raising from it stops the fit."""
+    def fit(self, X: np.ndarray, y: np.ndarray, callback: SweepCallback | None = None,
+            cancelled: CancelFn | None = None) -> "LinearProbe":
+        """`callback(done, total)` runs after each fit (the sweep's, then the refit); `cancelled()` is polled before each."""
         check_splittable(y, self.val_size, "train/validation")
         X_fit, X_val, y_fit, y_val = train_test_split(
             X, y, test_size=self.val_size, stratify=y, random_state=self.random_state)
         self.val_scores_ = []
         for C in self.Cs:
+            if cancelled is not None and cancelled():  # a half-swept probe has nothing worth keeping
+                raise Cancelled()
             self.val_scores_.append(_pipeline(C, self.max_iter).fit(X_fit, y_fit).score(X_val, y_val))
             if callback is not None:
                 callback(len(self.val_scores_), len(self.Cs) + 1)
         self.best_C_ = float(self.Cs[int(np.argmax(self.val_scores_))])
         self.pipeline_ = _pipeline(self.best_C_, self.max_iter).fit(X, y)
+        if callback is not None:
+            callback(len(self.Cs) + 1, len(self.Cs) + 1)
         self.classes_ = self.pipeline_.classes_
         return self
 
@@ -79,13 +92,14 @@ class ProbeResult:
     val_curve: list[tuple[float, float]]
     n_train: int
     n_test: int
-    seconds: float
+    seconds: float  # compute time of the fit that produced these numbers, also when read from the cache
     test_indices: np.ndarray
     predictions: np.ndarray
     probabilities: np.ndarray | None = None  # n_test x n_classes, for confident-mistake views
     # Every image, train included (in-sample there), for colouring maps: prediction and its probability.
     all_predictions: np.ndarray | None = None
     all_confidence: np.ndarray | None = None
+    from_cache: bool = False
 
     def split(self, n: int) -> np.ndarray:
         """'train' or 'test' for each of the n images."""
@@ -95,16 +109,16 @@ class ProbeResult:
 
     def summary(self) -> dict:
         return {"test_accuracy": self.test_accuracy, "best_C": self.best_C, "n_train": self.n_train,
-                "n_test": self.n_test, "seconds": self.seconds,
+                "n_test": self.n_test, "seconds": self.seconds, "from_cache": self.from_cache,
                 "val_curve": [{"C": c, "val_accuracy": a} for c, a in self.val_curve]}
 
 
 def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig(),
-                     callback: Callable[[int, int], None] | None = None) -> ProbeResult:
+                     callback: SweepCallback | None = None, cancelled: CancelFn | None = None) -> ProbeResult:
     started = time.perf_counter()
     train, test = split_indices(labels, config.test_size, config.seed)
     probe = LinearProbe(config.Cs, config.val_size, config.max_iter, config.seed)
-    probe.fit(features[train], labels[train], callback=callback)
+    probe.fit(features[train], labels[train], callback=callback, cancelled=cancelled)
     all_probabilities = probe.predict_proba(features)
     probabilities = all_probabilities[test]
     predictions = probe.classes_[np.argmax(probabilities, axis=1)]
@@ -120,17 +134,21 @@ def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConf
 
 
 def cached_linear_probe(features: np.ndarray, labels: np.ndarray, feature_key: str, config: ProbeConfig = ProbeConfig(),
-                        callback: Callable[[int, int], None] | None = None) -> ProbeResult:
-    """`run_linear_probe`, read back from disk when these features were probed the same way before."""
+                        callback: SweepCallback | None = None, cancelled: CancelFn | None = None) -> ProbeResult:
+    """`run_linear_probe`, read back from disk when these features were probed the same way before.
+
+    A cached result keeps the `seconds` of the fit that produced it and has `from_cache` set.
+    """
     path = artifact_dir("probes") / f"{stable_hash([feature_key, config.key()])}.npz"
     cached = load_npz(path)
     if cached is not None and "all_predictions" in cached[0]:  # older caches lack the all-image columns
         arrays, meta = cached
         return ProbeResult(meta["test_accuracy"], meta["best_C"], [tuple(p) for p in arrays["val_curve"].tolist()],
                            meta["n_train"], meta["n_test"], meta["seconds"], arrays["test_indices"], arrays["predictions"],
-                           arrays.get("probabilities"), arrays["all_predictions"], arrays["all_confidence"])
-    result = run_linear_probe(features, labels, config, callback)
-    meta = {k: v for k, v in result.summary().items() if k != "val_curve"}
+                           arrays.get("probabilities"), arrays["all_predictions"], arrays["all_confidence"],
+                           from_cache=True)
+    result = run_linear_probe(features, labels, config, callback, cancelled)
+    meta = {k: v for k, v in result.summary().items() if k not in ("val_curve", "from_cache")}
     save_npz(path, meta=meta, val_curve=np.array(result.val_curve), test_indices=result.test_indices,
              predictions=result.predictions, probabilities=result.probabilities,
              all_predictions=result.all_predictions, all_confidence=result.all_confidence)

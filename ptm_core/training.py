@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Callable
 
 import numpy as np
@@ -15,7 +16,24 @@ from ptm_core.errors import PTMError
 
 StepFn = Callable[[dict], None]
 CancelFn = Callable[[], bool]
-SMOOTHING = 0.9  # EMA factor of the reported train loss
+MIN_VALIDATIONS = 5  # a short run validates this often, so even one epoch draws a validation curve
+
+
+def loss_window(total_steps: int) -> int:
+    """Steps in the trailing mean of the reported train loss: a tenth of the run, 3 to 50 steps."""
+    return int(np.clip(total_steps // 10, 3, 50))
+
+
+def planned_validations(total_steps: int, steps_per_epoch: int, interval: int) -> int:
+    """Validations a full run makes: one per epoch, plus one every `interval` steps that is not an epoch end."""
+    mid = sum(1 for s in range(interval, total_steps + 1, interval) if s % max(steps_per_epoch, 1) != 0)
+    return total_steps // max(steps_per_epoch, 1) + mid
+
+
+def val_interval(total_steps: int, val_every_steps: int) -> int:
+    """Steps between validations: every `val_every_steps`, or more often when that gives under MIN_VALIDATIONS."""
+    short = max(1, total_steps // MIN_VALIDATIONS)
+    return min(val_every_steps, short) if val_every_steps else short
 
 
 def make_optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.AdamW:
@@ -84,9 +102,14 @@ class Trainer:
         self.val_curve: list[dict] = []
         self.best_val: float | None = None
         self.best_epoch = 0
+        self.best_step = 0  # validations run mid-epoch too, so the epoch alone does not say which weights
         self.best_state: dict[str, torch.Tensor] = {}
         self.stopped_early = False
-        self.step, self.epoch, self._ema = 0, 0, 0.0
+        self.step, self.epoch = 0, 0
+        # A trailing mean is exact from the first step; a bias-corrected EMA over-weights the first,
+        # high losses of warm-up, which showed as a rise of the smoothed curve.
+        self._recent_losses: deque[float] = deque(maxlen=loss_window(self.total_steps))
+        self.val_interval = val_interval(self.total_steps, config.val_every_steps)
         self._started = time.perf_counter()
 
     def _emit(self, record: dict) -> None:
@@ -118,13 +141,12 @@ class Trainer:
                 return False
             lrs = {f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups}
             loss = self._train_step(images, labels)
-            self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * loss
+            self._recent_losses.append(loss)
             record = {"phase": "train", "epoch": self.epoch, "step": self.step, "loss": loss,
-                      "train_loss": self._ema / (1 - SMOOTHING ** self.step), **lrs}
+                      "train_loss": float(np.mean(self._recent_losses)), **lrs}
             self.train_curve.append(record)
             self._emit(record)
-            every = self.config.val_every_steps
-            if (self.val_loader is not None and every and self.step % every == 0
+            if (self.val_loader is not None and self.step % self.val_interval == 0
                     and self.step % self.steps_per_epoch != 0):  # the end-of-epoch validation follows anyway
                 if not self.validate():
                     return False
@@ -143,6 +165,7 @@ class Trainer:
         self.val_curve.append(record)
         if self.best_val is None or accuracy > self.best_val:
             self.best_val, self.best_epoch, self.best_state = accuracy, epoch, _cpu_copy(self.model)
+            self.best_step = self.step
         self._emit(record)
         return True
 
@@ -154,6 +177,7 @@ class Trainer:
                 break
         if self.val_loader is None:
             self.best_epoch, self.best_state = (self.epoch if self.step else 0), _cpu_copy(self.model)
+            self.best_step = self.step
         elif self.best_val is None:  # stopped before any validation: score what there is
             self.validate(cancellable=False)
         self.model.load_state_dict(self.best_state)

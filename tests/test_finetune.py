@@ -17,7 +17,7 @@ from ptm_core.errors import Cancelled, PTMError
 from ptm_core.finetune import (build_model, finetune, finetune_split, finetuned_features, init_head_from_probe,
                                load_finetuned, probe_head_weights, set_trainable)
 from ptm_core.probes import LinearProbe, split_indices
-from ptm_core.training import make_scheduler, train_mode
+from ptm_core.training import loss_window, make_scheduler, planned_validations, train_mode, val_interval
 
 FAST = FinetuneConfig(mode="full", epochs=1, batch_size=16, image_size=32)
 
@@ -123,11 +123,22 @@ def test_finetune_emits_curves_and_writes_a_loadable_checkpoint(tiny, data120, _
     assert records[0]["phase"] == "linear-probe" and result.lp_test_accuracy is not None
     assert {"epoch", "step", "total_steps", "train_loss", "val_accuracy", "lr_head", "lr_backbone"} <= set(train[0])
     assert [r["step"] for r in train] == list(range(1, train[-1]["total_steps"] + 1))
-    assert [r["epoch"] for r in vals] == [1, 2] and all(0 <= r["val_accuracy"] <= 1 for r in vals)
-    assert np.isfinite([r["train_loss"] for r in train]).all()
+    total = train[-1]["total_steps"]
+    assert total == 8  # 2 epochs of 4 steps: a short run validates every step (at least MIN_VALIDATIONS times)
+    assert [r["step"] for r in vals] == list(range(1, total + 1))
+    assert [r["epoch"] for r in vals if r["step"] % 4 == 0] == [1, 2] and all(0 <= r["val_accuracy"] <= 1 for r in vals)
+    window = loss_window(total)
+    for i, r in enumerate(train):  # the smoothed loss is the exact trailing mean of the raw losses
+        assert r["train_loss"] == pytest.approx(np.mean([t["loss"] for t in train[max(0, i + 1 - window):i + 1]]))
+    lp = [r for r in records if r["phase"] == "linear-probe"]
+    assert len(lp) > 3 and lp[-1]["fraction"] == 1.0  # the probe stage reports its own moving progress
+    fractions = [r["run_fraction"] for r in records]
+    assert fractions == sorted(fractions) and 0 < lp[-1]["run_fraction"] < train[0]["run_fraction"] < fractions[-1] < 1
     assert [r["step"] for r in result.train_curve] == [r["step"] for r in train] and not result.stopped_early
     assert [r["val_accuracy"] for r in result.val_curve] == [r["val_accuracy"] for r in vals]
     assert result.best_epoch in (1, 2) and result.best_val_accuracy == max(r["val_accuracy"] for r in vals)
+    best = next(r for r in vals if r["val_accuracy"] == result.best_val_accuracy)  # the first best is kept
+    assert (result.best_step, result.best_epoch) == (best["step"], best["epoch"])
     assert result.n_train + result.n_val + result.n_test == 120 and len(result.predictions) == result.n_test
     assert result.test_accuracy == pytest.approx(np.mean(result.predictions == load_dataset(data120).labels[result.test_indices]))
     assert result.checkpoint.startswith(str(_isolated_data_dir / "checkpoints"))
@@ -138,6 +149,15 @@ def test_finetune_emits_curves_and_writes_a_loadable_checkpoint(tiny, data120, _
     features = finetuned_features(result.checkpoint, data120, device="cpu")
     assert features.features.shape == (120, model.num_features)
     assert finetuned_features(result.checkpoint, data120, device="cpu").key == features.key  # cached
+
+
+def test_short_runs_validate_at_least_five_times_long_runs_every_val_every_steps():
+    assert val_interval(10_000, 200) == 200 and val_interval(20, 200) == 4 and val_interval(3, 200) == 1
+    assert val_interval(20, 0) == 4  # val_every_steps 0: only the short-run rule
+    for total, per_epoch in ((5, 5), (8, 4), (20, 20), (24, 8), (50, 10), (999, 333)):
+        assert planned_validations(total, per_epoch, val_interval(total, 200)) >= 5
+    assert planned_validations(12, 4, 3) == 6  # epoch ends 4, 8, 12; mid-epoch 3, 6, 9 (12 is an epoch end)
+    assert loss_window(10) == 3 and loss_window(200) == 20 and loss_window(10_000) == 50
 
 
 def test_stop_keeps_a_checkpoint_and_still_tests(tiny, data120):
@@ -163,3 +183,25 @@ def test_bad_configs_are_one_line_errors(tiny, data120):
         finetune(data120, tiny.backbone(), dataclasses.replace(FAST, mode="sideways"))
     with pytest.raises(PTMError, match="epochs"):
         finetune(data120, tiny.backbone(), dataclasses.replace(FAST, epochs=0))
+
+
+def test_lp_ft_job_shows_its_probe_stage_moving_then_training(tiny, data120, monkeypatch, wait_until):
+    from ptm_core.jobs import DONE, JobContext, JobManager
+    from ptm_core.configs import Source
+    from ptm_core.lab import LP_STAGE, run_finetune
+
+    seen = []
+    original = JobContext.progress
+
+    def progress(ctx, fraction, message="", step_end=1.0):
+        seen.append((fraction, message, step_end))
+        original(ctx, fraction, message, step_end)
+    monkeypatch.setattr(JobContext, "progress", progress)
+    source = Source(data120, tiny.backbone(), tiny.extraction())
+    job = JobManager().submit("lpft", "lpft", lambda ctx: run_finetune(source, dataclasses.replace(FAST, mode="lp-ft"), ctx))
+    assert wait_until(lambda: job.finished is not None, 120.0) and job.status == DONE, job.error
+    probe = [(f, e) for f, m, e in seen if m.startswith(LP_STAGE)]
+    training = [f for f, m, _ in seen if m.startswith("epoch")]
+    assert len({f for f, _ in probe}) > 3 and 0 < probe[-1][0] < training[0]  # it moves, and not at 0 %
+    assert all(e < 1.0 for _, e in probe)  # its pace is not taken for the training's in the time left
+    assert any(LP_STAGE in line for line in job.log) and any("fine-tuning: training" in line for line in job.log)

@@ -117,8 +117,9 @@ def test_cancel_during_run(wait_until):
     def work(ctx):
         running.set()
         step = 0
-        while True:  # a long job that reports progress (which checks for cancellation)
+        while True:  # a long job that polls for cancellation between steps
             step += 1
+            ctx.check_cancelled()
             ctx.progress(min(step / 10_000, 0.99), f"step {step}")
             time.sleep(0.005)
 
@@ -132,6 +133,31 @@ def test_cancel_during_run(wait_until):
     assert job.status == CANCELLED
     assert job.error is None
     manager.cancel("no-such-job")  # harmless
+
+
+def test_progress_never_raises_so_work_keeps_what_it_has(wait_until):
+    """Work with its own stop protocol reports progress after the cancel, then returns what it kept."""
+    manager = JobManager()
+    running, cancelled = threading.Event(), threading.Event()
+
+    def work(ctx):
+        running.set()
+        assert cancelled.wait(TIMEOUT)
+        kept = []
+        for step in range(5):
+            ctx.progress(step / 5, f"step {step}")  # the old context raised Cancelled here
+            kept.append(step)
+            if ctx.cancelled():
+                break
+        return kept
+
+    job = manager.submit("keeps", "keeps", work)
+    assert running.wait(TIMEOUT)
+    manager.cancel(job.id)
+    cancelled.set()
+    assert wait_until(_finished(job), TIMEOUT)
+    assert job.status == DONE and job.result == [0]
+    assert "stopped early" in job.message
 
 
 def test_cancel_while_queued(wait_until):
@@ -185,28 +211,29 @@ def test_two_slots_run_two_jobs_at_once():
     assert a.status == DONE and b.status == DONE  # a Barrier(2) only opens if both ran together
 
 
-def test_eta_is_none_at_start_then_positive(wait_until):
+def test_eta_is_none_until_steady_then_close_and_phrased(wait_until):
     manager = JobManager()
     at_start, reported, finish = threading.Event(), threading.Event(), threading.Event()
-    progress_go = threading.Event()
+    step_s, steps = 0.05, 100
 
     def work(ctx):
         at_start.set()
-        assert progress_go.wait(TIMEOUT)
-        ctx.progress(0.25, "a quarter")
+        for step in range(1, 61):  # a steady pace: 100 steps of step_s; 60 done, then wait
+            time.sleep(step_s)
+            ctx.progress(step / steps, f"step {step}")
         reported.set()
         assert finish.wait(TIMEOUT)
 
     job = manager.submit("eta", "eta", work)
     assert at_start.wait(TIMEOUT)
-    assert job.status == RUNNING
-    assert job.eta_seconds is None
-    progress_go.set()
+    assert job.eta_seconds is None and job.eta_text == "estimating time left…"
     assert reported.wait(TIMEOUT)
-    assert wait_until(lambda: job.eta_seconds is not None and job.eta_seconds > 0, TIMEOUT)
+    eta = job.eta_seconds
+    assert eta is not None and 40 * step_s / 1.5 <= eta <= 40 * step_s * 1.5
+    assert job.eta_text == "almost done" and not job.eta_step_only
     finish.set()
     assert wait_until(_finished(job), TIMEOUT)
-    assert job.status == DONE and job.eta_seconds is None
+    assert job.status == DONE and job.eta_seconds is None and job.eta_text == ""
 
 
 def test_scaled_progress_maps_onto_a_sub_range(wait_until):

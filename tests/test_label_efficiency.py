@@ -9,6 +9,7 @@ from sklearn.datasets import make_blobs
 
 from ptm_core.configs import FinetuneConfig, ProbeConfig
 from ptm_core.datasets import load_dataset
+from ptm_core.errors import Cancelled
 from ptm_core.label_efficiency import finetune_runner, run_label_efficiency, sample_per_class
 from ptm_core.probes import split_indices
 
@@ -62,7 +63,23 @@ def test_run_label_efficiency_rows(blobs):
     assert by[(None, "logreg")].mean > 0.9 and 0 <= by[(1, "knn")].mean <= 1
     assert calls[:3] == [(3, 0), (3, 1), (3, 2)]
     row = by[(10, "knn")].to_dict()
-    assert set(row) >= {"k", "method", "mean", "std", "accuracies"} and by[(None, "knn")].to_dict()["k"] == "all"
+    assert set(row) >= {"k", "budget", "all_labels", "method", "mean", "std", "accuracies"}
+    assert (row["k"], row["budget"], row["all_labels"]) == (10, "10", False)
+    everything = by[(None, "knn")].to_dict()  # all 240 training labels over 3 classes: 80 per class
+    assert (everything["k"], everything["budget"], everything["all_labels"]) == (80, "all", True)
+
+
+def test_rows_convert_to_arrow_with_one_type_per_column(blobs):
+    """Mixed int/'all' k made Streamlit's Arrow conversion fail on every rerun."""
+    import pandas as pd
+    import pyarrow as pa
+
+    X, y = blobs
+    table = [r.to_dict() for r in run_label_efficiency(X[:150], y[:150], ks=(1, 2, None), seeds=(0, 1))]
+    converted = pa.Table.from_pandas(pd.DataFrame(table))
+    assert converted.schema.field("k").type == pa.int64() and pa.types.is_string(converted.schema.field("budget").type) or pa.types.is_large_string(converted.schema.field("budget").type)
+    assert converted.column("budget").to_pylist() == ["1", "1", "2", "2", "all", "all"]
+    assert converted.column("k").to_pylist()[-1] == 40  # 120 training images, 3 classes
 
 
 def test_finetune_runner_trains_on_the_sample_without_validation(tiny):
@@ -72,3 +89,15 @@ def test_finetune_runner_trains_on_the_sample_without_validation(tiny):
     train, _ = split_indices(labels, 0.2, 0)
     accuracy = run(sample_per_class(labels, train, 2, seed=0).indices, 0)
     assert 0.0 <= accuracy <= 1.0
+
+
+def test_a_fine_tune_stopped_by_cancel_is_not_recorded_as_a_result(blobs):
+    X, y = blobs
+    stop = []
+
+    def fake_finetune(indices, seed):
+        stop.append(True)  # the user cancels while this fine-tune runs: it stops early and still returns
+        return 0.1
+
+    with pytest.raises(Cancelled):
+        run_label_efficiency(X, y, ks=(None,), seeds=(0,), finetune=fake_finetune, cancelled=lambda: bool(stop))
