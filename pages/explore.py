@@ -47,7 +47,7 @@ def sweep_figure(result: ExploreResult):
 
 def extraction_metric(column, meta: dict, produced_by: str) -> None:
     """The time the features took to compute, even when they were read back from the cache."""
-    seconds = meta.get("compute_seconds", meta.get("seconds"))
+    seconds = meta.get("compute_seconds")
     rate = meta.get("images_per_s")
     how = f"{rate:.0f} img/s" if rate else ""
     if meta.get("cache_hit"):

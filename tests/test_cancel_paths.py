@@ -136,8 +136,7 @@ def test_label_efficiency_cancel_stops_after_the_current_fit(source, monkeypatch
 
 def test_compare_cancel_keeps_side_a_rows(source, tiny, monkeypatch, wait_until):
     click = Clicker(4, r"images").install(monkeypatch)
-    request = CompareRequest(source.dataset, source.backbone, source.extraction, tiny.backbone(seed=1),
-                             source.extraction, k=5)
+    request = CompareRequest(source, dataclasses.replace(source, backbone=tiny.backbone(seed=1)), k=5)
     job = _run(lambda ctx: run_compare(request, ctx), wait_until)
     assert job.status == CANCELLED and click.after == 0
     (partial,) = _partials()

@@ -7,10 +7,10 @@ import pytest
 from ptm_core.artifacts import artifact_dir, load_npz
 from ptm_core.configs import KNNConfig, ProbeConfig, Source
 from ptm_core.errors import Cancelled
+from ptm_core.explore import ExploreRequest, run_explore
 from ptm_core.extraction import extract
 from ptm_core.jobs import DONE, JobManager
 from ptm_core.lab import run_probes
-from ptm_core.explore import ExploreRequest, run_explore
 from ptm_core.probes import cached_linear_probe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

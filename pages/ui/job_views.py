@@ -8,17 +8,11 @@ from ptm_core.jobs import DONE, FINISHED, QUEUED, RUNNING, Job
 
 
 def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
+    if seconds is None:  # e.g. a cache written before compute times were kept
+        return "—"
     if seconds < 60:
         return f"{seconds:.0f} s"
     return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
-
-
-def time_left(job: Job) -> str:
-    """'about 2 min 10 s left', or 'estimating time left…' while the estimate is not yet trustworthy."""
-    seconds = job.eta_seconds
-    return "estimating time left…" if seconds is None else f"about {format_seconds(seconds)} left"
 
 
 def job_panel(job: Job) -> None:
@@ -26,7 +20,8 @@ def job_panel(job: Job) -> None:
     status = job.status
     if status in (QUEUED, RUNNING):
         if status == RUNNING:
-            text = f"{job.message} — {job.progress:.0%}, {time_left(job)}"
+            # The engine says "estimating time left…" until its estimate is trustworthy (ptm_core/eta.py).
+            text = f"{job.message} — {job.progress:.0%}, {job.eta_text}"
         else:
             text = "queued: waiting for the running job in its lane to finish"
         st.progress(job.progress, text=text)

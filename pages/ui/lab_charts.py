@@ -13,7 +13,8 @@ from ptm_core.configs import DatasetConfig
 from ptm_core.probes import confident_mistakes, confusion, per_class_accuracy
 
 MARGINS = {"l": 10, "r": 10, "t": 40, "b": 10}
-LOSS_SMOOTHING = "exponential moving average over about 10 steps, bias-corrected from the first step"
+LOSS_SMOOTHING = ("the mean of the last steps (a tenth of the run, 3-50 steps), exact from the first step; a rise "
+                  "early on is the learning rate warming up")
 
 
 def per_class_chart(labels: np.ndarray, class_names: list[str], results: dict, produced_by: str) -> go.Figure:
