@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ptm_core import backbones, datasets
+from ptm_core import backbones
+from ptm_core import data as datasets
 from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
 from ptm_core.jobs import DONE, FINISHED, QUEUED, RUNNING, Job, JobManager

@@ -9,10 +9,10 @@ import streamlit as st
 from pages.common import backbone_names, model_card, remember_choices, restore_choices
 from ptm_core.backbones import DEFAULT_BACKBONE
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
-from ptm_core.datasets import list_datasets
+from ptm_core.data import list_datasets
 from ptm_core.errors import PTMError
-from ptm_core.ingest import ingest_upload
-from ptm_core.tv_datasets import SOURCES as TV_SOURCES
+from ptm_core.data.ingest import ingest_upload
+from ptm_core.data.tv import SOURCES as TV_SOURCES
 
 IMAGE_SIZES = [32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 384]
 WEIGHT_CHOICES = {"bundled": "Bundled (offline ImageNet)", "hub": "Hugging Face hub", "random": "Random init",

@@ -133,7 +133,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from ptm_core.datasets import list_datasets
+    from ptm_core.data import list_datasets
 
     rows = [{"name": e.name, "takes_argument": e.takes_argument, "description": e.description} for e in list_datasets()]
     if args.json:

@@ -13,7 +13,7 @@ from torch import nn
 
 from ptm_core.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, stable_hash
-from ptm_core.datasets import Dataset, load_dataset
+from ptm_core.data import Dataset, load_dataset
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.weights import load_backbone
 

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from ptm_core.artifacts import artifact_dir, file_sha256
 from ptm_core.configs import (FINETUNE_MODES, BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig,
                               stable_hash)
-from ptm_core.datasets import Dataset, load_dataset
+from ptm_core.data import Dataset, load_dataset
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features, resolve_device
 from ptm_core.probes import LinearProbe, check_splittable, split_indices

@@ -32,10 +32,11 @@ def test_every_engine_module_imports():
     """A module that does not even compile on this Python breaks the CLI and the app alike."""
     import ptm_core
 
-    names = sorted(m.name for m in pkgutil.iter_modules(ptm_core.__path__) if m.name != "__main__")
-    assert {"cli", "configs", "datasets", "extraction", "jobs", "pipeline", "probes", "weights"} <= set(names)
+    names = sorted(m.name for m in pkgutil.walk_packages(ptm_core.__path__, "ptm_core.") if m.name != "ptm_core.__main__")
+    assert {"ptm_core.cli", "ptm_core.configs", "ptm_core.data", "ptm_core.data.sources", "ptm_core.extraction",
+            "ptm_core.jobs", "ptm_core.pipeline", "ptm_core.probes", "ptm_core.weights"} <= set(names)
     for name in names:
-        importlib.import_module(f"ptm_core.{name}")
+        importlib.import_module(name)
     source = (REPO_ROOT / "ptm_core").rglob("*.py")
     assert not any("import streamlit" in p.read_text() or "from streamlit" in p.read_text() for p in source)
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from ingest_helpers import MODE_CASES, datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
 from ptm_core.errors import PTMError
-from ptm_core.imaging import ImageRejected, open_rgb, to_rgb
-from ptm_core.ingest import allowed_roots, ingest_upload
+from ptm_core.data.imaging import ImageRejected, open_rgb, to_rgb
+from ptm_core.data.ingest import allowed_roots, ingest_upload
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from ingest_helpers import datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
-from ptm_core import ingest
+from ptm_core.data import ingest
 from ptm_core.artifacts import file_sha256
 from ptm_core.errors import PTMError
-from ptm_core.ingest import extract_zip, ingest_upload
+from ptm_core.data.ingest import extract_zip, ingest_upload
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptm_core.errors import PTMError
-from ptm_core.imaging import ImageRejected, check_image
-from ptm_core.ingest import is_within
+from ptm_core.data.imaging import ImageRejected, check_image
+from ptm_core.data.ingest import is_within
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 FILENAME_COLUMN, LABEL_COLUMN = "filename", "label"

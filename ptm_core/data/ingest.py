@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ptm_core.artifacts import atomic_write_bytes, file_sha256
 from ptm_core.errors import PTMError
-from ptm_core.imaging import env_int, first_line
+from ptm_core.data.imaging import env_int, first_line
 from ptm_core.paths import data_dir
 
 ROOTS_ENV = "PTM_ALLOWED_ROOTS"
