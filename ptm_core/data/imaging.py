@@ -7,13 +7,13 @@ the same in every dataset: converted sensibly, or refused with a one-line reason
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ptm_core.errors import PTMError
+from ptm_core.limits import env_int
 
 PIXELS_ENV = "PTM_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)  # Pillow's own default (~89.5M)
@@ -23,20 +23,6 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 class ImageRejected(PTMError):
     """A file that is not a usable image; the message is the reason, fit for a skip list."""
-
-
-def env_int(name: str, default: int) -> int:
-    """A positive integer from the environment, read at call time so tests and users can change it."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(float(raw))
-    except ValueError:
-        raise PTMError(f"{name} must be a positive integer, got {raw!r}.") from None
-    if value < 1:
-        raise PTMError(f"{name} must be a positive integer, got {raw!r}.")
-    return value
 
 
 def max_image_pixels() -> int:
