@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ptm_core.artifacts import atomic_write_bytes, enforce_dir_cap, file_sha256, touch
 from ptm_core.errors import PTMError
+from ptm_core.data.files import within
 from ptm_core.data.imaging import first_line
 from ptm_core.limits import MAX_RATIO, env_int, mb
 from ptm_core.paths import data_dir
@@ -50,15 +51,11 @@ def allowed_roots() -> list[Path]:
     return [root.expanduser().resolve() for root in [data_dir(), *extra]]
 
 
-def is_within(path: Path, roots: list[Path]) -> bool:
-    return any(path == root or path.is_relative_to(root) for root in roots)
-
-
 def ensure_allowed(path: str | os.PathLike) -> Path:
     """The resolved path (symlinks followed), or a PTMError if it lies outside every allowed root."""
     resolved = Path(path).expanduser().resolve()
     roots = allowed_roots()
-    if not is_within(resolved, roots):
+    if not within(resolved, roots):
         shown = os.pathsep.join(str(r) for r in roots)
         raise PTMError(
             f"{path} is outside the allowed folders ({shown}); add its folder to {ROOTS_ENV} "

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ptm_core.data.folders import Listing, list_images, unwrap_single_folder, verify_listing
-from ptm_core.data.ingest import allowed_roots, ensure_allowed, extract_zip
+from ptm_core.data.ingest import allowed_roots, discard_extraction, ensure_allowed, extract_zip
 from ptm_core.data.registry import register_dataset
 from ptm_core.data.types import Dataset
 from ptm_core.errors import PTMError
@@ -82,19 +82,26 @@ def _label_order(name: str) -> tuple[int, int, str]:
 
 
 def _from_listing(name: str, listing: Listing, allowed: list[Path] | None) -> Dataset:
-    if not listing.files and not listing.skipped:
-        raise PTMError(f"No images found under {listing.root}; expected one sub-folder of images per class.")
+    if not listing.files:
+        ignored = f" (ignored: {_first_reasons(listing.skipped)})" if listing.skipped else ""
+        raise PTMError(f"No images found under {listing.root}; expected one sub-folder of images per class, "
+                       f"or images plus one labels CSV{ignored}.")
     kept = verify_listing(listing, allowed)
     if not kept.files:
-        first = "; ".join(f"{p}: {r}" for p, r in kept.skipped[:2])
-        raise PTMError(f"No usable images under {listing.root}: all {len(kept.skipped)} files were skipped ({first}).")
+        raise PTMError(f"No usable images under {listing.root}: all {len(kept.skipped)} entries were skipped "
+                       f"({_first_reasons(kept.skipped)}).")
     classes = sorted(set(kept.labels), key=_label_order)
     if len(classes) < 2:
-        raise PTMError(f"{name} needs at least two classes; found only '{classes[0]}' ({len(kept.files)} images).")
+        ignored = f"; ignored {len(kept.skipped)} ({_first_reasons(kept.skipped)})" if kept.skipped else ""
+        raise PTMError(f"{name} needs at least two classes; found only '{classes[0]}' ({len(kept.files)} images){ignored}.")
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[label] for label in kept.labels])
     ids = [kept.rel(p) for p in kept.files]
-    return Dataset(name, kept.files, labels, classes, kept.fingerprint, ids, kept.skipped)
+    return Dataset(name, kept.files, labels, classes, kept.fingerprint, ids, kept.skipped, kept.stamps, allowed)
+
+
+def _first_reasons(skipped: list[tuple[str, str]], n: int = 2) -> str:
+    return "; ".join(f"{p}: {r}" for p, r in skipped[:n]) + (f"; +{len(skipped) - n} more" if len(skipped) > n else "")
 
 
 @register_dataset("folder", "Your own images: folder:PATH with one sub-folder per class (or images + a labels CSV)", True)
@@ -116,7 +123,12 @@ def _zip(arg: str | None) -> Dataset:
     ensure_allowed(path)
     if not path.is_file():
         raise PTMError(f"Zip file not found: {path}")
-    return _from_listing(f"zip:{path}", list_images(unwrap_single_folder(extract_zip(path))), None)
+    folder = extract_zip(path)
+    try:
+        return _from_listing(f"zip:{path}", list_images(unwrap_single_folder(folder)), [folder.resolve()])
+    except PTMError:
+        discard_extraction(folder)  # a refused dataset must not keep its unpacked bytes on disk
+        raise
 
 
 @register_dataset("tv", "torchvision datasets, from PTM_DATA_DIR/torchvision or downloaded: tv:cifar10[:test]", True)

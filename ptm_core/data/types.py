@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 
 from ptm_core.configs import stable_hash
-from ptm_core.data.imaging import ImageRejected, open_rgb, to_rgb
+from ptm_core.data.files import FileRejected, FileStamp, read_user_file
+from ptm_core.data.imaging import open_rgb, to_rgb
 from ptm_core.errors import PTMError
 
 Item = np.ndarray | Path | Image.Image
@@ -36,6 +37,14 @@ class LazyItems(Sequence):
         return LazyItems(self.source, self.indices[np.asarray(indices, dtype=np.int64)])
 
 
+class ItemUnreadable(PTMError):
+    """An item that was fine when listed but cannot be decoded now (truncated, swapped, removed)."""
+
+    def __init__(self, item_id: str, reason: str) -> None:
+        super().__init__(f"Could not read image {item_id}: {reason}.")
+        self.item_id, self.reason = item_id, reason
+
+
 @dataclass
 class Dataset:
     """Images are decoded arrays (uint8 HxWxC or HxW), PIL images, or file paths decoded on demand.
@@ -50,6 +59,8 @@ class Dataset:
     fingerprint: str
     ids: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    stamps: dict[Path, FileStamp] = field(default_factory=dict)  # file items as they were when checked
+    allowed: list[Path] | None = None  # roots file items must still resolve into when read
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -63,9 +74,10 @@ class Dataset:
         item = self.items[i]
         if isinstance(item, Path):
             try:
-                return open_rgb(item)
-            except ImageRejected as exc:
-                raise PTMError(f"Could not read image {self.ids[i]}: {exc}.") from None
+                # Read by the checked route, not by path: the file must be the one that was listed.
+                return open_rgb(read_user_file(item, self.allowed, self.stamps.get(item))[0])
+            except FileRejected as exc:
+                raise ItemUnreadable(self.ids[i], str(exc)) from None
         if isinstance(item, Image.Image):
             return to_rgb(item)
         return Image.fromarray(item).convert("RGB")
@@ -81,6 +93,8 @@ class Dataset:
             fingerprint=stable_hash([self.fingerprint, indices.tolist()]),
             ids=[self.ids[i] for i in indices],
             skipped=list(self.skipped),
+            stamps=self.stamps,
+            allowed=self.allowed,
         )
 
     def class_counts(self) -> dict[str, int]:
