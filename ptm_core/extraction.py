@@ -1,22 +1,29 @@
 """Pooled pre-logit features from a timm backbone, cached on disk by what determines them."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import timm
 import torch
 from timm.data import create_transform, resolve_model_data_config
+from PIL import Image
 from torch import nn
 
 from ptm_core.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
+from ptm_core.feature_files import validate_feature_arrays
+from ptm_core.limits import cache_max_bytes
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, stable_hash
 from ptm_core.data import Dataset, load_dataset
+from ptm_core.data.types import ItemUnreadable
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.weights import load_backbone
 
+log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 
@@ -40,6 +47,7 @@ class FeatureSet:
         if loaded is None:
             return None
         arrays, meta = loaded
+        validate_feature_arrays(arrays, Path(path).name)
         return cls(arrays["features"].astype(np.float32), arrays["labels"].astype(np.int64),
                    [str(c) for c in arrays["class_names"]], [str(i) for i in arrays["ids"]],
                    key or meta.get("key", ""), meta)
@@ -83,6 +91,20 @@ def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     return model.forward_head(model.forward_features(batch), pre_logits=True).flatten(1).float()
 
 
+def _image_batch(dataset: Dataset, transform, indices: range) -> torch.Tensor:
+    """Transformed images; one that fails to decode now is recorded in `dataset.unreadable` and
+    stands in as a blank image, so rows keep their places and one bad file never ends the run."""
+    images = []
+    for i in indices:
+        try:
+            image = dataset.image(i)
+        except ItemUnreadable as exc:
+            dataset.unreadable[i] = exc.reason
+            image = Image.new("RGB", (32, 32))
+        images.append(transform(image))
+    return torch.stack(images)
+
+
 def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: int, device: torch.device,
                      progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
                      resume: np.ndarray | None = None, checkpoint: Callable[[np.ndarray], None] | None = None,
@@ -102,7 +124,7 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
                 checkpoint(np.concatenate(out))
             raise Cancelled()
         stop = min(done + batch_size, n)
-        batch = torch.stack([transform(dataset.image(i)) for i in range(done, stop)])
+        batch = _image_batch(dataset, transform, range(done, stop))
         batch = batch.to(device).contiguous(memory_format=torch.channels_last)
         try:
             out.append(_forward(model, batch).cpu().numpy())
@@ -123,11 +145,21 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
     return np.concatenate(out).astype(np.float32)
 
 
-def _partial(path, n_images: int) -> np.ndarray | None:
+def _partial(path, dataset: Dataset) -> np.ndarray | None:
     loaded = load_npz(path)
-    if loaded is None or len(loaded[0]["features"]) > n_images:
+    if loaded is None or len(loaded[0]["features"]) > len(dataset):
         return None
+    dataset.unreadable.update({int(i): r for i, r in loaded[1].get("unreadable", {}).items()})
     return loaded[0]["features"]
+
+
+def _save_cache(result: "FeatureSet", path) -> None:
+    """Write the cache entry, then evict; eviction trouble must never cost the finished features."""
+    result.to_npz(path)
+    try:
+        enforce_cache_cap("features")
+    except OSError as exc:
+        log.warning("cache eviction failed: %s", exc)
 
 
 def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
@@ -135,6 +167,7 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     """Features for a dataset and backbone, from the cache when the same inputs were seen before."""
     if config.batch_size < 1:
         raise PTMError("--batch-size must be at least 1.")
+    cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
     started = time.perf_counter()
     dataset = load_dataset(dataset_config)
     loaded = load_backbone(backbone_config)
@@ -150,12 +183,16 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     transform = create_transform(**cfg, is_training=False)
     device = resolve_device(config.device)
     partial_path = path.with_name(f"{key}.partial.npz")
-    resume = _partial(partial_path, len(dataset))
+    resume = _partial(partial_path, dataset)
     t0 = time.perf_counter()
     features = extract_features(loaded.model, dataset, transform, config.batch_size, device, progress, cancelled,
-                                resume=resume, checkpoint=lambda feats: save_npz(partial_path, features=feats))
+                                resume=resume, checkpoint=lambda feats: save_npz(
+                                    partial_path, meta={"unreadable": dataset.unreadable}, features=feats))
     extract_seconds = time.perf_counter() - t0
     n_new = len(dataset) - (len(resume) if resume is not None else 0)
+    if dataset.unreadable:
+        dataset, kept = dataset.without_unreadable()
+        features = features[kept]
     meta = {
         "key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
@@ -164,9 +201,8 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         "skipped": [list(entry) for entry in dataset.skipped[:200]], "n_skipped": len(dataset.skipped),
     }
     result = FeatureSet(features, dataset.labels, dataset.class_names, dataset.ids, key, meta)
-    result.to_npz(path)
+    _save_cache(result, path)
     for leftover in (partial_path, partial_path.with_name(partial_path.name + ".sha256")):
         leftover.unlink(missing_ok=True)
-    enforce_cache_cap("features")
     result.meta = dict(meta, cache_hit=False, seconds=time.perf_counter() - started)
     return result

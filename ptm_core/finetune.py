@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +25,11 @@ from timm.data import create_transform
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ptm_core.artifacts import artifact_dir, file_sha256
+from ptm_core.artifacts import artifact_dir, file_sha256, temp_beside
 from ptm_core.configs import (FINETUNE_MODES, BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig,
                               stable_hash)
 from ptm_core.data import Dataset, load_dataset
+from ptm_core import checks
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features, resolve_device
 from ptm_core.probes import LinearProbe, check_splittable, split_indices
@@ -184,9 +184,11 @@ def _loader(dataset: Dataset, indices: np.ndarray, transform, batch_size: int, s
 
 def save_checkpoint(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     """safetensors written to a temp file and renamed, so a reader never sees half a checkpoint."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # a diverged run must never leave a "best" checkpoint behind
+        raise PTMError(f"Training produced non-finite weights ({bad[0]}); nothing was saved. Lower the learning rates.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temp_beside(path)
     try:
         save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=metadata)
         os.replace(tmp, path)
@@ -237,6 +239,11 @@ def _check(config: FinetuneConfig) -> None:
         raise PTMError("Fine-tuning needs --epochs >= 1 and --batch-size >= 1.")
     if not 0 <= config.val_size < 1 or not 0 <= config.warmup_fraction < 1:
         raise PTMError("val_size and warmup_fraction must lie in [0, 1).")
+    checks.number("head learning rate (--lr-head)", config.lr_head, 0, 10, lo_open=True)
+    checks.number("backbone learning rate (--lr-backbone)", config.lr_backbone, 0, 10)
+    checks.number("weight decay", config.weight_decay, 0, 10)
+    checks.seed("seed (--seed)", config.seed)
+    checks.seed("split seed", config.split_seed)
 
 
 def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: FinetuneConfig = FinetuneConfig(),

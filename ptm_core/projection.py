@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from ptm_core.artifacts import artifact_dir, load_npz, save_npz
 from ptm_core.configs import ProjectionConfig, stable_hash
+from ptm_core import checks
 from ptm_core.errors import PTMError
 
 METHODS = ("umap", "pca", "tsne")
@@ -58,10 +59,11 @@ def validate(config: ProjectionConfig, n: int) -> None:
         raise PTMError(f"A map has 2 or 3 dimensions, not {config.n_components}.")
     if n < 4:
         raise PTMError("A map needs at least 4 points.")
-    if config.n_neighbors < 2 or not 0.0 <= config.min_dist <= 1.0:
-        raise PTMError("UMAP needs n_neighbors >= 2 and min_dist between 0 and 1.")
-    if config.perplexity <= 0:
-        raise PTMError("t-SNE perplexity must be positive (5-50 is usual).")
+    if config.n_neighbors < 2:
+        raise PTMError("UMAP needs n_neighbors >= 2.")
+    checks.number("UMAP min_dist (--min-dist)", config.min_dist, 0.0, 1.0)
+    checks.number("t-SNE perplexity (--perplexity; 5-50 is usual)", config.perplexity, 0, 10_000, lo_open=True)
+    checks.seed("map seed (--seed)", config.seed)
     if config.pca_dims is not None and config.pca_dims < config.n_components:
         raise PTMError(f"PCA pre-reduction to {config.pca_dims} dims is below the map's {config.n_components}.")
     if config.fit_max is not None and config.fit_max < 4:

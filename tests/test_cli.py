@@ -137,16 +137,19 @@ def test_missing_features_file_is_a_one_line_error(tmp_path):
     _assert_one_line_error(proc, "missing.npz")
 
 
-def test_probe_refuses_but_keeps_a_features_file_without_checksum(extracted, tmp_path):
-    """A user's own file that fails verification is reported, never deleted."""
+def test_probe_reads_a_features_file_without_checksum_and_keeps_a_damaged_one(extracted, tmp_path):
+    """Checksums guard the cache; a user's own file is validated by content, and never deleted."""
     import shutil
 
     _json(extracted["first"])
     copy = tmp_path / "copied.npz"  # copied without its .sha256 sidecar
     shutil.copyfile(extracted["out"], copy)
-    proc = run_cli("probe", "--features", str(copy), data_dir=tmp_path)
-    _assert_one_line_error(proc, "copied.npz")
-    assert copy.exists(), "probe deleted the user's features file"
+    assert "test_accuracy" in _json(run_cli("probe", "--features", str(copy), "--json", data_dir=tmp_path))
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(copy.read_bytes()[:-200])
+    proc = run_cli("probe", "--features", str(damaged), data_dir=tmp_path)
+    _assert_one_line_error(proc, "damaged.npz")
+    assert damaged.exists(), "probe deleted the user's features file"
 
 
 def test_limit_zero_is_a_usage_error(tmp_path, tiny):

@@ -23,7 +23,7 @@ from ptm_core.artifacts import atomic_write_bytes, enforce_dir_cap, file_sha256,
 from ptm_core.errors import PTMError
 from ptm_core.data.files import within
 from ptm_core.data.imaging import first_line
-from ptm_core.limits import MAX_RATIO, env_int, mb
+from ptm_core.limits import LOAD_BYTES_ENV, MAX_RATIO, env_int, max_load_bytes, mb
 from ptm_core.paths import data_dir
 
 ROOTS_ENV = "PTM_ALLOWED_ROOTS"
@@ -242,6 +242,32 @@ def extract_zip(path: Path) -> Path:
 def discard_extraction(folder: Path) -> None:
     """Remove an extraction whose dataset was refused: it must not sit on disk unused."""
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- packed files
+
+def check_packed_file(path: Path, what: str) -> None:
+    """Bound a file the user names directly (npz, torch zip checkpoint) like an upload, before loading.
+
+    Both formats are zip containers that numpy/torch inflate whole into memory: a 1.6 MB npz can
+    declare 1.6 GB. The file size, the declared total and each entry's ratio are all checked.
+    """
+    limit, size = max_load_bytes(), path.stat().st_size
+    too_big = f"{what} {path.name} is {{}} MB, over the {mb(limit)} MB limit ({LOAD_BYTES_ENV})"
+    if size > limit:
+        raise PTMError(too_big.format(mb(size)) + ".")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip (legacy torch pickle, safetensors): it cannot expand beyond its size
+    total = sum(info.file_size for info in infos)
+    if total > limit:
+        raise PTMError(too_big.format(mb(total)) + " once unpacked.")
+    for info in infos:
+        if ratio_too_high(info.file_size, info.compress_size):
+            raise PTMError(f"{what} {path.name} rejected: entry '{info.filename}' expands "
+                           f"{info.file_size // max(info.compress_size, 1):,}:1 (compression bomb?).")
 
 
 # --------------------------------------------------------------------------- uploads

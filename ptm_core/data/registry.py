@@ -13,6 +13,7 @@ import numpy as np
 
 from ptm_core.configs import DatasetConfig
 from ptm_core.data.types import Dataset
+from ptm_core import checks
 from ptm_core.errors import PTMError
 
 
@@ -72,6 +73,7 @@ def stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
 
 
 def load_dataset(config: DatasetConfig) -> Dataset:
+    checks.seed("dataset subset seed", config.seed)
     entry, arg = parse_spec(config.spec)
     dataset = entry.factory(arg)
     if config.limit is not None:

@@ -61,6 +61,7 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     stamps: dict[Path, FileStamp] = field(default_factory=dict)  # file items as they were when checked
     allowed: list[Path] | None = None  # roots file items must still resolve into when read
+    unreadable: dict[int, str] = field(default_factory=dict)  # index -> reason, for items that failed at decode
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -96,6 +97,14 @@ class Dataset:
             stamps=self.stamps,
             allowed=self.allowed,
         )
+
+    def without_unreadable(self) -> tuple["Dataset", np.ndarray]:
+        """The items that decoded (with the others added to `skipped`) and their indices in this dataset."""
+        keep = np.array([i for i in range(len(self)) if i not in self.unreadable], dtype=np.int64)
+        kept = self.subset(keep)
+        kept.fingerprint = self.fingerprint  # the cache entry was keyed on the dataset as loaded
+        kept.skipped += [(self.ids[i], reason) for i, reason in sorted(self.unreadable.items())]
+        return kept, keep
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.class_names))
