@@ -203,4 +203,4 @@ def test_map_writes_a_csv_of_points_with_its_faithfulness(tmp_path, tiny):
     assert list(frame.columns) == ["row", "id", "class", "x", "y", "z"] and len(frame) == 60
     assert 0 <= summary["trustworthiness"] <= 1 and summary["summary"]
     bad = run_cli("map", "--dataset", "digits", "--out", str(tmp_path / "map.txt"), data_dir=tmp_path / "data")
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: --out must name a .csv file."
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --out must name a .csv file")
