@@ -7,10 +7,16 @@ position of its `PLACE_K` nearest fitted neighbours in feature space. `meta['sub
 """
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -23,6 +29,7 @@ from ptm_core.configs import ProjectionConfig, stable_hash
 from ptm_core import checks
 from ptm_core.errors import PTMError
 
+log = logging.getLogger(__name__)
 METHODS = ("umap", "pca", "tsne")
 METRICS = ("euclidean", "cosine", "correlation", "manhattan")  # distances UMAP and t-SNE both accept
 # Beyond these many points the map is fitted on a subsample. By estimate_seconds on the 2-core dev box
@@ -91,6 +98,50 @@ def _umap(features: np.ndarray, config: ProjectionConfig, approximate: bool = Fa
         return _umap_reducer(config, len(features), approximate).fit_transform(features)
 
 
+def check_degenerate(features: np.ndarray, n_components: int = 2) -> None:
+    """Refuse inputs no map can show, before any native code sees them.
+
+    Identical rows (20 copies of one white image, a collapsed backbone) crashed scikit-learn's
+    Barnes-Hut t-SNE with a segfault; they also make UMAP's and PCA's output meaningless.
+    """
+    if not np.isfinite(features).all():
+        raise PTMError("The features contain NaN or infinite values; a map cannot be drawn. Extract them again.")
+    rows = np.ascontiguousarray(features).view(np.dtype((np.void, features.dtype.itemsize * features.shape[1])))
+    distinct = len(np.unique(rows))
+    needed = max(4, n_components + 1)
+    if distinct < needed:
+        what = "all identical" if distinct == 1 else f"only {distinct} different ones"
+        raise PTMError(f"The {len(features)} feature rows are {what} (zero variance): a map needs at least {needed} "
+                       f"different points. The images may be identical, or the backbone gives one output for all.")
+
+
+def _tsne_isolated(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
+    """t-SNE in a child process: a native crash there is an error message, not a dead server.
+
+    A plain `python -m ptm_core.projection` child rather than multiprocessing: spawn re-imports
+    the parent's main script (the Streamlit runner, a test file), which is neither cheap nor safe.
+    """
+    with tempfile.TemporaryDirectory(prefix="ptm-tsne-") as tmp:
+        src, out = Path(tmp) / "features.npy", Path(tmp) / "coords.npy"
+        np.save(src, features, allow_pickle=False)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                                         os.environ.get("PYTHONPATH")])))
+        proc = subprocess.run([sys.executable, "-m", "ptm_core.projection", str(src), str(out),
+                               json.dumps(config.to_dict())], env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            log.warning("t-SNE worker exited with %s: %s", proc.returncode, proc.stderr[-2000:])
+            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+            raise PTMError(f"t-SNE crashed in its worker process ({how}; the app is unaffected); "
+                           f"try UMAP or PCA, or another perplexity.")
+        return np.load(out, allow_pickle=False)
+
+
+def _tsne_worker(argv: list[str]) -> None:
+    src, out, config = argv
+    fields = json.loads(config)
+    np.save(out, _tsne(np.load(src, allow_pickle=False), ProjectionConfig(**fields)), allow_pickle=False)
+
+
 def _tsne(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
     # sklearn needs perplexity < n; a third of n keeps the neighbourhoods meaningful on tiny sets.
     perplexity = max(1.0, min(config.perplexity, (len(features) - 1) / 3))
@@ -112,7 +163,7 @@ def _as_input(x: np.ndarray) -> np.ndarray:
 def _fit_and_place(fit_x: np.ndarray, rest_x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, np.ndarray]:
     """Map coordinates of the fitted points and of the rest (empty when nothing was left out)."""
     if config.method == "tsne":
-        fit_coords = _tsne(fit_x, config)
+        fit_coords = _tsne_isolated(fit_x, config)
         if not len(rest_x):
             return fit_coords, fit_coords[:0]
         knn = NearestNeighbors(n_neighbors=min(PLACE_K, len(fit_x)), metric=config.metric).fit(fit_x)
@@ -136,6 +187,7 @@ def _subsample(n: int, config: ProjectionConfig) -> np.ndarray | None:
 
 def _compute(features: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, dict]:
     validate(config, len(features))
+    check_degenerate(features, config.n_components)
     n = len(features)
     fit_idx = _subsample(n, config)
     rest_mask = np.zeros(n, dtype=bool)
@@ -270,3 +322,7 @@ def compile_umap() -> None:
     # Then small sets' exact kNN. Other metrics and the unseeded (parallel) layout stay cold: each
     # costs ~10 s more of compile, and estimate_seconds() tells the user before their first such map.
     _umap(sample, ProjectionConfig())
+
+
+if __name__ == "__main__":  # the t-SNE worker: python -m ptm_core.projection IN.npy OUT.npy CONFIG_JSON
+    _tsne_worker(sys.argv[1:])

@@ -53,14 +53,32 @@ def _digits(arg: str | None) -> Dataset:
     return _from_array("digits", images, bunch.target, [str(d) for d in range(10)])
 
 
+SHAPES_BOUNDS = {"n": (2, 100_000), "classes": (2, None), "size": (16, 512), "seed": (0, 2**32 - 1)}
+SHAPES_MAX_BYTES = 2 * 1024**3  # n x size x size x 3 bytes held in memory at once
+
+
 def _parse_options(arg: str | None, defaults: dict[str, int]) -> dict[str, int]:
     options = dict(defaults)
     for part in filter(None, (arg or "").split(",")):
         key, sep, value = part.partition("=")
-        if not sep or key.strip() not in defaults or not value.strip().isdigit():
-            raise PTMError(f"Bad option '{part}'; expected key=integer with key in {sorted(defaults)}.")
+        value = value.strip()
+        # isdecimal() alone accepts other scripts' digits, and int() of '²' fails: ASCII digits only.
+        if not sep or key.strip() not in defaults or not (value.isascii() and value.isdecimal()) or len(value) > 12:
+            raise PTMError(f"Bad option '{part}'; expected key=whole number with key in {sorted(defaults)}.")
         options[key.strip()] = int(value)
     return options
+
+
+def _check_shapes(opts: dict[str, int], n_shapes: int) -> None:
+    for key, (lo, hi) in SHAPES_BOUNDS.items():
+        hi = n_shapes if hi is None else hi
+        if not lo <= opts[key] <= hi:
+            raise PTMError(f"shapes: {key} must be between {lo:,} and {hi:,}, got {opts[key]:,}.")
+    if opts["n"] < opts["classes"]:
+        raise PTMError("shapes: need n >= classes.")
+    if opts["n"] * opts["size"] ** 2 * 3 > SHAPES_MAX_BYTES:
+        raise PTMError(f"shapes: n x size x size x 3 must stay under {SHAPES_MAX_BYTES // 1024**3} GiB of pixels; "
+                       f"lower n or size.")
 
 
 @register_dataset("shapes", "Seeded synthetic coloured shapes on noisy backgrounds (shapes:n=600,classes=6,size=64,seed=0)", True)
@@ -68,10 +86,7 @@ def _shapes(arg: str | None) -> Dataset:
     from ptm_core.data.synthetic import SHAPE_NAMES, render_shapes
 
     opts = _parse_options(arg, {"n": 600, "classes": 6, "size": 64, "seed": 0})
-    if not 2 <= opts["classes"] <= len(SHAPE_NAMES):
-        raise PTMError(f"shapes: classes must be between 2 and {len(SHAPE_NAMES)}.")
-    if opts["n"] < opts["classes"] or opts["size"] < 16:
-        raise PTMError("shapes: need n >= classes and size >= 16.")
+    _check_shapes(opts, len(SHAPE_NAMES))
     images, labels = render_shapes(opts["n"], opts["classes"], opts["size"], opts["seed"])
     return _from_array(f"shapes:{arg or ''}".rstrip(":"), images, labels, list(SHAPE_NAMES[: opts["classes"]]))
 
