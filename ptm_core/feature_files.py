@@ -56,14 +56,17 @@ def validate_feature_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
 
 
 def _load(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic == b"\x93NUMPY":
+        raise PTMError(f"{path.name} holds a single array, not a features npz written by `extract --out`.")
+    if not magic.startswith(b"PK"):  # numpy would try it as a pickle and advise allow_pickle
+        raise PTMError(f"{path.name} is not an npz archive of arrays; point --features at a file written by "
+                       f"`extract --out`.")
     try:
         with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):  # a bare .npy: one array, not a features file
-                raise PTMError(f"{path.name} holds a single array, not a features npz written by `extract --out`.")
             arrays = {k: data[k] for k in data.files if k != "meta"}
             meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
-    except PTMError:
-        raise
     except ValueError as exc:
         if "pickle" in str(exc):
             raise PTMError(f"{path.name} holds Python objects, which are not loaded (they could run code); "

@@ -62,7 +62,7 @@ def _loose_file_reason(entry: Path, csv_count: int, has_folders: bool) -> str:
         return f"one of {csv_count} CSV files here: a labels CSV must be the only .csv in the folder"
     if has_folders:
         return "not inside a class folder"
-    return "not inside a class folder (there are no class folders here, and no single labels CSV)"
+    return "not inside a class folder (there are none here)"
 
 
 def list_class_folders(root: Path) -> Listing:
@@ -70,7 +70,8 @@ def list_class_folders(root: Path) -> Listing:
     entries = [e for e in sorted(root.iterdir(), key=lambda p: p.name) if not is_hidden(e.name)]
     csv_count = sum(1 for e in entries if e.suffix.lower() == ".csv" and not e.is_dir())
     has_folders = any(e.is_dir() for e in entries)
-    for entry in entries:
+    # CSVs first: with several of them, that is the likeliest reason nothing was found.
+    for entry in sorted(entries, key=lambda e: (e.is_dir() or e.suffix.lower() != ".csv", e.name)):
         if not entry.is_dir():
             listing.skip(entry, _loose_file_reason(entry, csv_count, has_folders))
             continue
