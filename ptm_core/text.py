@@ -38,7 +38,7 @@ def csv_safe_frame(frame):
     """A copy of a pandas DataFrame with every text cell passed through `csv_cell` (numbers untouched)."""
     safe = frame.copy()
     for column in safe.columns:
-        if safe[column].dtype == object or str(safe[column].dtype) in ("string", "category"):
+        if safe[column].dtype.kind not in "biufcmM":  # any text-like column: object, str, string, category
             safe[column] = safe[column].map(csv_cell)
     safe.columns = [csv_cell(str(c)) for c in safe.columns]
     return safe
