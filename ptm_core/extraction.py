@@ -47,7 +47,13 @@ class FeatureSet:
         if loaded is None:
             return None
         arrays, meta = loaded
-        validate_feature_arrays(arrays, Path(path).name)
+        try:
+            validate_feature_arrays(arrays, Path(path).name)
+        except PTMError:
+            if not discard_invalid:
+                raise
+            Path(path).unlink(missing_ok=True)  # a cache entry that makes no sense is recomputed, not shown
+            return None
         return cls(arrays["features"].astype(np.float32), arrays["labels"].astype(np.int64),
                    [str(c) for c in arrays["class_names"]], [str(i) for i in arrays["ids"]],
                    key or meta.get("key", ""), meta)

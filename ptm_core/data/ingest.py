@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ptm_core.artifacts import atomic_write_bytes, enforce_dir_cap, file_sha256, touch
+from ptm_core.artifacts import atomic_write_bytes, clean_stale_temp, enforce_dir_cap, file_sha256, touch
 from ptm_core.errors import PTMError
 from ptm_core.data.files import within
 from ptm_core.data.imaging import first_line
@@ -284,6 +284,7 @@ def ingest_upload(data: bytes, name: str) -> str:
         raise PTMError(f"{name} is not a zip file; upload a .zip of class folders or images plus a labels CSV.") from None
     folder = data_dir() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp(folder)  # half-written uploads of a killed server
     path = folder / f"{hashlib.sha256(data).hexdigest()}.zip"
     if not path.exists():
         atomic_write_bytes(path, data)
