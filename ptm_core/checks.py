@@ -10,6 +10,8 @@ import math
 from ptm_core.errors import PTMError
 
 MAX_SEED = 2**32 - 1  # numpy and sklearn accept seeds in [0, 2**32)
+MAX_BATCH = 4096  # beyond this a CPU batch of 224 px images needs more memory than it saves time
+MAX_EPOCHS = 1000
 
 
 def number(name: str, value: float, lo: float | None = None, hi: float | None = None, *,

@@ -344,11 +344,7 @@ def _use_data_dir(path: str | None) -> None:
     from ptm_core.paths import set_data_dir
 
     if path:
-        try:
-            set_data_dir(path)
-        except OSError as exc:  # a file in the way, no permission, read-only disk
-            raise PTMError(f"--data-dir {path} cannot be used as a folder ({exc.strerror or exc}); "
-                           f"name a folder that exists or can be created.") from None
+        set_data_dir(path)  # a PTMError naming the folder when it cannot be one
 
 
 def main(argv: list[str] | None = None) -> int:

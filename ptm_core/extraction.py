@@ -20,6 +20,7 @@ from ptm_core.limits import cache_max_bytes
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, stable_hash
 from ptm_core.data import Dataset, load_dataset
 from ptm_core.data.types import ItemUnreadable
+from ptm_core import checks
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.weights import load_backbone
 
@@ -171,8 +172,9 @@ def _save_cache(result: "FeatureSet", path) -> None:
 def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
             progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> FeatureSet:
     """Features for a dataset and backbone, from the cache when the same inputs were seen before."""
-    if config.batch_size < 1:
-        raise PTMError("--batch-size must be at least 1.")
+    checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
+    if config.image_size is not None:
+        checks.whole("--image-size", config.image_size, 16, 1024)
     cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
     started = time.perf_counter()
     dataset = load_dataset(dataset_config)

@@ -17,6 +17,7 @@ from ptm_core.data.ingest import check_packed_file
 from ptm_core.errors import PTMError
 
 REQUIRED = ("features", "labels")
+MAX_CLASSES = 100_000  # class names are made up from label values when a file lists none
 
 
 def _check_labels(labels: np.ndarray, n: int, n_classes: int | None, where: str) -> None:
@@ -32,6 +33,9 @@ def _check_labels(labels: np.ndarray, n: int, n_classes: int | None, where: str)
     if n_classes is not None and len(labels) and labels.max() >= n_classes:
         raise PTMError(f"{where}: 'labels' contains class {int(labels.max())} but 'class_names' lists "
                        f"only {n_classes}.")
+    if n_classes is None and len(labels) and labels.max() >= MAX_CLASSES:
+        raise PTMError(f"{where}: 'labels' goes up to {int(labels.max()):,} and there are no 'class_names'; "
+                       f"label classes 0, 1, 2, ... or add class_names.")
 
 
 def validate_feature_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
@@ -44,6 +48,8 @@ def validate_feature_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
     if features.ndim != 2 or not np.issubdtype(features.dtype, np.number) or np.iscomplexobj(features):
         raise PTMError(f"{where}: 'features' must be a 2-D array of real numbers (rows x dims), "
                        f"got {features.dtype} of shape {features.shape}.")
+    if not features.size:
+        raise PTMError(f"{where}: 'features' has no rows or no dimensions (shape {features.shape}).")
     if not np.isfinite(features).all():
         raise PTMError(f"{where}: 'features' contains NaN or infinite values.")
     names = arrays.get("class_names")

@@ -235,8 +235,9 @@ def finetuned_features(checkpoint: str | os.PathLike, dataset_config: DatasetCon
 def _check(config: FinetuneConfig) -> None:
     if config.mode not in FINETUNE_MODES:
         raise PTMError(f"Unknown fine-tuning mode '{config.mode}'; use one of {', '.join(FINETUNE_MODES)}.")
-    if config.epochs < 1 or config.batch_size < 1:
-        raise PTMError("Fine-tuning needs --epochs >= 1 and --batch-size >= 1.")
+    checks.whole("--epochs", config.epochs, 1, checks.MAX_EPOCHS)
+    checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
+    checks.whole("--image-size", config.image_size, 16, 1024)
     if not 0 <= config.val_size < 1 or not 0 <= config.warmup_fraction < 1:
         raise PTMError("val_size and warmup_fraction must lie in [0, 1).")
     checks.number("head learning rate (--lr-head)", config.lr_head, 0, 10, lo_open=True)

@@ -72,6 +72,8 @@ def test_8_bad_numbers_are_one_usage_line_and_one_error(argv, capsys):
     (lambda: FinetuneConfig(lr_backbone=-1.0), "--lr-backbone"),
     (lambda: FinetuneConfig(seed=-1), "seed"),
     (lambda: FinetuneConfig(weight_decay=math.inf), "weight decay"),
+    (lambda: FinetuneConfig(epochs=10**9), "--epochs"),
+    (lambda: FinetuneConfig(batch_size=10**9), "--batch-size"),
 ])
 def test_8_engine_checks_fine_tuning_settings_too(make, message):
     from ptm_core.finetune import _check
@@ -197,6 +199,16 @@ def test_7_bad_out_is_refused_before_any_extraction(make_out, message, tmp_path,
     assert message in one_line_error(code, err)
 
 
+@pytest.mark.parametrize("extraction", [dict(batch_size=10**9), dict(image_size=100_000)])
+def test_8_extraction_sizes_are_bounded_before_loading_anything(extraction, monkeypatch, tiny):
+    from ptm_core import extraction as module
+    from ptm_core.configs import ExtractionConfig
+
+    monkeypatch.setattr(module, "load_dataset", lambda *a: pytest.fail("loaded data before checking sizes"))
+    with pytest.raises(PTMError, match="--batch-size|--image-size"):
+        module.extract(tiny.data(), tiny.backbone(), ExtractionConfig(**extraction))
+
+
 def test_7_invalid_cache_cap_fails_before_loading_anything(monkeypatch, tiny):
     from ptm_core import extraction
 
@@ -214,13 +226,17 @@ def test_7_a_late_write_failure_keeps_the_result_in_the_cache(tmp_path):
         cli._write_output(tmp_path / "x.npz", fails, "abc")
 
 
-@pytest.mark.parametrize("kind", ["file", "under-a-file"])
+@pytest.mark.parametrize("kind", ["file", "under-a-file", "env-file"])
 def test_14_a_data_dir_that_cannot_be_a_folder_is_one_line(kind, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PTM_DATA_DIR", os.environ["PTM_DATA_DIR"])  # restored after set_data_dir
     blocker = write(tmp_path / "blocker", b"x")
-    target = blocker if kind == "file" else blocker / "sub"
-    code, _, err = run(capsys, "--data-dir", str(target), "datasets")
-    assert "--data-dir" in one_line_error(code, err)
+    target = blocker / "sub" if kind == "under-a-file" else blocker
+    if kind == "env-file":
+        monkeypatch.setenv("PTM_DATA_DIR", str(target))
+        code, _, err = run(capsys, "probe", "--features", str(tmp_path / "none.npz"))
+    else:
+        code, _, err = run(capsys, "--data-dir", str(target), "datasets")
+    assert "--data-dir" in one_line_error(code, err) and str(blocker) in err
 
 
 # --------------------------------------------------------------------------- 5, 21, 24: what we write

@@ -213,6 +213,8 @@ def _good(n: int = 8) -> dict:
     ({"features": np.full((8, 4), np.nan)}, "NaN or infinite"),
     ({"ids": np.array(["x"])}, "'ids' has 1 entries"),
     ({"labels": None}, "has no 'labels' array"),
+    ({"features": np.zeros((0, 4)), "labels": np.zeros(0, int), "ids": np.array([], str)}, "has no rows"),
+    ({"labels": np.full(8, 10**12), "class_names": None}, "no 'class_names'"),
 ])
 def test_6_features_npz_is_validated_by_content(change, message, tmp_path):
     from ptm_core.feature_files import read_features_file
