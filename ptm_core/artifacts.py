@@ -117,6 +117,7 @@ def load_npz(path: Path, discard_invalid: bool = True) -> tuple[dict[str, np.nda
 
 
 STALE_TEMP_S = 3600.0  # a `.name.xxxx.tmp` this old belongs to a writer that was killed
+DIR_GRACE_S = 3600.0  # an extracted dataset or upload used this recently is not evicted
 
 
 def touch(path: Path) -> None:
@@ -136,7 +137,8 @@ def _stat_or_none(path: Path) -> os.stat_result | None:
 
 def _tree_bytes(path: Path) -> int:
     if not path.is_dir() or path.is_symlink():
-        return (_stat_or_none(path) or os.stat_result((0,) * 10)).st_size
+        found = _stat_or_none(path)
+        return found.st_size if found else 0
     total = 0
     for dirpath, _, filenames in os.walk(path):
         for name in filenames:
@@ -153,8 +155,12 @@ def _remove(path: Path) -> None:
         path.with_name(path.name + ".sha256").unlink(missing_ok=True)
 
 
-def _evict(entries: list[Path], limit: int, keep: Path | None) -> list[Path]:
-    """Remove least-recently-used entries until the rest fit; tolerant of entries vanishing meanwhile."""
+def _evict(entries: list[Path], limit: int, keep: Path | None, grace_s: float = 0.0) -> list[Path]:
+    """Remove least-recently-used entries until the rest fit; tolerant of entries vanishing meanwhile.
+
+    Entries used within `grace_s` stay even above the cap: a running job may still be reading them.
+    """
+    now = time.time()
     stats = {p: s for p in entries if (s := _stat_or_none(p)) is not None}
     ordered = sorted(stats, key=lambda p: stats[p].st_mtime)
     sizes = {p: _tree_bytes(p) for p in ordered}
@@ -163,7 +169,7 @@ def _evict(entries: list[Path], limit: int, keep: Path | None) -> list[Path]:
     for path in ordered:
         if total <= limit:
             break
-        if path == keep:
+        if path == keep or now - stats[path].st_mtime < grace_s:
             continue
         _remove(path)
         total -= sizes[path]
@@ -191,6 +197,9 @@ def enforce_cache_cap(kind: str, max_bytes: int | None = None) -> list[Path]:
 
 
 def enforce_dir_cap(folder: Path, keep: Path | None = None, max_bytes: int | None = None) -> list[Path]:
-    """The cache cap for folders of extracted datasets or uploads: LRU entries (folders or files) go."""
+    """The cache cap for folders of extracted datasets or uploads: LRU entries (folders or files) go.
+
+    Each load touches its entry; one used in the last DIR_GRACE_S may still be read by a running job.
+    """
     limit = cache_max_bytes() if max_bytes is None else max_bytes
-    return _evict([p for p in folder.iterdir() if not p.name.startswith(".")], limit, keep)
+    return _evict([p for p in folder.iterdir() if not p.name.startswith(".")], limit, keep, DIR_GRACE_S)

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from ptm_core.artifacts import atomic_write_bytes
@@ -348,10 +349,13 @@ def _use_data_dir(path: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # Building the parser imports sklearn & co.; their warnings wait here until the log is set up.
+    with warnings.catch_warnings(record=True) as early:
+        warnings.simplefilter("default")
+        args = build_parser().parse_args(argv)
     try:
         _use_data_dir(args.data_dir)
-        route_warnings_to_log()
+        route_warnings_to_log(early)
         return COMMANDS[args.command](args)
     except PTMError as exc:
         if os.environ.get("PTM_DEBUG"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 from ptm_core.paths import data_dir
 
@@ -20,8 +21,11 @@ def log_path():
     return data_dir() / LOG_NAME
 
 
-def route_warnings_to_log() -> None:
-    """Send Python warnings and library log records to the log (stderr under PTM_DEBUG=1); once per process."""
+def route_warnings_to_log(early: list[warnings.WarningMessage] | None = None) -> None:
+    """Send Python warnings and library log records to the log (stderr under PTM_DEBUG=1); once per process.
+
+    `early`: warnings recorded before the log could be opened (the data dir was not known yet).
+    """
     if _installed:
         return
     logging.captureWarnings(True)
@@ -38,3 +42,5 @@ def route_warnings_to_log() -> None:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if os.environ.get("PTM_DEBUG") else logging.INFO)
     _installed.append(handler)
+    for w in early or []:
+        logging.getLogger("py.warnings").warning(warnings.formatwarning(w.message, w.category, w.filename, w.lineno))

@@ -286,7 +286,9 @@ def ingest_upload(data: bytes, name: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     clean_stale_temp(folder)  # half-written uploads of a killed server
     path = folder / f"{hashlib.sha256(data).hexdigest()}.zip"
-    if not path.exists():
+    if path.exists():
+        touch(path)  # used again: last in line for eviction
+    else:
         atomic_write_bytes(path, data)
     enforce_dir_cap(folder, keep=path)
     return f"zip:{path}"

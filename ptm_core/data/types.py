@@ -44,6 +44,9 @@ class ItemUnreadable(PTMError):
         super().__init__(f"Could not read image {item_id}: {reason}.")
         self.item_id, self.reason = item_id, reason
 
+    def __reduce__(self):  # picklable despite its two-argument constructor
+        return type(self), (self.item_id, self.reason)
+
 
 @dataclass
 class Dataset:
