@@ -233,7 +233,8 @@ def test_14_a_data_dir_that_cannot_be_a_folder_is_one_line(kind, tmp_path, capsy
     target = blocker / "sub" if kind == "under-a-file" else blocker
     if kind == "env-file":
         monkeypatch.setenv("PTM_DATA_DIR", str(target))
-        code, _, err = run(capsys, "probe", "--features", str(tmp_path / "none.npz"))
+        features = _features_npz(tmp_path / "f.npz")  # the map cache then needs the data folder
+        code, _, err = run(capsys, "map", "--features", str(features), "--method", "pca", "--out", str(tmp_path / "m.csv"))
     else:
         code, _, err = run(capsys, "--data-dir", str(target), "datasets")
     assert "--data-dir" in one_line_error(code, err) and str(blocker) in err

@@ -75,7 +75,7 @@ def test_1_extracted_datasets_are_under_the_cache_cap(tmp_path, monkeypatch):
     first = make_zip(tmp_path / "one.zip", {"a/1.png": png_bytes(1), "b/2.png": png_bytes(2)})
     second = make_zip(tmp_path / "two.zip", {"a/1.png": png_bytes(3), "b/2.png": png_bytes(4)})
     load(f"zip:{first}")
-    old = time.time() - 100
+    old = time.time() - 7200  # unused for two hours: past the eviction grace
     for p in datasets_dir().iterdir():
         os.utime(p, (old, old))
     monkeypatch.setenv("PTM_CACHE_MAX_BYTES", "1")
