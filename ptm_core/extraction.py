@@ -160,6 +160,14 @@ def _partial(path, dataset: Dataset) -> np.ndarray | None:
     return loaded[0]["features"]
 
 
+def _check_finite(features: np.ndarray, backbone: str) -> None:
+    """NaN/inf features would fail later inside sklearn with its own words; say it here, with what to try."""
+    bad = int((~np.isfinite(features).all(axis=1)).sum())
+    if bad:
+        raise PTMError(f"{backbone} produced NaN or infinite features for {bad} of {len(features)} images; "
+                       f"try other weights or another --image-size.")
+
+
 def _save_cache(result: "FeatureSet", path) -> None:
     """Write the cache entry, then evict; eviction trouble must never cost the finished features."""
     result.to_npz(path)
@@ -201,6 +209,7 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     if dataset.unreadable:
         dataset, kept = dataset.without_unreadable()
         features = features[kept]
+    _check_finite(features, backbone_config.name)
     meta = {
         "key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,

@@ -330,6 +330,14 @@ def test_12_18_22_an_image_that_breaks_mid_run_is_skipped_listed_and_quiet(tmp_p
     assert len(err.strip().splitlines()) == 1, err  # nothing else: library warnings go to the log
 
 
+def test_10_nan_features_from_a_backbone_are_one_clear_error(tiny, monkeypatch):
+    from ptm_core import extraction
+
+    monkeypatch.setattr(extraction, "extract_features", lambda model, dataset, *a, **k: np.full((len(dataset), 4), np.nan))
+    with pytest.raises(PTMError, match="NaN or infinite features for 60 of 60"):
+        extraction.extract(tiny.data(), tiny.backbone(), tiny.extraction())
+
+
 @pytest.mark.parametrize("debug", [False, True])
 def test_22_warnings_go_to_the_log_not_stderr(debug, tmp_path):
     import subprocess
