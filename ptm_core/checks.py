@@ -38,3 +38,7 @@ def whole(name: str, value: int, lo: int, hi: int) -> int:
 
 def seed(name: str, value: int) -> int:
     return whole(name, value, 0, MAX_SEED)
+
+
+def image_size(value: int) -> int:
+    return whole("--image-size", value, 16, 1024)

@@ -10,18 +10,18 @@ from typing import Callable
 import numpy as np
 import timm
 import torch
-from timm.data import create_transform, resolve_model_data_config
 from PIL import Image
+from timm.data import create_transform, resolve_model_data_config
 from torch import nn
 
+from ptm_core import checks
 from ptm_core.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
-from ptm_core.feature_files import validate_feature_arrays
-from ptm_core.limits import cache_max_bytes
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, stable_hash
 from ptm_core.data import Dataset, load_dataset
 from ptm_core.data.types import ItemUnreadable
-from ptm_core import checks
 from ptm_core.errors import Cancelled, PTMError
+from ptm_core.feature_files import validate_feature_arrays
+from ptm_core.limits import cache_max_bytes
 from ptm_core.weights import load_backbone
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,8 @@ def data_config(model: nn.Module, image_size: int | None) -> dict:
     """timm's eval preprocessing for `model`, with an optional square input-size override."""
     cfg = resolve_model_data_config(model)
     if image_size is not None:
-        if not 16 <= image_size <= 1024:
-            raise PTMError(f"Image size {image_size} is out of range (16-1024).")
-        cfg["input_size"] = (3, image_size, image_size)
+        size = checks.image_size(image_size)
+        cfg["input_size"] = (3, size, size)
     return cfg
 
 
@@ -182,7 +181,7 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     """Features for a dataset and backbone, from the cache when the same inputs were seen before."""
     checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
     if config.image_size is not None:
-        checks.whole("--image-size", config.image_size, 16, 1024)
+        checks.image_size(config.image_size)
     cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
     started = time.perf_counter()
     dataset = load_dataset(dataset_config)

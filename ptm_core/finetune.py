@@ -237,7 +237,7 @@ def _check(config: FinetuneConfig) -> None:
         raise PTMError(f"Unknown fine-tuning mode '{config.mode}'; use one of {', '.join(FINETUNE_MODES)}.")
     checks.whole("--epochs", config.epochs, 1, checks.MAX_EPOCHS)
     checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
-    checks.whole("--image-size", config.image_size, 16, 1024)
+    checks.image_size(config.image_size)
     if not 0 <= config.val_size < 1 or not 0 <= config.warmup_fraction < 1:
         raise PTMError("val_size and warmup_fraction must lie in [0, 1).")
     checks.number("head learning rate (--lr-head)", config.lr_head, 0, 10, lo_open=True)
