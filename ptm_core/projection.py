@@ -244,6 +244,9 @@ UMAP_TRANSFORM_SECONDS_PER_CELL = 2.7e-6  # n_rest * dim, placing points beyond 
 UMAP_COMPILE_SECONDS = 40.0  # numba compilation on a process's first UMAP call (see warm_up_umap)
 UMAP_VARIANT_COMPILE_SECONDS = 10.0  # a further metric or the parallel layout: cosine's first map 15.8 s vs 6.0 warm
 TSNE_BASE_SECONDS = 0.1
+# t-SNE runs in a child process (a native crash must not take the server down): interpreter start plus
+# numpy/sklearn imports; 40 points took 3.8 s end to end on the shared 2-core box, nearly all of it this.
+TSNE_WORKER_START_SECONDS = 3.0
 TSNE_KNN_SECONDS_PER_CELL = 1.0e-7  # n * dim, 3*perplexity nearest neighbours
 TSNE_SECONDS_PER_POINT_LOG = 4.2e-4  # n * log2(n), 1000 Barnes-Hut iterations
 BRUTE_KNN_SECONDS_PER_CELL = 1.0e-9  # n_rest * n_fit * dim, t-SNE placement (not measured: BLAS-bound guess)
@@ -270,7 +273,7 @@ def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile
         seconds += PCA_SECONDS_PER_CELL * n * dim
         dim = config.pca_dims
     if config.method == "tsne":
-        seconds += TSNE_BASE_SECONDS + TSNE_KNN_SECONDS_PER_CELL * n_fit * dim
+        seconds += TSNE_BASE_SECONDS + TSNE_WORKER_START_SECONDS + TSNE_KNN_SECONDS_PER_CELL * n_fit * dim
         seconds += TSNE_SECONDS_PER_POINT_LOG * n_fit * math.log2(max(n_fit, 2))
         return seconds + BRUTE_KNN_SECONDS_PER_CELL * n_rest * n_fit * dim
     epochs = config.n_epochs or (500 if n_fit <= 10_000 else 200)  # None: umap-learn's own default

@@ -141,10 +141,11 @@ class RunStore:
         with self._lock:
             try:
                 return self._db.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:  # busy past LOCK_WAIT_S, or damaged under us mid-session
                 if not _is_locked(exc):
-                    raise
-                log.warning("run store busy, read skipped: %s", exc)
+                    self.recovered_note = (f"The run store {self.path} cannot be read ({exc}); runs are not listed "
+                                           f"until the app restarts, which moves a damaged store aside.")
+                log.warning("run store read failed: %s", exc)
                 return []
 
     def _write(self, record: dict) -> None:

@@ -323,6 +323,22 @@ def test_13_a_locked_store_never_blocks_for_long(tmp_path, monkeypatch):
         holder.close()
 
 
+def test_13_a_store_damaged_mid_session_keeps_the_app_up(tmp_path):
+    from ptm_core.store import RunStore
+
+    class Damaged:
+        def execute(self, *args):
+            raise sqlite3.DatabaseError("database disk image is malformed")
+
+        def close(self):
+            pass
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    store._db = Damaged()
+    assert store.runs() == [] and store.get("x") is None and store.latest("k") is None
+    assert "cannot be read" in store.recovered_note
+
+
 # --------------------------------------------------------------------------- the data package
 
 def test_data_is_one_package_without_the_old_modules():
