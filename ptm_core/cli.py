@@ -19,6 +19,7 @@ from ptm_core.artifacts import atomic_write_bytes
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig
 from ptm_core.checks import MAX_SEED
 from ptm_core.data.imaging import first_line
+from ptm_core.data.ingest import clean_stale_extractions
 from ptm_core.errors import PTMError
 from ptm_core.logs import route_warnings_to_log
 from ptm_core.outputs import check_output
@@ -356,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _use_data_dir(args.data_dir)
         route_warnings_to_log(early)
+        clean_stale_extractions()  # a killed run's half-written zip extraction
         return COMMANDS[args.command](args)
     except PTMError as exc:
         if os.environ.get("PTM_DEBUG"):

@@ -240,6 +240,13 @@ def test_14_a_data_dir_that_cannot_be_a_folder_is_one_line(kind, tmp_path, capsy
     assert "--data-dir" in one_line_error(code, err) and str(blocker) in err
 
 
+def test_17_the_cli_removes_a_killed_runs_extraction_at_start(capsys):
+    stale = Path(os.environ["PTM_DATA_DIR"]) / "datasets" / ".0123456789ab-999999999-x"
+    write(stale / "half.bin", bytes(100))
+    code, _, err = run(capsys, "datasets")
+    assert code == 0 and not stale.exists(), err
+
+
 # --------------------------------------------------------------------------- 5, 21, 24: what we write
 
 @pytest.mark.parametrize("cell", ["=HYPERLINK(\"http://x\",\"y\")", "@SUM(A1:A2)", "+1+1", "-2+3", "\tx", "\rx"])
