@@ -331,7 +331,9 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                             last_n=args.last_n, seed=args.seed, split_seed=args.seed)
     stop = _first_interrupt_stops()
     result = finetune(data, backbone, config, on_step=_step_progress, cancelled=stop.is_set, device=args.device)
-    summary = {k: v for k, v in result.summary().items() if k != "val_curve"}
+    skipped = {"n_skipped": len(result.skipped), "skipped": [list(e) for e in result.skipped[:200]]}
+    summary = {k: v for k, v in result.summary().items() if k != "val_curve"} | skipped
+    _report_skipped(skipped, args.json)
     print(dumps(summary) if args.json else
           f"test accuracy {result.test_accuracy:.4f} (mode {args.mode}, best epoch {result.best_epoch}, "
           f"{result.seconds:.0f} s{', stopped early' if result.stopped_early else ''}) -> {result.checkpoint}")

@@ -57,6 +57,7 @@ class FinetuneResult:
     probabilities: np.ndarray
     lp_test_accuracy: float | None = None  # lp-ft only: the initial probe head on the test split
     config: dict = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # the dataset's unusable files, with reasons
 
     def summary(self) -> dict:
         keys = ("test_accuracy", "best_epoch", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",
@@ -296,4 +297,5 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
         best_val_accuracy=trainer.best_val, train_curve=trainer.train_curve, val_curve=trainer.val_curve,
         seconds=time.perf_counter() - started, checkpoint=str(checkpoint), stopped_early=trainer.stopped_early,
         n_train=len(fit), n_val=len(val), n_test=len(test), test_indices=test, predictions=predictions,
-        probabilities=probabilities, lp_test_accuracy=lp_accuracy, config=config.to_dict())
+        probabilities=probabilities, lp_test_accuracy=lp_accuracy, config=config.to_dict(),
+        skipped=list(dataset.skipped))
