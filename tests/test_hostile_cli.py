@@ -318,6 +318,7 @@ def test_12_18_22_an_image_that_breaks_mid_run_is_skipped_listed_and_quiet(tmp_p
 
     root = make_folder(tmp_path / "data", {"a": 4, "b": 4})
     write(root / "a" / "notes.txt", b"not an image")
+    write(root / "a" / "\x1b[2J\x1b]0;owned\x07.txt", b"a name that would clear the terminal")
     real_image = Dataset.image
 
     def image_then_break(self, i):
@@ -333,7 +334,8 @@ def test_12_18_22_an_image_that_breaks_mid_run_is_skipped_listed_and_quiet(tmp_p
                              str(tmp_path / "f.npz"))
     assert code == 0, err
     assert out.startswith("7 x ")
-    assert err.strip().startswith("skipped 2 files:") and "b/b1.png" in err and "a/notes.txt" in err
+    assert err.strip().startswith("skipped 3 files:") and "b/b1.png" in err and "a/notes.txt" in err
+    assert "\x1b" not in err and "\\x1b[2J" in err
     assert len(err.strip().splitlines()) == 1, err  # nothing else: library warnings go to the log
 
 

@@ -189,6 +189,9 @@ def test_4_control_characters_in_zip_names_are_escaped(control, tmp_path):
         load(f"zip:{path}")
     text = str(info.value)
     assert control not in text and ("\\x1b" in text or "\\x0d" in text or "\\u202e" in text)
+    with pytest.raises(PTMError) as info:
+        load(f"folder:{tmp_path / (control + 'missing')}")
+    assert control not in str(info.value)
 
 
 # --------------------------------------------------------------------------- 6, 19, 20, 25: npz files
