@@ -187,7 +187,7 @@ def _subsample(n: int, config: ProjectionConfig) -> np.ndarray | None:
 
 def _compute(features: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, dict]:
     validate(config, len(features))
-    check_degenerate(features, config.n_components)
+    check_degenerate(_as_input(features), config.n_components)  # as the methods will see them: float32
     n = len(features)
     fit_idx = _subsample(n, config)
     rest_mask = np.zeros(n, dtype=bool)

@@ -116,7 +116,8 @@ def test_8_a_non_finite_checkpoint_is_never_saved(tmp_path):
 @pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
 @pytest.mark.parametrize("features", [np.ones((20, 16), np.float32),
                                       np.repeat(np.eye(3, 16, dtype=np.float32), 7, axis=0),
-                                      np.full((20, 16), np.nan, np.float32)])
+                                      np.full((20, 16), np.nan, np.float32),
+                                      1 + 1e-10 * np.random.default_rng(0).normal(size=(20, 16))])  # float32: equal
 def test_10_degenerate_features_are_refused_before_any_projection(method, features):
     from ptm_core.projection import compute_projection
 
