@@ -172,6 +172,13 @@ def test_23_two_csvs_and_an_empty_class_folder_are_explained(tmp_path):
     assert "empty class folder" in skip_map(load(f"folder:{nested}"))["c/"]
 
 
+def test_23_a_linked_sub_folder_is_reported_not_dropped_silently(tmp_path, tmp_path_factory):
+    root = make_folder(tmp_path / "data", {"a": 2, "b": 2})
+    elsewhere = make_folder(tmp_path_factory.mktemp("more"), {"x": 2})
+    (root / "a" / "more").symlink_to(elsewhere / "x", target_is_directory=True)
+    assert skip_map(load(f"folder:{root}"))["a/more"] == "a link to a folder (not followed)"
+
+
 def test_19_a_labels_csv_over_the_field_limit_is_one_line(tmp_path):
     root = tmp_path / "flat"
     write(root / "0.png", png_bytes(1))

@@ -48,12 +48,21 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def _walk_files(folder: Path) -> list[Path]:
-    """Visible files below `folder`; symlinked sub-folders are not followed (loops, escapes)."""
+def _walk_files(folder: Path, listing: Listing) -> list[Path]:
+    """Visible files below `folder`. Symlinked sub-folders are not followed (loops, escapes) and
+    unreadable ones cannot be: both go on the skip list, so no folder disappears without a word."""
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
-        found += [Path(dirpath) / f for f in sorted(filenames) if not is_hidden(f)]
+
+    def unreadable(exc: OSError) -> None:
+        listing.skip(Path(exc.filename), f"unreadable folder ({exc.strerror or exc})")
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
+        base = Path(dirpath)
+        visible = sorted(d for d in dirnames if not is_hidden(d))
+        for link in (d for d in visible if (base / d).is_symlink()):
+            listing.skip(base / link, "a link to a folder (not followed)")
+        dirnames[:] = [d for d in visible if not (base / d).is_symlink()]
+        found += [base / f for f in sorted(filenames) if not is_hidden(f)]
     return found
 
 
@@ -75,7 +84,7 @@ def list_class_folders(root: Path) -> Listing:
         if not entry.is_dir():
             listing.skip(entry, _loose_file_reason(entry, csv_count, has_folders))
             continue
-        files = _walk_files(entry)
+        files = _walk_files(entry, listing)
         if not files:
             listing.skip(entry.name + "/", "empty class folder: no files, so no class")
         for path in files:
@@ -132,7 +141,7 @@ def _resolve_listed(root: Path, base: Path, name: str, by_basename: dict[str, li
 def list_labels_csv(root: Path, csv_path: Path) -> Listing:
     """Images named in the CSV get its labels; images it does not mention are listed as skipped."""
     listing = Listing(root)
-    present = [p for p in _walk_files(root) if p != csv_path]
+    present = [p for p in _walk_files(root, listing) if p != csv_path]
     by_basename: dict[str, list[Path]] = {}
     for path in present:
         by_basename.setdefault(path.name, []).append(path)

@@ -127,7 +127,11 @@ def _folder(arg: str | None) -> Dataset:
     ensure_allowed(root)
     if not root.is_dir():
         raise PTMError(f"Folder not found: {root}")
-    return _from_listing(f"folder:{root}", list_images(root), allowed_roots())
+    try:
+        listing = list_images(root)
+    except OSError as exc:  # the folder itself cannot be listed
+        raise PTMError(f"Could not read folder {root} ({exc.strerror or exc}).") from None
+    return _from_listing(f"folder:{root}", listing, allowed_roots())
 
 
 @register_dataset("zip", "A zip of class folders, or of images + a labels CSV (filename,label): zip:PATH", True)
