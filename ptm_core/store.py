@@ -125,16 +125,25 @@ class RunStore:
         try:
             return _connect(self.path)
         except _Unusable as exc:
-            self.moved_to = _move_aside(self.path)
-            self.recovered_note = (f"The run store {self.path} could not be used ({exc}); it was moved aside to "
-                                   f"{self.moved_to} and a fresh one was started. Earlier runs are in that file.")
-            log.warning(self.recovered_note)
-            return _connect(self.path)
+            problem = exc
         except sqlite3.OperationalError:
-            self.recovered_note = (f"The run store {self.path} is locked by another process; this session's runs "
+            return self._in_memory(f"The run store {self.path} is locked by another process; this session's runs "
                                    f"are kept in memory only and will not be listed after a restart.")
-            log.warning(self.recovered_note)
-            return _connect(Path(":memory:"))
+        try:
+            self.moved_to = _move_aside(self.path)
+            db = _connect(self.path)
+        except (OSError, sqlite3.Error, _Unusable) as again:
+            return self._in_memory(f"The run store {self.path} could not be used ({problem}) nor replaced ({again}); "
+                                   f"this session's runs are kept in memory only.")
+        self.recovered_note = (f"The run store {self.path} could not be used ({problem}); it was moved aside to "
+                               f"{self.moved_to} and a fresh one was started. Earlier runs are in that file.")
+        log.warning(self.recovered_note)
+        return db
+
+    def _in_memory(self, note: str) -> sqlite3.Connection:
+        self.recovered_note = note
+        log.warning(note)
+        return _connect(Path(":memory:"))
 
     def _execute(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """Rows, or none when another process holds the store past LOCK_WAIT_S (reads never hang the UI)."""

@@ -333,6 +333,21 @@ def test_13_a_locked_store_never_blocks_for_long(tmp_path, monkeypatch):
         holder.close()
 
 
+def test_13_a_broken_store_that_cannot_be_moved_falls_back_to_memory(tmp_path, monkeypatch):
+    from ptm_core import store as store_module
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(store_module, "_move_aside", refuse)
+    path = tmp_path / "runs.sqlite"
+    _corrupt(path)
+    store = store_module.RunStore(path)
+    assert "nor replaced" in store.recovered_note and path.exists()
+    store.save({"id": "r", "key": "k", "kind": "x", "title": "t", "status": "done", "created": 1.0})
+    assert store.get("r")["status"] == "done"
+
+
 def test_13_a_store_damaged_mid_session_keeps_the_app_up(tmp_path):
     from ptm_core.store import RunStore
 
