@@ -186,7 +186,10 @@ class RunStore:
     def _decode(row: sqlite3.Row) -> dict:
         record = dict(row)
         for column in JSON_COLUMNS:
-            record[column] = json.loads(record[column] or "null")
+            try:
+                record[column] = json.loads(record[column] or "null")
+            except (json.JSONDecodeError, TypeError):  # a row written by something else: show it, empty
+                record[column] = None
         return record
 
     def get(self, run_id: str) -> dict | None:

@@ -348,6 +348,15 @@ def test_13_a_broken_store_that_cannot_be_moved_falls_back_to_memory(tmp_path, m
     assert store.get("r")["status"] == "done"
 
 
+def test_13_a_row_with_broken_json_is_shown_not_fatal(tmp_path):
+    from ptm_core.store import RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    store.save({"id": "r", "key": "k", "kind": "x", "title": "t", "status": "done", "created": 1.0})
+    store._db.execute("UPDATE runs SET metrics = '{not json' WHERE id = 'r'")
+    assert store.get("r")["metrics"] is None and store.runs()[0]["id"] == "r" and "r" in store.metrics_csv()
+
+
 def test_13_a_store_damaged_mid_session_keeps_the_app_up(tmp_path):
     from ptm_core.store import RunStore
 
