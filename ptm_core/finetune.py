@@ -204,10 +204,15 @@ def load_finetuned(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     path = Path(path)
     if not path.is_file():
         raise PTMError(f"Checkpoint not found: {path}")
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    if "architecture" not in meta:
-        raise PTMError(f"{path.name} is not a PTM Explorer fine-tuning checkpoint (no architecture in its metadata).")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except Exception as exc:  # SafetensorError, a damaged header
+        raise PTMError(f"{path.name} is not a readable safetensors checkpoint ({type(exc).__name__}); "
+                       f"fine-tune again to write a new one.") from None
+    if "architecture" not in meta or not str(meta.get("num_classes", "")).isdecimal():
+        raise PTMError(f"{path.name} is not a PTM Explorer fine-tuning checkpoint (no architecture or class count "
+                       f"in its metadata).")
     model = timm.create_model(meta["architecture"], pretrained=False, num_classes=int(meta["num_classes"]))
     load_state_dict_strict(model, load_file(str(path)), path.name)
     return model.eval(), meta

@@ -170,6 +170,14 @@ def test_19_20_bad_checkpoints_get_plain_one_line_advice(name, data, message, tm
     assert "\x1b" not in str(info.value) and "\n" not in str(info.value)
 
 
+def test_19_a_damaged_finetuned_checkpoint_is_one_line(tmp_path):
+    from ptm_core.finetune import load_finetuned
+
+    path = write(tmp_path / "ft.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
+    with pytest.raises(PTMError, match="not a readable safetensors checkpoint"):
+        load_finetuned(path)
+
+
 def test_25_a_checkpoint_that_expands_hugely_is_refused(tmp_path):
     import zipfile
 
