@@ -218,7 +218,8 @@ def _skipped(meta: dict) -> dict:
 
 def _report_skipped(meta: dict, as_json: bool) -> None:
     """Skipped files are promised as "skipped, not fatal": the count and the first few go to stderr."""
-    n, entries = _skipped(meta)["n_skipped"], _skipped(meta)["skipped"]
+    info = _skipped(meta)
+    n, entries = info["n_skipped"], info["skipped"]
     if n and not as_json:
         shown = "; ".join(f"{printable(path)}: {printable(reason)}" for path, reason in entries[:SHOW_SKIPPED])
         more = f" (+{n - SHOW_SKIPPED} more)" if n > SHOW_SKIPPED else ""
