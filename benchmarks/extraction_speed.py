@@ -18,7 +18,7 @@ from timm.data import create_transform
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ptm_core.configs import BackboneConfig, DatasetConfig  # noqa: E402
-from ptm_core.datasets import load_dataset  # noqa: E402
+from ptm_core.data import load_dataset  # noqa: E402
 from ptm_core.extraction import data_config, extract_features  # noqa: E402
 from ptm_core.weights import load_backbone  # noqa: E402
 

@@ -6,9 +6,9 @@ import streamlit as st
 
 from pages.ui.services import dataset_or_error, upload_limit_mb
 from ptm_core.configs import DatasetConfig
-from ptm_core.datasets import list_datasets
+from ptm_core.data import list_datasets
 from ptm_core.errors import PTMError
-from ptm_core.ingest import ingest_upload
+from ptm_core.data.ingest import ingest_upload
 
 SAMPLES_PER_CLASS = 8
 

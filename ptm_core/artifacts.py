@@ -5,11 +5,14 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
+from ptm_core.limits import cache_max_bytes
 from ptm_core.paths import data_dir
 
 
@@ -38,8 +41,29 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return _sha256(Path(path))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def _umask() -> int:
+    try:  # Linux reports it without changing it; os.umask() sets it process-wide, racing other threads
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_beside(path: Path) -> str:
+    """A temp file next to `path` with the permissions a plain open() would give (mkstemp's are 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())
+    os.close(fd)
+    return tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = temp_beside(path)
+    fd = os.open(tmp, os.O_WRONLY)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -55,8 +79,7 @@ def save_npz(path: Path, meta: dict | None = None, **arrays: np.ndarray) -> Path
     """Write arrays (+ a JSON meta blob) atomically, with a sidecar checksum written after."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temp_beside(path)
     try:
         with open(tmp, "wb") as handle:
             np.savez(handle, meta=np.array(json.dumps(meta or {})), **arrays)
@@ -93,24 +116,90 @@ def load_npz(path: Path, discard_invalid: bool = True) -> tuple[dict[str, np.nda
     return arrays, meta
 
 
-DEFAULT_CACHE_MAX_BYTES = 5 * 1024**3
+STALE_TEMP_S = 3600.0  # a `.name.xxxx.tmp` this old belongs to a writer that was killed
+DIR_GRACE_S = 3600.0  # an extracted dataset or upload used this recently is not evicted
 
 
-def cache_max_bytes() -> int:
-    return int(os.environ.get("PTM_CACHE_MAX_BYTES", DEFAULT_CACHE_MAX_BYTES))
+def touch(path: Path) -> None:
+    """Mark as used now, for least-recently-used eviction; a file removed meanwhile is fine."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        pass
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:  # another process evicted or replaced it just now
+        return None
+
+
+def _tree_bytes(path: Path) -> int:
+    if not path.is_dir() or path.is_symlink():
+        found = _stat_or_none(path)
+        return found.st_size if found else 0
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            found = _stat_or_none(Path(dirpath) / name)
+            total += found.st_size if found else 0
+    return total
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+
+
+def _evict(entries: list[Path], limit: int, keep: Path | None, grace_s: float = 0.0) -> list[Path]:
+    """Remove least-recently-used entries until the rest fit; tolerant of entries vanishing meanwhile.
+
+    Entries used within `grace_s` stay even above the cap: a running job may still be reading them.
+    """
+    now = time.time()
+    stats = {p: s for p in entries if (s := _stat_or_none(p)) is not None}
+    ordered = sorted(stats, key=lambda p: stats[p].st_mtime)
+    sizes = {p: _tree_bytes(p) for p in ordered}
+    total, evicted = sum(sizes.values()), []
+    keep = keep if keep is not None else (ordered[-1] if ordered else None)  # default: the newest
+    for path in ordered:
+        if total <= limit:
+            break
+        if path == keep or now - stats[path].st_mtime < grace_s:
+            continue
+        _remove(path)
+        total -= sizes[path]
+        evicted.append(path)
+    return evicted
+
+
+def clean_stale_temp(folder: Path) -> None:
+    """Remove temp files of atomic writes whose writer died (kill -9) before renaming them."""
+    for tmp in folder.glob(".*.tmp"):
+        found = _stat_or_none(tmp)
+        if found is not None and time.time() - found.st_mtime > STALE_TEMP_S:
+            tmp.unlink(missing_ok=True)
 
 
 def enforce_cache_cap(kind: str, max_bytes: int | None = None) -> list[Path]:
-    """Delete least-recently-used npz files of `kind` until the folder fits under the cap."""
+    """Delete least-recently-used npz files of `kind` until the folder fits under the cap.
+
+    Never fails a run: files another process removes meanwhile are simply gone already.
+    """
     limit = cache_max_bytes() if max_bytes is None else max_bytes
-    files = sorted(artifact_dir(kind).glob("*.npz"), key=lambda p: p.stat().st_mtime)
-    total = sum(p.stat().st_size for p in files)
-    evicted = []
-    for path in files[:-1]:  # never the newest: it is what was just asked for
-        if total <= limit:
-            break
-        total -= path.stat().st_size
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
-        evicted.append(path)
-    return evicted
+    folder = artifact_dir(kind)
+    clean_stale_temp(folder)
+    return _evict(list(folder.glob("*.npz")), limit, None)
+
+
+def enforce_dir_cap(folder: Path, keep: Path | None = None, max_bytes: int | None = None) -> list[Path]:
+    """The cache cap for folders of extracted datasets or uploads: LRU entries (folders or files) go.
+
+    Each load touches its entry; one used in the last DIR_GRACE_S may still be read by a running job.
+    """
+    limit = cache_max_bytes() if max_bytes is None else max_bytes
+    return _evict([p for p in folder.iterdir() if not p.name.startswith(".")], limit, keep, DIR_GRACE_S)

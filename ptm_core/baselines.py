@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, stable_hash
-from ptm_core.datasets import Dataset, load_dataset
+from ptm_core.data import Dataset, load_dataset
 from ptm_core.errors import Cancelled
 from ptm_core.extraction import CancelFn, ProgressFn, extract
 from ptm_core.probes import ProbeResult, cached_linear_probe

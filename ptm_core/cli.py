@@ -5,27 +5,78 @@ Errors end with a non-zero exit and one line on stderr (set PTM_DEBUG=1 for the 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import signal
 import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from ptm_core.artifacts import atomic_write_bytes
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig
+from ptm_core.checks import MAX_SEED
+from ptm_core.data.imaging import first_line
+from ptm_core.data.ingest import clean_stale_extractions
 from ptm_core.errors import PTMError
+from ptm_core.logs import route_warnings_to_log
+from ptm_core.outputs import check_output
+from ptm_core.text import csv_safe_frame, dumps, printable
+
+SHOW_SKIPPED = 5
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake prints one usage line and the error, not the whole usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"usage: {self.prog} [options] (see --help)\nerror: {printable(message)}\n")
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {printable(text)!r}") from None
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {printable(text)!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value:g}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value:g}")
     return value
 
 
@@ -37,13 +88,13 @@ def _add_source_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--limit", type=_positive_int, default=None, help="seeded stratified subset of N images")
     parser.add_argument("--batch-size", type=_positive_int, default=64)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument("--init-seed", type=int, default=0, help="seed for --weights random")
+    parser.add_argument("--init-seed", type=_seed, default=0, help="seed for --weights random")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ptm_core", description="PTM Explorer engine, headless.")
+    parser = _Parser(prog="python -m ptm_core", description="PTM Explorer engine, headless.")
     parser.add_argument("--data-dir", help="cache and store directory (default $PTM_DATA_DIR or ~/.cache/ptm-explorer)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     models = sub.add_parser("models", help="list timm backbones with pretrained weights")
     models.add_argument("--filter", default="", help="glob, e.g. '*efficientnet*'")
@@ -61,11 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     probe = sub.add_parser("probe", help="linear probe on features (an npz, or extracted on the fly)")
     probe.add_argument("--features", help="npz written by extract")
     _add_source_args(probe, required=False)
-    probe.add_argument("--seed", type=int, default=0, help="split seed")
+    probe.add_argument("--seed", type=_seed, default=0, help="split seed")
     probe.add_argument("--method", default="logreg", choices=["logreg", "knn"],
                        help="logreg: linear probe with a C sweep; knn: DINO-style weighted k-NN")
     probe.add_argument("--k", type=_positive_int, default=20, help="neighbours for --method knn")
-    probe.add_argument("--temperature", type=float, default=0.07, help="vote temperature for --method knn")
+    probe.add_argument("--temperature", type=_positive_float, default=0.07, help="vote temperature for --method knn")
     probe.add_argument("--json", action="store_true")
     _add_finetune_parser(sub)
     _add_map_parser(sub)
@@ -82,10 +133,10 @@ def _add_map_parser(sub) -> None:
     mp.add_argument("--method", default=d.method, choices=METHODS)
     mp.add_argument("--dims", type=int, default=d.n_components, choices=[2, 3])
     mp.add_argument("--n-neighbors", type=_positive_int, default=d.n_neighbors, help="UMAP")
-    mp.add_argument("--min-dist", type=float, default=d.min_dist, help="UMAP")
-    mp.add_argument("--perplexity", type=float, default=d.perplexity, help="t-SNE")
+    mp.add_argument("--min-dist", type=_non_negative_float, default=d.min_dist, help="UMAP")
+    mp.add_argument("--perplexity", type=_positive_float, default=d.perplexity, help="t-SNE")
     mp.add_argument("--metric", default=d.metric, choices=METRICS)
-    mp.add_argument("--seed", type=int, default=0)
+    mp.add_argument("--seed", type=_seed, default=0)
     mp.add_argument("--out", required=True, help="FILE.csv: row, id, class, x, y[, z]")
     mp.add_argument("--json", action="store_true")
 
@@ -99,11 +150,11 @@ def _add_finetune_parser(sub) -> None:
     ft.set_defaults(image_size=d.image_size, batch_size=d.batch_size)
     ft.add_argument("--mode", default=d.mode, choices=FINETUNE_MODES)
     ft.add_argument("--epochs", type=_positive_int, default=d.epochs)
-    ft.add_argument("--lr-head", type=float, default=d.lr_head)
-    ft.add_argument("--lr-backbone", type=float, default=d.lr_backbone)
+    ft.add_argument("--lr-head", type=_positive_float, default=d.lr_head)
+    ft.add_argument("--lr-backbone", type=_non_negative_float, default=d.lr_backbone)
     ft.add_argument("--last-n", type=_positive_int, default=d.last_n, help="trainable blocks for --mode last-n")
     ft.add_argument("--no-augment", action="store_true", help="no random resized crop / flip")
-    ft.add_argument("--seed", type=int, default=0, help="split seed (as for probe) and init/shuffle seed")
+    ft.add_argument("--seed", type=_seed, default=0, help="split seed (as for probe) and init/shuffle seed")
     ft.add_argument("--json", action="store_true")
 
 
@@ -125,7 +176,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     names = catalog(args.filter)
     rows = [model_card(n).to_dict() if args.card else {"name": n} for n in names]
     if args.json:
-        print(json.dumps(rows))
+        print(dumps(rows))
     else:
         for row in rows:
             print("\t".join(str(v) for v in row.values()))
@@ -133,11 +184,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from ptm_core.datasets import list_datasets
+    from ptm_core.data import list_datasets
 
     rows = [{"name": e.name, "takes_argument": e.takes_argument, "description": e.description} for e in list_datasets()]
     if args.json:
-        print(json.dumps(rows))
+        print(dumps(rows))
     else:
         for row in rows:
             print(f"{row['name'] + (':ARG' if row['takes_argument'] else ''):<12} {row['description']}")
@@ -147,28 +198,49 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from ptm_core.extraction import extract
 
-    if not args.out.endswith(".npz"):
-        raise PTMError("--out must name a .npz file.")
+    out = check_output(args.out, ".npz")
     started = time.perf_counter()
-    features = extract(*_configs(args), progress=_progress)
-    features.to_npz(Path(args.out))
+    features = extract(*_configs(args), progress=_progress)  # cached before --out is written
+    _write_output(out, features.to_npz, features.key)
     n, dim = features.features.shape
     summary = {"n": n, "dim": dim, "seconds": time.perf_counter() - started, "cache_hit": features.meta["cache_hit"],
-               "images_per_s": features.meta.get("images_per_s"), "out": args.out, "key": features.key}
+               "images_per_s": features.meta.get("images_per_s"), "out": args.out, "key": features.key,
+               **_skipped(features.meta)}
     speed = "cache" if summary["cache_hit"] else f"{summary['images_per_s']:.0f} img/s"
-    print(json.dumps(summary) if args.json else f"{n} x {dim} features -> {args.out} ({speed})")
+    _report_skipped(features.meta, args.json)
+    print(dumps(summary) if args.json else f"{n} x {dim} features -> {printable(args.out)} ({speed})")
     return 0
 
 
+def _skipped(meta: dict) -> dict:
+    return {"n_skipped": int(meta.get("n_skipped") or 0), "skipped": meta.get("skipped") or []}
+
+
+def _report_skipped(meta: dict, as_json: bool) -> None:
+    """Skipped files are promised as "skipped, not fatal": the count and the first few go to stderr."""
+    info = _skipped(meta)
+    n, entries = info["n_skipped"], info["skipped"]
+    if n and not as_json:
+        shown = "; ".join(f"{printable(path)}: {printable(reason)}" for path, reason in entries[:SHOW_SKIPPED])
+        more = f" (+{n - SHOW_SKIPPED} more)" if n > SHOW_SKIPPED else ""
+        print(f"skipped {n} file{'s' * (n != 1)}: {shown}{more}", file=sys.stderr)
+
+
+def _write_output(out: Path, write, key: str) -> None:
+    """Write --out; if that fails now, say that the computed result is safe in the cache."""
+    try:
+        write(out)
+    except OSError as exc:
+        raise PTMError(f"Could not write {out} ({exc.strerror or exc}); the result is kept in the cache "
+                       f"(key {key}): run the same command with another --out to get it instantly.") from None
+
+
 def _load_features(args: argparse.Namespace):
-    from ptm_core.extraction import FeatureSet, extract
+    from ptm_core.extraction import extract
+    from ptm_core.feature_files import read_features_file
 
     if args.features:
-        if not Path(args.features).is_file():
-            raise PTMError(f"Features file not found: {args.features}")
-        features = FeatureSet.from_npz(args.features, discard_invalid=False)
-        if features is None:
-            raise PTMError(f"{args.features} is missing its checksum or is corrupt; extract it again.")
+        features = read_features_file(args.features)
     elif args.backbone and args.dataset:
         features = extract(*_configs(args), progress=_progress)
     else:
@@ -185,34 +257,40 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         from ptm_core.knn import run_knn_probe
 
         knn = run_knn_probe(features.features, features.labels, KNNConfig(args.k, args.temperature, args.seed))
-        print(json.dumps(knn.summary()) if args.json else
+        _report_skipped(features.meta, args.json)
+        print(dumps({**knn.summary(), **_skipped(features.meta)}) if args.json else
               f"k-NN test accuracy {knn.test_accuracy:.4f} (k={knn.k}, T={knn.temperature:g}, "
               f"{knn.n_train} train / {knn.n_test} test)")
         return 0
     result = run_linear_probe(features.features, features.labels, ProbeConfig(seed=args.seed))
-    summary = result.summary()
-    print(json.dumps(summary) if args.json else
+    summary = {**result.summary(), **_skipped(features.meta)}
+    _report_skipped(features.meta, args.json)
+    print(dumps(summary) if args.json else
           f"test accuracy {result.test_accuracy:.4f} (C={result.best_C:g}, {result.n_train} train / {result.n_test} test)")
     return 0
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from ptm_core.explore import compute_map
+    from ptm_core.projection import validate
     from ptm_core.tables import point_frame
 
-    if not args.out.endswith(".csv"):
-        raise PTMError("--out must name a .csv file.")
-    features = _load_features(args)
+    out = check_output(args.out, ".csv")
     config = ProjectionConfig(method=args.method, n_components=args.dims, n_neighbors=args.n_neighbors,
                               min_dist=args.min_dist, metric=args.metric, seed=args.seed, perplexity=args.perplexity)
+    validate(config, 4)  # settings first: never extract, then refuse the map
+    features = _load_features(args)
     result = compute_map(features, config)
     frame = point_frame(features, None, result.coords)  # the same rows as the app's map export
-    atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
+    _write_output(out, lambda path: atomic_write_bytes(path, csv_safe_frame(frame).to_csv(index=False).encode()),
+                  features.key)
     f = result.faithfulness
     summary = {"out": args.out, "method": args.method, "dims": args.dims, "seconds": result.meta.get("seconds"),
                "cache_hit": result.meta.get("cache_hit"), **{k: f[k] for k in ("trustworthiness", "knn_accuracy_features",
                                                                               "knn_accuracy_map", "pca_variance_2d", "summary")}}
-    print(json.dumps(summary) if args.json else f"{len(frame)} points -> {args.out}\n{f['summary']}")
+    _report_skipped(features.meta, args.json)
+    print(dumps({**summary, **_skipped(features.meta)}) if args.json else
+          f"{len(frame)} points -> {printable(args.out)}\n{f['summary']}")
     return 0
 
 
@@ -251,8 +329,10 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                             last_n=args.last_n, seed=args.seed, split_seed=args.seed)
     stop = _first_interrupt_stops()
     result = finetune(data, backbone, config, on_step=_step_progress, cancelled=stop.is_set, device=args.device)
-    summary = {k: v for k, v in result.summary().items() if k != "val_curve"}
-    print(json.dumps(summary) if args.json else
+    skipped = {"n_skipped": len(result.skipped), "skipped": [list(e) for e in result.skipped[:200]]}
+    summary = {k: v for k, v in result.summary().items() if k != "val_curve"} | skipped
+    _report_skipped(skipped, args.json)
+    print(dumps(summary) if args.json else
           f"test accuracy {result.test_accuracy:.4f} (mode {args.mode}, best epoch {result.best_epoch}, "
           f"{result.seconds:.0f} s{', stopped early' if result.stopped_early else ''}) -> {result.checkpoint}")
     return 0
@@ -262,15 +342,26 @@ COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_ex
             "finetune": _cmd_finetune, "map": _cmd_map}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.data_dir:
-        from ptm_core.paths import set_data_dir
+def _use_data_dir(path: str | None) -> None:
+    from ptm_core.paths import set_data_dir
 
-        set_data_dir(args.data_dir)
+    if path:
+        set_data_dir(path)  # a PTMError naming the folder when it cannot be one
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Building the parser imports sklearn & co.; their warnings wait here until the log is set up.
+    with warnings.catch_warnings(record=True) as early:
+        warnings.simplefilter("default")
+        args = build_parser().parse_args(argv)
     try:
+        _use_data_dir(args.data_dir)
+        route_warnings_to_log(early)
+        clean_stale_extractions()  # a killed run's half-written zip extraction
         return COMMANDS[args.command](args)
     except PTMError as exc:
+        if os.environ.get("PTM_DEBUG"):
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -279,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("PTM_DEBUG"):
             traceback.print_exc()
-        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {printable(first_line(exc))}", file=sys.stderr)
         return 1
     finally:
         if sys.stderr.isatty():

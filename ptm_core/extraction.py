@@ -1,22 +1,30 @@
 """Pooled pre-logit features from a timm backbone, cached on disk by what determines them."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import timm
 import torch
+from PIL import Image
 from timm.data import create_transform, resolve_model_data_config
 from torch import nn
 
+from ptm_core import checks
 from ptm_core.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, stable_hash
-from ptm_core.datasets import Dataset, load_dataset
+from ptm_core.data import Dataset, load_dataset
+from ptm_core.data.types import ItemUnreadable
 from ptm_core.errors import Cancelled, PTMError
+from ptm_core.feature_files import validate_feature_arrays
+from ptm_core.limits import cache_max_bytes
 from ptm_core.weights import load_backbone
 
+log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 
@@ -40,6 +48,13 @@ class FeatureSet:
         if loaded is None:
             return None
         arrays, meta = loaded
+        try:
+            validate_feature_arrays(arrays, Path(path).name)
+        except PTMError:
+            if not discard_invalid:
+                raise
+            Path(path).unlink(missing_ok=True)  # a cache entry that makes no sense is recomputed, not shown
+            return None
         return cls(arrays["features"].astype(np.float32), arrays["labels"].astype(np.int64),
                    [str(c) for c in arrays["class_names"]], [str(i) for i in arrays["ids"]],
                    key or meta.get("key", ""), meta)
@@ -63,9 +78,8 @@ def data_config(model: nn.Module, image_size: int | None) -> dict:
     """timm's eval preprocessing for `model`, with an optional square input-size override."""
     cfg = resolve_model_data_config(model)
     if image_size is not None:
-        if not 16 <= image_size <= 1024:
-            raise PTMError(f"Image size {image_size} is out of range (16-1024).")
-        cfg["input_size"] = (3, image_size, image_size)
+        size = checks.image_size(image_size)
+        cfg["input_size"] = (3, size, size)
     return cfg
 
 
@@ -81,6 +95,20 @@ def _is_oom(exc: BaseException) -> bool:
 @torch.inference_mode()
 def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     return model.forward_head(model.forward_features(batch), pre_logits=True).flatten(1).float()
+
+
+def _image_batch(dataset: Dataset, transform, indices: range) -> torch.Tensor:
+    """Transformed images; one that fails to decode now is recorded in `dataset.unreadable` and
+    stands in as a blank image, so rows keep their places and one bad file never ends the run."""
+    images = []
+    for i in indices:
+        try:
+            image = dataset.image(i)
+        except ItemUnreadable as exc:
+            dataset.unreadable[i] = exc.reason
+            image = Image.new("RGB", (32, 32))
+        images.append(transform(image))
+    return torch.stack(images)
 
 
 def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: int, device: torch.device,
@@ -102,7 +130,7 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
                 checkpoint(np.concatenate(out))
             raise Cancelled()
         stop = min(done + batch_size, n)
-        batch = torch.stack([transform(dataset.image(i)) for i in range(done, stop)])
+        batch = _image_batch(dataset, transform, range(done, stop))
         batch = batch.to(device).contiguous(memory_format=torch.channels_last)
         try:
             out.append(_forward(model, batch).cpu().numpy())
@@ -123,12 +151,30 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
     return np.concatenate(out).astype(np.float32)
 
 
-def _partial(path, n_images: int) -> tuple[np.ndarray | None, float]:
+def _partial(path, dataset: Dataset) -> tuple[np.ndarray | None, float]:
     """The features of a stopped run's checkpoint and the compute seconds they took (None, 0.0 if none)."""
     loaded = load_npz(path)
-    if loaded is None or len(loaded[0]["features"]) > n_images:
+    if loaded is None or len(loaded[0]["features"]) > len(dataset):
         return None, 0.0
+    dataset.unreadable.update({int(i): r for i, r in loaded[1].get("unreadable", {}).items()})
     return loaded[0]["features"], float(loaded[1].get("compute_seconds") or 0.0)
+
+
+def _check_finite(features: np.ndarray, backbone: str) -> None:
+    """NaN/inf features would fail later inside sklearn with its own words; say it here, with what to try."""
+    bad = int((~np.isfinite(features).all(axis=1)).sum())
+    if bad:
+        raise PTMError(f"{backbone} produced NaN or infinite features for {bad} of {len(features)} images; "
+                       f"try other weights or another --image-size.")
+
+
+def _save_cache(result: "FeatureSet", path) -> None:
+    """Write the cache entry, then evict; eviction trouble must never cost the finished features."""
+    result.to_npz(path)
+    try:
+        enforce_cache_cap("features")
+    except OSError as exc:
+        log.warning("cache eviction failed: %s", exc)
 
 
 def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
@@ -138,8 +184,10 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     meta: `seconds` is this call's wall time (a cache read when `from_cache`); `compute_seconds`
     and `images_per_s` are those of the run(s) that computed the features, kept in the cache.
     """
-    if config.batch_size < 1:
-        raise PTMError("--batch-size must be at least 1.")
+    checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
+    if config.image_size is not None:
+        checks.image_size(config.image_size)
+    cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
     started = time.perf_counter()
     dataset = load_dataset(dataset_config)
     loaded = load_backbone(backbone_config)
@@ -155,17 +203,22 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     transform = create_transform(**cfg, is_training=False)
     device = resolve_device(config.device)
     partial_path = path.with_name(f"{key}.partial.npz")
-    resume, earlier_seconds = _partial(partial_path, len(dataset))
+    resume, earlier_seconds = _partial(partial_path, dataset)
     t0 = time.perf_counter()
 
     def checkpoint(feats: np.ndarray) -> None:
         # The time so far travels with the rows, so a resumed run reports the whole compute time.
-        save_npz(partial_path, meta={"compute_seconds": earlier_seconds + time.perf_counter() - t0}, features=feats)
+        save_npz(partial_path, meta={"compute_seconds": earlier_seconds + time.perf_counter() - t0,
+                                     "unreadable": dataset.unreadable}, features=feats)
 
     features = extract_features(loaded.model, dataset, transform, config.batch_size, device, progress, cancelled,
                                 resume=resume, checkpoint=checkpoint)
     extract_seconds = time.perf_counter() - t0
     n_new = len(dataset) - (len(resume) if resume is not None else 0)
+    if dataset.unreadable:
+        dataset, kept = dataset.without_unreadable()
+        features = features[kept]
+    _check_finite(features, backbone_config.name)
     meta = {
         "key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
@@ -175,9 +228,8 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         "skipped": [list(entry) for entry in dataset.skipped[:200]], "n_skipped": len(dataset.skipped),
     }
     result = FeatureSet(features, dataset.labels, dataset.class_names, dataset.ids, key, meta)
-    result.to_npz(path)
+    _save_cache(result, path)
     for leftover in (partial_path, partial_path.with_name(partial_path.name + ".sha256")):
         leftover.unlink(missing_ok=True)
-    enforce_cache_cap("features")
     result.meta = dict(meta, cache_hit=False, from_cache=False, seconds=time.perf_counter() - started)
     return result

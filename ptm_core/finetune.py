@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +25,11 @@ from timm.data import create_transform
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ptm_core.artifacts import artifact_dir, file_sha256
+from ptm_core.artifacts import artifact_dir, file_sha256, temp_beside
 from ptm_core.configs import (FINETUNE_MODES, BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig,
                               stable_hash)
-from ptm_core.datasets import Dataset, load_dataset
+from ptm_core.data import Dataset, load_dataset
+from ptm_core import checks
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features, resolve_device
 from ptm_core.finetune_progress import PROBE_FEATURES_SHARE, plan_run, probe_reporter, with_run_fraction
@@ -59,6 +59,7 @@ class FinetuneResult:
     lp_test_accuracy: float | None = None  # lp-ft only: the initial probe head on the test split
     best_step: int = 0  # step of the kept weights (validations also run mid-epoch)
     config: dict = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # the dataset's unusable files, with reasons
 
     def summary(self) -> dict:
         keys = ("test_accuracy", "best_epoch", "best_step", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",
@@ -193,9 +194,11 @@ def _loader(dataset: Dataset, indices: np.ndarray, transform, batch_size: int, s
 
 def save_checkpoint(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     """safetensors written to a temp file and renamed, so a reader never sees half a checkpoint."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # a diverged run must never leave a "best" checkpoint behind
+        raise PTMError(f"Training produced non-finite weights ({bad[0]}); nothing was saved. Lower the learning rates.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temp_beside(path)
     try:
         save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=metadata)
         os.replace(tmp, path)
@@ -210,10 +213,15 @@ def load_finetuned(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     path = Path(path)
     if not path.is_file():
         raise PTMError(f"Checkpoint not found: {path}")
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    if "architecture" not in meta:
-        raise PTMError(f"{path.name} is not a PTM Explorer fine-tuning checkpoint (no architecture in its metadata).")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except Exception as exc:  # SafetensorError, a damaged header
+        raise PTMError(f"{path.name} is not a readable safetensors checkpoint ({type(exc).__name__}); "
+                       f"fine-tune again to write a new one.") from None
+    if "architecture" not in meta or not str(meta.get("num_classes", "")).isdecimal():
+        raise PTMError(f"{path.name} is not a PTM Explorer fine-tuning checkpoint (no architecture or class count "
+                       f"in its metadata).")
     model = timm.create_model(meta["architecture"], pretrained=False, num_classes=int(meta["num_classes"]))
     load_state_dict_strict(model, load_file(str(path)), path.name)
     return model.eval(), meta
@@ -242,10 +250,16 @@ def finetuned_features(checkpoint: str | os.PathLike, dataset_config: DatasetCon
 def _check(config: FinetuneConfig) -> None:
     if config.mode not in FINETUNE_MODES:
         raise PTMError(f"Unknown fine-tuning mode '{config.mode}'; use one of {', '.join(FINETUNE_MODES)}.")
-    if config.epochs < 1 or config.batch_size < 1:
-        raise PTMError("Fine-tuning needs --epochs >= 1 and --batch-size >= 1.")
+    checks.whole("--epochs", config.epochs, 1, checks.MAX_EPOCHS)
+    checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
+    checks.image_size(config.image_size)
     if not 0 <= config.val_size < 1 or not 0 <= config.warmup_fraction < 1:
         raise PTMError("val_size and warmup_fraction must lie in [0, 1).")
+    checks.number("head learning rate (--lr-head)", config.lr_head, 0, 10, lo_open=True)
+    checks.number("backbone learning rate (--lr-backbone)", config.lr_backbone, 0, 10)
+    checks.number("weight decay", config.weight_decay, 0, 10)
+    checks.seed("seed (--seed)", config.seed)
+    checks.seed("split seed", config.split_seed)
 
 
 def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: FinetuneConfig = FinetuneConfig(),
@@ -297,7 +311,8 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
         best_val_accuracy=trainer.best_val, train_curve=trainer.train_curve, val_curve=trainer.val_curve,
         seconds=time.perf_counter() - started, checkpoint=str(checkpoint), stopped_early=trainer.stopped_early,
         n_train=len(fit), n_val=len(val), n_test=len(test), test_indices=test, predictions=predictions,
-        probabilities=probabilities, lp_test_accuracy=lp_accuracy, best_step=trainer.best_step, config=config.to_dict())
+        probabilities=probabilities, lp_test_accuracy=lp_accuracy, best_step=trainer.best_step, config=config.to_dict(),
+        skipped=list(dataset.skipped))
 
 
 def _transforms(cfg: dict, augment: bool) -> tuple:

@@ -11,6 +11,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import normalize
 
 from ptm_core.configs import KNNConfig
+from ptm_core import checks
 from ptm_core.errors import PTMError
 from ptm_core.probes import split_indices
 
@@ -31,8 +32,9 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         self.temperature = temperature
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "KNNProbe":
-        if self.k < 1 or self.temperature <= 0:
-            raise PTMError(f"k-NN needs k >= 1 and temperature > 0 (got k={self.k}, T={self.temperature}).")
+        if self.k < 1:
+            raise PTMError(f"k-NN needs k >= 1 (got k={self.k}).")
+        checks.number("k-NN temperature (--temperature)", self.temperature, 0, 100, lo_open=True)
         self.bank_ = normalize(np.asarray(X, dtype=np.float32))
         self.n_neighbors_ = min(self.k, len(self.bank_))
         self.knn_ = KNeighborsClassifier(

@@ -11,7 +11,7 @@ from torch import nn
 
 from ptm_core.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, stable_hash
-from ptm_core.datasets import Dataset, load_dataset
+from ptm_core.data import Dataset, load_dataset
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import CancelFn, ProgressFn, data_config, feature_key, resolve_device
 from ptm_core.probes import run_linear_probe

@@ -9,7 +9,13 @@ ENV_VAR = "PTM_DATA_DIR"
 
 def data_dir() -> Path:
     root = Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "ptm-explorer").expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, a read-only disk
+        from ptm_core.errors import PTMError
+
+        raise PTMError(f"The data folder {root} cannot be used ({exc.strerror or exc}); point {ENV_VAR} "
+                       f"(or --data-dir) at a folder that exists or can be created.") from None
     return root
 
 

@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ptm_core.artifacts import artifact_dir, load_npz, save_npz
 from ptm_core.configs import ProbeConfig, stable_hash
+from ptm_core import checks
 from ptm_core.errors import Cancelled, PTMError
 
 SweepCallback = Callable[[int, int], None]  # (fits done, fits in all): the sweep's C values plus the refit
@@ -37,6 +38,8 @@ def check_splittable(labels: np.ndarray, fraction: float, what: str) -> None:
 
 def split_indices(labels: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified train/test indices; the same for every method on the same data."""
+    checks.seed("split seed (--seed)", seed)
+    checks.number("test_size", test_size, 0, 1, lo_open=True)
     check_splittable(labels, test_size, "train/test")
     index = np.arange(len(labels))
     train, test = train_test_split(index, test_size=test_size, stratify=labels, random_state=seed)

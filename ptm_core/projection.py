@@ -7,10 +7,16 @@ position of its `PLACE_K` nearest fitted neighbours in feature space. `meta['sub
 """
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -20,8 +26,10 @@ from threadpoolctl import threadpool_limits
 
 from ptm_core.artifacts import artifact_dir, load_npz, save_npz
 from ptm_core.configs import ProjectionConfig, stable_hash
+from ptm_core import checks
 from ptm_core.errors import PTMError
 
+log = logging.getLogger(__name__)
 METHODS = ("umap", "pca", "tsne")
 METRICS = ("euclidean", "cosine", "correlation", "manhattan")  # distances UMAP and t-SNE both accept
 # Beyond these many points the map is fitted on a subsample. By estimate_seconds on the 2-core dev box
@@ -58,10 +66,11 @@ def validate(config: ProjectionConfig, n: int) -> None:
         raise PTMError(f"A map has 2 or 3 dimensions, not {config.n_components}.")
     if n < 4:
         raise PTMError("A map needs at least 4 points.")
-    if config.n_neighbors < 2 or not 0.0 <= config.min_dist <= 1.0:
-        raise PTMError("UMAP needs n_neighbors >= 2 and min_dist between 0 and 1.")
-    if config.perplexity <= 0:
-        raise PTMError("t-SNE perplexity must be positive (5-50 is usual).")
+    if config.n_neighbors < 2:
+        raise PTMError("UMAP needs n_neighbors >= 2.")
+    checks.number("UMAP min_dist (--min-dist)", config.min_dist, 0.0, 1.0)
+    checks.number("t-SNE perplexity (--perplexity; 5-50 is usual)", config.perplexity, 0, 10_000, lo_open=True)
+    checks.seed("map seed (--seed)", config.seed)
     if config.pca_dims is not None and config.pca_dims < config.n_components:
         raise PTMError(f"PCA pre-reduction to {config.pca_dims} dims is below the map's {config.n_components}.")
     if config.fit_max is not None and config.fit_max < 4:
@@ -89,6 +98,50 @@ def _umap(features: np.ndarray, config: ProjectionConfig, approximate: bool = Fa
         return _umap_reducer(config, len(features), approximate).fit_transform(features)
 
 
+def check_degenerate(features: np.ndarray, n_components: int = 2) -> None:
+    """Refuse inputs no map can show, before any native code sees them.
+
+    Identical rows (20 copies of one white image, a collapsed backbone) crashed scikit-learn's
+    Barnes-Hut t-SNE with a segfault; they also make UMAP's and PCA's output meaningless.
+    """
+    if not np.isfinite(features).all():
+        raise PTMError("The features contain NaN or infinite values; a map cannot be drawn. Extract them again.")
+    rows = np.ascontiguousarray(features).view(np.dtype((np.void, features.dtype.itemsize * features.shape[1])))
+    distinct = len(np.unique(rows))
+    needed = max(4, n_components + 1)
+    if distinct < needed:
+        what = "all identical" if distinct == 1 else f"only {distinct} different ones"
+        raise PTMError(f"The {len(features)} feature rows are {what} (zero variance): a map needs at least {needed} "
+                       f"different points. The images may be identical, or the backbone gives one output for all.")
+
+
+def _tsne_isolated(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
+    """t-SNE in a child process: a native crash there is an error message, not a dead server.
+
+    A plain `python -m ptm_core.projection` child rather than multiprocessing: spawn re-imports
+    the parent's main script (the Streamlit runner, a test file), which is neither cheap nor safe.
+    """
+    with tempfile.TemporaryDirectory(prefix="ptm-tsne-") as tmp:
+        src, out = Path(tmp) / "features.npy", Path(tmp) / "coords.npy"
+        np.save(src, features, allow_pickle=False)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                                         os.environ.get("PYTHONPATH")])))
+        proc = subprocess.run([sys.executable, "-m", "ptm_core.projection", str(src), str(out),
+                               json.dumps(config.to_dict())], env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            log.warning("t-SNE worker exited with %s: %s", proc.returncode, proc.stderr[-2000:])
+            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+            raise PTMError(f"t-SNE crashed in its worker process ({how}; the app is unaffected); "
+                           f"try UMAP or PCA, or another perplexity.")
+        return np.load(out, allow_pickle=False)
+
+
+def _tsne_worker(argv: list[str]) -> None:
+    src, out, config = argv
+    fields = json.loads(config)
+    np.save(out, _tsne(np.load(src, allow_pickle=False), ProjectionConfig(**fields)), allow_pickle=False)
+
+
 def _tsne(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
     # sklearn needs perplexity < n; a third of n keeps the neighbourhoods meaningful on tiny sets.
     perplexity = max(1.0, min(config.perplexity, (len(features) - 1) / 3))
@@ -110,7 +163,7 @@ def _as_input(x: np.ndarray) -> np.ndarray:
 def _fit_and_place(fit_x: np.ndarray, rest_x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, np.ndarray]:
     """Map coordinates of the fitted points and of the rest (empty when nothing was left out)."""
     if config.method == "tsne":
-        fit_coords = _tsne(fit_x, config)
+        fit_coords = _tsne_isolated(fit_x, config)
         if not len(rest_x):
             return fit_coords, fit_coords[:0]
         knn = NearestNeighbors(n_neighbors=min(PLACE_K, len(fit_x)), metric=config.metric).fit(fit_x)
@@ -134,6 +187,7 @@ def _subsample(n: int, config: ProjectionConfig) -> np.ndarray | None:
 
 def _compute(features: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, dict]:
     validate(config, len(features))
+    check_degenerate(_as_input(features), config.n_components)  # as the methods will see them: float32
     n = len(features)
     fit_idx = _subsample(n, config)
     rest_mask = np.zeros(n, dtype=bool)
@@ -190,6 +244,9 @@ UMAP_TRANSFORM_SECONDS_PER_CELL = 2.7e-6  # n_rest * dim, placing points beyond 
 UMAP_COMPILE_SECONDS = 40.0  # numba compilation on a process's first UMAP call (see warm_up_umap)
 UMAP_VARIANT_COMPILE_SECONDS = 10.0  # a further metric or the parallel layout: cosine's first map 15.8 s vs 6.0 warm
 TSNE_BASE_SECONDS = 0.1
+# t-SNE runs in a child process (a native crash must not take the server down): interpreter start plus
+# numpy/sklearn imports; 40 points took 3.8 s end to end on the shared 2-core box, nearly all of it this.
+TSNE_WORKER_START_SECONDS = 3.0
 TSNE_KNN_SECONDS_PER_CELL = 1.0e-7  # n * dim, 3*perplexity nearest neighbours
 TSNE_SECONDS_PER_POINT_LOG = 4.2e-4  # n * log2(n), 1000 Barnes-Hut iterations
 BRUTE_KNN_SECONDS_PER_CELL = 1.0e-9  # n_rest * n_fit * dim, t-SNE placement (not measured: BLAS-bound guess)
@@ -216,7 +273,7 @@ def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile
         seconds += PCA_SECONDS_PER_CELL * n * dim
         dim = config.pca_dims
     if config.method == "tsne":
-        seconds += TSNE_BASE_SECONDS + TSNE_KNN_SECONDS_PER_CELL * n_fit * dim
+        seconds += TSNE_BASE_SECONDS + TSNE_WORKER_START_SECONDS + TSNE_KNN_SECONDS_PER_CELL * n_fit * dim
         seconds += TSNE_SECONDS_PER_POINT_LOG * n_fit * math.log2(max(n_fit, 2))
         return seconds + BRUTE_KNN_SECONDS_PER_CELL * n_rest * n_fit * dim
     epochs = config.n_epochs or (500 if n_fit <= 10_000 else 200)  # None: umap-learn's own default
@@ -268,3 +325,7 @@ def compile_umap() -> None:
     # Then small sets' exact kNN. Other metrics and the unseeded (parallel) layout stay cold: each
     # costs ~10 s more of compile, and estimate_seconds() tells the user before their first such map.
     _umap(sample, ProjectionConfig())
+
+
+if __name__ == "__main__":  # the t-SNE worker: python -m ptm_core.projection IN.npy OUT.npy CONFIG_JSON
+    _tsne_worker(sys.argv[1:])

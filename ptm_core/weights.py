@@ -21,6 +21,9 @@ from torch import nn
 
 from ptm_core.artifacts import file_sha256
 from ptm_core.configs import BackboneConfig
+from ptm_core import checks
+from ptm_core.data.files import within
+from ptm_core.data.ingest import ROOTS_ENV, allowed_roots, check_packed_file
 from ptm_core.errors import PTMError
 
 BUNDLED_ARCHITECTURE = "tf_efficientnet_lite0"
@@ -65,16 +68,22 @@ def check_model_name(name: str) -> None:
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors from a checkpoint without ever running pickled code."""
+    """Tensors from a checkpoint without ever running pickled code, bounded in size like an upload."""
+    check_packed_file(path, "Checkpoint")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # SafetensorError, header JSON errors, truncated data
+            raise PTMError(f"{path.name} is not a readable safetensors file ({type(exc).__name__}); "
+                           f"check the download or save it again with safetensors.torch.save_file.") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError and friends
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PTMError(f"Refused to load {path.name}: not a plain tensor checkpoint ({first_line[:160]}).") from exc
+    except Exception as exc:  # pickle.UnpicklingError and friends; torch's own text carries ANSI codes
+        raise PTMError(f"Refused to load {path.name}: it is not a plain tensor checkpoint ({type(exc).__name__}). "
+                       f"Pickled Python objects are never loaded, as they could run code; save the weights with "
+                       f"torch.save(model.state_dict(), path) or as .safetensors.") from None
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
@@ -107,6 +116,7 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
 @weight_source("random")
 def _random(config: BackboneConfig) -> LoadedBackbone:
     check_model_name(config.name)
+    checks.seed("init seed (--init-seed)", config.seed)
     torch.manual_seed(config.seed)
     model = _create(config.name, pretrained=False)
     return LoadedBackbone(model, f"random:seed={config.seed}", [])
@@ -196,12 +206,29 @@ def _hub(config: BackboneConfig) -> LoadedBackbone:
     return LoadedBackbone(model, f"hub:{cfg.get('hf_hub_id') or cfg.get('url') or config.name}", [])
 
 
+def checkpoint_path(weights: str) -> Path:
+    """The resolved checkpoint file, under the same allowed roots as datasets.
+
+    The UI restores `weights_path` from its URL, so a link could otherwise probe the server's disk:
+    a path outside the roots and a missing file get the very same message.
+    """
+    path = Path(weights).expanduser()
+    if path.suffix not in CHECKPOINT_SUFFIXES:  # lexical: says nothing about the disk
+        raise PTMError(f"Weights '{weights}' are neither {', '.join(_SOURCES)} nor a checkpoint path "
+                       f"({', '.join(CHECKPOINT_SUFFIXES)}).")
+    try:
+        resolved = path.resolve()
+        usable = within(resolved, allowed_roots()) and resolved.is_file()
+    except (OSError, RuntimeError, ValueError):  # symlink loops, names the OS refuses
+        usable = False
+    if not usable:
+        raise PTMError(f"Weights file '{weights}' is not allowed or not found: it must be an existing file "
+                       f"inside the allowed folders ({ROOTS_ENV}).")
+    return resolved
+
+
 def _local_file(config: BackboneConfig) -> LoadedBackbone:
-    path = Path(config.weights).expanduser()
-    if not path.is_file():
-        raise PTMError(f"Weights '{config.weights}' are neither {', '.join(_SOURCES)} nor an existing file.")
-    if path.suffix not in CHECKPOINT_SUFFIXES:
-        raise PTMError(f"Unsupported checkpoint type '{path.suffix}'; use one of {', '.join(CHECKPOINT_SUFFIXES)}.")
+    path = checkpoint_path(config.weights)
     model = _create(config.name, pretrained=False)
     load_state_dict_strict(model, read_state_dict(path), path.name)
     return LoadedBackbone(model, f"file:{file_sha256(path)[:16]}", [])

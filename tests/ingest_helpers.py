@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ptm_core.configs import DatasetConfig
-from ptm_core.datasets import load_dataset
+from ptm_core.data import load_dataset
 
 
 def png_bytes(value=128, size=(8, 8), mode="RGB") -> bytes:

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from ptm_core.configs import DatasetConfig
-from ptm_core.datasets import list_datasets, load_dataset, parse_spec, stratified_subset
+from ptm_core.data import list_datasets, load_dataset, parse_spec, stratified_subset
 from ptm_core.errors import PTMError
 
 

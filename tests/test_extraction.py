@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ptm_core.artifacts import artifact_dir
-from ptm_core.datasets import load_dataset
+from ptm_core.data import load_dataset
 from ptm_core.errors import Cancelled
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.weights import load_backbone

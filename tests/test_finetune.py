@@ -12,7 +12,7 @@ from sklearn.datasets import make_blobs
 from torch import nn
 
 from ptm_core.configs import FinetuneConfig
-from ptm_core.datasets import load_dataset
+from ptm_core.data import load_dataset
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.finetune import (build_model, finetune, finetune_split, finetuned_features, init_head_from_probe,
                                load_finetuned, probe_head_weights, set_trainable)

@@ -10,8 +10,8 @@ from PIL import Image
 
 from ingest_helpers import MODE_CASES, datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
 from ptm_core.errors import PTMError
-from ptm_core.imaging import ImageRejected, open_rgb, to_rgb
-from ptm_core.ingest import allowed_roots, ingest_upload
+from ptm_core.data.imaging import ImageRejected, open_rgb, to_rgb
+from ptm_core.data.ingest import allowed_roots, ingest_upload
 
 
 @pytest.fixture(autouse=True)
@@ -86,14 +86,17 @@ def test_non_image_files_among_images_are_skipped_and_listed(tmp_path):
     assert "class folder" in skips["stray.png"]
 
 
-def test_image_that_passes_the_cheap_check_but_fails_to_decode_is_a_one_line_error(tmp_path):
+def test_truncated_image_is_skipped_at_load_and_a_later_change_is_a_one_line_error(tmp_path):
     root = make_folder(tmp_path / "data", {"a": 2, "b": 2})
     photo = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    write(root / "a" / "truncated.jpg", encode(Image.fromarray(photo), "JPEG")[:2000])
+    jpeg = encode(Image.fromarray(photo), "JPEG")
+    write(root / "a" / "truncated.jpg", jpeg[:2000])
+    write(root / "a" / "good.jpg", jpeg)
     ds = load(f"folder:{root}")
-    bad = ds.ids.index("a/truncated.jpg")
-    with pytest.raises(PTMError, match="Could not read image a/truncated.jpg") as info:
-        ds.image(bad)
+    assert "corrupt image" in dict(ds.skipped)["a/truncated.jpg"]
+    write(root / "a" / "good.jpg", jpeg[:2000])  # truncated after the load
+    with pytest.raises(PTMError, match="Could not read image a/good.jpg: changed since") as info:
+        ds.image(ds.ids.index("a/good.jpg"))
     assert "\n" not in str(info.value)
 
 
@@ -101,7 +104,7 @@ def test_nothing_usable_is_a_ptm_error(tmp_path):
     root = tmp_path / "junk"
     write(root / "a" / "x.png", b"nope")
     write(root / "b" / "y.png", b"nope")
-    with pytest.raises(PTMError, match="No usable images .* all 2 files were skipped"):
+    with pytest.raises(PTMError, match="No usable images .* all 2 entries were skipped"):
         load(f"folder:{root}")
 
 

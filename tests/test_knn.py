@@ -97,7 +97,7 @@ def test_per_class_accuracy_confusion_and_confident_mistakes():
 def test_pixel_baseline_uses_the_probe_split():
     from ptm_core.baselines import pixel_features, run_pixel_baseline
     from ptm_core.configs import DatasetConfig
-    from ptm_core.datasets import load_dataset
+    from ptm_core.data import load_dataset
 
     data = DatasetConfig("digits", 120)
     dataset = load_dataset(data)

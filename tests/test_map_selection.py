@@ -7,7 +7,7 @@ import pytest
 from indexed_images import decode, encode, write_indexed_folder
 from pages.ui import maps as views
 from ptm_core.configs import DatasetConfig, ProjectionConfig
-from ptm_core.datasets import load_dataset
+from ptm_core.data import load_dataset
 from ptm_core.extraction import FeatureSet
 from ptm_core.probes import run_linear_probe
 from ptm_core.projection import compute_projection

@@ -100,7 +100,7 @@ def test_backbones_page_filters_and_shows_a_card():
 
 
 def test_one_upload_limit_and_no_deploy_or_usage_stats():
-    from ptm_core.ingest import DEFAULT_UPLOAD_BYTES
+    from ptm_core.data.ingest import DEFAULT_UPLOAD_BYTES
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * 1024**2 == DEFAULT_UPLOAD_BYTES

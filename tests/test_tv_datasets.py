@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torchvision.datasets as tvd
 
-from ptm_core import tv_datasets
+from ptm_core.data import tv as tv_datasets
 from ptm_core.configs import DatasetConfig
-from ptm_core.datasets import LazyItems, list_datasets, load_dataset
+from ptm_core.data import LazyItems, list_datasets, load_dataset
 from ptm_core.errors import PTMError
-from ptm_core.tv_datasets import SOURCES, parse_tv_arg, reachable, tv_root
+from ptm_core.data.tv import SOURCES, parse_tv_arg, reachable, tv_root
 
 
 def _load(spec: str, **kwargs):

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from ingest_helpers import datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
-from ptm_core import ingest
+from ptm_core.data import ingest
 from ptm_core.artifacts import file_sha256
 from ptm_core.errors import PTMError
-from ptm_core.ingest import extract_zip, ingest_upload
+from ptm_core.data.ingest import extract_zip, ingest_upload
 
 
 @pytest.fixture(autouse=True)
@@ -192,11 +192,11 @@ def test_zip_limits_on_files_and_bytes_from_the_env(tmp_path, monkeypatch):
 @pytest.mark.parametrize("env, entries, message", [
     ({"PTM_ZIP_MAX_BYTES": "1000"}, {"a/1.bin": b"x" * 600, "b/2.bin": b"y" * 600}, "unpacks to over"),
     ({"PTM_ZIP_MAX_FILES": "1"}, {"a/1.bin": b"x", "b/2.bin": b"y"}, "over 1 files"),
-    ({}, {"a/zeros.bin": bytes(3 * 1024**2)}, "expands beyond"),
+    ({}, {"a/zeros.bin": bytes(3 * 1024**2)}, "expands (beyond|over)"),
 ])
 def test_limits_are_enforced_while_streaming_too(env, entries, message, tmp_path, monkeypatch):
     """Headers can lie: with the up-front check disabled, the bytes written still hit the limits."""
-    monkeypatch.setattr(ingest, "check_members", lambda infos, archive: None)
+    monkeypatch.setattr(ingest, "check_members", lambda *args: None)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     path = make_zip(tmp_path / "liar.zip", entries)

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ptm_core import backbones, datasets
+from ptm_core import backbones, data
 from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
-from ptm_core.imaging import env_int
-from ptm_core.ingest import DEFAULT_UPLOAD_BYTES, UPLOAD_ENV
+from ptm_core.data.ingest import upload_limit_bytes
 from ptm_core.jobs import JobManager
 from ptm_core.projection import compile_umap
 from ptm_core.store import RunStore
@@ -40,15 +39,15 @@ def model_card(name: str) -> dict:
 
 @st.cache_data(show_spinner=False)
 def dataset_kinds() -> list[str]:
-    return [entry.name for entry in datasets.list_datasets()]
+    return [entry.name for entry in data.list_datasets()]
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def load_dataset(config: DatasetConfig) -> datasets.Dataset:
-    return datasets.load_dataset(config)
+def load_dataset(config: DatasetConfig) -> data.Dataset:
+    return data.load_dataset(config)
 
 
-def dataset_or_error(config: DatasetConfig) -> datasets.Dataset | None:
+def dataset_or_error(config: DatasetConfig) -> data.Dataset | None:
     try:
         return load_dataset(config)
     except PTMError as exc:
@@ -60,5 +59,5 @@ def upload_limit_mb() -> int:
     """One upload limit: the engine's (PTM_UPLOAD_MAX_BYTES), never above the server's (server.maxUploadSize)."""
     from streamlit import config
 
-    engine = env_int(UPLOAD_ENV, DEFAULT_UPLOAD_BYTES) // 1024**2
+    engine = upload_limit_bytes() // 1024**2
     return max(1, min(engine, int(config.get_option("server.maxUploadSize"))))

@@ -13,10 +13,8 @@ from pages.ui.choices import IMAGE_SIZES, BackboneChoice, DataChoice, Extraction
 from pages.ui.services import backbone_names, dataset_kinds, model_card, upload_limit_mb
 from ptm_core.backbones import DEFAULT_BACKBONE
 from ptm_core.configs import Source
-from ptm_core.datasets import list_datasets
+from ptm_core.data import TV_SOURCES, ingest_upload, list_datasets
 from ptm_core.errors import PTMError
-from ptm_core.ingest import ingest_upload
-from ptm_core.tv_datasets import SOURCES as TV_SOURCES
 
 WEIGHT_LABELS = {"bundled": "Bundled (offline ImageNet)", "hub": "Hugging Face hub", "random": "Random init",
                  "file": "Local file"}

@@ -13,14 +13,17 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ptm_core.artifacts import atomic_write_bytes, file_sha256
+from ptm_core.artifacts import atomic_write_bytes, clean_stale_temp, enforce_dir_cap, file_sha256, touch
 from ptm_core.errors import PTMError
-from ptm_core.imaging import env_int, first_line
+from ptm_core.data.files import within
+from ptm_core.data.imaging import first_line
+from ptm_core.limits import LOAD_BYTES_ENV, MAX_RATIO, env_int, max_load_bytes, mb
 from ptm_core.paths import data_dir
 
 ROOTS_ENV = "PTM_ALLOWED_ROOTS"
@@ -30,8 +33,10 @@ UPLOAD_ENV = "PTM_UPLOAD_MAX_BYTES"
 DEFAULT_ZIP_BYTES = 2 * 1024**3
 DEFAULT_ZIP_FILES = 200_000
 DEFAULT_UPLOAD_BYTES = 500 * 1024**2
-MAX_RATIO = 200  # deflate rarely beats ~20:1 on real images; 200:1 is a crafted bomb
-RATIO_MIN_BYTES = 1024**2  # tiny entries (empty files, text) compress absurdly well and are harmless
+# Tiny entries (empty files, short text) compress absurdly well and are harmless one by one; many of
+# them together are caught by the whole-archive ratio, which counts every byte.
+RATIO_MIN_BYTES = 64 * 1024
+STALE_TEMP_S = 3600.0  # an extraction temp folder whose owner is gone, or this old, is debris
 _CHUNK = 1024**2
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SYMLINK = 0o120000
@@ -46,15 +51,11 @@ def allowed_roots() -> list[Path]:
     return [root.expanduser().resolve() for root in [data_dir(), *extra]]
 
 
-def is_within(path: Path, roots: list[Path]) -> bool:
-    return any(path == root or path.is_relative_to(root) for root in roots)
-
-
 def ensure_allowed(path: str | os.PathLike) -> Path:
     """The resolved path (symlinks followed), or a PTMError if it lies outside every allowed root."""
     resolved = Path(path).expanduser().resolve()
     roots = allowed_roots()
-    if not is_within(resolved, roots):
+    if not within(resolved, roots):
         shown = os.pathsep.join(str(r) for r in roots)
         raise PTMError(
             f"{path} is outside the allowed folders ({shown}); add its folder to {ROOTS_ENV} "
@@ -71,13 +72,16 @@ class _Budget:
 
     max_bytes: int
     max_files: int
+    archive_bytes: int = 0  # size of the zip itself, for the whole-archive ratio; 0: unknown
     bytes: int = 0
     files: int = 0
 
     def add_bytes(self, n: int, archive: str) -> None:
         self.bytes += n
         if self.bytes > self.max_bytes:
-            raise PTMError(f"Zip {archive} unpacks to over {_mb(self.max_bytes)} MB ({ZIP_BYTES_ENV}); refused.")
+            raise PTMError(f"Zip {archive} unpacks to over {mb(self.max_bytes)} MB ({ZIP_BYTES_ENV}); refused.")
+        if self.archive_bytes and ratio_too_high(self.bytes, self.archive_bytes):
+            raise PTMError(f"Zip {archive} rejected: it expands over {MAX_RATIO}:1 as a whole (zip bomb?).")
 
     def add_file(self, archive: str) -> None:
         self.files += 1
@@ -85,12 +89,8 @@ class _Budget:
             raise PTMError(f"Zip {archive} has over {self.max_files:,} files ({ZIP_FILES_ENV}); refused.")
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1024**2:.3g}"
-
-
-def _budget() -> _Budget:
-    return _Budget(env_int(ZIP_BYTES_ENV, DEFAULT_ZIP_BYTES), env_int(ZIP_FILES_ENV, DEFAULT_ZIP_FILES))
+def _budget(archive_bytes: int = 0) -> _Budget:
+    return _Budget(env_int(ZIP_BYTES_ENV, DEFAULT_ZIP_BYTES), env_int(ZIP_FILES_ENV, DEFAULT_ZIP_FILES), archive_bytes)
 
 
 def member_parts(info: zipfile.ZipInfo, archive: str) -> tuple[str, ...]:
@@ -111,26 +111,32 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return (info.external_attr >> 16) & 0o170000 == _SYMLINK
 
 
-def _ratio_too_high(unpacked: int, packed: int) -> bool:
-    return unpacked > RATIO_MIN_BYTES and unpacked > MAX_RATIO * max(packed, 1)
+def ratio_too_high(unpacked: int, packed: int) -> bool:
+    return unpacked >= RATIO_MIN_BYTES and unpacked > MAX_RATIO * max(packed, 1)
 
 
-def check_members(infos: list[zipfile.ZipInfo], archive: str) -> None:
-    """Refuse the whole archive from its central directory, before anything is extracted."""
-    budget = _budget()
+def check_members(infos: list[zipfile.ZipInfo], archive: str, archive_bytes: int = 0) -> None:
+    """Refuse the whole archive from its central directory, before anything is extracted.
+
+    Every entry's ratio is checked, and the whole archive's: 2,000 entries of 1 MiB of zeros
+    are each unremarkable but together turn 2 MB into 2 GB.
+    """
+    budget = _budget(archive_bytes)
     if len(infos) > budget.max_files:
         raise PTMError(f"Zip {archive} has {len(infos):,} entries, over the {budget.max_files:,} limit ({ZIP_FILES_ENV}).")
     for info in infos:
         member_parts(info, archive)
         if _is_symlink(info):
             raise PTMError(f"Zip {archive} rejected: entry '{info.filename}' is a symbolic link.")
-        if _ratio_too_high(info.file_size, info.compress_size):
+        if ratio_too_high(info.file_size, info.compress_size):
             ratio = info.file_size // max(info.compress_size, 1)
             raise PTMError(f"Zip {archive} rejected: entry '{info.filename}' expands {ratio:,}:1 (zip bomb?).")
     total = sum(info.file_size for info in infos)
+    if archive_bytes and ratio_too_high(total, archive_bytes):
+        raise PTMError(f"Zip {archive} rejected: it expands {total // archive_bytes:,}:1 as a whole (zip bomb?).")
     if total > budget.max_bytes:
         raise PTMError(
-            f"Zip {archive} unpacks to {_mb(total)} MB, over the {_mb(budget.max_bytes)} MB limit ({ZIP_BYTES_ENV})."
+            f"Zip {archive} unpacks to {mb(total)} MB, over the {mb(budget.max_bytes)} MB limit ({ZIP_BYTES_ENV})."
         )
 
 
@@ -143,13 +149,13 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget:
         while chunk := src.read(_CHUNK):
             written += len(chunk)
             budget.add_bytes(len(chunk), archive)
-            if written > info.file_size or _ratio_too_high(written, info.compress_size):
+            if written > info.file_size or ratio_too_high(written, info.compress_size):
                 raise PTMError(f"Zip {archive} rejected: entry '{info.filename}' expands beyond what it declares.")
             out.write(chunk)
 
 
-def _extract_members(zf: zipfile.ZipFile, dest: Path, archive: str) -> None:
-    budget, root = _budget(), dest.resolve()
+def _extract_members(zf: zipfile.ZipFile, dest: Path, archive: str, archive_bytes: int) -> None:
+    budget, root = _budget(archive_bytes), dest.resolve()
     for info in zf.infolist():
         target = root.joinpath(*member_parts(info, archive))
         if not target.resolve().is_relative_to(root):  # belt and braces after member_parts
@@ -173,11 +179,11 @@ def _publish(tmp: Path, target: Path) -> None:
 
 
 def _unzip_into(path: Path, tmp: Path) -> None:
-    archive = path.name
+    archive, size = path.name, path.stat().st_size
     try:
         with zipfile.ZipFile(path) as zf:
-            check_members(zf.infolist(), archive)
-            _extract_members(zf, tmp, archive)
+            check_members(zf.infolist(), archive, size)
+            _extract_members(zf, tmp, archive, size)
     except PTMError:
         raise
     except zipfile.BadZipFile as exc:
@@ -187,37 +193,107 @@ def _unzip_into(path: Path, tmp: Path) -> None:
         raise PTMError(f"Zip {archive} could not be extracted: {first_line(exc)}.") from None
 
 
+def _owner_gone(folder: Path) -> bool:
+    """Whether the process named in a temp folder `.<sha12>-<pid>-xxxx` has exited (or it is old)."""
+    parts = folder.name.split("-")
+    if len(parts) >= 3 and parts[1].isdecimal():
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OverflowError):
+            pass
+    try:
+        return time.time() - folder.stat().st_mtime > STALE_TEMP_S
+    except FileNotFoundError:
+        return False
+
+
+def clean_stale_extractions(folder: Path | None = None) -> list[Path]:
+    """Remove half-written extraction temp folders left by a killed process; returns what went."""
+    folder = folder or data_dir() / "datasets"
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if p.name.startswith(".") and p.is_dir() and _owner_gone(p)]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
 def extract_zip(path: Path) -> Path:
     """`data_dir()/datasets/<sha256 of the zip>/`, extracted once (atomically) and reused after."""
     target = data_dir() / "datasets" / file_sha256(path)
     if target.is_dir():
+        touch(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:12]}-", dir=target.parent))
+    clean_stale_extractions(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:12]}-{os.getpid()}-", dir=target.parent))
     try:
         _unzip_into(path, tmp)
         _publish(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    enforce_dir_cap(target.parent, keep=target)
     return target
+
+
+def discard_extraction(folder: Path) -> None:
+    """Remove an extraction whose dataset was refused: it must not sit on disk unused."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- packed files
+
+def check_packed_file(path: Path, what: str) -> None:
+    """Bound a file the user names directly (npz, torch zip checkpoint) like an upload, before loading.
+
+    Both formats are zip containers that numpy/torch inflate whole into memory: a 1.6 MB npz can
+    declare 1.6 GB. The file size, the declared total and each entry's ratio are all checked.
+    """
+    limit, size = max_load_bytes(), path.stat().st_size
+    too_big = f"{what} {path.name} is {{}} MB, over the {mb(limit)} MB limit ({LOAD_BYTES_ENV})"
+    if size > limit:
+        raise PTMError(too_big.format(mb(size)) + ".")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip (legacy torch pickle, safetensors): it cannot expand beyond its size
+    total = sum(info.file_size for info in infos)
+    if total > limit:
+        raise PTMError(too_big.format(mb(total)) + " once unpacked.")
+    for info in infos:
+        if ratio_too_high(info.file_size, info.compress_size):
+            raise PTMError(f"{what} {path.name} rejected: entry '{info.filename}' expands "
+                           f"{info.file_size // max(info.compress_size, 1):,}:1 (compression bomb?).")
 
 
 # --------------------------------------------------------------------------- uploads
 
+def upload_limit_bytes() -> int:
+    """The largest upload the engine takes (PTM_UPLOAD_MAX_BYTES); the app's upload widgets show it too."""
+    return env_int(UPLOAD_ENV, DEFAULT_UPLOAD_BYTES)
+
+
 def ingest_upload(data: bytes, name: str) -> str:
     """Save an uploaded zip under `data_dir()/uploads/<sha>.zip`; returns the `zip:PATH` spec."""
-    limit = env_int(UPLOAD_ENV, DEFAULT_UPLOAD_BYTES)
+    limit = upload_limit_bytes()
     if len(data) > limit:
-        raise PTMError(f"{name}: upload is {_mb(len(data))} MB, over the {_mb(limit)} MB limit ({UPLOAD_ENV}).")
+        raise PTMError(f"{name}: upload is {mb(len(data))} MB, over the {mb(limit)} MB limit ({UPLOAD_ENV}).")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            check_members(zf.infolist(), name)  # refuse bombs now, not when first loaded
+            check_members(zf.infolist(), name, len(data))  # refuse bombs now, not when first loaded
     except zipfile.BadZipFile:
         raise PTMError(f"{name} is not a zip file; upload a .zip of class folders or images plus a labels CSV.") from None
     folder = data_dir() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp(folder)  # half-written uploads of a killed server
     path = folder / f"{hashlib.sha256(data).hexdigest()}.zip"
-    if not path.exists():
+    if path.exists():
+        touch(path)  # used again: last in line for eviction
+    else:
         atomic_write_bytes(path, data)
+    enforce_dir_cap(folder, keep=path)
     return f"zip:{path}"

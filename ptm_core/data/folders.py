@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ptm_core.data.files import FileRejected, FileStamp, read_user_file, within
+from ptm_core.data.imaging import check_image
 from ptm_core.errors import PTMError
-from ptm_core.imaging import ImageRejected, check_image
-from ptm_core.ingest import is_within
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 FILENAME_COLUMN, LABEL_COLUMN = "filename", "label"
@@ -30,6 +30,7 @@ class Listing:
     labels: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     fingerprint: str = ""
+    stamps: dict[Path, FileStamp] = field(default_factory=dict)  # each kept file as it was when checked
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -47,33 +48,57 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def _walk_files(folder: Path) -> list[Path]:
-    """Visible files below `folder`; symlinked sub-folders are not followed (loops, escapes)."""
+def _walk_files(folder: Path, listing: Listing) -> list[Path]:
+    """Visible files below `folder`. Symlinked sub-folders are not followed (loops, escapes) and
+    unreadable ones cannot be: both go on the skip list, so no folder disappears without a word."""
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
-        found += [Path(dirpath) / f for f in sorted(filenames) if not is_hidden(f)]
+
+    def unreadable(exc: OSError) -> None:
+        listing.skip(Path(exc.filename), f"unreadable folder ({exc.strerror or exc})")
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
+        base = Path(dirpath)
+        visible = sorted(d for d in dirnames if not is_hidden(d))
+        for link in (d for d in visible if (base / d).is_symlink()):
+            listing.skip(base / link, "a link to a folder (not followed)")
+        dirnames[:] = [d for d in visible if not (base / d).is_symlink()]
+        found += [base / f for f in sorted(filenames) if not is_hidden(f)]
     return found
+
+
+def _loose_file_reason(entry: Path, csv_count: int, has_folders: bool) -> str:
+    if entry.suffix.lower() == ".csv" and csv_count > 1:
+        return f"one of {csv_count} CSV files here: a labels CSV must be the only .csv in the folder"
+    if has_folders:
+        return "not inside a class folder"
+    return "not inside a class folder (there are none here)"
 
 
 def list_class_folders(root: Path) -> Listing:
     listing = Listing(root)
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        if is_hidden(entry.name):
-            continue
+    entries = [e for e in sorted(root.iterdir(), key=lambda p: p.name) if not is_hidden(e.name)]
+    csv_count = sum(1 for e in entries if e.suffix.lower() == ".csv" and not e.is_dir())
+    has_folders = any(e.is_dir() for e in entries)
+    # CSVs first: with several of them, that is the likeliest reason nothing was found.
+    for entry in sorted(entries, key=lambda e: (e.is_dir() or e.suffix.lower() != ".csv", e.name)):
         if not entry.is_dir():
-            listing.skip(entry, "not inside a class folder")
+            listing.skip(entry, _loose_file_reason(entry, csv_count, has_folders))
             continue
-        for path in _walk_files(entry):
+        files = _walk_files(entry, listing)
+        if not files:
+            listing.skip(entry.name + "/", "empty class folder: no files, so no class")
+        for path in files:
             listing.add(path, entry.name)
     return listing
 
 
 def _csv_reader(csv_path: Path) -> csv.DictReader:
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")  # Excel writes a BOM
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_user_file(csv_path)[0].decode("utf-8-sig")  # Excel writes a BOM
+    except FileRejected as exc:
         raise PTMError(f"Could not read labels file {csv_path.name}: {exc}.") from None
+    except UnicodeDecodeError:
+        raise PTMError(f"Labels file {csv_path.name} is not UTF-8 text; save it as CSV (UTF-8).") from None
     return csv.DictReader(io.StringIO(text))
 
 
@@ -93,7 +118,11 @@ def _read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
             f"found {','.join(reader.fieldnames or []) or 'none'}."
         )
     fname, label = names
-    return [{"filename": (row.get(fname) or "").strip(), "label": (row.get(label) or "").strip()} for row in reader]
+    try:
+        return [{"filename": (row.get(fname) or "").strip(), "label": (row.get(label) or "").strip()} for row in reader]
+    except csv.Error as exc:  # a field over csv's size limit, a NUL byte, a broken quote
+        raise PTMError(f"Labels file {csv_path.name} line {reader.line_num} is not valid CSV ({exc}); "
+                       f"expected one filename,label pair per line.") from None
 
 
 def _resolve_listed(root: Path, base: Path, name: str, by_basename: dict[str, list[Path]]) -> Path | None:
@@ -112,7 +141,7 @@ def _resolve_listed(root: Path, base: Path, name: str, by_basename: dict[str, li
 def list_labels_csv(root: Path, csv_path: Path) -> Listing:
     """Images named in the CSV get its labels; images it does not mention are listed as skipped."""
     listing = Listing(root)
-    present = [p for p in _walk_files(root) if p != csv_path]
+    present = [p for p in _walk_files(root, listing) if p != csv_path]
     by_basename: dict[str, list[Path]] = {}
     for path in present:
         by_basename.setdefault(path.name, []).append(path)
@@ -151,9 +180,16 @@ def list_images(root: Path) -> Listing:
     root = root.resolve()  # one canonical root, so lexical checks on CSV names compare like with like
     csv_path = find_labels_csv(root)
     has_folders = any(p.is_dir() and not is_hidden(p.name) for p in root.iterdir())
-    if csv_path and (not has_folders or _label_columns(_csv_reader(csv_path)) is not None):
+    if csv_path and (not has_folders or _has_label_header(csv_path)):
         return list_labels_csv(root, csv_path)
     return list_class_folders(root)
+
+
+def _has_label_header(csv_path: Path) -> bool:
+    try:
+        return _label_columns(_csv_reader(csv_path)) is not None
+    except csv.Error:
+        return False
 
 
 def unwrap_single_folder(root: Path) -> Path:
@@ -164,23 +200,24 @@ def unwrap_single_folder(root: Path) -> Path:
     return root
 
 
+def _check_file(path: Path, allowed: list[Path] | None) -> tuple[bytes, FileStamp]:
+    """The bytes and stamp of a usable image file, or FileRejected (ImageRejected) with the reason."""
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise FileRejected(f"not an image file ({path.suffix or 'no extension'})")
+    data, stamp = read_user_file(path, allowed)
+    check_image(data)
+    return data, stamp
+
+
 def verify_listing(listing: Listing, allowed: list[Path] | None = None) -> Listing:
-    """Keep only files that open as images (and stay inside `allowed`); hash what is kept."""
+    """Keep only files that decode as images (and stay inside `allowed`); hash and stamp what is kept."""
     kept = Listing(listing.root, skipped=list(listing.skipped))
     digest = hashlib.sha256()
     for path, label in zip(listing.files, listing.labels):
-        reason = _unusable(path, allowed)
-        data = b""
-        if reason is None:
-            try:
-                data = path.read_bytes()
-                check_image(data)
-            except OSError as exc:
-                reason = f"unreadable file ({exc.strerror or exc})"
-            except ImageRejected as exc:
-                reason = str(exc)
-        if reason is not None:
-            kept.skip(path, reason)
+        try:
+            data, kept.stamps[path] = _check_file(path, allowed)
+        except FileRejected as exc:
+            kept.skip(path, str(exc))
             continue
         kept.add(path, label)
         for part in (kept.rel(path), label):
@@ -188,12 +225,3 @@ def verify_listing(listing: Listing, allowed: list[Path] | None = None) -> Listi
         digest.update(hashlib.sha256(data).digest())
     kept.fingerprint = digest.hexdigest()[:16]
     return kept
-
-
-def _unusable(path: Path, allowed: list[Path] | None) -> str | None:
-    """Why a file is rejected before its bytes are read, or None."""
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        return f"not an image file ({path.suffix or 'no extension'})"
-    if allowed is not None and not is_within(path.resolve(), allowed):
-        return "a link to outside the allowed folders"
-    return None

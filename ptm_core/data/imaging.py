@@ -7,13 +7,13 @@ the same in every dataset: converted sensibly, or refused with a one-line reason
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ptm_core.errors import PTMError
+from ptm_core.data.files import FileRejected
+from ptm_core.limits import env_int
 
 PIXELS_ENV = "PTM_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)  # Pillow's own default (~89.5M)
@@ -21,22 +21,8 @@ _WHITE = (255, 255, 255, 255)
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
-class ImageRejected(PTMError):
+class ImageRejected(FileRejected):
     """A file that is not a usable image; the message is the reason, fit for a skip list."""
-
-
-def env_int(name: str, default: int) -> int:
-    """A positive integer from the environment, read at call time so tests and users can change it."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(float(raw))
-    except ValueError:
-        raise PTMError(f"{name} must be a positive integer, got {raw!r}.") from None
-    if value < 1:
-        raise PTMError(f"{name} must be a positive integer, got {raw!r}.")
-    return value
 
 
 def max_image_pixels() -> int:
@@ -70,16 +56,23 @@ def first_line(exc: BaseException) -> str:
 
 
 def check_image(data: bytes) -> None:
-    """Cheap validity check without a full decode: header, pixel limit, and Pillow's verify().
+    """Validity check: header, pixel limit, Pillow's verify(), then a decode of every byte.
 
-    verify() walks the chunk structure (CRCs for PNG) but does not decompress pixels, so
-    checking thousands of files stays fast; truncated pixel data can still fail later in
-    `open_rgb`, which then raises a PTMError naming the file.
+    verify() walks the chunk structure (CRCs for PNG) but decompresses nothing, so a truncated
+    JPEG or a PNG with a broken IDAT passes it and only fails at decode time, in the middle of
+    an extraction. So the pixel data is decoded too, JPEG at reduced scale (`draft`), which
+    still reads every byte but skips most of the work.
     """
     img = _open(data)
     try:
         img.verify()
-    except Exception as exc:  # verify() raises whatever the plugin hits on a damaged file
+        img.close()
+        img = _open(data)
+        img.draft("RGB", (64, 64))
+        img.load()
+    except ImageRejected:
+        raise
+    except Exception as exc:  # the plugins raise OSError, SyntaxError, struct.error, zlib.error...
         raise ImageRejected(f"corrupt image ({first_line(exc)})") from None
     finally:
         img.close()

@@ -1,0 +1,89 @@
+"""Reading a user's file by path without trusting that the path still means what it did.
+
+Files are listed (and checked) once and read later; in between, one can be swapped for a
+symlink to a secret, a named pipe that blocks forever, or a 30 GB sparse file. So every read
+resolves and re-checks the path, opens without following a final symlink and without
+blocking, then checks on the open descriptor that it is a regular file, within the size
+limit, and the very file (device, inode, size, mtime) that was listed.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ptm_core.errors import PTMError
+from ptm_core.limits import FILE_BYTES_ENV, max_file_bytes, mb
+
+_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
+          stat.S_IFBLK: "a device", stat.S_IFDIR: "a folder", stat.S_IFLNK: "a symbolic link"}
+
+
+class FileRejected(PTMError):
+    """A file that cannot be used; the message is the reason, fit for a skip list."""
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What identifies one version of one file: a swapped or rewritten file has another stamp."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "FileStamp":
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def within(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def regular_file_problem(st: os.stat_result, limit: int) -> str | None:
+    """Why a file with this stat cannot be read whole, or None."""
+    if not stat.S_ISREG(st.st_mode):
+        return f"not a regular file ({_KINDS.get(stat.S_IFMT(st.st_mode), 'a special file')})"
+    if st.st_size > limit:
+        return f"too large ({mb(st.st_size)} MB, over the {mb(limit)} MB limit set by {FILE_BYTES_ENV})"
+    return None
+
+
+def _open_checked(path: Path, allowed: list[Path] | None) -> int:
+    real = path.resolve()
+    if allowed is not None and not within(real, allowed):
+        raise FileRejected("a link to outside the allowed folders")
+    try:
+        return os.open(real, _FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a symlink after being resolved: swapped under us
+            raise FileRejected("changed while being opened (now a symbolic link)") from None
+        raise FileRejected(f"unreadable file ({exc.strerror or exc})") from None
+
+
+def read_user_file(path: Path, allowed: list[Path] | None = None, expect: FileStamp | None = None,
+                   limit: int | None = None) -> tuple[bytes, FileStamp]:
+    """The file's bytes and stamp, or FileRejected with the reason (never blocks, never follows out)."""
+    limit = max_file_bytes() if limit is None else limit
+    fd = _open_checked(Path(path), allowed)
+    try:
+        st = os.fstat(fd)
+        problem = regular_file_problem(st, limit)
+        if problem is not None:
+            raise FileRejected(problem)
+        if expect is not None and FileStamp.of(st) != expect:
+            raise FileRejected("changed since the dataset was loaded (reload it to use the new file)")
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise FileRejected(f"unreadable file ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # grew after fstat
+        raise FileRejected(f"too large (over the {mb(limit)} MB limit set by {FILE_BYTES_ENV})")
+    return data, FileStamp.of(st)
