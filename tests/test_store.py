@@ -61,8 +61,9 @@ def test_failed_and_cancelled_jobs_are_recorded(tmp_path):
         raise PTMError("Folder not found: /nope")
 
     def loops(ctx):
-        while True:
+        while True:  # work with nothing to keep stops where it polls cancel (progress never raises)
             ctx.progress(0.1)
+            ctx.check_cancelled()
             time.sleep(0.01)
 
     failed = manager.submit("f", "fails", fails)
