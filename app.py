@@ -2,11 +2,13 @@
 import streamlit as st
 
 from pages.ui import settings
-from pages.ui.services import start_background_services
+from pages.ui.services import job_manager, start_background_services
 from pages.ui.sidebar import url_options
 
 st.set_page_config(page_title="PTM Explorer", page_icon="assets/logo.svg", layout="wide")
 start_background_services()
+if job_manager().store is not None and job_manager().store.recovered_note:
+    st.warning(job_manager().store.recovered_note, icon=":material/database:")
 settings.load(url_options())
 settings.mirror_url()  # a page switch drops the query string; the settings put it back
 

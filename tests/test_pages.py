@@ -120,3 +120,18 @@ def test_the_upload_widget_shows_the_smaller_limit(monkeypatch, engine_bytes, ex
 
     monkeypatch.setattr(config, "get_option", lambda name: 500 if name == "server.maxUploadSize" else None)
     assert upload_limit_mb() == expected
+
+
+def test_a_corrupt_run_store_is_moved_aside_and_the_app_says_so(_isolated_data_dir):
+    from pages.ui.services import job_manager
+
+    _isolated_data_dir.mkdir(parents=True, exist_ok=True)
+    (_isolated_data_dir / "runs.sqlite").write_bytes(b"this is not a database" * 100)
+    job_manager.clear()  # a fresh server process: the manager opens the store again
+    try:
+        at = _app()
+        assert any("moved aside" in w.value for w in at.warning), [w.value for w in at.warning]
+        assert at.title[0].value == "Features & probe" and not at.exception
+        assert list(_isolated_data_dir.glob("runs.sqlite.broken-*"))  # kept, never deleted
+    finally:
+        job_manager.clear()

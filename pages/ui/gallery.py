@@ -5,6 +5,7 @@ import streamlit as st
 
 from pages.ui.services import load_dataset
 from ptm_core.configs import DatasetConfig
+from ptm_core.errors import PTMError
 
 PER_ROW = 8
 
@@ -19,4 +20,9 @@ def gallery(dataset_config: DatasetConfig, indices, captions, empty: str = "No i
     for start in range(0, len(indices), PER_ROW):
         for column, index, caption in zip(st.columns(PER_ROW), indices[start:start + PER_ROW],
                                           captions[start:start + PER_ROW]):
-            column.image(dataset.image(index).convert("RGB").resize((size, size)), caption=caption, width=size)
+            try:
+                image = dataset.image(index).convert("RGB").resize((size, size))
+            except PTMError as exc:  # the file changed or went since the dataset was loaded
+                column.caption(f"{caption}: {exc.for_ui()}")
+                continue
+            column.image(image, caption=caption, width=size)

@@ -25,6 +25,7 @@ from ptm_core.extraction import FeatureSet
 from ptm_core.neighbours import nearest_neighbours
 from ptm_core.projection import METRICS, estimate_seconds, umap_ready
 from ptm_core.tables import selection_counts, stratified_sample
+from ptm_core.text import csv_safe_frame
 
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 COLOUR_BY = {"class": "True class", "prediction": "Probe prediction", "correct": "Probe right or wrong",
@@ -271,7 +272,7 @@ def export_name(feature_key: str, config: ProjectionConfig) -> str:
 def export_buttons(frame: pd.DataFrame, fig: go.Figure, name: str) -> None:
     exported = copy.deepcopy(fig).update_layout(template="plotly_white")
     cols = st.columns(3)
-    cols[0].download_button("Points as CSV", frame.to_csv(index=False), f"{name}.csv", "text/csv",
+    cols[0].download_button("Points as CSV", csv_safe_frame(frame).to_csv(index=False), f"{name}.csv", "text/csv",
                             icon=":material/download:", key=f"csv-{name}", on_click="ignore",
                             help="Row, id, map coordinates, class, probe prediction and confidence, split, selected.")
     cols[1].download_button("Figure as HTML", lambda: exported.to_html(include_plotlyjs=True), f"{name}.html",

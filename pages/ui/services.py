@@ -6,7 +6,7 @@ import streamlit as st
 from ptm_core import backbones, data
 from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
-from ptm_core.data.ingest import upload_limit_bytes
+from ptm_core.data.ingest import clean_stale_extractions, upload_limit_bytes
 from ptm_core.jobs import JobManager
 from ptm_core.projection import compile_umap
 from ptm_core.store import RunStore
@@ -21,6 +21,10 @@ def job_manager() -> JobManager:
 
 @st.cache_resource
 def start_background_services() -> bool:
+    try:  # half-written zip extractions of a killed server (hundreds of MB) go first
+        clean_stale_extractions()
+    except OSError:
+        pass
     # The UMAP compile goes first in the map lane: maps wait for it (one UMAP at a time), probes do not.
     job_manager().submit("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)",
                          lambda ctx: compile_umap(), kind="warm-up", record=False, lane="map")
