@@ -220,7 +220,8 @@ def layers_tab(source: Source) -> None:
 
 st.title("Probe vs fine-tune")
 st.caption("What does a frozen pretrained representation give, and what does adapting the whole network add? "
-           "Every number on this page uses the same seeded train/test split, so they are comparable.")
+           "Every number on this page uses the same seeded train/test split; each one says the image size it ran "
+           "at, and the Compare tab warns when they differ.")
 source = source_controls()
 source_header(source)
 tabs = st.tabs(["Probes", "Baselines", "Fine-tune", "Compare", "Label efficiency", "Layers"])

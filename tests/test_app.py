@@ -85,6 +85,7 @@ def test_map_settings_draw_a_3d_tsne_coloured_by_the_probe():
     at.segmented_control(key="colour_by").set_value("correct").run()
     assert not at.exception
     assert any("Box and lasso selection work on 2-D maps" in c.value for c in at.caption)
+    assert not any("pick Box or Lasso" in c.value for c in at.caption)  # one message on a 3-D map, not two
     assert [m.label for m in at.metric][4] == "Trustworthiness"
 
 

@@ -135,3 +135,54 @@ def test_a_corrupt_run_store_is_moved_aside_and_the_app_says_so(_isolated_data_d
         assert list(_isolated_data_dir.glob("runs.sqlite.broken-*"))  # kept, never deleted
     finally:
         job_manager.clear()
+
+
+def _lab_job(kind: str):
+    from pages.ui.services import job_manager
+
+    return next((j for j in job_manager().jobs() if j.kind == f"lab-{kind}"), None)
+
+
+def test_cancelling_a_fine_tune_keeps_and_scores_its_best_checkpoint():
+    """Issue 14.2: Cancel at epoch 2 threw the run away ('cancelled. Start it again')."""
+    import time
+
+    at = _open("lab")
+    _small_run(at)
+    at.number_input(key="w_ft_epochs").set_value(6).run()
+    at.number_input(key="w_ft_batch").set_value(8).run()
+    at.select_slider(key="w_ft_size").set_value(32).run()
+    at.button(key="start-finetune").click().run()
+    deadline = time.monotonic() + 240
+    while not ((job := _lab_job("finetune")) and len(job.metrics.get("val_curve", [])) >= 2):
+        assert time.monotonic() < deadline and (job is None or job.status in ("queued", "running"))
+        time.sleep(0.5)
+    at.run()
+    at.button(key=f"cancel-{job.id}").click().run()  # the button a user presses, in the live panel
+    _run_until(at, lambda a: any(m.label == "Stopped early" for m in a.metric) or len(a.error) > 0)
+    assert not at.error and job.status == "done" and job.metrics["stopped_early"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Stopped early"] == "yes" and metrics["Test accuracy"].endswith("%")
+    assert Path(job.artifacts["checkpoint"]).is_file()
+    assert any(b.label == "Best checkpoint (.safetensors)" for b in at.get("download_button"))
+    title = f"fine-tune lp-ft · {TINY} (random init, seed 0) on digits (limit 120) @ 32px"
+    assert job.title == title  # the run's own image size, not the sidebar's
+
+
+def test_label_efficiency_draws_every_budget_including_all():
+    """Issue 14.6: 'all' was not plotted, and each rerun logged ArrowInvalid for the mixed k column."""
+    import json
+
+    at = _open("lab")
+    _small_run(at)
+    at.button(key="start-efficiency").click().run()
+    _run_until(at, lambda a: any("Label efficiency" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+                                 for c in a.get("plotly_chart") if "title" in json.loads(c.proto.spec)["layout"])
+               or len(a.error) > 0, timeout=300)
+    assert not at.error and not at.exception
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                 if "Label efficiency" in json.loads(c.proto.spec)["layout"].get("title", {}).get("text", ""))
+    assert chart["layout"]["xaxis"]["type"] == "category"
+    assert "all" in chart["data"][0]["x"] and chart["data"][0]["x"][0] == "1"
+    at.run()  # a rerun renders the table again: no ArrowInvalid
+    assert not at.exception
