@@ -28,9 +28,12 @@ def _drag_box(page, chart: int, fractions=(0.1, 0.1, 0.9, 0.9)) -> None:
     page.mouse.up()
 
 
-def _selected(page) -> int:
-    text = page.get_by_text(re.compile(r"^\d+ images selected$")).first.inner_text()
-    return int(text.split()[0])
+def _explore_pca(page, server, folder) -> None:
+    """The tiny model's PCA map of the indexed folder on Features & probe, the whole map on screen."""
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    page.goto(f"{server}/?{_source(folder)}&map=pca")
+    page.get_by_role("button", name="Extract & analyse").click()
+    page.get_by_text("PCA 2-D of 60 feature vectors").wait_for(timeout=180_000)
 
 
 def test_compare_survives_a_second_selection_over_ringed_points(page, server, data_dir):
@@ -57,10 +60,7 @@ def test_compare_survives_a_second_selection_over_ringed_points(page, server, da
 def test_clear_selection_clears_the_map_too_and_clicks_work_again(page, server, data_dir):
     """Issue 14.7: after Clear selection the lasso outline and dimming stayed, and clicks did nothing."""
     folder = write_indexed_folder(data_dir / "indexed-clear")
-    page.set_viewport_size({"width": 1400, "height": 1800})
-    page.goto(f"{server}/?{_source(folder)}&map=pca")
-    page.get_by_role("button", name="Extract & analyse").click()
-    page.get_by_text("PCA 2-D of 60 feature vectors").wait_for(timeout=180_000)
+    _explore_pca(page, server, folder)
     _drag_box(page, 0, (0.1, 0.1, 0.7, 0.9))
     page.get_by_text("images selected").first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Clear selection").click()
@@ -87,10 +87,7 @@ def test_clear_selection_clears_the_map_too_and_clicks_work_again(page, server, 
 def test_hover_says_what_a_point_is_in_plain_words(page, server, data_dir):
     """Issue 14.8: the hover showed '=1.282917' and a 16-digit confidence."""
     folder = write_indexed_folder(data_dir / "indexed-hover")
-    page.set_viewport_size({"width": 1400, "height": 1800})  # the whole map on screen
-    page.goto(f"{server}/?{_source(folder)}&map=pca")
-    page.get_by_role("button", name="Extract & analyse").click()
-    page.get_by_text("PCA 2-D of 60 feature vectors").wait_for(timeout=180_000)
+    _explore_pca(page, server, folder)
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullData?.length > 0")
     x, y = page.evaluate("""() => {
       const gd = document.querySelector('.js-plotly-plot'); const t = gd._fullData[0];
@@ -107,9 +104,7 @@ def test_hover_says_what_a_point_is_in_plain_words(page, server, data_dir):
 def test_figure_html_keeps_the_class_colours(page, server, data_dir):
     """Issue 14.4: the exported HTML had Streamlit's placeholder colours (#000001...) on every point."""
     folder = write_indexed_folder(data_dir / "indexed-export")
-    page.goto(f"{server}/?{_source(folder)}&map=pca")
-    page.get_by_role("button", name="Extract & analyse").click()
-    page.get_by_text("PCA 2-D of 60 feature vectors").wait_for(timeout=180_000)
+    _explore_pca(page, server, folder)
     with page.expect_download() as download:
         page.get_by_role("button", name="Figure as HTML").click()
     html = open(download.value.path(), encoding="utf-8").read()
