@@ -8,6 +8,7 @@ import streamlit as st
 from pages.ui.job_views import format_seconds, job_panel
 from pages.ui.services import job_manager
 from ptm_core.jobs import QUEUED, RUNNING
+from ptm_core.tables import title_parts
 
 st.title("Jobs")
 st.caption("Long work runs outside the page: switching pages or reloading the browser does not stop it. "
@@ -50,14 +51,13 @@ def run_history() -> None:
     if not runs:
         st.info("No runs yet. Start one from **Features & probe**.")
         return
+    # A title names what ran, the model, the data and the size: one short column each, none cut off.
     frame = pd.DataFrame([{
-        "run": r["title"], "status": r["status"], "result": result_text(r["metrics"] or {}),
+        **title_parts(r["title"], r["kind"]), "status": r["status"], "result": result_text(r["metrics"] or {}),
         "took": format_seconds((r["finished"] or time.time()) - r["started"]) if r["started"] else "",
         "started": _when(r["started"] or r["created"]), "message": r["error"] or r["message"], "id": r["id"],
     } for r in runs])
-    # Titles name model, weights, data and size (and a map's settings): give them room, two lines a row.
-    st.dataframe(frame, hide_index=True, width="stretch", row_height=56, placeholder="—",
-                 column_config={"run": st.column_config.TextColumn("run", width="large", pinned=True)})
+    st.dataframe(frame, hide_index=True, width="stretch", placeholder="—")
     st.download_button("Metrics of all runs (CSV)", store.metrics_csv(), "ptm-runs.csv", "text/csv",
                        icon=":material/download:")
     chosen = st.selectbox("Run", [r["id"] for r in runs], key="run_detail",

@@ -4,6 +4,8 @@ Pure pandas on engine results, so the page, the CSV export and the tests read th
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -113,3 +115,18 @@ def mixed_sizes(frame: pd.DataFrame) -> list[int]:
         return []
     sizes = frame.loc[frame["kind"] != "pixels", "image size"].dropna()
     return sorted({int(s) for s in sizes})
+
+
+def title_parts(title: str, kind: str) -> dict[str, str]:
+    """A run title split into short columns: what ran, on which model (weights), which data, at which size.
+
+    Titles read "[what · ]model (weights) on data @ size", or "A @ size vs B @ size on data" for a
+    comparison; anything else keeps its text under "data".
+    """
+    what, _, source = title.rpartition(" · ")
+    parts = {"what": what or kind, "model (weights)": "", "data": source, "size": ""}
+    if match := re.fullmatch(r"(.+ vs .+) on (.+)", source):
+        parts.update({"model (weights)": match[1], "data": match[2]})
+    elif match := re.fullmatch(r"(.+?) on (.+) @ (\S+)", source):
+        parts.update({"model (weights)": match[1], "data": match[2], "size": match[3]})
+    return parts

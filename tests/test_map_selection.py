@@ -166,3 +166,14 @@ def test_exported_html_keeps_the_class_colours(indexed):
     assert colours == views.PALETTE[:len(fig.data)]  # class i is colour i, whatever else the figure styles
     html = copy.deepcopy(fig).update_layout(template="plotly_white").to_html(include_plotlyjs=False)
     assert all(colour in html for colour in colours) and "#000001" not in html
+
+
+def test_run_titles_split_into_short_columns():
+    from ptm_core.tables import title_parts
+
+    assert title_parts("probes · m (bundled) on mnist5k (limit 1000) @ 64px", "lab-probes") == {
+        "what": "probes", "model (weights)": "m (bundled)", "data": "mnist5k (limit 1000)", "size": "64px"}
+    assert title_parts("m (random init, seed 0) on folder:/a b/c @ 32px", "explore")["data"] == "folder:/a b/c"
+    compare = title_parts("a (bundled) @ 32px vs b (random init, seed 0) @ 64px on digits", "compare")
+    assert compare["what"] == "compare" and compare["data"] == "digits" and " vs " in compare["model (weights)"]
+    assert title_parts("raw pixels (32×32 grey) · digits", "lab-pixels")["data"] == "digits"

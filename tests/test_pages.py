@@ -74,9 +74,9 @@ def test_jobs_page_lists_runs_with_their_result_never_none():
     runs = at.dataframe[0].value
     assert "result" in runs and "test accuracy" not in runs
     assert not runs["result"].isna().any()
-    explore = runs[runs["run"] == f"{TINY} (random init, seed 0) on digits (limit 120) @ 32px"]
+    explore = runs[(runs["what"] == "explore") & (runs["model (weights)"] == f"{TINY} (random init, seed 0)")
+                   & (runs["data"] == "digits (limit 120)") & (runs["size"] == "32px")]
     assert explore["result"].iloc[0].startswith("test accuracy ")
-    assert (runs["run"].str.contains("random init, seed 0")).any()
 
 
 def test_datasets_page_draws_class_balance_on_a_category_axis():
