@@ -186,3 +186,9 @@ def test_label_efficiency_draws_every_budget_including_all():
     assert "all" in chart["data"][0]["x"] and chart["data"][0]["x"][0] == "1"
     at.run()  # a rerun renders the table again: no ArrowInvalid
     assert not at.exception
+
+
+def test_confident_mistakes_never_read_a_rounded_100_percent():
+    from pages.ui.lab_charts import _probability
+
+    assert _probability(0.99996) == "> 99.99%" and _probability(0.9876) == "98.76%" and _probability(1.0) == "> 99.99%"

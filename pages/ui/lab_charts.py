@@ -74,8 +74,13 @@ def mistakes_gallery(dataset_config: DatasetConfig, labels: np.ndarray, class_na
     positions = confident_mistakes(labels[result.test_indices], result.probabilities, top=16)
     indices = result.test_indices[positions]
     captions = [f"true {class_names[labels[i]]} → {class_names[result.predictions[p]]} "
-                f"(p {result.probabilities[p].max():.2%})" for i, p in zip(indices, positions)]
+                f"(p {_probability(result.probabilities[p].max())})" for i, p in zip(indices, positions)]
     gallery(dataset_config, indices, captions, empty="No mistakes at all.")
+
+
+def _probability(p: float) -> str:
+    """Two decimals of a percentage, never a rounded-up '100.00%' for a probability short of 1."""
+    return f"{p:.2%}" if p < 0.99995 else "> 99.99%"
 
 
 def sweep_chart(val_curve, produced_by: str) -> go.Figure:
