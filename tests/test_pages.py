@@ -192,3 +192,11 @@ def test_confident_mistakes_never_read_a_rounded_100_percent():
     from pages.ui.lab_charts import _probability
 
     assert _probability(0.99996) == "> 99.99%" and _probability(0.9876) == "98.76%" and _probability(1.0) == "> 99.99%"
+
+
+def test_fine_tune_curves_tick_validation_at_round_percentages():
+    from pages.ui.lab_charts import curves_chart
+
+    metrics = {"train_curve": [{"step": 1, "train_loss": 2.0}], "val_curve": [{"step": 1, "val_accuracy": 0.313}]}
+    axis = curves_chart([("full @ 32px", metrics)]).layout.yaxis2
+    assert (axis.tickmode, axis.tick0, axis.dtick, axis.tickformat) == ("linear", 0, 0.2, ".0%")
