@@ -69,7 +69,8 @@ def disagreement_table(result: CompareResult, rows: np.ndarray, n: int = 24) -> 
         for col in ("agreement", "same class in A", "same class in B")})
     shown = picked[:views.GALLERY_MAX]
     labels = result.a.labels
-    gallery(result.request.dataset, shown, [f"#{i} · {names[labels[i]]} · {c.agreement[i]:.2f}" for i in shown])
+    gallery(result.request.dataset, shown, [f"#{i} · {names[labels[i]]} · {c.agreement[i]:.2f}" for i in shown],
+            feature_ids=result.a.ids)
 
 
 def show_comparison(result: CompareResult, config: ProjectionConfig) -> None:

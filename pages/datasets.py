@@ -4,6 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from pages.ui.gallery import gallery
 from pages.ui.services import dataset_or_error, upload_limit_mb
 from ptm_core.configs import DatasetConfig
 from ptm_core.data import list_datasets
@@ -28,7 +29,8 @@ if upload is not None:
 st.session_state.setdefault("dataset_spec", "mnist5k")
 spec = st.text_input("Dataset spec", key="dataset_spec",
                      help="e.g. digits, shapes:n=300,classes=4, folder:/data/pets, zip:/data/pets.zip, tv:cifar10:test")
-dataset = dataset_or_error(DatasetConfig(spec.strip())) if spec.strip() else None
+config = DatasetConfig(spec.strip())
+dataset = dataset_or_error(config) if spec.strip() else None
 if dataset is not None:
     counts = dataset.class_counts()
     st.write(f"**{len(dataset):,} images**, {len(counts)} classes.")
@@ -44,4 +46,4 @@ if dataset is not None:
         members = np.flatnonzero(dataset.labels == index)
         shown = rng.choice(members, size=min(SAMPLES_PER_CLASS, len(members)), replace=False)
         st.markdown(f"**{name}** · {len(members)} images")
-        st.image([dataset.image(int(i)).resize((72, 72)) for i in shown], caption=[dataset.ids[int(i)] for i in shown])
+        gallery(config, shown, [dataset.ids[int(i)] for i in shown], size=72)

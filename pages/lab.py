@@ -69,9 +69,9 @@ def probes_tab(source: Source) -> None:
                     width="stretch", key="per-class")
     method = st.radio("Inspect", ["linear probe", "k-NN"], horizontal=True, key="inspect_method")
     chosen = result.linear if method == "linear probe" else result.knn
-    views.confusion_explorer(source.dataset, fs.labels, fs.class_names, chosen, method, produced_by)
+    views.confusion_explorer(source.dataset, fs.labels, fs.class_names, chosen, method, produced_by, fs.ids)
     st.markdown("**Most confident mistakes**")
-    views.mistakes_gallery(source.dataset, fs.labels, fs.class_names, chosen)
+    views.mistakes_gallery(source.dataset, fs.labels, fs.class_names, chosen, fs.ids)
 
 
 def baselines_tab(source: Source) -> None:

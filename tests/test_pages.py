@@ -200,3 +200,28 @@ def test_fine_tune_curves_tick_validation_at_round_percentages():
     metrics = {"train_curve": [{"step": 1, "train_loss": 2.0}], "val_curve": [{"step": 1, "val_accuracy": 0.313}]}
     axis = curves_chart([("full @ 32px", metrics)]).layout.yaxis2
     assert (axis.tickmode, axis.tick0, axis.dtick, axis.tickformat) == ("linear", 0, 0.2, ".0%")
+
+
+def test_gallery_finds_feature_rows_by_id_when_extraction_skipped_a_file(tmp_path, monkeypatch):
+    """A feature set with fewer rows than its dataset (a file unreadable at extraction) shows each row's own image."""
+    from indexed_images import decode, write_indexed_folder
+    from pages.ui import gallery as gallery_module
+    from ptm_core.configs import DatasetConfig
+    from ptm_core.data import load_dataset
+
+    folder = write_indexed_folder(tmp_path / "indexed")
+    config = DatasetConfig(f"folder:{folder}")
+    ids = list(load_dataset(config).ids)
+    feature_ids = ids[:5] + ids[6:]  # row 5 of the dataset was skipped during extraction
+    shown = []
+
+    class Column:
+        def image(self, image, caption, width):
+            shown.append((caption, decode(image)))
+
+        def caption(self, text):
+            shown.append((text, None))
+
+    monkeypatch.setattr(gallery_module.st, "columns", lambda n: [Column() for _ in range(n)])
+    gallery_module.gallery(config, [4, 5, 6], ["row 4", "row 5", "row 6"], feature_ids=feature_ids)
+    assert shown == [("row 4", 4), ("row 5", 6), ("row 6", 7)]

@@ -10,18 +10,33 @@ from ptm_core.errors import PTMError
 PER_ROW = 8
 
 
-def gallery(dataset_config: DatasetConfig, indices, captions, empty: str = "No images.", size: int = 88) -> None:
-    """Images of a dataset by index; every thumbnail is `size` px square, whatever its caption's length."""
-    indices, captions = [int(i) for i in indices], list(captions)
-    if not indices:
+@st.cache_resource(max_entries=4)
+def _positions(dataset_config: DatasetConfig) -> dict[str, int]:
+    return {item_id: i for i, item_id in enumerate(load_dataset(dataset_config).ids)}
+
+
+def gallery(dataset_config: DatasetConfig, rows, captions, feature_ids=None, empty: str = "No images.",
+            size: int = 88) -> None:
+    """Images by row, each `size` px square whatever its caption's length.
+
+    With `feature_ids` (a feature set's ids), rows are feature rows and each image is found by its
+    id: an extraction that skipped an unreadable file has fewer rows than the dataset it came from.
+    """
+    rows, captions = [int(i) for i in rows], list(captions)
+    if not rows:
         st.caption(empty)
         return
     dataset = load_dataset(dataset_config)
-    for start in range(0, len(indices), PER_ROW):
-        for column, index, caption in zip(st.columns(PER_ROW), indices[start:start + PER_ROW],
-                                          captions[start:start + PER_ROW]):
+    positions = _positions(dataset_config) if feature_ids is not None else None
+    for start in range(0, len(rows), PER_ROW):
+        for column, row, caption in zip(st.columns(PER_ROW), rows[start:start + PER_ROW],
+                                        captions[start:start + PER_ROW]):
             try:
+                index = row if positions is None else positions[feature_ids[row]]
                 image = dataset.image(index).convert("RGB").resize((size, size))
+            except KeyError:
+                column.caption(f"{caption}: no longer in the dataset")
+                continue
             except PTMError as exc:  # the file changed or went since the dataset was loaded
                 column.caption(f"{caption}: {exc.for_ui()}")
                 continue

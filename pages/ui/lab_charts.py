@@ -46,7 +46,7 @@ def largest_confusion(matrix: np.ndarray) -> tuple[int, int]:
 
 
 def confusion_explorer(dataset_config: DatasetConfig, labels: np.ndarray, class_names: list[str], result,
-                       name: str, produced_by: str) -> None:
+                       name: str, produced_by: str, feature_ids: list[str]) -> None:
     """A confusion matrix whose cells open as galleries; it opens on the cell with the most mistakes."""
     y_true = labels[result.test_indices]
     matrix = confusion(y_true, result.predictions, len(class_names))
@@ -64,10 +64,12 @@ def confusion_explorer(dataset_config: DatasetConfig, labels: np.ndarray, class_
                                   key=f"cell-pred-{name}-{true}")
     hits = np.flatnonzero((y_true == true) & (result.predictions == predicted))
     st.caption(f"{len(hits)} test images of class {class_names[true]} predicted as {class_names[predicted]}")
-    gallery(dataset_config, result.test_indices[hits[:24]], [f"#{i}" for i in result.test_indices[hits[:24]]])
+    gallery(dataset_config, result.test_indices[hits[:24]], [f"#{i}" for i in result.test_indices[hits[:24]]],
+            feature_ids=feature_ids)
 
 
-def mistakes_gallery(dataset_config: DatasetConfig, labels: np.ndarray, class_names: list[str], result) -> None:
+def mistakes_gallery(dataset_config: DatasetConfig, labels: np.ndarray, class_names: list[str], result,
+                     feature_ids: list[str]) -> None:
     if getattr(result, "probabilities", None) is None:
         st.caption("This result has no probabilities to rank mistakes by.")
         return
@@ -75,7 +77,7 @@ def mistakes_gallery(dataset_config: DatasetConfig, labels: np.ndarray, class_na
     indices = result.test_indices[positions]
     captions = [f"true {class_names[labels[i]]} → {class_names[result.predictions[p]]} "
                 f"(p {_probability(result.probabilities[p].max())})" for i, p in zip(indices, positions)]
-    gallery(dataset_config, indices, captions, empty="No mistakes at all.")
+    gallery(dataset_config, indices, captions, feature_ids=feature_ids, empty="No mistakes at all.")
 
 
 def _probability(p: float) -> str:

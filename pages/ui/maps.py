@@ -216,7 +216,7 @@ def selection_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame,
         if len(rows) > GALLERY_MAX:
             st.caption(f"A seeded sample of {len(shown)} of the {len(rows):,} selected images, drawn from every "
                        f"selected class in proportion to its share of the selection.")
-        gallery(dataset, shown, [_caption(frame, r) for r in shown])
+        gallery(dataset, shown, [_caption(frame, r) for r in shown], feature_ids=fs.ids)
     if focus is not None:
         neighbours_panel(dataset, fs, frame, int(focus))
 
@@ -229,7 +229,8 @@ def neighbours_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame
     st.markdown(f"**Image {_caption(frame, row)}** and its {k} nearest neighbours in the full "
                 f"{fs.features.shape[1]:,}-dim feature space (cosine); {same:.0%} share its class.")
     gallery(dataset, [row, *indices], [f"{_caption(frame, row)} (clicked)",
-                                       *[_caption(frame, int(i), f" · {s:.2f}") for i, s in zip(indices, similarity)]])
+                                       *[_caption(frame, int(i), f" · {s:.2f}") for i, s in zip(indices, similarity)]],
+            feature_ids=fs.ids)
 
 
 def faithfulness_panel(f: dict, dims: int, produced_by: str) -> None:
