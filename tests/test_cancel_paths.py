@@ -90,7 +90,7 @@ def test_explore_cancel_keeps_every_computed_row_and_a_resume_matches_an_uninter
 
 
 def test_finetune_cancel_keeps_the_best_weights_tests_them_and_ends_done(source120, monkeypatch, wait_until):
-    click = Clicker(6, r"^epoch").install(monkeypatch)  # 4 steps an epoch: cancel in epoch 2
+    Clicker(6, r"^epoch").install(monkeypatch)  # 4 steps an epoch: cancel in epoch 2
     job = _run(lambda ctx: run_finetune(source120, FT, ctx), wait_until)
     assert job.status == DONE, job.error
     result = job.result

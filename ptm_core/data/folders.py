@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ptm_core.data.files import FileRejected, FileStamp, read_user_file, within
+from ptm_core.data.files import FileRejected, FileStamp, read_user_file
 from ptm_core.data.imaging import check_image
 from ptm_core.errors import PTMError
 
