@@ -12,6 +12,7 @@ from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from ptm_core.configs import ProbeConfig, ProjectionConfig, describe_map
 from ptm_core.explore import ExploreRequest, ExploreResult, map_key, run_explore
+from ptm_core.jobs import DONE
 from ptm_core.tables import point_frame
 
 
@@ -93,7 +94,7 @@ manager = job_manager()
 clicked = st.button("Extract & analyse", type="primary", icon=":material/play_arrow:", key="run")
 job = manager.attach_or_submit(request.key(), request.title(), partial(run_explore, request), start=clicked,
                                kind="explore", config=request.to_dict())
-if job is not None and job.status == "done":
+if job is not None and job.status == DONE:
     st.sidebar.caption(views.estimate_text(*job.result.features.features.shape, projection))
 if clicked:
     st.session_state["explore_job"] = job.id

@@ -12,7 +12,7 @@ from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from ptm_core import lab
 from ptm_core.baselines import random_weights
-from ptm_core.configs import FINETUNE_MODES, ProjectionConfig, Source, describe_source
+from ptm_core.configs import FINETUNE_MODES, ProjectionConfig, Source, describe_data, describe_source, describe_weights
 from ptm_core.jobs import DONE, FINISHED
 from ptm_core.tables import compare_frame, mixed_sizes
 
@@ -190,8 +190,8 @@ def compare_tab(source: Source) -> None:
         st.warning(f"These methods ran at different image sizes ({', '.join(f'{s}px' for s in sizes)}): compare "
                    f"them with care, or run the fine-tune at the sidebar's size. Each bar shows its size.",
                    icon=":material/warning:")
-    produced_by = f"{source.backbone.name} ({source.backbone.weights}) on {source.dataset.spec}" + (
-        f" (limit {source.dataset.limit})" if source.dataset.limit else "")
+    # No size here: each bar says its own.
+    produced_by = f"{source.backbone.name} ({describe_weights(source.backbone)}) on {describe_data(source.dataset)}"
     st.plotly_chart(views.compare_chart(frame, produced_by), width="stretch", key="compare")
     st.dataframe(frame.drop(columns=["label", "kind"]), hide_index=True, width="stretch",
                  column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptm_core.configs import DatasetConfig, Source, describe_weights, stable_hash
+from ptm_core.configs import DatasetConfig, Source, describe_data, describe_weights, stable_hash
 from ptm_core.errors import PTMError
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.jobs import JobContext
@@ -40,7 +40,7 @@ class CompareRequest:
     def title(self) -> str:
         a, b = (f"{s.backbone.name} ({describe_weights(s.backbone)}) @ {s.extraction.image_size or 'default '}px"
                 for s in self.sides())
-        return f"{a} vs {b} on {self.dataset.spec}" + (f" (limit {self.dataset.limit})" if self.dataset.limit else "")
+        return f"{a} vs {b} on {describe_data(self.dataset)}"
 
     def to_dict(self) -> dict:
         return {"a": self.a.to_dict(), "b": self.b.to_dict(), "k": self.k}

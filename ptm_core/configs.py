@@ -113,11 +113,14 @@ def describe_weights(backbone: BackboneConfig) -> str:
     return f"file {backbone.weights.replace(chr(92), '/').rsplit('/', 1)[-1]}"
 
 
+def describe_data(dataset: DatasetConfig) -> str:
+    return dataset.spec + (f" (limit {dataset.limit})" if dataset.limit else "")
+
+
 def describe_source(dataset: DatasetConfig, backbone: BackboneConfig, image_size: int | None) -> str:
     """The one-line name a run is shown under: model (weights) on data (limit) @ size."""
-    limit = f" (limit {dataset.limit})" if dataset.limit else ""
     size = f"{image_size}px" if image_size else "default size"
-    return f"{backbone.name} ({describe_weights(backbone)}) on {dataset.spec}{limit} @ {size}"
+    return f"{backbone.name} ({describe_weights(backbone)}) on {describe_data(dataset)} @ {size}"
 
 
 @dataclass(frozen=True)

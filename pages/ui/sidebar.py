@@ -107,8 +107,8 @@ def source_controls() -> Source:
 
 def url_options() -> dict[str, list]:
     """Choices that depend on this installation, for checking settings read from a URL."""
-    return {"dataset": dataset_kinds(), "backbone": [DEFAULT_BACKBONE, *backbone_names("")],
-            "backbone_b": [DEFAULT_BACKBONE, *backbone_names("")], "tv_name": list(TV_SOURCES)}
+    models = [DEFAULT_BACKBONE, *backbone_names("")]
+    return {"dataset": dataset_kinds(), "backbone": models, "backbone_b": models, "tv_name": list(TV_SOURCES)}
 
 
 def source_header(source: Source) -> None:
