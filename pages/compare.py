@@ -104,7 +104,7 @@ source_header(source)
 st.caption(f"B: {request.titles()[1]} · k = {request.k} · map: {describe_map(projection)}")
 clicked = st.button("Compare", type="primary", icon=":material/compare:", key="run_compare")
 job = job_manager().attach_or_submit(request.key(), request.title(), partial(run_compare, request), start=clicked,
-                                     kind="compare", config=request.to_dict())
+                                     restore=True, kind="compare", config=request.to_dict())
 if job is None:
     st.info(f"Ready: **{request.title()}**. Press **Compare**.", icon=":material/arrow_upward:")
 else:

@@ -93,7 +93,7 @@ st.caption(f"Map: {describe_map(projection)}")
 manager = job_manager()
 clicked = st.button("Extract & analyse", type="primary", icon=":material/play_arrow:", key="run")
 job = manager.attach_or_submit(request.key(), request.title(), partial(run_explore, request), start=clicked,
-                               kind="explore", config=request.to_dict())
+                               restore=True, kind="explore", config=request.to_dict())
 if job is not None and job.status == DONE:
     st.sidebar.caption(views.estimate_text(*job.result.features.features.shape, projection))
 if clicked:

@@ -16,6 +16,9 @@ from ptm_core.configs import FINETUNE_MODES, ProjectionConfig, Source, describe_
 from ptm_core.jobs import DONE, FINISHED
 from ptm_core.tables import compare_frame, mixed_sizes
 
+# Methods whose results read back from the caches after a server restart; the rest (fine-tuning, label
+# efficiency, layers, drift) cache nothing and only run when asked.
+RESTORABLE = ("probes", "pixels", "random")
 MODE_HELP = {"full": "everything trainable", "last-n": "last N blocks + head; the rest frozen",
              "lp-ft": "head initialised from the linear probe, then everything (Kumar et al. 2022)",
              "scratch": "random init, everything trainable — what pretraining buys"}
@@ -28,7 +31,7 @@ def job_slot(kind: str, source: Source, parts: list, title: str, work, label: st
     manager = job_manager()
     running = (job := manager.find(key)) is not None and job.status in ("queued", "running")
     clicked = st.button(label, key=f"start-{kind}", help=button_help, disabled=running)
-    job = manager.attach_or_submit(key, title, work, start=clicked, kind=f"lab-{kind}",
+    job = manager.attach_or_submit(key, title, work, start=clicked, restore=kind in RESTORABLE, kind=f"lab-{kind}",
                                    config=source.to_dict() | {"parts": parts})
     if job is None:
         return None

@@ -176,17 +176,20 @@ class JobManager:
         return job
 
     def attach_or_submit(self, key: str, title: str, work: Callable[[JobContext], Any], *, start: bool = False,
-                         kind: str = "job", config: dict | None = None, lane: str = "compute") -> Job | None:
+                         restore: bool = False, kind: str = "job", config: dict | None = None,
+                         lane: str = "compute") -> Job | None:
         """The job a page shows for `key`; None when there is none yet.
 
-        A queued, running or finished job of this server is attached to. A run that a previous server
-        finished is started again, since its steps read back from the caches in about a second. `start`
-        (the user's click) submits a new job unless one is queued, running or done.
+        A queued, running or finished job of this server is attached to. With `restore`, for work whose
+        steps read back from the caches in about a second, a run that a previous server finished is
+        started again; work that caches nothing (a fine-tune) is never re-run unasked. `start` (the
+        user's click) submits a new job unless one is queued, running or done.
         """
         job = self.find(key)
         if job is not None and job.status in (QUEUED, RUNNING, DONE):
             return job
-        restorable = job is None and self.store is not None and self.store.latest(key, DONE) is not None
+        restorable = (restore and job is None and self.store is not None
+                      and self.store.latest(key, DONE) is not None)
         if start or restorable:
             return self.submit(key, title, work, kind=kind, config=config, lane=lane)
         return job

@@ -263,3 +263,25 @@ def test_lanes_run_side_by_side_but_one_at_a_time_within_a_lane(wait_until):
     assert map_job.status == QUEUED and map_job.lane == "map" and probe.lane == "compute"
     release.set()
     assert wait_until(_finished(map_job), TIMEOUT) and map_job.result == "map"
+
+
+def test_attach_or_submit_restores_only_cached_work_after_a_restart(tmp_path, wait_until):
+    """A page visit after a server restart re-runs cheap cached work, never a fine-tune nobody asked for."""
+    from ptm_core.store import RunStore
+
+    calls = []
+
+    def work(ctx):
+        calls.append(ctx)
+        return "result"
+
+    first = JobManager(store=RunStore(tmp_path / "runs.sqlite"))
+    job = first.attach_or_submit("k", "t", work, start=True)
+    assert wait_until(lambda: job.status == DONE, 10)
+    assert first.attach_or_submit("k", "t", work) is job and len(calls) == 1  # attached, not run again
+
+    restarted = JobManager(store=RunStore(tmp_path / "runs.sqlite"))
+    assert restarted.attach_or_submit("k", "t", work) is None and len(calls) == 1  # a fine-tune: not re-run
+    again = restarted.attach_or_submit("k", "t", work, restore=True)  # cached work: read back at once
+    assert again is not None and wait_until(lambda: again.status == DONE, 10) and len(calls) == 2
+    assert restarted.attach_or_submit("never-run", "t", work, restore=True) is None

@@ -34,7 +34,7 @@ def map_job(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: s
     label = f"Draw the {METHODS[config.method]} map (about {format_seconds(max(estimate, 1))})"
     clicked = not cheap and st.button(label, type="primary", icon=":material/scatter_plot:", key=button_key)
     return manager.attach_or_submit(key, f"{describe_map(config)} map · {source}", partial(run_map, fs, config),
-                                    start=cheap or clicked, kind="map", lane="map",
+                                    start=cheap or clicked, restore=True, kind="map", lane="map",
                                     config={"feature_key": fs.key, "projection": config.to_dict()})
 
 
