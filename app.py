@@ -2,6 +2,7 @@
 import streamlit as st
 
 from pages.ui import settings
+from pages.ui.i18n import _, view_controls
 from pages.ui.services import job_manager, start_background_services
 from pages.ui.sidebar import url_options
 
@@ -13,17 +14,23 @@ settings.load(url_options())
 settings.mirror_url()  # a page switch drops the query string; the settings put it back
 
 navigation = st.navigation({
-    "Explore": [
-        st.Page("pages/explore.py", title="Features & probe", icon=":material/scatter_plot:", default=True),
-        st.Page("pages/compare.py", title="Compare backbones", icon=":material/compare:"),
-        st.Page("pages/lab.py", title="Probe vs fine-tune", icon=":material/science:"),
+    _("Start"): [
+        st.Page("pages/tour.py", title=_("Tour: when does pretraining help?"), icon=":material/school:",
+                default=True),
     ],
-    "Library": [
-        st.Page("pages/backbones.py", title="Backbones", icon=":material/memory:"),
-        st.Page("pages/datasets.py", title="Datasets", icon=":material/photo_library:"),
-        st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
+    _("Explore"): [
+        st.Page("pages/explore.py", title=_("Features & probe"), icon=":material/scatter_plot:", url_path="explore"),
+        st.Page("pages/compare.py", title=_("Compare backbones"), icon=":material/compare:", url_path="compare"),
+        st.Page("pages/lab.py", title=_("Probe vs fine-tune"), icon=":material/science:", url_path="lab"),
+    ],
+    _("Library"): [
+        st.Page("pages/backbones.py", title=_("Backbones"), icon=":material/memory:", url_path="backbones"),
+        st.Page("pages/datasets.py", title=_("Datasets"), icon=":material/photo_library:", url_path="datasets"),
+        st.Page("pages/jobs.py", title=_("Jobs"), icon=":material/pending_actions:", url_path="jobs"),
     ],
 })
+view_controls()
 for problem in settings.problems():
-    st.warning(f"Ignored a setting from the link: {problem}; using the default.", icon=":material/link_off:")
+    st.warning(_("Ignored a setting from the link: {problem}; using the default.").format(problem=problem),
+               icon=":material/link_off:")
 navigation.run()

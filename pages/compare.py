@@ -8,6 +8,7 @@ from pages.ui import map_jobs, settings
 from pages.ui import maps as views
 from pages.ui.choices import IMAGE_SIZES, CompareChoice
 from pages.ui.gallery import gallery
+from pages.ui.i18n import _
 from pages.ui.job_views import job_outcome
 from pages.ui.services import backbone_names, job_manager
 from pages.ui.sidebar import WEIGHT_LABELS, source_controls, source_header
@@ -27,7 +28,7 @@ def side_b_controls() -> None:
             names.insert(0, settings.get(CompareChoice).backbone_b)
         settings.bound(st.selectbox, "Model B", CompareChoice, "backbone_b", options=names)
         settings.bound(st.radio, "Weights B", CompareChoice, "weights_b", options=["bundled", "hub", "random"],
-                       format_func=WEIGHT_LABELS.get)
+                       format_func=lambda w: _(WEIGHT_LABELS[w]))
         settings.bound(st.select_slider, "Image size B (px)", CompareChoice, "image_size_b", options=list(IMAGE_SIZES))
         settings.bound(st.slider, "Neighbours compared (k)", CompareChoice, "compare_k", min_value=5, max_value=50)
 

@@ -10,10 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = "test_efficientnet.r160_in1k"
 
 
-def _app() -> AppTest:
+def _app(page: str = "explore") -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     assert not at.exception, at.exception
+    if page != "tour":  # the tour is the landing page
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, at.exception
     return at
 
 

@@ -17,7 +17,7 @@ def _run_and_wait(page, title: str, timeout_ms: int = 300_000) -> None:
 def test_default_flow_in_a_real_browser(page, server):
     # The page opens on the offline default.
     page.get_by_text("tf_efficientnet_lite0 (bundled) on mnist5k @ 128px").first.wait_for(timeout=90_000)
-    page.goto(f"{server}/?limit=200")  # a subset, set through the URL like a shared link
+    page.goto(f"{server}/explore?limit=200")  # a subset, set through the URL like a shared link
     bundled = "tf_efficientnet_lite0 (bundled) on mnist5k (limit 200) @ 128px"
     page.get_by_text(bundled).first.wait_for(timeout=30_000)
     _run_and_wait(page, bundled)
@@ -48,7 +48,7 @@ def _progress_count(page) -> int:
 
 def test_a_job_survives_a_reload_is_cancelled_and_resumes(page, server):
     title = "tf_efficientnet_lite0 (bundled) on mnist5k (limit 600) @ 224px"
-    page.goto(f"{server}/?dataset=mnist5k&limit=600&image_size=224")  # settings travel in the URL
+    page.goto(f"{server}/explore?dataset=mnist5k&limit=600&image_size=224")  # settings travel in the URL
     page.get_by_text(f"Ready: {title}").wait_for(timeout=60_000)
     page.get_by_role("button", name="Extract & analyse").click()
     page.get_by_text("/600 images").first.wait_for(timeout=120_000)
@@ -139,7 +139,7 @@ def test_a_box_selection_shows_each_selected_points_own_image(page, server, data
     folder = write_indexed_folder(data_dir / "indexed")
     title = f"test_efficientnet.r160_in1k (random init, seed 0) on folder:{folder} @ 32px"
     page.set_viewport_size({"width": 1400, "height": 1800})  # the whole map on screen: no scrolling mid-drag
-    page.goto(f"{server}/?dataset=folder&folder_path={folder}&backbone=test_efficientnet.r160_in1k&weights=random"
+    page.goto(f"{server}/explore?dataset=folder&folder_path={folder}&backbone=test_efficientnet.r160_in1k&weights=random"
               f"&image_size=32&map=pca")
     page.get_by_text(f"Ready: {title}").wait_for(timeout=60_000)
     page.get_by_role("button", name="Extract & analyse").click()

@@ -31,7 +31,7 @@ def _drag_box(page, chart: int, fractions=(0.1, 0.1, 0.9, 0.9)) -> None:
 def _explore_pca(page, server, folder) -> None:
     """The tiny model's PCA map of the indexed folder on Features & probe, the whole map on screen."""
     page.set_viewport_size({"width": 1400, "height": 1800})
-    page.goto(f"{server}/?{_source(folder)}&map=pca")
+    page.goto(f"{server}/explore?{_source(folder)}&map=pca")
     page.get_by_role("button", name="Extract & analyse").click()
     page.get_by_text("PCA 2-D of 60 feature vectors").wait_for(timeout=180_000)
 
@@ -122,7 +122,7 @@ def test_a_finished_map_replaces_the_preview_without_a_reload(page, server, data
     page.goto(f"{server}/jobs")
     page.get_by_text("Nothing queued or running.").wait_for(timeout=240_000)  # UMAP's one-off compile is done
     for limit in (80, 90):  # uncached features each time: the map job starts while the page draws the preview
-        page.goto(f"{server}/?dataset=digits&limit={limit}&backbone={TINY}&weights=random&image_size=32")
+        page.goto(f"{server}/explore?dataset=digits&limit={limit}&backbone={TINY}&weights=random&image_size=32")
         page.get_by_role("button", name="Extract & analyse").click()
         page.get_by_text(f"UMAP 2-D (15 neighbours, min dist 0.10, euclidean) of {limit} feature vectors").wait_for(
             timeout=120_000)

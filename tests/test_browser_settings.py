@@ -53,7 +53,7 @@ def _visit(page, name: str) -> None:
 
 def test_settings_survive_every_page_switch_and_a_reload(page, server):
     rest = "&".join(f"{k}={v}" for k, v in URL.items() if k not in ("weights", "limit"))
-    page.goto(f"{server}/?{rest}")
+    page.goto(f"{server}/explore?{rest}")
     page.get_by_role("heading", name="Features & probe").wait_for(timeout=90_000)
     # Two settings through their widgets, as a user sets them.
     page.get_by_test_id("stSidebar").get_by_text("Random init").click()
@@ -74,7 +74,7 @@ def test_settings_survive_every_page_switch_and_a_reload(page, server):
 
 
 def test_a_bad_value_in_a_link_is_named_and_the_default_used(page, server):
-    page.goto(f"{server}/?image_size=33&limit=-5&min_dist=nan&weights=random")
+    page.goto(f"{server}/explore?image_size=33&limit=-5&min_dist=nan&weights=random")
     page.get_by_text("Ignored a setting from the link: image_size=33 is not one of the choices").wait_for(
         timeout=60_000)
     page.get_by_text("min_dist must be a finite number").wait_for(timeout=10_000)

@@ -33,7 +33,7 @@ def test_page_helpers_are_not_pages():
     from pathlib import Path
 
     pages = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "pages").glob("*.py"))
-    assert pages == ["backbones", "compare", "datasets", "explore", "jobs", "lab"]
+    assert pages == ["backbones", "compare", "datasets", "explore", "jobs", "lab", "tour"]
     app = (Path(__file__).resolve().parents[1] / "app.py").read_text()
     assert all(f'"pages/{name}.py"' in app for name in pages)
     assert st.navigation is navigation.navigation

@@ -40,14 +40,21 @@ class DataChoice:
     tv_split: str = "train"
     shapes_n: int = _between(600, 20, 20_000)
     shapes_classes: int = _between(6, 2, 8)
+    shapes_size: int = _between(64, 16, 256)
+    shapes_clutter: int = _between(0, 0, 4)
     limit: int = _between(0, 0, 1_000_000)
     seed: int = _between(0, 0, 2**31 - 1)
 
     def spec(self) -> str:
         arg = {"folder": self.folder_path.strip(), "zip": self.zip_path.strip(),
                "tv": f"{self.tv_name}:{self.tv_split}",
-               "shapes": f"n={self.shapes_n},classes={self.shapes_classes}"}.get(self.dataset, "")
+               "shapes": self._shapes_arg()}.get(self.dataset, "")
         return f"{self.dataset}:{arg}" if arg else self.dataset
+
+    def _shapes_arg(self) -> str:
+        # Options at their defaults stay out, so older links and caches keep their specs.
+        return (f"n={self.shapes_n},classes={self.shapes_classes}" + (f",size={self.shapes_size}" if self.shapes_size != 64
+                else "") + (f",clutter={self.shapes_clutter}" if self.shapes_clutter else ""))
 
     def config(self) -> DatasetConfig:
         return DatasetConfig(self.spec(), self.limit or None, self.seed)
@@ -130,7 +137,18 @@ class KNNChoice:
         return KNNConfig(k=self.knn_k, temperature=self.knn_t)
 
 
-CONCERNS = (DataChoice, BackboneChoice, ExtractionChoice, MapChoice, CompareChoice, FinetuneChoice, KNNChoice)
+LANGUAGES = {"en": "English", "zh": "简体中文"}
+
+
+@dataclass(frozen=True)
+class ViewChoice:
+    """How the app reads, not what it computes: the interface language and projector-sized text."""
+    lang: str = _one_of("en", LANGUAGES)
+    presenter: bool = False
+
+
+CONCERNS = (DataChoice, BackboneChoice, ExtractionChoice, MapChoice, CompareChoice, FinetuneChoice, KNNChoice,
+            ViewChoice)
 PARAMETERS = tuple(f.name for concern in CONCERNS for f in dataclasses.fields(concern))
 
 

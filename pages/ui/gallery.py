@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages.ui.i18n import _
 from pages.ui.services import load_dataset
 from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
@@ -35,7 +36,7 @@ def gallery(dataset_config: DatasetConfig, rows, captions, feature_ids=None, emp
                 index = row if positions is None else positions[feature_ids[row]]
                 image = dataset.image(index).convert("RGB").resize((size, size))
             except KeyError:
-                column.caption(f"{caption}: no longer in the dataset")
+                column.caption(_("{caption}: no longer in the dataset").format(caption=caption))
                 continue
             except PTMError as exc:  # the file changed or went since the dataset was loaded
                 column.caption(f"{caption}: {exc.for_ui()}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages.ui.i18n import _
 from pages.ui.services import job_manager
 from ptm_core.jobs import DONE, FINISHED, QUEUED, RUNNING, Job
 
@@ -11,8 +12,28 @@ def format_seconds(seconds: float | None) -> str:
     if seconds is None:  # e.g. a cache written before compute times were kept
         return "—"
     if seconds < 60:
-        return f"{seconds:.0f} s"
-    return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
+        return _("{s} s").format(s=f"{seconds:.0f}")
+    return _("{m} min {s} s").format(m=f"{seconds // 60:.0f}", s=f"{seconds % 60:02.0f}")
+
+
+def eta_text(job: Job) -> str:
+    """The engine's time-left phrase (ptm_core.eta.eta_phrase), in the interface's language."""
+    seconds, step = job.eta_seconds, job.eta_step_only
+    if seconds is None:
+        return _("estimating time left…")
+    if seconds < 5:
+        return _("almost done in this step") if step else _("almost done")
+    return (_("about {time} left in this step") if step else _("about {time} left")).format(time=duration_text(seconds))
+
+
+def duration_text(seconds: float) -> str:
+    """Rounded as a person would say it, as ptm_core.eta.format_duration does: '45 s', '3 min', '1 h 20 min'."""
+    if seconds < 60:
+        return _("{s} s").format(s=max(5, int(round(seconds / 5.0)) * 5))
+    if seconds < 3600:
+        return _("{m} min").format(m=int(round(seconds / 60.0)))
+    hours, minutes = divmod(int(round(seconds / 60.0)), 60)
+    return _("{h} h {m} min").format(h=hours, m=minutes)
 
 
 def job_panel(job: Job) -> None:
@@ -21,20 +42,21 @@ def job_panel(job: Job) -> None:
     if status in (QUEUED, RUNNING):
         if status == RUNNING:
             # The engine says "estimating time left…" until its estimate is trustworthy (ptm_core/eta.py).
-            text = f"{job.message} — {job.progress:.0%}, {job.eta_text}"
+            text = f"{job.message} — {job.progress:.0%}, {eta_text(job)}"
         else:
-            text = "queued: waiting for the running job in its lane to finish"
+            text = _("queued: waiting for the running job in its lane to finish")
         st.progress(job.progress, text=text)
-        if st.button("Cancel", key=f"cancel-{job.id}", icon=":material/stop_circle:"):
+        if st.button(_("Cancel"), key=f"cancel-{job.id}", icon=":material/stop_circle:"):
             job.cancel()
-            st.toast("Cancelling…")
+            st.toast(_("Cancelling…"))
     elif status == "failed":
-        st.error(job.error or "The job failed.", icon=":material/error:")
+        st.error(job.error or _("The job failed."), icon=":material/error:")
     elif status == "cancelled":
-        st.warning(f"{job.title}: cancelled. What it had finished is kept; start it again to continue from there.",
+        st.warning(_("{title}: cancelled. What it had finished is kept; start it again to continue from there.").format(
+            title=job.title),
                    icon=":material/info:")
     elif status == "interrupted":
-        st.warning(f"{job.title}: interrupted (the server stopped). Start it again to continue.",
+        st.warning(_("{title}: interrupted (the server stopped). Start it again to continue.").format(title=job.title),
                    icon=":material/info:")
 
 

@@ -10,18 +10,19 @@ import streamlit as st
 
 from pages.ui import settings
 from pages.ui.choices import IMAGE_SIZES, BackboneChoice, DataChoice, ExtractionChoice
+from pages.ui.i18n import N_, _
 from pages.ui.services import backbone_names, dataset_kinds, model_card, upload_limit_mb
 from ptm_core.backbones import DEFAULT_BACKBONE
 from ptm_core.configs import Source
 from ptm_core.data import TV_SOURCES, ingest_upload, list_datasets
 from ptm_core.errors import PTMError
 
-WEIGHT_LABELS = {"bundled": "Bundled (offline ImageNet)", "hub": "Hugging Face hub", "random": "Random init",
-                 "file": "Local file"}
+WEIGHT_LABELS = {"bundled": N_("Bundled (offline ImageNet)"), "hub": N_("Hugging Face hub"), "random": N_("Random init"),
+                 "file": N_("Local file")}
 
 
 def zip_controls() -> None:
-    upload = st.file_uploader("Upload a zip (one folder per class, or images + labels.csv)", type=["zip"],
+    upload = st.file_uploader(_("Upload a zip (one folder per class, or images + labels.csv)"), type=["zip"],
                               key="zip_upload", max_upload_size=upload_limit_mb())
     if upload is not None:
         try:
@@ -30,60 +31,60 @@ def zip_controls() -> None:
                 settings.update(DataChoice, zip_path=path)
         except PTMError as exc:
             st.error(exc.for_ui(), icon=":material/error:")
-    settings.bound(st.text_input, "Zip path", DataChoice, "zip_path", placeholder="/path/to/data.zip")
+    settings.bound(st.text_input, _("Zip path"), DataChoice, "zip_path", placeholder="/path/to/data.zip")
 
 
 def dataset_controls() -> None:
-    st.subheader("Data")
+    st.subheader(_("Data"))
     entries = {e.name: e for e in list_datasets()}
-    name = settings.bound(st.selectbox, "Dataset", DataChoice, "dataset", options=list(entries),
+    name = settings.bound(st.selectbox, _("Dataset"), DataChoice, "dataset", options=list(entries),
                           help="\n".join(f"- **{e.name}**: {e.description}" for e in entries.values()))
     if name == "folder":
-        settings.bound(st.text_input, "Folder path", DataChoice, "folder_path",
-                       placeholder="/path/to/root (one sub-folder per class)")
+        settings.bound(st.text_input, _("Folder path"), DataChoice, "folder_path",
+                       placeholder=_("/path/to/root (one sub-folder per class)"))
     elif name == "zip":
         zip_controls()
     elif name == "tv":
         cols = st.columns(2)
         with cols[0]:
-            tv_name = settings.bound(st.selectbox, "torchvision set", DataChoice, "tv_name", options=list(TV_SOURCES))
+            tv_name = settings.bound(st.selectbox, _("torchvision set"), DataChoice, "tv_name", options=list(TV_SOURCES))
         if settings.get(DataChoice).tv_split not in TV_SOURCES[tv_name].splits:
             settings.update(DataChoice, tv_split=TV_SOURCES[tv_name].splits[0])
         with cols[1]:
-            settings.bound(st.selectbox, "Split", DataChoice, "tv_split", options=TV_SOURCES[tv_name].splits)
+            settings.bound(st.selectbox, _("Split"), DataChoice, "tv_split", options=TV_SOURCES[tv_name].splits)
     elif name == "shapes":
         cols = st.columns(2)
         with cols[0]:
-            settings.bound(st.number_input, "Images", DataChoice, "shapes_n", min_value=20, max_value=20000, step=100)
+            settings.bound(st.number_input, _("Images"), DataChoice, "shapes_n", min_value=20, max_value=20000, step=100)
         with cols[1]:
-            settings.bound(st.number_input, "Classes", DataChoice, "shapes_classes", min_value=2, max_value=8)
-    settings.bound(st.number_input, "Limit (0 = all images)", DataChoice, "limit", min_value=0,
-                   max_value=1_000_000, step=100, help="A seeded, stratified subset: quicker on a CPU.")
-    settings.bound(st.number_input, "Seed", DataChoice, "seed", min_value=0, max_value=2**31 - 1,
-                   help="Subset, split and projection seed.")
+            settings.bound(st.number_input, _("Classes"), DataChoice, "shapes_classes", min_value=2, max_value=8)
+    settings.bound(st.number_input, _("Limit (0 = all images)"), DataChoice, "limit", min_value=0,
+                   max_value=1_000_000, step=100, help=_("A seeded, stratified subset: quicker on a CPU."))
+    settings.bound(st.number_input, _("Seed"), DataChoice, "seed", min_value=0, max_value=2**31 - 1,
+                   help=_("Subset, split and projection seed."))
 
 
 def backbone_controls() -> None:
-    st.subheader("Backbone")
-    pattern = settings.bound(st.text_input, "Filter models", BackboneChoice, "model_filter",
-                             placeholder="e.g. *resnet* or vit_small")
+    st.subheader(_("Backbone"))
+    pattern = settings.bound(st.text_input, _("Filter models"), BackboneChoice, "model_filter",
+                             placeholder=_("e.g. *resnet* or vit_small"))
     names = backbone_names(pattern)
     options = ([DEFAULT_BACKBONE] if not pattern else []) + names
     if not names:
-        st.warning(f"No pretrained timm model matches '{pattern}'.")
+        st.warning(_("No pretrained timm model matches '{pattern}'.").format(pattern=pattern))
     current = settings.get(BackboneChoice).backbone
     if current not in options:  # the current choice stays selectable under any filter
         options.insert(0, current)
-    name = settings.bound(st.selectbox, f"Model ({len(names)} with pretrained weights)", BackboneChoice, "backbone",
+    name = settings.bound(st.selectbox, _("Model ({n} with pretrained weights)").format(n=len(names)), BackboneChoice, "backbone",
                           options=options)
-    weights = settings.bound(st.radio, "Weights", BackboneChoice, "weights", options=list(WEIGHT_LABELS),
-                             format_func=WEIGHT_LABELS.get)
+    weights = settings.bound(st.radio, _("Weights"), BackboneChoice, "weights", options=list(WEIGHT_LABELS),
+                             format_func=lambda w: _(WEIGHT_LABELS[w]))
     if weights == "file":
-        settings.bound(st.text_input, "Checkpoint path", BackboneChoice, "weights_path",
+        settings.bound(st.text_input, _("Checkpoint path"), BackboneChoice, "weights_path",
                        placeholder=".safetensors / .pth / .pt / .bin")
-    settings.bound(st.select_slider, "Image size (px)", ExtractionChoice, "image_size", options=list(IMAGE_SIZES),
-                   help="Smaller is much faster on a CPU; 224 is the usual ImageNet size.")
-    with st.expander("Model card"):
+    settings.bound(st.select_slider, _("Image size (px)"), ExtractionChoice, "image_size", options=list(IMAGE_SIZES),
+                   help=_("Smaller is much faster on a CPU; 224 is the usual ImageNet size."))
+    with st.expander(_("Model card")):
         try:
             card = model_card(name)
             st.dataframe(pd.Series({k: str(v) for k, v in card.items()}, name="value"), width="stretch")

@@ -53,7 +53,8 @@ def _digits(arg: str | None) -> Dataset:
     return _from_array("digits", images, bunch.target, [str(d) for d in range(10)])
 
 
-SHAPES_BOUNDS = {"n": (2, 100_000), "classes": (2, None), "size": (16, 512), "seed": (0, 2**32 - 1)}
+SHAPES_BOUNDS = {"n": (2, 100_000), "classes": (2, None), "size": (16, 512), "seed": (0, 2**32 - 1),
+                 "clutter": (0, 4)}
 SHAPES_MAX_BYTES = 2 * 1024**3  # n x size x size x 3 bytes held in memory at once
 
 
@@ -81,13 +82,14 @@ def _check_shapes(opts: dict[str, int], n_shapes: int) -> None:
                        f"lower n or size.")
 
 
-@register_dataset("shapes", "Seeded synthetic coloured shapes on noisy backgrounds (shapes:n=600,classes=6,size=64,seed=0)", True)
+@register_dataset("shapes", "Seeded synthetic coloured shapes on noisy backgrounds (shapes:n=600,classes=6,size=64,seed=0); "
+                            "clutter=1-4 adds textured backgrounds and distractors", True)
 def _shapes(arg: str | None) -> Dataset:
     from ptm_core.data.synthetic import SHAPE_NAMES, render_shapes
 
-    opts = _parse_options(arg, {"n": 600, "classes": 6, "size": 64, "seed": 0})
+    opts = _parse_options(arg, {"n": 600, "classes": 6, "size": 64, "seed": 0, "clutter": 0})
     _check_shapes(opts, len(SHAPE_NAMES))
-    images, labels = render_shapes(opts["n"], opts["classes"], opts["size"], opts["seed"])
+    images, labels = render_shapes(opts["n"], opts["classes"], opts["size"], opts["seed"], opts["clutter"])
     return _from_array(f"shapes:{arg or ''}".rstrip(":"), images, labels, list(SHAPE_NAMES[: opts["classes"]]))
 
 

@@ -1,0 +1,180 @@
+"""Tour: when does pretraining help? Five live steps on the offline data, then the user's turn."""
+from functools import partial
+
+import numpy as np
+import streamlit as st
+
+from pages.ui import settings
+from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapChoice
+from pages.ui.gallery import gallery
+from pages.ui.i18n import _
+from pages.ui.services import job_manager
+from pages.ui.tour_views import (contrast_view, efficiency_chart, estimate_text, finetune_curve, 
+                                 partial_rows, tour_step, vector_strip)
+from ptm_core import tour
+from ptm_core.configs import describe_map, describe_source
+
+PLAN = tour.TourPlan()
+SHAPES_CHOICE = DataChoice(dataset="shapes", shapes_n=1200, shapes_classes=8, shapes_size=96, shapes_clutter=1)
+DIGITS_CHOICE = DataChoice(dataset="mnist5k", limit=2000)
+assert SHAPES_CHOICE.config() == PLAN.shapes and DIGITS_CHOICE.config() == PLAN.digits  # one truth for both
+
+
+def step_neighbours() -> None:
+    st.header(_("1 · What a backbone does"))
+    st.markdown(_("A backbone turns each image into a vector of numbers (its features). Images whose vectors point "
+                  "the same way look alike to the network. Here: one shape of each of four classes, and the five "
+                  "images whose features are nearest (cosine similarity) among 1,200 cluttered shapes."))
+    job = tour_step(1, PLAN.step_key("neighbours"), "tour 1: nearest neighbours", partial(tour.run_neighbours, PLAN),
+                    estimate=tour.estimate_step_seconds(PLAN, "neighbours"))
+    if job is None:
+        return
+    result = job.result
+    for query, neighbours, similarities, vector in zip(result.queries, result.neighbours, result.similarities,
+                                                       result.vectors):
+        names = [result.class_names[result.labels[i]] for i in [query, *neighbours]]
+        captions = [_("query: {name}").format(name=names[0])] + [
+            f"{name} · {sim:.2f}" for name, sim in zip(names[1:], similarities)]
+        gallery(PLAN.shapes, [query, *neighbours], captions, feature_ids=result.ids, size=96)
+        st.plotly_chart(vector_strip(np.asarray(vector), ""), width="stretch", key=f"vector-{query}")
+    st.caption(_("Notice: the neighbours share the shape, not the colour or the background. Each strip shows the "
+                 "first {shown} of the query's {dim} numbers. {source}.").format(
+        shown=tour.VECTOR_SHOWN, dim=result.feature_dim, source=result.produced_by))
+
+
+def step_contrast(number: int, data_key: str) -> None:
+    dataset = PLAN.shapes if data_key == "shapes" else PLAN.digits
+    if data_key == "shapes":
+        st.header(_("2 · Pixels vs random init vs pretrained, on shapes"))
+        st.markdown(_("Three ways to turn the same images into vectors, each followed by the same linear probe "
+                      "(logistic regression): the raw pixels, the backbone with random weights, and the backbone "
+                      "pretrained on ImageNet."))
+    else:
+        st.header(_("3 · When it helps less: handwritten digits"))
+        st.markdown(_("The same three on 2,000 MNIST digits."))
+    job = tour_step(number, PLAN.step_key("contrast", dataset.key()), f"tour {number}: contrast on {dataset.spec}",
+                    partial(tour.run_contrast, PLAN, dataset), estimate=tour.estimate_step_seconds(PLAN, data_key),
+                    live_extra=partial_rows)
+    if job is None:
+        return
+    contrast_view(job.result, describe_map(PLAN.projection))
+    accuracy = {row.kind: row.accuracy for row in job.result.rows}
+    if data_key == "shapes":
+        st.caption(_("Notice: only the pretrained features separate the shapes ({pre} vs {rnd} and {pix}); they "
+                     "ignore texture, colour and position because ImageNet taught them to.").format(
+            pre=f"{accuracy['pretrained']:.1%}", rnd=f"{accuracy['random']:.1%}", pix=f"{accuracy['pixels']:.1%}"))
+    else:
+        st.caption(_("Notice: the gap is small ({pre} vs {pix} for pixels): grey digits look nothing like ImageNet "
+                     "photos, and centred digits are easy for pixels (domain shift).").format(
+            pre=f"{accuracy['pretrained']:.1%}", pix=f"{accuracy['pixels']:.1%}"))
+
+
+def step_efficiency() -> None:
+    st.header(_("4 · Labels are expensive"))
+    st.markdown(_("How many labelled images does each class need? The same test images, with only 1 to 25 labelled "
+                  "training images per class; mean and spread over {n} random draws.").format(n=len(PLAN.seeds)))
+    job = tour_step(4, PLAN.step_key("efficiency"), "tour 4: label efficiency", partial(tour.run_efficiency, PLAN),
+                    estimate=tour.estimate_step_seconds(PLAN, "efficiency"))
+    if job is None:
+        return
+    names = {PLAN.shapes.spec: _("cluttered shapes"), PLAN.digits.spec: _("MNIST digits")}
+    st.plotly_chart(efficiency_chart(job.result, names), width="stretch", key="efficiency")
+    notices = [efficiency_notice(job.result, PLAN.shapes.spec, names[PLAN.shapes.spec]),
+               efficiency_notice(job.result, PLAN.digits.spec, names[PLAN.digits.spec])]
+    st.caption(" ".join(notices) + " " + " · ".join(sorted({p.produced_by for p in job.result})))
+
+
+def efficiency_notice(points: list[tour.EfficiencyPoint], spec: str, name: str) -> str:
+    """What the curves of one dataset say, read from the numbers: the fewest labels where pretrained wins."""
+    mean = {(p.kind, p.k): p.mean for p in points if p.dataset == spec}
+    most = max(PLAN.ks)
+    enough = next((k for k in PLAN.ks if mean[("pretrained", k)] > mean[("pixels", most)]), None)
+    if enough is None:
+        return _("On {data}, pixels with {most} labels per class are not beaten by pretrained features with up "
+                 "to {most}.").format(data=name, most=most)
+    return _("On {data}, pretrained features with {k} labels per class beat pixels with {most}.").format(
+        data=name, k=enough, most=most)
+
+
+def live_finetune(job) -> None:
+    if job.metrics.get("val_curve"):
+        st.plotly_chart(finetune_curve(job.metrics, None), width="stretch", key=f"ft-live-{job.id}")
+
+
+def step_finetune() -> None:
+    st.header(_("5 · Frozen vs adapted"))
+    config = PLAN.finetune
+    st.markdown(_("A linear probe keeps the backbone frozen. LP-FT starts from that probe and then trains every "
+                  "weight for {epochs} epoch(s) at {size} px (Kumar et al., 2022): can adapting the features close "
+                  "the domain gap that step 3 showed?").format(epochs=config.epochs, size=config.image_size))
+    job = tour_step(5, PLAN.step_key("finetune"), "tour 5: linear probe vs LP-FT", partial(tour.run_frozen_vs_adapted, PLAN),
+                    estimate=tour.estimate_step_seconds(PLAN, "finetune"), restore=False, live_extra=live_finetune)
+    if job is None:
+        return
+    result, source = job.result, PLAN.finetune_source()
+    cols = st.columns(2)
+    produced_by = describe_source(source.dataset, source.backbone, config.image_size)
+    cols[0].metric(_("Linear probe (frozen)"), f"{result.lp_test_accuracy:.1%}", help=produced_by)
+    cols[1].metric(_("LP-FT (adapted)"), f"{result.test_accuracy:.1%}",
+                   delta=f"{(result.test_accuracy - result.lp_test_accuracy) * 100:+.1f} pt", help=produced_by)
+    st.plotly_chart(finetune_curve(job.metrics, result.lp_test_accuracy), width="stretch", key="ft-done")
+    gain = result.test_accuracy - result.lp_test_accuracy
+    notice = (_("Notice: adapting the backbone added {gain} points to the frozen features.") if gain > 0.005 else
+              _("Notice: with this little training, adapting did not beat the frozen features ({gain} points); "
+                "try more epochs in the lab.")).format(gain=f"{gain * 100:+.1f}")
+    st.caption(notice + " " + _("{source}; {n} test images.").format(source=produced_by, n=result.n_test))
+
+
+def open_with(choice: DataChoice, page: str) -> None:
+    settings.put(choice)
+    settings.update(BackboneChoice, backbone=PLAN.backbone.name, weights=PLAN.backbone.weights)
+    settings.update(ExtractionChoice, image_size=PLAN.image_size)
+    settings.update(MapChoice, map=PLAN.projection.method)
+    st.switch_page(page)
+
+
+def step_your_turn() -> None:
+    st.header(_("6 · Your turn"))
+    cols = st.columns(3)
+    if cols[0].button(_("Open the shapes in the explorer"), icon=":material/scatter_plot:", key="tour-open-explore"):
+        open_with(SHAPES_CHOICE, "pages/explore.py")
+    if cols[1].button(_("Race probe and fine-tune on digits in the lab"), icon=":material/science:",
+                      key="tour-open-lab"):
+        open_with(DIGITS_CHOICE, "pages/lab.py")
+    if cols[2].button(_("Compare two backbones on the shapes"), icon=":material/compare:", key="tour-open-compare"):
+        open_with(SHAPES_CHOICE, "pages/compare.py")
+    st.markdown(_("**Your own images:** choose *folder* or *zip* as the dataset in the sidebar (one sub-folder per "
+                  "class, or images plus a labels CSV); the Datasets page shows what was read.\n\n"
+                  "**Any timm model:** online, pick a model and *Hugging Face hub* weights; the Backbones page "
+                  "lists every model with pretrained weights."))
+
+
+def run_everything() -> None:
+    """Queue every step; they run one after another while the page is read."""
+    manager = job_manager()
+    for key, title, work in [
+        (PLAN.step_key("neighbours"), "tour 1: nearest neighbours", partial(tour.run_neighbours, PLAN)),
+        (PLAN.step_key("contrast", PLAN.shapes.key()), f"tour 2: contrast on {PLAN.shapes.spec}",
+         partial(tour.run_contrast, PLAN, PLAN.shapes)),
+        (PLAN.step_key("contrast", PLAN.digits.key()), f"tour 3: contrast on {PLAN.digits.spec}",
+         partial(tour.run_contrast, PLAN, PLAN.digits)),
+        (PLAN.step_key("efficiency"), "tour 4: label efficiency", partial(tour.run_efficiency, PLAN)),
+        (PLAN.step_key("finetune"), "tour 5: linear probe vs LP-FT", partial(tour.run_frozen_vs_adapted, PLAN)),
+    ]:
+        manager.attach_or_submit(key, title, work, start=True, kind="tour")
+
+
+st.title(_("When does pretraining help?"))
+st.markdown(_("A short tour, computed live on this machine from offline data: {backbone} with ImageNet weights, "
+              "at {size} px. Each step runs once (then it is cached); its time estimate is on its button.").format(
+    backbone=PLAN.backbone.name, size=PLAN.image_size))
+total = sum(tour.estimate_step_seconds(PLAN, s) for s in ("neighbours", "shapes", "digits", "efficiency", "finetune"))
+if st.button(_("Run every step ({estimate})").format(estimate=estimate_text(total)), key="tour-run-all",
+             icon=":material/playlist_play:"):
+    run_everything()
+step_neighbours()
+step_contrast(2, "shapes")
+step_contrast(3, "digits")
+step_efficiency()
+step_finetune()
+step_your_turn()

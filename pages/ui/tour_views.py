@@ -1,0 +1,123 @@
+"""The tour's building blocks: a step that runs as a job, and the figures its steps show."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages.ui.i18n import _, style_figure
+from pages.ui.job_views import duration_text, format_seconds, job_panel, live_job
+from pages.ui.maps import PALETTE
+from pages.ui.services import job_manager
+from ptm_core.jobs import DONE, FINISHED, Job
+from ptm_core.tour import ContrastResult, EfficiencyPoint
+
+
+def kind_labels() -> dict[str, str]:
+    return {"pixels": _("Raw pixels"), "random": _("Random-init backbone"), "pretrained": _("Pretrained backbone")}
+
+
+def estimate_text(seconds: float) -> str:
+    if seconds < 5:
+        return _("a few seconds")
+    return _("about {time}").format(time=duration_text(seconds))
+
+
+def tour_step(number: int, key: str, title: str, work: Callable, *, estimate: float, restore: bool = True,
+              live_extra: Callable[[Job], None] | None = None) -> Job | None:
+    """Its button (with the time estimate) until it has run; then its live progress; the done job when it is."""
+    manager = job_manager()
+    job = manager.attach_or_submit(key, title, work, restore=restore, kind="tour")
+    if job is None:
+        label = _("Run step {n} ({estimate} the first time)").format(n=number, estimate=estimate_text(estimate))
+        if st.button(label, key=f"tour-run-{number}", type="primary" if number == 2 else "secondary",
+                     icon=":material/play_arrow:"):
+            manager.attach_or_submit(key, title, work, start=True, kind="tour")
+            st.rerun()  # the page redrawn without the button, the step's progress in its place
+    if job is None:
+        return None
+    status = job.status
+    if status == DONE:
+        return job
+    if status in FINISHED:
+        job_panel(job)
+        if st.button(_("Run step {n} again").format(n=number), key=f"tour-rerun-{number}"):
+            manager.submit(key, title, work, kind="tour")
+            st.rerun()
+        return None
+    live_job(job.id, live_extra)
+    return None
+
+
+def contrast_map(result: ContrastResult, kind: str) -> go.Figure:
+    coords = result.row(kind).coords
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1],
+                          "class": [result.class_names[i] for i in result.labels]})
+    fig = px.scatter(frame, x="x", y="y", color="class", render_mode="webgl", color_discrete_sequence=PALETTE,
+                     category_orders={"class": result.class_names}, height=330)
+    fig.update_xaxes(showticklabels=False, title=None).update_yaxes(showticklabels=False, title=None)
+    fig.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend_title_text="", showlegend=kind == "pretrained")
+    return style_figure(fig, marker_size=4)
+
+
+def contrast_metrics(rows: list[dict]) -> None:
+    """One accuracy per feature kind, each saying what produced it; also used while the step is running."""
+    labels = kind_labels()
+    for column, row in zip(st.columns(3), rows):
+        column.metric(labels[row["kind"]], f"{row['accuracy']:.1%}",
+                      help=_("Linear-probe test accuracy on {n} held-out images.").format(n=row["n_test"]))
+        column.caption(row["produced_by"] + (f" · {format_seconds(row['seconds'])}" if row.get("seconds") else ""))
+
+
+def contrast_view(result: ContrastResult, map_title: str) -> None:
+    contrast_metrics([row.summary() for row in result.rows])
+    for column, row in zip(st.columns(3), result.rows):
+        with column:
+            st.plotly_chart(contrast_map(result, row.kind), width="stretch", key=f"map-{result.dataset.spec}-{row.kind}")
+    st.caption(_("Maps: {method} of each feature set, coloured by the true class.").format(method=map_title))
+
+
+def partial_rows(job: Job) -> None:
+    """While a contrast step runs, the accuracies finished so far."""
+    rows = job.metrics.get("rows") or []
+    if rows:
+        contrast_metrics(rows)
+
+
+def efficiency_chart(points: list[EfficiencyPoint], data_names: dict[str, str]) -> go.Figure:
+    labels = kind_labels()
+    frame = pd.DataFrame([{"data": data_names.get(p.dataset, p.dataset), "features": labels[p.kind], "k": p.k,
+                           "accuracy": p.mean, "std": p.std} for p in points])
+    fig = px.line(frame, x="k", y="accuracy", color="features", error_y="std", facet_col="data", markers=True,
+                  log_x=True, height=360, color_discrete_sequence=["#1f77b4", "#7f7f7f"],
+                  labels={"k": _("labelled images per class"), "accuracy": _("test accuracy"), "features": ""})
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    fig.update_xaxes(tickvals=sorted({p.k for p in points}))
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return style_figure(fig, marker_size=8)
+
+
+def vector_strip(vector: np.ndarray, caption: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=[vector], colorscale="RdBu", zmid=0, showscale=False,
+                               hovertemplate="%{x}: %{z:.2f}<extra></extra>"))
+    fig.update_layout(height=70, margin={"l": 0, "r": 0, "t": 0, "b": 0}, xaxis={"visible": False},
+                      yaxis={"visible": False}, title=None)
+    return style_figure(fig)
+
+
+def finetune_curve(metrics: dict, probe_accuracy: float | None) -> go.Figure:
+    """Validation accuracy as LP-FT trains; the frozen probe's test accuracy as a line to beat."""
+    curve = pd.DataFrame(metrics.get("val_curve") or [], columns=["epoch", "step", "val_accuracy"])
+    fig = px.line(curve, x="step", y="val_accuracy", markers=True, height=320,
+                  labels={"step": _("training step"), "val_accuracy": _("validation accuracy")})
+    if probe_accuracy is not None:
+        fig.add_hline(y=probe_accuracy, line_dash="dot",
+                      annotation_text=_("linear probe (frozen): {acc}").format(acc=f"{probe_accuracy:.1%}"))
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return style_figure(fig, marker_size=7)
