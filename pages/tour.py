@@ -23,8 +23,9 @@ assert SHAPES_CHOICE.config() == PLAN.shapes and DIGITS_CHOICE.config() == PLAN.
 def step_neighbours() -> None:
     st.header(_("1 · What a backbone does"))
     st.markdown(_("A backbone turns each image into a vector of numbers (its features). Images whose vectors point "
-                  "the same way look alike to the network. Here: one shape of each of four classes, and the five "
-                  "images whose features are nearest (cosine similarity) among 1,200 cluttered shapes."))
+                  "the same way look alike to the network. Here: one shape of each of {q} classes, and the {k} "
+                  "images whose features are nearest (cosine similarity) among {n} cluttered shapes.").format(
+        q=PLAN.queries, k=PLAN.neighbours, n=f"{tour.dataset_size(PLAN.shapes):,}"))
     job = tour_step(1, PLAN.step_key("neighbours"), "tour 1: nearest neighbours", partial(tour.run_neighbours, PLAN),
                     estimate=tour.estimate_step_seconds(PLAN, "neighbours"))
     if job is None:
@@ -51,7 +52,7 @@ def step_contrast(number: int, data_key: str) -> None:
                       "pretrained on ImageNet."))
     else:
         st.header(_("3 · When it helps less: handwritten digits"))
-        st.markdown(_("The same three on 2,000 MNIST digits."))
+        st.markdown(_("The same three on {n} MNIST digits.").format(n=f"{tour.dataset_size(PLAN.digits):,}"))
     job = tour_step(number, PLAN.step_key("contrast", dataset.key()), f"tour {number}: contrast on {dataset.spec}",
                     partial(tour.run_contrast, PLAN, dataset), estimate=tour.estimate_step_seconds(PLAN, data_key),
                     live_extra=partial_rows)
@@ -71,8 +72,9 @@ def step_contrast(number: int, data_key: str) -> None:
 
 def step_efficiency() -> None:
     st.header(_("4 · Labels are expensive"))
-    st.markdown(_("How many labelled images does each class need? The same test images, with only 1 to 25 labelled "
-                  "training images per class; mean and spread over {n} random draws.").format(n=len(PLAN.seeds)))
+    st.markdown(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
+                  "labelled training images per class; mean and spread over {n} random draws.").format(
+        lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
     job = tour_step(4, PLAN.step_key("efficiency"), "tour 4: label efficiency", partial(tour.run_efficiency, PLAN),
                     estimate=tour.estimate_step_seconds(PLAN, "efficiency"))
     if job is None:

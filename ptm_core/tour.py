@@ -201,14 +201,15 @@ def _extract_seconds(n: int, size: int) -> float:
     return MODEL_LOAD_SECONDS + n * (size / 128) ** 2 / EXTRACT_IMAGES_PER_S_128
 
 
-def _size(dataset: DatasetConfig) -> int:
+def dataset_size(dataset: DatasetConfig) -> int:
+    """Images in a built-in set from its spec alone (no loading): the limit, shapes' n, or MNIST-5k's 5,000."""
     options = dict(part.split("=") for part in dataset.spec.partition(":")[2].split(",") if "=" in part)
     return dataset.limit or int(options.get("n", 5000))
 
 
 def estimate_step_seconds(plan: TourPlan, step: str) -> float:
     """Seconds a step takes from nothing cached; an estimate, shown before the user starts it."""
-    shapes, digits = _size(plan.shapes), _size(plan.digits)
+    shapes, digits = dataset_size(plan.shapes), dataset_size(plan.digits)
     if step == "neighbours":
         return _extract_seconds(shapes, plan.image_size)
     if step in ("shapes", "digits"):

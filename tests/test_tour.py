@@ -1,0 +1,87 @@
+"""The tour's steps on a tiny plan: what each computes agrees with the engine's own functions."""
+import numpy as np
+import pytest
+
+from ptm_core import tour
+from ptm_core.baselines import pixel_features
+from ptm_core.configs import BackboneConfig, DatasetConfig, FinetuneConfig, ProbeConfig, ProjectionConfig
+from ptm_core.data import load_dataset
+from ptm_core.data.synthetic import render_shapes
+from ptm_core.errors import PTMError
+from ptm_core.extraction import extract
+from ptm_core.jobs import Job, JobContext
+from ptm_core.probes import run_linear_probe
+
+
+@pytest.fixture()
+def plan(tiny):
+    return tour.TourPlan(shapes=DatasetConfig("shapes:n=96,classes=4,size=32,clutter=1"),
+                         digits=DatasetConfig("digits", limit=100), backbone=BackboneConfig(tiny.model, "random", 3),
+                         image_size=32, projection=ProjectionConfig(method="pca"), ks=(1, 2), seeds=(0, 1),
+                         finetune=FinetuneConfig(mode="lp-ft", epochs=1, image_size=32, augment=False,
+                                                 val_every_steps=1, batch_size=16),
+                         finetune_limit=100)
+
+
+def _ctx() -> JobContext:
+    return JobContext(Job("key", "title"))
+
+
+def test_cluttered_shapes_are_seeded_bounded_and_different_from_plain_ones():
+    a, labels = render_shapes(16, 8, 48, seed=1, clutter=2)
+    b, _ = render_shapes(16, 8, 48, seed=1, clutter=2)
+    plain, plain_labels = render_shapes(16, 8, 48, seed=1)
+    assert np.array_equal(a, b) and np.array_equal(labels, plain_labels)
+    assert not np.array_equal(a, plain)
+    assert a.shape == (16, 48, 48, 3) and a.dtype == np.uint8
+    with pytest.raises(PTMError, match="clutter must be between 0 and 4"):
+        load_dataset(DatasetConfig("shapes:n=20,classes=2,clutter=5"))
+
+
+def test_neighbours_step_finds_each_querys_nearest_images(plan):
+    result = tour.run_neighbours(plan, _ctx())
+    features = extract(plan.shapes, plan.backbone, plan.source(plan.shapes).extraction).features
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    for query, neighbours, similarities in zip(result.queries, result.neighbours, result.similarities):
+        ranked = [i for i in np.argsort(-(unit @ unit[query]), kind="stable") if i != query][:plan.neighbours]
+        assert set(neighbours) == set(ranked)
+        assert similarities == sorted(similarities, reverse=True)
+    assert len({result.labels[q] for q in result.queries}) == len(result.queries)  # one query per class
+    assert len(result.vectors[0]) == tour.VECTOR_SHOWN and result.feature_dim == features.shape[1]
+
+
+def test_contrast_numbers_are_the_engines_probe_on_each_feature_kind(plan):
+    job = Job("key", "title")
+    result = tour.run_contrast(plan, plan.shapes, JobContext(job))
+    assert [r.kind for r in result.rows] == list(tour.KINDS)
+    data = load_dataset(plan.shapes)
+    expected = {"pixels": run_linear_probe(pixel_features(data), data.labels, ProbeConfig()).test_accuracy}
+    for kind in ("random", "pretrained"):
+        source = plan.source(plan.shapes, kind)
+        fs = extract(source.dataset, source.backbone, source.extraction)
+        expected[kind] = run_linear_probe(fs.features, fs.labels, ProbeConfig()).test_accuracy
+    assert {r.kind: r.accuracy for r in result.rows} == pytest.approx(expected)
+    assert all(r.coords.shape == (96, 2) for r in result.rows)
+    assert [row["kind"] for row in job.metrics["rows"]] == list(tour.KINDS)  # shown while the maps still run
+    assert "random init, seed 3" in result.row("random").produced_by
+    assert result.row("pixels").produced_by.startswith("32×32 grey pixels of shapes:n=96")
+
+
+def test_efficiency_step_has_every_budget_for_both_kinds_on_both_sets(plan):
+    points = tour.run_efficiency(plan, _ctx())
+    assert {(p.dataset, p.kind, p.k) for p in points} == {
+        (d.spec, kind, k) for d in (plan.shapes, plan.digits) for kind in ("pretrained", "pixels") for k in plan.ks}
+    assert all(len(p.accuracies) == len(plan.seeds) and 0 <= p.mean <= 1 for p in points)
+
+
+def test_finetune_step_reports_the_probe_it_started_from(plan):
+    result = tour.run_frozen_vs_adapted(plan, _ctx())
+    assert result.lp_test_accuracy is not None and 0 <= result.test_accuracy <= 1
+    assert result.val_curve
+
+
+def test_estimates_exist_for_every_step_and_grow_with_the_data(plan):
+    small = {s: tour.estimate_step_seconds(plan, s) for s in ("neighbours", "shapes", "digits", "efficiency", "finetune")}
+    default = {s: tour.estimate_step_seconds(tour.TourPlan(), s) for s in small}
+    assert all(0 < small[s] < default[s] for s in small)
+    assert tour.dataset_size(tour.TourPlan().shapes) == 1200 and tour.dataset_size(tour.TourPlan().digits) == 2000
