@@ -221,15 +221,16 @@ class ShardWriter:
 
 
 def _run(ray, todo: list[tuple[int, int]], writer: ShardWriter, pipeline_args: tuple,
-         progress: ProgressFn | None, cancelled: CancelFn | None, done: int) -> int:
-    """Stream the missing shards' rows through the cluster; returns how many rows it computed."""
+         progress: ProgressFn | None, cancelled: CancelFn | None, done: int) -> tuple[int, float]:
+    """Stream the missing shards' rows through the cluster: rows computed, seconds until the first came back."""
     rows = [r for start, stop in todo for r in range(start, stop)]
     if not rows:
-        return 0
+        return 0, 0.0
     batches = _pipeline(ray, rows, *pipeline_args).iter_batches(batch_size=None, batch_format="numpy")
-    computed, t0 = 0, time.perf_counter()
+    computed, t0, first = 0, time.perf_counter(), 0.0
     try:
         for batch in batches:
+            first = first or time.perf_counter() - t0  # worker start-up: process, imports, model
             writer.add(batch["row"], batch["features"], batch["unreadable"])
             computed += len(batch["row"])
             if progress is not None:
@@ -239,7 +240,7 @@ def _run(ray, todo: list[tuple[int, int]], writer: ShardWriter, pipeline_args: t
                 raise Cancelled()  # finished shards stay on disk; the rerun does the rest
     finally:
         getattr(batches, "close", lambda: None)()  # stops the cluster's work now, not at garbage collection
-    return computed
+    return computed, first
 
 
 def _manifest(key: str, dataset: Dataset, unreadable: dict[int, str], ranges: list[tuple[int, int]],
@@ -293,14 +294,15 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
         resources = worker_resources(ray, options, config.device)
         writer = ShardWriter(folder, options.shard_rows, len(dataset), on_shard)
         t0 = time.perf_counter()
-        computed = _run(ray, todo, writer, (dataset, cfg, loaded.model, config.batch_size, options, resources),
+        computed, startup = _run(ray, todo, writer, (dataset, cfg, loaded.model, config.batch_size, options, resources),
                         progress, cancelled, resumed)
         seconds = time.perf_counter() - t0
     meta = {"key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
             "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
             "device": f"ray: {options.workers} x {'GPU' if resources['num_gpus'] else 'CPU'} worker(s)",
             "engine": "ray", "workers": options.workers, "shard_rows": options.shard_rows,
-            "images_per_s": computed / max(seconds, 1e-9), "compute_seconds": seconds,
+            # Wall time of the whole run, worker start-up included; `startup_seconds` is the part before the first batch.
+            "images_per_s": computed / max(seconds, 1e-9), "compute_seconds": seconds, "startup_seconds": startup,
             "resumed_from": resumed, "rows_computed": computed}
     result = _finish(folder, key, dataset, ranges, meta)
     result.meta.update(cache_hit=False, from_cache=False, seconds=time.perf_counter() - started)

@@ -1,10 +1,11 @@
 """`extract --engine ray`: the same features as the local engine, written as shards that a rerun resumes.
 
-One local Ray instance (2 CPUs here) serves the whole module; the tiny random-init model at 32 px keeps
-each run to seconds. Skipped only where Ray is not installed (requirements-scale.txt; CI installs it).
+One local Ray instance (all cores here) serves the whole module; the tiny random-init model at 32 px keeps
+each run to seconds of work. Skipped only where Ray is not installed (requirements-scale.txt; CI installs it).
 """
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -16,7 +17,7 @@ from ptm_core.errors import Cancelled
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-scale.txt")
 
 N_IMAGES = 300
-SHARD_ROWS = 64  # 5 shards of 300 rows: a stop after the first leaves four to resume
+SHARD_ROWS = 64  # 5 shards of 300 rows: a stop after the first leaves some to resume
 
 
 @pytest.fixture(scope="module")
@@ -39,41 +40,73 @@ def _drop_local_cache(key: str) -> None:
         (artifact_dir("features") / name).unlink()
 
 
-def test_matches_local_engine_and_resumes_after_a_stop(tiny, ray_cluster, one_torch_thread):
+@pytest.fixture(scope="module")
+def stopped_then_resumed(tiny, ray_cluster, tmp_path_factory):
+    """Local features, then a Ray run stopped after its first shard, then a rerun; one data dir for the module.
+
+    A Ray run here is a second of work behind many seconds of worker start-up, so the tests share these two.
+    """
+    import torch
+
     from ptm_core import shards
     from ptm_core.extraction import extract
-    from ptm_core.feature_files import read_features_file
     from ptm_core.ray_engine import RayOptions, extract_ray
 
+    data_dir, threads = tmp_path_factory.mktemp("ray-data"), torch.get_num_threads()
     configs = (tiny.data(N_IMAGES), tiny.backbone(), tiny.extraction(batch_size=32))
-    local = extract(*configs)
-    _drop_local_cache(local.key)  # otherwise the Ray engine answers from the local engine's cache
     options = RayOptions(workers=2, shard_rows=SHARD_ROWS)
-    all_ranges = shards.plan(N_IMAGES, SHARD_ROWS)
-
     first: list[tuple[int, int]] = []
-    with pytest.raises(Cancelled):
-        extract_ray(*configs, options, cancelled=lambda: bool(first), on_shard=lambda a, b: first.append((a, b)))
-    folder = shards.shard_dir(local.key)
-    kept = shards.finished_shards(folder, all_ranges)
-    assert set(first) <= kept and 1 <= len(kept) < len(all_ranges)
-    assert not (folder / shards.MANIFEST).exists()  # a stopped set is never read as features
-
     second: list[tuple[int, int]] = []
-    result = extract_ray(*configs, options, on_shard=lambda a, b: second.append((a, b)))
-    assert sorted(second) == sorted(set(all_ranges) - kept)  # only the missing shards were computed
-    assert result.meta["rows_computed"] == N_IMAGES - sum(b - a for a, b in kept)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PTM_DATA_DIR", str(data_dir))
+        torch.set_num_threads(1)  # a tiny model gains nothing from threads on a busy 2-core box
+        try:
+            local = extract(*configs)
+            _drop_local_cache(local.key)  # otherwise the Ray engine answers from the local engine's cache
+            folder = shards.shard_dir(local.key)
+            with pytest.raises(Cancelled):
+                extract_ray(*configs, options, cancelled=lambda: bool(first), on_shard=lambda a, b: first.append((a, b)))
+            kept = shards.finished_shards(folder, shards.plan(N_IMAGES, SHARD_ROWS))
+            manifest_after_stop = (folder / shards.MANIFEST).exists()
+            result = extract_ray(*configs, options, on_shard=lambda a, b: second.append((a, b)))
+        finally:
+            torch.set_num_threads(threads)
+    return {"local": local, "result": result, "first": first, "kept": kept, "second": second,
+            "manifest_after_stop": manifest_after_stop, "folder": folder, "data_dir": data_dir}
+
+
+def test_a_stopped_run_keeps_its_shards_and_the_rerun_does_only_the_rest(stopped_then_resumed):
+    from ptm_core import shards
+
+    run = stopped_then_resumed
+    all_ranges = shards.plan(N_IMAGES, SHARD_ROWS)
+    assert set(run["first"]) <= run["kept"] and 1 <= len(run["kept"]) < len(all_ranges)
+    assert not run["manifest_after_stop"]  # a stopped set is never read as features
+    assert sorted(run["second"]) == sorted(set(all_ranges) - run["kept"])  # only the missing shards computed
+    assert run["result"].meta["rows_computed"] == N_IMAGES - sum(b - a for a, b in run["kept"])
+    assert run["result"].meta["resumed_from"] == sum(b - a for a, b in run["kept"])
+
+
+def test_same_features_ids_order_and_key_as_the_local_engine(stopped_then_resumed):
+    local, result = stopped_then_resumed["local"], stopped_then_resumed["result"]
     assert result.key == local.key
     assert result.ids == local.ids
     np.testing.assert_array_equal(result.labels, local.labels)
     assert result.class_names == local.class_names
     assert _cosines(result.features, local.features).min() >= 0.999
 
-    again = extract(*configs)  # the local engine's cache lookup finds the shard set under the same key
-    assert again.meta["from_cache"] and again.meta["sharded"]
-    np.testing.assert_array_equal(again.features, result.features)
-    named = read_features_file(folder)  # --features DIR, as probe/map take it
-    assert named.ids == local.ids and named.key == local.key
+
+def test_the_feature_cache_and_features_dir_read_the_shards(stopped_then_resumed, tiny, monkeypatch):
+    from ptm_core.extraction import extract
+    from ptm_core.feature_files import read_features_file
+
+    run = stopped_then_resumed
+    monkeypatch.setenv("PTM_DATA_DIR", str(run["data_dir"]))
+    again = extract(tiny.data(N_IMAGES), tiny.backbone(), tiny.extraction())  # the local engine's cache lookup
+    assert again.meta["from_cache"] and again.meta["sharded"] and again.key == run["local"].key
+    np.testing.assert_array_equal(again.features, run["result"].features)
+    for named in (run["folder"], run["folder"] / "manifest.json", run["folder"].parent):  # --features DIR
+        assert read_features_file(named).ids == run["local"].ids
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:
@@ -81,22 +114,19 @@ def _cli(capsys, *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().err.strip()
 
 
-def _extract_args(tiny, tmp_path, *extra: str) -> list[str]:
-    return ["extract", "--backbone", tiny.model, "--weights", "random", "--dataset", tiny.dataset, "--limit", "20",
-            "--image-size", str(tiny.image_size), "--out", str(tmp_path / "f.npz"), *extra]
+def _extract_args(tiny, tmp_path, *extra: str, limit: int = 60) -> list[str]:
+    return ["extract", "--backbone", tiny.model, "--weights", "random", "--dataset", tiny.dataset, "--limit",
+            str(limit), "--image-size", str(tiny.image_size), "--out", str(tmp_path / "f.npz"), *extra]
 
 
-def test_cli_ray_engine_writes_out_and_probe_reads_the_shards(tiny, tmp_path, capsys, ray_cluster):
-    import json
-
-    code = main(_extract_args(tiny, tmp_path, "--engine", "ray", "--workers", "2", "--json"))
+def test_cli_extract_ray_answers_from_the_shards_and_probe_reads_them(stopped_then_resumed, tiny, tmp_path, capsys):
+    run = stopped_then_resumed
+    code = main(["--data-dir", str(run["data_dir"]),
+                 *_extract_args(tiny, tmp_path, "--engine", "ray", "--workers", "2", "--json", limit=N_IMAGES)])
     summary = json.loads(capsys.readouterr().out)
-    assert code == 0 and summary["n"] == 20 and summary["cache_hit"] is False
-    from ptm_core import shards
-
-    folder = shards.shard_dir(summary["key"])
-    assert (folder / shards.MANIFEST).is_file() and (tmp_path / "f.npz").is_file()
-    code = main(["probe", "--features", str(folder), "--method", "knn", "--k", "3", "--json"])
+    assert code == 0 and summary["n"] == N_IMAGES and summary["cache_hit"] is True
+    assert summary["key"] == run["local"].key and (tmp_path / "f.npz").is_file()
+    code = main(["probe", "--features", str(run["folder"]), "--method", "knn", "--k", "3", "--json"])
     assert code == 0 and "test_accuracy" in json.loads(capsys.readouterr().out)
 
 
