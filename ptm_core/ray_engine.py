@@ -89,11 +89,16 @@ def _check_reachable(address: str) -> None:
                        f"`ray start --head` and pass its address, or leave --address out to run locally.") from None
 
 
+def _log_level() -> int:
+    return logging.INFO if os.environ.get("PTM_DEBUG") else logging.ERROR
+
+
 def _quiet(ray) -> None:
+    """Keep the CLI's stderr to our own lines: Ray's notices go to its session logs (PTM_DEBUG=1 shows them)."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # progress goes through our callback; stdout stays the CLI's
     for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(_log_level())
 
 
 def start_ray(address: str | None = None) -> None:
@@ -102,7 +107,7 @@ def start_ray(address: str | None = None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Workers import ptm_core from this copy, shipped with the job: nodes need only timm, torch and Ray.
     runtime_env = {"py_modules": [str(Path(ptm_core.__file__).parent)]}
-    common = dict(runtime_env=runtime_env, logging_level=logging.WARNING, log_to_driver=False)
+    common = dict(runtime_env=runtime_env, logging_level=_log_level(), log_to_driver=False)
     try:
         if address:
             _check_reachable(address)
