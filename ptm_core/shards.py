@@ -171,6 +171,6 @@ def find_shard_folder(path: Path) -> Path | None:
     """The shard folder a user's `--features` names: the folder, its parent (<key>/) or the manifest itself."""
     path = Path(path)
     for candidate in (path.parent if path.name == MANIFEST else path, path / "shards"):
-        if (candidate / MANIFEST).is_file():
-            return candidate
+        if (candidate / MANIFEST).is_file() or (candidate.is_dir() and any(candidate.glob("rows-*.npz"))):
+            return candidate  # without a manifest, load_sharded says the set is unfinished
     return None
