@@ -148,9 +148,10 @@ def worker_resources(ray, options: RayOptions, device: str) -> dict[str, float]:
                        f"but the Ray cluster has {gpus:g}; lower them, or leave --gpus-per-worker out to run on CPUs.")
     if device == "cuda" and not per_gpu:
         raise PTMError("--device cuda asked for, but the Ray cluster has no GPU; use --device auto or cpu.")
-    # Decoding runs as Ray tasks beside the actors: leave it CPUs, or actors and decoders wait on each other.
-    spare = max(cpus - 1.0, cpus / 2)
-    per_cpu = 1.0 if per_gpu else min(1.0, spare / workers)
+    # Decoding runs as Ray tasks beside the actors: CPU actors get half of the CPUs (and at most half a node,
+    # so every node keeps some for decoding), or actors and decoders wait on each other.
+    node_cpus = max([float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [cpus])
+    per_cpu = 1.0 if per_gpu else min(cpus / 2 / workers, max(node_cpus / 2, 0.5))
     return {"num_cpus": per_cpu, "num_gpus": per_gpu}
 
 

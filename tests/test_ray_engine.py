@@ -153,3 +153,29 @@ def test_zero_workers_is_refused_by_the_parser(tiny, tmp_path, capsys):
         main(_extract_args(tiny, tmp_path, "--engine", "ray", "--workers", "0"))
     assert exit_info.value.code == 2
     assert "expected a positive number, got 0" in capsys.readouterr().err
+
+
+class _FakeCluster:
+    def __init__(self, node_cpus: list[float], gpus: float = 0) -> None:
+        self.node_cpus, self.gpus = node_cpus, gpus
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": sum(self.node_cpus), "GPU": self.gpus}
+
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": {"CPU": c}} for c in self.node_cpus]
+
+
+@pytest.mark.parametrize("nodes, gpus, workers, per_gpu, expected", [
+    ([2], 0, 1, None, {"num_cpus": 1.0, "num_gpus": 0.0}),  # this machine: the other core decodes
+    ([2], 0, 2, None, {"num_cpus": 0.5, "num_gpus": 0.0}),
+    ([8, 8, 8, 8], 0, 2, None, {"num_cpus": 4.0, "num_gpus": 0.0}),  # never more than half a node
+    ([8], 2, 2, None, {"num_cpus": 1.0, "num_gpus": 1.0}),  # GPUs found are shared out
+    ([8], 1, 2, None, {"num_cpus": 1.0, "num_gpus": 0.5}),
+    ([8], 2, 2, 0.0, {"num_cpus": 2.0, "num_gpus": 0.0}),  # --gpus-per-worker 0: CPU actors
+])
+def test_worker_resources_leave_cpus_for_decoding(nodes, gpus, workers, per_gpu, expected):
+    from ptm_core.ray_engine import RayOptions, worker_resources
+
+    assert worker_resources(_FakeCluster(nodes, gpus), RayOptions(workers=workers, gpus_per_worker=per_gpu),
+                            "auto") == expected
