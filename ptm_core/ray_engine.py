@@ -29,6 +29,7 @@ import ptm_core
 from ptm_core import shards
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
 from ptm_core.data import Dataset
+from ptm_core.data.imaging import first_line
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, _forward, _image_batch,
                                  cached_features, prepare)
@@ -117,7 +118,7 @@ def start_ray(address: str | None = None) -> None:
                      _node_ip_address="127.0.0.1", **common)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise PTMError(f"Could not start or join {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise PTMError(f"Could not start or join {where}: {first_line(exc)}") from None
     _quiet(ray)
 
 
@@ -300,14 +301,14 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
         resources = worker_resources(ray, options, config.device)
         writer = ShardWriter(folder, options.shard_rows, len(dataset), on_shard)
         t0 = time.perf_counter()
-        computed, startup = _run(ray, todo, writer, (dataset, cfg, loaded.model, config.batch_size, options, resources),
-                        progress, cancelled, resumed)
+        pipeline_args = (dataset, cfg, loaded.model, config.batch_size, options, resources)
+        computed, startup = _run(ray, todo, writer, pipeline_args, progress, cancelled, resumed)
         seconds = time.perf_counter() - t0
     meta = {"key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
             "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
             "device": f"ray: {options.workers} x {'GPU' if resources['num_gpus'] else 'CPU'} worker(s)",
             "engine": "ray", "workers": options.workers, "shard_rows": options.shard_rows,
-            # Wall time of the whole run, worker start-up included; `startup_seconds` is the part before the first batch.
+            # Wall time of the run, worker start-up included; `startup_seconds` is the part before the first batch.
             "images_per_s": computed / max(seconds, 1e-9), "compute_seconds": seconds, "startup_seconds": startup,
             "resumed_from": resumed, "rows_computed": computed}
     result = _finish(folder, key, dataset, ranges, meta)

@@ -65,7 +65,8 @@ def stopped_then_resumed(tiny, ray_cluster, tmp_path_factory):
             _drop_local_cache(local.key)  # otherwise the Ray engine answers from the local engine's cache
             folder = shards.shard_dir(local.key)
             with pytest.raises(Cancelled):
-                extract_ray(*configs, options, cancelled=lambda: bool(first), on_shard=lambda a, b: first.append((a, b)))
+                extract_ray(*configs, options, cancelled=lambda: bool(first),
+                            on_shard=lambda a, b: first.append((a, b)))
             kept = shards.finished_shards(folder, shards.plan(N_IMAGES, SHARD_ROWS))
             manifest_after_stop = (folder / shards.MANIFEST).exists()
             result = extract_ray(*configs, options, on_shard=lambda a, b: second.append((a, b)))
