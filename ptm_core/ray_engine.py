@@ -31,6 +31,7 @@ from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
 from ptm_core.data import Dataset
 from ptm_core.data.imaging import first_line
 from ptm_core.errors import Cancelled, PTMError
+from ptm_core.logs import native_stderr_to_log
 from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, _forward, _image_batch,
                                  cached_features, prepare)
 
@@ -297,7 +298,7 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
     finished = shards.finished_shards(folder, ranges)
     todo = [r for r in ranges if r not in finished]
     resumed = sum(b - a for a, b in finished)
-    with ray_session(options.address) as ray:
+    with native_stderr_to_log(), ray_session(options.address) as ray:
         resources = worker_resources(ray, options, config.device)
         writer = ShardWriter(folder, options.shard_rows, len(dataset), on_shard)
         t0 = time.perf_counter()
