@@ -31,14 +31,13 @@ from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
 from ptm_core.data import Dataset
 from ptm_core.data.imaging import first_line
 from ptm_core.errors import Cancelled, PTMError
-from ptm_core.logs import native_stderr_to_log
 from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, _forward, _image_batch,
                                  cached_features, prepare)
+from ptm_core.logs import native_stderr_to_log
 
 INSTALL_HINT = "pip install -r requirements-scale.txt"
 CONNECT_TIMEOUT_S = 5.0
 ShardFn = Callable[[int, int], None]
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class RayOptions:
 def import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401  (ray without its [data] extra lacks it)
+        import ray.data  # noqa: F401  (fails without the [data] extra: pyarrow, pandas)
     except ImportError:
         raise PTMError(f"--engine ray needs Ray, which is not installed here: {INSTALL_HINT}") from None
     return ray
@@ -191,10 +190,12 @@ def _pipeline(ray, rows: list[int], dataset: Dataset, cfg: dict, model: nn.Modul
               options: RayOptions, resources: dict[str, float]):
     """The Ray Data dataset that yields {row, features, unreadable} for `rows`, in any order."""
     device = "cuda" if resources["num_gpus"] else "cpu"
+    # One block per batch: Ray's default of up to 200 blocks would make most of them a row or two.
     items = ray.data.from_items([{"row": r} for r in rows], override_num_blocks=max(1, -(-len(rows) // batch_size)))
     decoded = items.map_batches(_decode_batch, batch_size=batch_size, batch_format="numpy",
                                 fn_kwargs={"dataset_ref": ray.put(dataset), "cfg": cfg})
     accel = {"num_gpus": resources["num_gpus"]} if resources["num_gpus"] else {}
+    # A fixed pool of `workers` actors: what `concurrency=N` asked for before Ray 2.51 deprecated it.
     return decoded.map_batches(Embedder, batch_size=batch_size, batch_format="numpy",
                                compute=ray.data.ActorPoolStrategy(size=options.workers),
                                fn_constructor_args=(ray.put(model), device, max(1, int(resources["num_cpus"]))),
