@@ -91,6 +91,15 @@ def _add_source_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--init-seed", type=_seed, default=0, help="seed for --weights random")
 
 
+def _add_engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="local: this process; ray: a Ray cluster (pip install -r requirements-scale.txt)")
+    parser.add_argument("--address", default=None, help="Ray head, e.g. 10.0.0.5:6379 (default: a local Ray)")
+    parser.add_argument("--workers", type=_positive_int, default=None, help="Ray model actors (default 1)")
+    parser.add_argument("--gpus-per-worker", type=_non_negative_float, default=None,
+                        help="GPUs per Ray actor (default: share the cluster's GPUs, if any)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m ptm_core", description="PTM Explorer engine, headless.")
     parser.add_argument("--data-dir", help="cache and store directory (default $PTM_DATA_DIR or ~/.cache/ptm-explorer)")
@@ -108,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(extract, required=True)
     extract.add_argument("--out", required=True, help="FILE.npz")
     extract.add_argument("--json", action="store_true")
+    _add_engine_args(extract)
 
     probe = sub.add_parser("probe", help="linear probe on features (an npz, or extracted on the fly)")
     probe.add_argument("--features", help="npz written by extract")
@@ -200,7 +210,14 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     out = check_output(args.out, ".npz")
     started = time.perf_counter()
-    features = extract(*_configs(args), progress=_progress)  # cached before --out is written
+    if args.engine == "ray":
+        features = _extract_ray(args)
+    else:
+        ray_only = [flag for flag, value in (("--address", args.address), ("--workers", args.workers),
+                                             ("--gpus-per-worker", args.gpus_per_worker)) if value is not None]
+        if ray_only:
+            raise PTMError(f"{', '.join(ray_only)} only apply to --engine ray.")
+        features = extract(*_configs(args), progress=_progress)  # cached before --out is written
     _write_output(out, features.to_npz, features.key)
     n, dim = features.features.shape
     summary = {"n": n, "dim": dim, "seconds": time.perf_counter() - started, "cache_hit": features.meta["cache_hit"],
@@ -210,6 +227,13 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     _report_skipped(features.meta, args.json)
     print(dumps(summary) if args.json else f"{n} x {dim} features -> {printable(args.out)} ({speed})")
     return 0
+
+
+def _extract_ray(args: argparse.Namespace):
+    from ptm_core.ray_engine import RayOptions, extract_ray
+
+    options = RayOptions(args.address, args.workers or 1, args.gpus_per_worker)
+    return extract_ray(*_configs(args), options, progress=_progress)  # shards kept by a Ctrl-C; rerun resumes
 
 
 def _skipped(meta: dict) -> dict:

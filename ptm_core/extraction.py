@@ -22,7 +22,8 @@ from ptm_core.data.types import ItemUnreadable
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.feature_files import validate_feature_arrays
 from ptm_core.limits import cache_max_bytes
-from ptm_core.weights import load_backbone
+from ptm_core.shards import load_sharded, shard_dir
+from ptm_core.weights import LoadedBackbone, load_backbone
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
@@ -177,6 +178,29 @@ def _save_cache(result: "FeatureSet", path) -> None:
         log.warning("cache eviction failed: %s", exc)
 
 
+def prepare(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
+            config: ExtractionConfig) -> tuple[Dataset, LoadedBackbone, dict, str]:
+    """The dataset, backbone, timm preprocessing and feature key of a run; shared by both engines."""
+    checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
+    if config.image_size is not None:
+        checks.image_size(config.image_size)
+    cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
+    dataset = load_dataset(dataset_config)
+    loaded = load_backbone(backbone_config)
+    cfg = data_config(loaded.model, config.image_size)
+    return dataset, loaded, cfg, feature_key(loaded.identity, dataset, cfg, config, backbone_config.name)
+
+
+def cached_features(key: str, started: float, progress: ProgressFn | None = None) -> FeatureSet | None:
+    """The cached features for `key`: the local engine's single file, or a complete Ray shard set."""
+    cached = FeatureSet.from_npz(artifact_dir("features") / f"{key}.npz", key) or load_sharded(shard_dir(key), key)
+    if cached is not None:
+        cached.meta.update(cache_hit=True, from_cache=True, seconds=time.perf_counter() - started)
+        if progress is not None:
+            progress(1.0, "features from cache")
+    return cached
+
+
 def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
             progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> FeatureSet:
     """Features for a dataset and backbone, from the cache when the same inputs were seen before.
@@ -184,21 +208,11 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     meta: `seconds` is this call's wall time (a cache read when `from_cache`); `compute_seconds`
     and `images_per_s` are those of the run(s) that computed the features, kept in the cache.
     """
-    checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
-    if config.image_size is not None:
-        checks.image_size(config.image_size)
-    cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
     started = time.perf_counter()
-    dataset = load_dataset(dataset_config)
-    loaded = load_backbone(backbone_config)
-    cfg = data_config(loaded.model, config.image_size)
-    key = feature_key(loaded.identity, dataset, cfg, config, backbone_config.name)
+    dataset, loaded, cfg, key = prepare(dataset_config, backbone_config, config)
     path = artifact_dir("features") / f"{key}.npz"
-    cached = FeatureSet.from_npz(path, key)
+    cached = cached_features(key, started, progress)
     if cached is not None:
-        cached.meta.update(cache_hit=True, from_cache=True, seconds=time.perf_counter() - started)
-        if progress is not None:
-            progress(1.0, "features from cache")
         return cached
     transform = create_transform(**cfg, is_training=False)
     device = resolve_device(config.device)

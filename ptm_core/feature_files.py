@@ -88,8 +88,12 @@ def _load(path: Path) -> tuple[dict[str, np.ndarray], dict]:
 def read_features_file(path: str | Path):
     """A FeatureSet from a user's npz: size-bounded, validated by content, checksum not required."""
     from ptm_core.extraction import FeatureSet
+    from ptm_core.shards import find_shard_folder, load_sharded
 
     path = Path(path).expanduser()
+    folder = find_shard_folder(path)
+    if folder is not None:  # a shard set written by `extract --engine ray`, named by its folder or manifest
+        return load_sharded(folder, discard_invalid=False)
     if not path.is_file():
         raise PTMError(f"Features file not found: {path}")
     check_packed_file(path, "--features")

@@ -5,10 +5,13 @@ warnings are still worth keeping for a bug report, so they are logged rather tha
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 from ptm_core.paths import data_dir
 
@@ -44,3 +47,40 @@ def route_warnings_to_log(early: list[warnings.WarningMessage] | None = None) ->
     _installed.append(handler)
     for w in early or []:
         logging.getLogger("py.warnings").warning(warnings.formatwarning(w.message, w.category, w.filename, w.lineno))
+
+
+@contextmanager
+def native_stderr_to_log() -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to the log, for the duration; our own lines keep stderr.
+
+    Ray's C++ core (and the processes it starts, which inherit the descriptor) write notices straight to fd 2,
+    past Python's logging. `sys.stderr` is pointed at a copy of the real stderr meanwhile, so progress and
+    error lines still reach the user. Under PTM_DEBUG=1 nothing is redirected.
+    """
+    if os.environ.get("PTM_DEBUG"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    ours = sys.stderr
+    try:
+        with open(log_path(), "ab") as log:
+            os.dup2(log.fileno(), 2)
+        encoding = getattr(ours, "encoding", None) or "utf-8"
+        sys.stderr = io.TextIOWrapper(io.FileIO(os.dup(saved), "w"), encoding=encoding, errors="backslashreplace",
+                                      line_buffering=True)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    try:
+        yield
+    finally:
+        sys.stderr.close()
+        sys.stderr = ours
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -1,0 +1,318 @@
+"""`extract --engine ray`: the same extraction, spread over a Ray cluster, written as resumable shards.
+
+The pipeline is Ray Data: row indices -> a task map that decodes and preprocesses images with the
+very code the local engine uses (`Dataset.image` + timm's eval transform for the model) -> an actor
+pool where each actor holds the backbone once and embeds batches. The driver collects the features
+and writes them as row-range shards under this machine's cache (see ptm_core.shards): workers on
+other nodes need no shared filesystem, and only the rows of missing shards are ever sent out again.
+
+Ray is optional (requirements-scale.txt): this module imports it only inside functions, so
+ptm_core imports without it and `--engine ray` says how to get it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+import ptm_core
+from ptm_core import shards
+from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
+from ptm_core.data import Dataset
+from ptm_core.data.imaging import first_line
+from ptm_core.errors import Cancelled, PTMError
+from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, _forward, _image_batch,
+                                 cached_features, prepare)
+from ptm_core.logs import native_stderr_to_log
+
+INSTALL_HINT = "pip install -r requirements-scale.txt"
+CONNECT_TIMEOUT_S = 5.0
+ShardFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None  # None: start a local Ray sized to this machine (or use one this process joined)
+    workers: int = 1  # model actors
+    gpus_per_worker: float | None = None  # None: share the cluster's GPUs (none: CPU), unless --device cpu
+    shard_rows: int = shards.SHARD_ROWS
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401  (fails without the [data] extra: pyarrow, pandas)
+    except ImportError:
+        raise PTMError(f"--engine ray needs Ray, which is not installed here: {INSTALL_HINT}") from None
+    return ray
+
+
+def check_options(options: RayOptions) -> None:
+    if not isinstance(options.workers, int) or options.workers < 1:
+        raise PTMError(f"--workers must be a whole number of at least 1, got {options.workers}.")
+    gpus = options.gpus_per_worker
+    if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
+        raise PTMError(f"--gpus-per-worker must be a number of at least 0, got {gpus}.")
+    if options.shard_rows < 1:
+        raise PTMError(f"Shards need at least one row, got {options.shard_rows}.")
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """host and port of 'host:port' or 'ray://host:port'; None for 'auto' and other forms Ray resolves."""
+    bare = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = bare.rpartition(":")
+    if not sep:
+        return None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise PTMError(f"--address {address}: expected host:port (e.g. 10.0.0.5:6379) or ray://host:10001.")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds with a plain sentence; ray.init would retry an unreachable head for a minute."""
+    target = _host_port(address)
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise PTMError(f"Cannot reach a Ray cluster at {address} ({exc.strerror or exc}); start the head with "
+                       f"`ray start --head` and pass its address, or leave --address out to run locally.") from None
+
+
+def _log_level() -> int:
+    return logging.INFO if os.environ.get("PTM_DEBUG") else logging.ERROR
+
+
+def _quiet(ray) -> None:
+    """Keep the CLI's stderr to our own lines: Ray's notices go to its session logs (PTM_DEBUG=1 shows them)."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # progress goes through our callback; stdout stays the CLI's
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(_log_level())
+
+
+def start_ray(address: str | None = None) -> None:
+    """Join the cluster at `address`, or start a local instance: all cores, no dashboard, loopback only."""
+    ray = import_ray()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Workers import ptm_core from this copy, shipped with the job: nodes need only timm, torch and Ray.
+    runtime_env = {"py_modules": [str(Path(ptm_core.__file__).parent)]}
+    common = dict(runtime_env=runtime_env, logging_level=_log_level(), log_to_driver=False)
+    try:
+        if address:
+            _check_reachable(address)
+            ray.init(address=address, **common)
+        else:
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                     _node_ip_address="127.0.0.1", **common)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise PTMError(f"Could not start or join {where}: {first_line(exc)}") from None
+    _quiet(ray)
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[object]:
+    """Ray for one run; one this process already joined is used and left running (tests, notebooks)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        _quiet(ray)
+        yield ray
+        return
+    start_ray(address)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def worker_resources(ray, options: RayOptions, device: str) -> dict[str, float]:
+    """num_cpus/num_gpus for each model actor, checked against what the cluster has."""
+    have = ray.cluster_resources()
+    cpus, gpus, workers = float(have.get("CPU", 0)), float(have.get("GPU", 0)), options.workers
+    per_gpu = options.gpus_per_worker
+    if per_gpu is None:
+        per_gpu = 0.0 if device == "cpu" or not gpus else min(1.0, gpus / workers)
+    if per_gpu * workers > gpus:
+        raise PTMError(f"--gpus-per-worker {per_gpu:g} x --workers {workers} needs {per_gpu * workers:g} GPUs, "
+                       f"but the Ray cluster has {gpus:g}; lower them, or leave --gpus-per-worker out to run on CPUs.")
+    if device == "cuda" and not per_gpu:
+        raise PTMError("--device cuda asked for, but the Ray cluster has no GPU; use --device auto or cpu.")
+    # Decoding runs as Ray tasks beside the actors: CPU actors get half of the CPUs (and at most half a node,
+    # so every node keeps some for decoding), or actors and decoders wait on each other.
+    node_cpus = max([float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [cpus])
+    per_cpu = 1.0 if per_gpu else min(cpus / 2 / workers, max(node_cpus / 2, 0.5))
+    return {"num_cpus": per_cpu, "num_gpus": per_gpu}
+
+
+def _decode_batch(batch: dict[str, np.ndarray], dataset_ref, cfg: dict) -> dict[str, np.ndarray]:
+    """Rows -> model-ready tensors through the local engine's own code; unreadable images come back blank."""
+    import ray
+    from timm.data import create_transform
+
+    dataset: Dataset = ray.get(dataset_ref)  # Ray Data passes fn_kwargs as they are: refs are not resolved
+    rows = [int(i) for i in batch["row"]]
+    dataset.unreadable.clear()
+    images = _image_batch(dataset, create_transform(**cfg, is_training=False), rows)
+    reasons = np.array([dataset.unreadable.get(i, "") for i in rows], dtype=str)
+    return {"row": batch["row"], "image": images.numpy(), "unreadable": reasons}
+
+
+class Embedder:
+    """One per worker: holds the backbone (sent once through the object store) and embeds batches."""
+
+    def __init__(self, model_ref, device: str, threads: int) -> None:
+        import ray
+
+        torch.set_num_threads(threads)  # as many as the actor's CPUs: more would fight the decoders
+        self.device = torch.device(device)
+        model: nn.Module = ray.get(model_ref)  # put once by the driver, fetched once per actor
+        self.model = model.eval().to(device=self.device, memory_format=torch.channels_last)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        images = torch.from_numpy(batch["image"]).to(self.device).contiguous(memory_format=torch.channels_last)
+        return {"row": batch["row"], "features": _forward(self.model, images).cpu().numpy(),
+                "unreadable": batch["unreadable"]}
+
+
+def _pipeline(ray, rows: list[int], dataset: Dataset, cfg: dict, model: nn.Module, batch_size: int,
+              options: RayOptions, resources: dict[str, float]):
+    """The Ray Data dataset that yields {row, features, unreadable} for `rows`, in any order."""
+    device = "cuda" if resources["num_gpus"] else "cpu"
+    # One block per batch: Ray's default of up to 200 blocks would make most of them a row or two.
+    items = ray.data.from_items([{"row": r} for r in rows], override_num_blocks=max(1, -(-len(rows) // batch_size)))
+    decoded = items.map_batches(_decode_batch, batch_size=batch_size, batch_format="numpy",
+                                fn_kwargs={"dataset_ref": ray.put(dataset), "cfg": cfg})
+    accel = {"num_gpus": resources["num_gpus"]} if resources["num_gpus"] else {}
+    # A fixed pool of `workers` actors: what `concurrency=N` asked for before Ray 2.51 deprecated it.
+    return decoded.map_batches(Embedder, batch_size=batch_size, batch_format="numpy",
+                               compute=ray.data.ActorPoolStrategy(size=options.workers),
+                               fn_constructor_args=(ray.put(model), device, max(1, int(resources["num_cpus"]))),
+                               num_cpus=resources["num_cpus"], **accel)
+
+
+class ShardWriter:
+    """Gathers rows as they arrive (in any order) and writes each shard the moment it is whole."""
+
+    def __init__(self, folder: Path, shard_rows: int, n: int, on_shard: ShardFn | None) -> None:
+        self.folder, self.shard_rows, self.n, self.on_shard = folder, shard_rows, n, on_shard
+        self.buffers: dict[int, tuple[np.ndarray, list[int], dict[int, str]]] = {}
+        self.written = 0
+
+    def add(self, rows: np.ndarray, features: np.ndarray, unreadable: np.ndarray) -> None:
+        for row, feats, reason in zip(rows.tolist(), features, unreadable.tolist()):
+            start = row - row % self.shard_rows
+            stop = min(start + self.shard_rows, self.n)
+            if start not in self.buffers:
+                self.buffers[start] = (np.empty((stop - start, features.shape[1]), np.float32), [], {})
+            block, filled, reasons = self.buffers[start]
+            block[row - start] = feats
+            filled.append(row)
+            if reason:
+                reasons[row] = str(reason)
+            if len(filled) == stop - start:
+                shards.write_shard(self.folder, start, stop, block, reasons)
+                del self.buffers[start]
+                self.written += 1
+                if self.on_shard is not None:
+                    self.on_shard(start, stop)
+
+
+def _run(ray, todo: list[tuple[int, int]], writer: ShardWriter, pipeline_args: tuple,
+         progress: ProgressFn | None, cancelled: CancelFn | None, done: int) -> tuple[int, float]:
+    """Stream the missing shards' rows through the cluster: rows computed, seconds until the first came back."""
+    rows = [r for start, stop in todo for r in range(start, stop)]
+    if not rows:
+        return 0, 0.0
+    batches = _pipeline(ray, rows, *pipeline_args).iter_batches(batch_size=None, batch_format="numpy")
+    computed, t0, first = 0, time.perf_counter(), 0.0
+    try:
+        for batch in batches:
+            first = first or time.perf_counter() - t0  # worker start-up: process, imports, model
+            writer.add(batch["row"], batch["features"], batch["unreadable"])
+            computed += len(batch["row"])
+            if progress is not None:
+                rate = computed / max(time.perf_counter() - t0, 1e-9)
+                progress((done + computed) / writer.n, f"{done + computed}/{writer.n} images, {rate:.0f} img/s")
+            if cancelled is not None and cancelled():
+                raise Cancelled()  # finished shards stay on disk; the rerun does the rest
+    finally:
+        getattr(batches, "close", lambda: None)()  # stops the cluster's work now, not at garbage collection
+    return computed, first
+
+
+def _manifest(key: str, dataset: Dataset, unreadable: dict[int, str], ranges: list[tuple[int, int]],
+              dim: int, meta: dict) -> dict:
+    kept = [i for i in range(len(dataset)) if i not in unreadable]
+    skipped = list(dataset.skipped) + [(dataset.ids[i], r) for i, r in sorted(unreadable.items())]
+    meta = dict(meta, skipped=[list(e) for e in skipped[:200]], n_skipped=len(skipped))
+    return {"complete": True, "key": key, "n_rows": len(dataset), "dim": dim,
+            "ids": [dataset.ids[i] for i in kept], "labels": dataset.labels[kept].tolist(),
+            "class_names": list(dataset.class_names), "unreadable": {str(i): r for i, r in unreadable.items()},
+            "shards": [{"file": shards.shard_name(a, b), "start": a, "stop": b} for a, b in ranges], "meta": meta}
+
+
+def _finish(folder: Path, key: str, dataset: Dataset, ranges: list[tuple[int, int]], meta: dict) -> FeatureSet:
+    """Write the manifest once every shard is on disk, then load the set the way every reader will."""
+    unreadable: dict[int, str] = {}
+    for start, stop in ranges:
+        unreadable.update(shards.shard_unreadable(folder / shards.shard_name(start, stop)))
+    dim = int(shards.mmap_npz_member(folder / shards.shard_name(*ranges[0]), "features").shape[1])
+    shards.write_manifest(folder, _manifest(key, dataset, unreadable, ranges, dim, meta))
+    result = shards.load_sharded(folder, key, discard_invalid=False)
+    _check_finite(result.features, meta["backbone"])
+    return result
+
+
+def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
+                options: RayOptions = RayOptions(), progress: ProgressFn | None = None,
+                cancelled: CancelFn | None = None, on_shard: ShardFn | None = None) -> FeatureSet:
+    """Features as `extraction.extract` computes them (same key, ids, order), computed on a Ray cluster.
+
+    A cached result for the key (either engine's) is returned without starting Ray. `on_shard(start, stop)`
+    is called after each shard is written; meta `rows_computed` says how many rows this call computed.
+    """
+    check_options(options)
+    import_ray()  # before any loading: without Ray, or with a wrong address, say so at once
+    if options.address:
+        _check_reachable(options.address)
+    started = time.perf_counter()
+    dataset, loaded, cfg, key = prepare(dataset_config, backbone_config, config)
+    cached = cached_features(key, started, progress)
+    if cached is not None:
+        return cached
+    folder = shards.shard_dir(key)
+    ranges = shards.plan(len(dataset), options.shard_rows)
+    if not ranges:
+        raise PTMError(f"{dataset_config.spec} has no images to extract.")
+    finished = shards.finished_shards(folder, ranges)
+    todo = [r for r in ranges if r not in finished]
+    resumed = sum(b - a for a, b in finished)
+    with native_stderr_to_log(), ray_session(options.address) as ray:
+        resources = worker_resources(ray, options, config.device)
+        writer = ShardWriter(folder, options.shard_rows, len(dataset), on_shard)
+        t0 = time.perf_counter()
+        pipeline_args = (dataset, cfg, loaded.model, config.batch_size, options, resources)
+        computed, startup = _run(ray, todo, writer, pipeline_args, progress, cancelled, resumed)
+        seconds = time.perf_counter() - t0
+    meta = {"key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
+            "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
+            "device": f"ray: {options.workers} x {'GPU' if resources['num_gpus'] else 'CPU'} worker(s)",
+            "engine": "ray", "workers": options.workers, "shard_rows": options.shard_rows,
+            # Wall time of the run, worker start-up included; `startup_seconds` is the part before the first batch.
+            "images_per_s": computed / max(seconds, 1e-9), "compute_seconds": seconds, "startup_seconds": startup,
+            "resumed_from": resumed, "rows_computed": computed}
+    result = _finish(folder, key, dataset, ranges, meta)
+    result.meta.update(cache_hit=False, from_cache=False, seconds=time.perf_counter() - started)
+    return result
