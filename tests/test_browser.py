@@ -15,7 +15,9 @@ def _run_and_wait(page, title: str, timeout_ms: int = 300_000) -> None:
 
 
 def test_default_flow_in_a_real_browser(page, server):
-    # The page opens on the offline default.
+    # The app opens on the tour; the explorer on the offline default.
+    page.get_by_role("heading", name="When does pretraining help?").wait_for(timeout=90_000)
+    page.goto(f"{server}/explore")
     page.get_by_text("tf_efficientnet_lite0 (bundled) on mnist5k @ 128px").first.wait_for(timeout=90_000)
     page.goto(f"{server}/explore?limit=200")  # a subset, set through the URL like a shared link
     bundled = "tf_efficientnet_lite0 (bundled) on mnist5k (limit 200) @ 128px"
