@@ -2,29 +2,31 @@
 import pandas as pd
 import streamlit as st
 
+from pages.ui.i18n import _
 from pages.ui.services import backbone_names, model_card
 from ptm_core.errors import PTMError
 
-st.title("Backbones")
-st.caption("Every timm model with pretrained weights. Offline, `tf_efficientnet_lite0` has real bundled ImageNet "
-           "weights; any model can run with random weights; hub weights need a connection or a warm cache.")
+st.title(_("Backbones"))
+st.caption(_("Every timm model with pretrained weights. Offline, `tf_efficientnet_lite0` has real bundled ImageNet "
+             "weights; any model can run with random weights; hub weights need a connection or a warm cache."))
 
-pattern = st.text_input("Filter", value="*efficientnet*", key="catalog_filter", help="A glob such as *vit_small* or convnext*")
+pattern = st.text_input(_("Filter"), value="*efficientnet*", key="catalog_filter",
+                        help=_("A glob such as *vit_small* or convnext*"))
 names = backbone_names(pattern)
-st.write(f"**{len(names):,}** models match.")
+st.write(_("**{n}** models match.").format(n=f"{len(names):,}"))
 st.dataframe(pd.DataFrame({"model": names}), width="stretch", height=260, hide_index=True)
 
 if names:
-    chosen = st.selectbox("Model card for", names, key="card_for")
+    chosen = st.selectbox(_("Model card for"), names, key="card_for")
     try:
         card = model_card(chosen)
     except PTMError as exc:
         st.error(exc.for_ui())
     else:
         cols = st.columns(3)
-        cols[0].metric("Parameters", f"{card['parameters'] / 1e6:.1f} M")
-        cols[1].metric("Feature dim", card["feature_dim"])
-        cols[2].metric("Default input", "×".join(map(str, card["input_size"][1:])))
+        cols[0].metric(_("Parameters"), _("{n} M").format(n=f"{card['parameters'] / 1e6:.1f}"))
+        cols[1].metric(_("Feature dim"), card["feature_dim"])
+        cols[2].metric(_("Default input"), "×".join(map(str, card["input_size"][1:])))
         # A sentence, not a metric: "download needed" does not fit a metric card's width.
-        st.markdown(f"**Weights for {chosen}:** {card['weights']}")
+        st.markdown(_("**Weights for {model}:** {weights}").format(model=chosen, weights=card["weights"]))
         st.json({k: card[k] for k in ("mean", "std", "interpolation", "crop_pct")})

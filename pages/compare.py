@@ -8,7 +8,7 @@ from pages.ui import map_jobs, settings
 from pages.ui import maps as views
 from pages.ui.choices import IMAGE_SIZES, CompareChoice
 from pages.ui.gallery import gallery
-from pages.ui.i18n import _
+from pages.ui.i18n import N_, _
 from pages.ui.job_views import job_outcome
 from pages.ui.services import backbone_names, job_manager
 from pages.ui.sidebar import WEIGHT_LABELS, source_controls, source_header
@@ -17,20 +17,20 @@ from ptm_core.compare import CompareRequest, CompareResult, run_compare
 from ptm_core.configs import ProjectionConfig, describe_map, stable_hash
 from ptm_core.tables import disagreement_frame, point_frame
 
-COLOURS = {"class": "True class", "agreement": "Neighbour agreement"}
+COLOURS = {"class": N_("True class"), "agreement": N_("Neighbour agreement")}
 
 
 def side_b_controls() -> None:
     with st.sidebar:
-        st.subheader("Compare with (B)")
+        st.subheader(_("Compare with (B)"))
         names = [DEFAULT_BACKBONE, *backbone_names("")]
         if settings.get(CompareChoice).backbone_b not in names:
             names.insert(0, settings.get(CompareChoice).backbone_b)
-        settings.bound(st.selectbox, "Model B", CompareChoice, "backbone_b", options=names)
-        settings.bound(st.radio, "Weights B", CompareChoice, "weights_b", options=["bundled", "hub", "random"],
+        settings.bound(st.selectbox, _("Model B"), CompareChoice, "backbone_b", options=names)
+        settings.bound(st.radio, _("Weights B"), CompareChoice, "weights_b", options=["bundled", "hub", "random"],
                        format_func=lambda w: _(WEIGHT_LABELS[w]))
-        settings.bound(st.select_slider, "Image size B (px)", CompareChoice, "image_size_b", options=list(IMAGE_SIZES))
-        settings.bound(st.slider, "Neighbours compared (k)", CompareChoice, "compare_k", min_value=5, max_value=50)
+        settings.bound(st.select_slider, _("Image size B (px)"), CompareChoice, "image_size_b", options=list(IMAGE_SIZES))
+        settings.bound(st.slider, _("Neighbours compared (k)"), CompareChoice, "compare_k", min_value=5, max_value=50)
 
 
 def maps_side_by_side(result: CompareResult, config: ProjectionConfig, colour: str) -> str:
@@ -48,7 +48,7 @@ def maps_side_by_side(result: CompareResult, config: ProjectionConfig, colour: s
                                    highlight=rows, height=480)
             fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title_text": ""})
             if colour == "agreement":
-                fig.update_coloraxes(colorscale="RdYlBu", cmin=0, cmax=1, colorbar={"title": {"text": "agreement"},
+                fig.update_coloraxes(colorscale="RdYlBu", cmin=0, cmax=1, colorbar={"title": {"text": _("agreement")},
                                                                                     "thickness": 12})
             views.show_map(fig, three_d=shown.coords.shape[1] == 3, map_id=selection_id,
                            chart_key=f"chart-{side}-{selection_id}")
@@ -60,11 +60,11 @@ def disagreement_table(result: CompareResult, rows: np.ndarray, n: int = 24) -> 
     c = result.comparison
     names = np.asarray(result.a.class_names)
     picked = rows if len(rows) else c.most_disagreeing(n, seed=result.request.dataset.seed)
-    what = f"the {len(rows)} selected images" if len(rows) else (
-        f"the {n} images whose neighbourhoods differ most (lowest agreement; ties: the largest gap in same-class "
-        f"share between A and B first)")
-    st.markdown(f"**{what[0].upper() + what[1:]}**: neighbour agreement is the overlap (Jaccard) of an image's "
-                f"{c.k} nearest neighbours in A and in B; *same class* is the share of those neighbours of its class.")
+    what = _("The {n} selected images").format(n=len(rows)) if len(rows) else _(
+        "The {n} images whose neighbourhoods differ most (lowest agreement; ties: the largest gap in same-class "
+        "share between A and B first)").format(n=n)
+    st.markdown(_("**{what}**: neighbour agreement is the overlap (Jaccard) of an image's {k} nearest neighbours in "
+                  "A and in B; *same class* is the share of those neighbours of its class.").format(what=what, k=c.k))
     st.dataframe(disagreement_frame(result, picked), hide_index=True, width="stretch", column_config={
         col: st.column_config.ProgressColumn(col, min_value=0.0, max_value=1.0, format="%.2f")
         for col in ("agreement", "same class in A", "same class in B")})
@@ -76,24 +76,24 @@ def disagreement_table(result: CompareResult, rows: np.ndarray, n: int = 24) -> 
 
 def show_comparison(result: CompareResult, config: ProjectionConfig) -> None:
     c, produced_by = result.comparison, result.request.title()
-    st.success(f"{produced_by} — done.", icon=":material/check_circle:")
+    st.success(_("{title} — done.").format(title=produced_by), icon=":material/check_circle:")
     cols = st.columns(3)
-    cols[0].metric("Mean neighbour agreement", f"{c.agreement.mean():.2f}",
-                   help=f"1: every image has the same {c.k} nearest neighbours in both feature spaces; 0: none "
-                        f"shared. {produced_by}.")
-    cols[1].metric("Same-class neighbours, A", f"{c.same_class_a.mean():.1%}", help=result.request.titles()[0])
-    cols[2].metric("Same-class neighbours, B", f"{c.same_class_b.mean():.1%}", help=result.request.titles()[1])
-    colour = st.segmented_control("Colour by", list(COLOURS), format_func=COLOURS.get, default="agreement",
+    cols[0].metric(_("Mean neighbour agreement"), f"{c.agreement.mean():.2f}",
+                   help=_("1: every image has the same {k} nearest neighbours in both feature spaces; 0: none "
+                          "shared. {produced_by}.").format(k=c.k, produced_by=produced_by))
+    cols[1].metric(_("Same-class neighbours, A"), f"{c.same_class_a.mean():.1%}", help=result.request.titles()[0])
+    cols[2].metric(_("Same-class neighbours, B"), f"{c.same_class_b.mean():.1%}", help=result.request.titles()[1])
+    colour = st.segmented_control(_("Colour by"), list(COLOURS), format_func=lambda c: _(COLOURS[c]), default="agreement",
                                   key="compare_colour") or "agreement"
     selection_id = maps_side_by_side(result, config, colour)
     views.clear_selection_button(selection_id)
     disagreement_table(result, views.current_selection(selection_id))
 
 
-st.title("Compare two backbones")
-st.caption("The same images through two feature extractors (two models, pretrained vs random weights, two sizes): "
-           "two maps side by side, a selection in one lights up the same images in the other, and the images "
-           "whose nearest neighbours differ most between the two.")
+st.title(_("Compare two backbones"))
+st.caption(_("The same images through two feature extractors (two models, pretrained vs random weights, two sizes): "
+             "two maps side by side, a selection in one lights up the same images in the other, and the images "
+             "whose nearest neighbours differ most between the two."))
 
 source = source_controls()
 side_b_controls()
@@ -102,11 +102,12 @@ projection = views.current_map(source.dataset.seed)
 choice = settings.get(CompareChoice)
 request = CompareRequest(source, choice.source(source), choice.compare_k)
 source_header(source)
-st.caption(f"B: {request.titles()[1]} · k = {request.k} · map: {describe_map(projection)}")
-clicked = st.button("Compare", type="primary", icon=":material/compare:", key="run_compare")
+st.caption(_("B: {title} · k = {k} · map: {map}").format(title=request.titles()[1], k=request.k,
+                                                        map=describe_map(projection)))
+clicked = st.button(_("Compare"), type="primary", icon=":material/compare:", key="run_compare")
 job = job_manager().attach_or_submit(request.key(), request.title(), partial(run_compare, request), start=clicked,
                                      restore=True, kind="compare", config=request.to_dict())
 if job is None:
-    st.info(f"Ready: **{request.title()}**. Press **Compare**.", icon=":material/arrow_upward:")
+    st.info(_("Ready: **{title}**. Press **Compare**.").format(title=request.title()), icon=":material/arrow_upward:")
 else:
     job_outcome(job, lambda result: show_comparison(result, projection))

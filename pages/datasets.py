@@ -5,6 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from pages.ui.gallery import gallery
+from pages.ui.i18n import _
 from pages.ui.services import dataset_or_error, upload_limit_mb
 from ptm_core.configs import DatasetConfig
 from ptm_core.data import list_datasets
@@ -13,13 +14,13 @@ from ptm_core.data.ingest import ingest_upload
 
 SAMPLES_PER_CLASS = 8
 
-st.title("Datasets")
+st.title(_("Datasets"))
 entries = {e.name: e for e in list_datasets()}
 for entry in entries.values():
     st.markdown(f"- **`{entry.name}{':ARG' if entry.takes_argument else ''}`** — {entry.description}")
 
-upload = st.file_uploader("Upload a zip: one folder per class, or a flat folder of images plus a CSV "
-                          "with filename,label columns", type=["zip"], key="datasets_upload",
+upload = st.file_uploader(_("Upload a zip: one folder per class, or a flat folder of images plus a CSV "
+                            "with filename,label columns"), type=["zip"], key="datasets_upload",
                           max_upload_size=upload_limit_mb())
 if upload is not None:
     try:
@@ -27,23 +28,25 @@ if upload is not None:
     except PTMError as exc:
         st.error(exc.for_ui(), icon=":material/error:")
 st.session_state.setdefault("dataset_spec", "mnist5k")
-spec = st.text_input("Dataset spec", key="dataset_spec",
-                     help="e.g. digits, shapes:n=300,classes=4, folder:/data/pets, zip:/data/pets.zip, tv:cifar10:test")
+spec = st.text_input(_("Dataset spec"), key="dataset_spec",
+                     help=_("e.g. digits, shapes:n=300,classes=4, folder:/data/pets, zip:/data/pets.zip, "
+                            "tv:cifar10:test"))
 config = DatasetConfig(spec.strip())
 dataset = dataset_or_error(config) if spec.strip() else None
 if dataset is not None:
     counts = dataset.class_counts()
-    st.write(f"**{len(dataset):,} images**, {len(counts)} classes.")
+    st.write(_("**{n} images**, {classes} classes.").format(n=f"{len(dataset):,}", classes=len(counts)))
     if dataset.skipped:
-        with st.expander(f"{len(dataset.skipped)} files skipped", icon=":material/warning:"):
-            st.dataframe(pd.DataFrame(dataset.skipped, columns=["file", "reason"]), hide_index=True, width="stretch")
+        with st.expander(_("{n} files skipped").format(n=len(dataset.skipped)), icon=":material/warning:"):
+            st.dataframe(pd.DataFrame(dataset.skipped, columns=[_("file"), _("reason")]), hide_index=True, width="stretch")
     frame = pd.DataFrame({"class": list(counts), "images": list(counts.values())})
-    balance = px.bar(frame, x="class", y="images", height=260, title=f"Class balance · {spec.strip()}")
+    balance = px.bar(frame, x="class", y="images", height=260, title=_("Class balance · {spec}").format(spec=spec.strip()),
+                     labels={"class": _("class"), "images": _("images")})
     balance.update_xaxes(type="category")  # class names such as 0-9 are categories: one labelled bar each
     st.plotly_chart(balance, width="stretch")
     rng = np.random.default_rng(0)
     for index, name in enumerate(dataset.class_names):
         members = np.flatnonzero(dataset.labels == index)
         shown = rng.choice(members, size=min(SAMPLES_PER_CLASS, len(members)), replace=False)
-        st.markdown(f"**{name}** · {len(members)} images")
+        st.markdown(_("**{name}** · {n} images").format(name=name, n=len(members)))
         gallery(config, shown, [dataset.ids[int(i)] for i in shown], size=72)

@@ -7,6 +7,7 @@ import streamlit as st
 
 from pages.ui import map_jobs
 from pages.ui import maps as views
+from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_outcome
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
@@ -20,7 +21,7 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     fs, probe, source = result.features, result.probe, result.request.title()
     shown = map_jobs.chosen_map(fs, config, source)
     shown_config = ProjectionConfig(**shown.meta["config"])
-    colour = st.segmented_control("Colour by", list(views.COLOUR_BY), format_func=views.COLOUR_BY.get,
+    colour = st.segmented_control(_("Colour by"), list(views.COLOUR_BY), format_func=lambda c: _(views.COLOUR_BY[c]),
                                   default="class", key="colour_by") or "class"
     map_id = map_key(fs.key, shown_config)
     rows = views.current_selection(map_id)
@@ -30,8 +31,8 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     # display of the selection that was just made.
     fig = views.map_figure(frame, colour, fs.class_names, method=shown_config.method)
     views.show_map(fig, three_d=three_d, map_id=map_id, chart_key=f"chart-{map_id}")
-    st.caption(views.map_caption(shown, source) + " Probe colours use in-sample predictions on the train split "
-                                                  "(hover shows the split).")
+    st.caption(views.map_caption(shown, source) + " " + _("Probe colours use in-sample predictions on the train split "
+                                                        "(hover shows the split)."))
     views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{describe_map(shown_config)} · {source}")
     views.clear_selection_button(map_id)
     views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d)
@@ -40,8 +41,9 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
 
 def sweep_figure(result: ExploreResult):
     frame = pd.DataFrame(result.probe.val_curve, columns=["C", "validation accuracy"])
-    fig = px.line(frame, x="C", y="validation accuracy", markers=True, log_x=True, height=260)
-    fig.add_vline(x=result.probe.best_C, line_dash="dot", annotation_text="chosen C")
+    fig = px.line(frame, x="C", y="validation accuracy", markers=True, log_x=True, height=260,
+                  labels={"validation accuracy": _("validation accuracy")})
+    fig.add_vline(x=result.probe.best_C, line_dash="dot", annotation_text=_("chosen C"))
     fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_tickformat=".0%")
     return fig
 
@@ -50,48 +52,49 @@ def extraction_metric(column, meta: dict, produced_by: str) -> None:
     """The time the features took to compute, even when they were read back from the cache."""
     seconds = meta.get("compute_seconds")
     rate = meta.get("images_per_s")
-    how = f"{rate:.0f} img/s" if rate else ""
+    how = _("{rate} img/s").format(rate=f"{rate:.0f}") if rate else ""
     if meta.get("cache_hit"):
-        column.metric("Extraction (cached)", format_seconds(seconds),
-                      help=f"Read from the feature cache; computing them took this long{f' ({how})' if how else ''}. "
-                           f"{produced_by}.")
+        text = (_("Read from the feature cache; computing them took this long ({rate}). {produced_by}.") if how else
+                _("Read from the feature cache; computing them took this long. {produced_by}."))
+        column.metric(_("Extraction (cached)"), format_seconds(seconds), help=text.format(rate=how, produced_by=produced_by))
     else:
-        column.metric("Extraction", format_seconds(seconds), help=f"{how}. {produced_by}.")
+        column.metric(_("Extraction"), format_seconds(seconds), help=f"{how}. {produced_by}.")
 
 
 def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
     fs, probe, produced_by = result.features, result.probe, result.request.title()
-    st.success(f"{produced_by} — done.", icon=":material/check_circle:")
+    st.success(_("{title} — done.").format(title=produced_by), icon=":material/check_circle:")
     cols = st.columns(4)
-    cols[0].metric("Linear-probe test accuracy", f"{probe.test_accuracy:.1%}",
-                   help=f"{produced_by}. Logistic regression on standardised features; C chosen on a validation "
-                        f"split carved from train; scored on a stratified 20% test split ({probe.n_test} images).")
-    cols[1].metric("Features", f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}", help=produced_by)
+    cols[0].metric(_("Linear-probe test accuracy"), f"{probe.test_accuracy:.1%}",
+                   help=_("{produced_by}. Logistic regression on standardised features; C chosen on a validation "
+                          "split carved from train; scored on a stratified 20% test split ({n} images).").format(
+                       produced_by=produced_by, n=probe.n_test))
+    cols[1].metric(_("Features"), f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}", help=produced_by)
     extraction_metric(cols[2], fs.meta, produced_by)
-    cols[3].metric("Chosen C", f"{probe.best_C:g}", help=f"Probe sweep and refit took {probe.seconds:.1f} s. "
-                                                        f"{produced_by}.")
+    cols[3].metric(_("Chosen C"), f"{probe.best_C:g}", help=_("Probe sweep and refit took {seconds} s. {produced_by}.").format(
+        seconds=f"{probe.seconds:.1f}", produced_by=produced_by))
     if fs.meta.get("n_skipped"):
-        with st.expander(f"{fs.meta['n_skipped']} files were skipped (not images, corrupt or too large)",
+        with st.expander(_("{n} files were skipped (not images, corrupt or too large)").format(n=fs.meta["n_skipped"]),
                          icon=":material/warning:"):
-            st.dataframe(pd.DataFrame(fs.meta["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(fs.meta["skipped"], columns=[_("file"), _("reason")]), hide_index=True, width="stretch")
     map_section(result, config)
-    with st.expander("Probe sweep: validation accuracy vs C"):
+    with st.expander(_("Probe sweep: validation accuracy vs C")):
         st.plotly_chart(sweep_figure(result), width="stretch", key="sweep")
         st.caption(produced_by)
 
 
-st.title("Features & probe")
-st.caption("How well does a frozen pretrained backbone separate your classes? Extract features, look at the map, "
-           "and read what a linear probe gets — then switch to random weights to see what pretraining buys.")
+st.title(_("Features & probe"))
+st.caption(_("How well does a frozen pretrained backbone separate your classes? Extract features, look at the map, "
+             "and read what a linear probe gets — then switch to random weights to see what pretraining buys."))
 
 source = source_controls()
 views.map_controls()
 projection = views.current_map(source.dataset.seed)
 request = ExploreRequest(source, ProbeConfig(seed=source.split_seed))
 source_header(source)
-st.caption(f"Map: {describe_map(projection)}")
+st.caption(_("Map: {map}").format(map=describe_map(projection)))
 manager = job_manager()
-clicked = st.button("Extract & analyse", type="primary", icon=":material/play_arrow:", key="run")
+clicked = st.button(_("Extract & analyse"), type="primary", icon=":material/play_arrow:", key="run")
 job = manager.attach_or_submit(request.key(), request.title(), partial(run_explore, request), start=clicked,
                                restore=True, kind="explore", config=request.to_dict())
 if job is not None and job.status == DONE:
@@ -104,9 +107,10 @@ if job is None:
     job = manager.get(st.session_state.get("explore_job")) or next(
         (j for j in manager.jobs() if j.kind == "explore" and j.status in ("queued", "running")), None)
     if job is not None:
-        st.info(f"Showing **{job.title}**; the settings now describe another run — press the button to start it.")
+        st.info(_("Showing **{title}**; the settings now describe another run — press the button to start it.").format(
+            title=job.title))
 
 if job is None:
-    st.info(f"Ready: **{request.title()}**. Press **Extract & analyse**.", icon=":material/arrow_upward:")
+    st.info(_("Ready: **{title}**. Press **Extract & analyse**.").format(title=request.title()), icon=":material/arrow_upward:")
 else:
     job_outcome(job, lambda result: show_result(result, projection))

@@ -5,27 +5,28 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_panel
 from pages.ui.services import job_manager
 from ptm_core.jobs import QUEUED, RUNNING
 from ptm_core.tables import title_parts
 
-st.title("Jobs")
-st.caption("Long work runs outside the page: switching pages or reloading the browser does not stop it. "
-           "Two lanes run side by side, one job each: compute (extraction, probes, fine-tuning) and maps "
-           "(UMAP's one-off compile, then maps); the rest wait in their lane's queue.")
+st.title(_("Jobs"))
+st.caption(_("Long work runs outside the page: switching pages or reloading the browser does not stop it. "
+             "Two lanes run side by side, one job each: compute (extraction, probes, fine-tuning) and maps "
+             "(UMAP's one-off compile, then maps); the rest wait in their lane's queue."))
 
 
 def result_text(metrics: dict) -> str:
     """The headline number of a run, whatever its kind (maps and comparisons have no test accuracy)."""
     if metrics.get("test_accuracy") is not None:
-        return f"test accuracy {metrics['test_accuracy']:.1%}"
+        return _("test accuracy {value}").format(value=f"{metrics['test_accuracy']:.1%}")
     if metrics.get("trustworthiness") is not None:
-        return f"trustworthiness {metrics['trustworthiness']:.2f}"
+        return _("trustworthiness {value}").format(value=f"{metrics['trustworthiness']:.2f}")
     if metrics.get("mean_agreement") is not None:
-        return f"neighbour agreement {metrics['mean_agreement']:.2f}"
+        return _("neighbour agreement {value}").format(value=f"{metrics['mean_agreement']:.2f}")
     if metrics.get("rows"):
-        return f"{len(metrics['rows'])} rows"
+        return _("{n} rows").format(n=len(metrics["rows"]))
     return ""
 
 
@@ -36,20 +37,20 @@ def _when(timestamp: float | None) -> str:
 @st.fragment(run_every=1.0)
 def live_queue() -> None:
     active = [job for job in job_manager().jobs() if job.status in (QUEUED, RUNNING)]
-    st.subheader(f"Queue ({len(active)})")
+    st.subheader(_("Queue ({n})").format(n=len(active)))
     if not active:
-        st.caption("Nothing queued or running.")
+        st.caption(_("Nothing queued or running."))
     for job in active:
-        st.markdown(f"**{job.title}** · {job.lane} lane · {job.status}")
+        st.markdown(_("**{title}** · {lane} lane · {status}").format(title=job.title, lane=job.lane, status=job.status))
         job_panel(job)
 
 
 def run_history() -> None:
     store = job_manager().store
     runs = store.runs() if store else []
-    st.subheader(f"Runs ({len(runs)})")
+    st.subheader(_("Runs ({n})").format(n=len(runs)))
     if not runs:
-        st.info("No runs yet. Start one from **Features & probe**.")
+        st.info(_("No runs yet. Start one from **Features & probe**."))
         return
     # A title names what ran, the model, the data and the size: one short column each, none cut off.
     frame = pd.DataFrame([{
@@ -58,21 +59,21 @@ def run_history() -> None:
         "started": _when(r["started"] or r["created"]), "message": r["error"] or r["message"], "id": r["id"],
     } for r in runs])
     st.dataframe(frame, hide_index=True, width="stretch", placeholder="—")
-    st.download_button("Metrics of all runs (CSV)", store.metrics_csv(), "ptm-runs.csv", "text/csv",
+    st.download_button(_("Metrics of all runs (CSV)"), store.metrics_csv(), "ptm-runs.csv", "text/csv",
                        icon=":material/download:")
-    chosen = st.selectbox("Run", [r["id"] for r in runs], key="run_detail",
+    chosen = st.selectbox(_("Run"), [r["id"] for r in runs], key="run_detail",
                           format_func=lambda i: next(f"{r['title']} · {r['status']} · {_when(r['created'])}"
                                                      for r in runs if r["id"] == i))
     run = store.get(chosen)
     features = Path((run["artifacts"] or {}).get("features", ""))
     cols = st.columns(2)
-    cols[0].download_button("This run's metrics (CSV)", store.metrics_csv([chosen]), f"run-{chosen}.csv", "text/csv")
+    cols[0].download_button(_("This run's metrics (CSV)"), store.metrics_csv([chosen]), f"run-{chosen}.csv", "text/csv")
     if features.is_file():
-        cols[1].download_button("Its features (npz)", features.read_bytes(), f"features-{chosen}.npz",
+        cols[1].download_button(_("Its features (npz)"), features.read_bytes(), f"features-{chosen}.npz",
                                 "application/octet-stream")
-    with st.expander("Config, metrics and log"):
+    with st.expander(_("Config, metrics and log")):
         st.json({"config": run["config"], "metrics": run["metrics"], "artifacts": run["artifacts"]})
-        st.code("\n".join(run["log"] or []) or "(empty)")
+        st.code("\n".join(run["log"] or []) or _("(empty)"))
 
 
 live_queue()

@@ -7,6 +7,7 @@ import streamlit as st
 from pages.ui import lab_charts as views
 from pages.ui import settings
 from pages.ui.choices import FINETUNE_SIZES, FinetuneChoice, KNNChoice
+from pages.ui.i18n import N_, _
 from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
@@ -19,9 +20,10 @@ from ptm_core.tables import compare_frame, mixed_sizes
 # Methods whose results read back from the caches after a server restart; the rest (fine-tuning, label
 # efficiency, layers, drift) cache nothing and only run when asked.
 RESTORABLE = ("probes", "pixels", "random")
-MODE_HELP = {"full": "everything trainable", "last-n": "last N blocks + head; the rest frozen",
-             "lp-ft": "head initialised from the linear probe, then everything (Kumar et al. 2022)",
-             "scratch": "random init, everything trainable — what pretraining buys"}
+MODE_HELP = {"full": N_("everything trainable"), "last-n": N_("last N blocks + head; the rest frozen"),
+             "lp-ft": N_("head initialised from the linear probe, then everything (Kumar et al. 2022)"),
+             "scratch": N_("random init, everything trainable — what pretraining buys")}
+INSPECT = [N_("linear probe"), "k-NN"]  # the method names the confusion explorer keys its widgets by
 
 
 def job_slot(kind: str, source: Source, parts: list, title: str, work, label: str, *, live_extra=None,
@@ -46,89 +48,89 @@ def job_slot(kind: str, source: Source, parts: list, title: str, work, label: st
 def probes_tab(source: Source) -> None:
     cols = st.columns(2)
     with cols[0]:
-        settings.bound(st.slider, "k-NN: neighbours (k)", KNNChoice, "knn_k", min_value=1, max_value=100)
+        settings.bound(st.slider, _("k-NN: neighbours (k)"), KNNChoice, "knn_k", min_value=1, max_value=100)
     with cols[1]:
-        settings.bound(st.number_input, "k-NN: temperature", KNNChoice, "knn_t", min_value=0.01, max_value=1.0,
+        settings.bound(st.number_input, _("k-NN: temperature"), KNNChoice, "knn_t", min_value=0.01, max_value=1.0,
                        step=0.01)
     knn = settings.get(KNNChoice).config()
     produced_by = source.describe()
     job = job_slot("probes", source, [knn.key()], f"probes · {produced_by}",
-                   partial(lab.run_probes, source, knn), "Run linear probe + k-NN", button_help=
-                   "Standardised features, L-BFGS logistic regression with C swept on a validation split; "
-                   "k-NN on L2-normalised features with cosine similarity and a temperature-weighted vote (DINO).")
+                   partial(lab.run_probes, source, knn), _("Run linear probe + k-NN"), button_help=_(
+                       "Standardised features, L-BFGS logistic regression with C swept on a validation split; "
+                       "k-NN on L2-normalised features with cosine similarity and a temperature-weighted vote (DINO)."))
     if job is None:
         return
     result = job.result
     fs = result.features
     cols = st.columns(3)
-    cols[0].metric("Linear probe", f"{result.linear.test_accuracy:.1%}", help=f"C = {result.linear.best_C:g}. "
+    cols[0].metric(_("Linear probe"), f"{result.linear.test_accuracy:.1%}", help=f"C = {result.linear.best_C:g}. "
                                                                               f"{produced_by}.")
     cols[1].metric("k-NN", f"{result.knn.test_accuracy:.1%}",
                    help=f"k = {result.knn.k}, T = {result.knn.temperature}. {produced_by}.")
-    cols[2].metric("Train / test images", f"{result.linear.n_train:,} / {result.linear.n_test:,}", help=produced_by)
+    cols[2].metric(_("Train / test images"), f"{result.linear.n_train:,} / {result.linear.n_test:,}", help=produced_by)
     st.plotly_chart(views.sweep_chart(result.linear.val_curve, produced_by), width="stretch", key="lab-sweep")
-    st.plotly_chart(views.per_class_chart(fs.labels, fs.class_names, {"linear probe": result.linear,
+    st.plotly_chart(views.per_class_chart(fs.labels, fs.class_names, {_("linear probe"): result.linear,
                                                                         "k-NN": result.knn}, produced_by),
                     width="stretch", key="per-class")
-    method = st.radio("Inspect", ["linear probe", "k-NN"], horizontal=True, key="inspect_method")
+    method = st.radio(_("Inspect"), INSPECT, format_func=_, horizontal=True, key="inspect_method")
     chosen = result.linear if method == "linear probe" else result.knn
     views.confusion_explorer(source.dataset, fs.labels, fs.class_names, chosen, method, produced_by, fs.ids)
-    st.markdown("**Most confident mistakes**")
+    st.markdown(_("**Most confident mistakes**"))
     views.mistakes_gallery(source.dataset, fs.labels, fs.class_names, chosen, fs.ids)
 
 
 def baselines_tab(source: Source) -> None:
-    st.caption("Same split as the probes. Raw pixels: what any backbone has to beat. Random init: the same "
-               "architecture without pretraining — the difference is what pretraining buys.")
+    st.caption(_("Same split as the probes. Raw pixels: what any backbone has to beat. Random init: the same "
+                 "architecture without pretraining — the difference is what pretraining buys."))
     cols = st.columns(2)
     with cols[0]:
         job = job_slot("pixels", source, [], f"raw pixels (32×32 grey) · {source.dataset.spec}",
-                       partial(lab.run_pixels, source), "Raw-pixel baseline")
+                       partial(lab.run_pixels, source), _("Raw-pixel baseline"))
         if job is not None:
-            st.metric("Raw pixels (32×32 grey)", f"{job.result.test_accuracy:.1%}",
-                      help=f"Logistic regression on 32×32 grey pixels of {source.dataset.spec}.")
+            st.metric(_("Raw pixels (32×32 grey)"), f"{job.result.test_accuracy:.1%}",
+                      help=_("Logistic regression on 32×32 grey pixels of {spec}.").format(spec=source.dataset.spec))
     with cols[1]:
         random_source = Source(source.dataset, random_weights(source.backbone), source.extraction)
         job = job_slot("random", source, [], f"random-init probe · {random_source.describe()}",
-                       partial(lab.run_random_probe, source), "Random-init baseline")
+                       partial(lab.run_random_probe, source), _("Random-init baseline"))
         if job is not None:
-            st.metric("Random-init backbone + probe", f"{job.result.test_accuracy:.1%}",
+            st.metric(_("Random-init backbone + probe"), f"{job.result.test_accuracy:.1%}",
                       help=random_source.describe())
 
 
 def finetune_form() -> None:
     choice_cols = st.columns(4)
     with choice_cols[0]:
-        settings.bound(st.selectbox, "Mode", FinetuneChoice, "ft_mode", options=list(FINETUNE_MODES),
-                       help="\n".join(f"- **{m}**: {h}" for m, h in MODE_HELP.items()))
+        settings.bound(st.selectbox, _("Mode"), FinetuneChoice, "ft_mode", options=list(FINETUNE_MODES),
+                       help="\n".join(f"- **{m}**: {_(h)}" for m, h in MODE_HELP.items()))
     with choice_cols[1]:
-        settings.bound(st.number_input, "Epochs", FinetuneChoice, "ft_epochs", min_value=1, max_value=100)
+        settings.bound(st.number_input, _("Epochs"), FinetuneChoice, "ft_epochs", min_value=1, max_value=100)
     with choice_cols[2]:
-        settings.bound(st.select_slider, "Fine-tune image size (px)", FinetuneChoice, "ft_size",
-                       options=list(FINETUNE_SIZES), help="Fine-tuning runs at its own size (the sidebar's size is "
-                                                          "for the frozen features); every result shows its size.")
+        settings.bound(st.select_slider, _("Fine-tune image size (px)"), FinetuneChoice, "ft_size",
+                       options=list(FINETUNE_SIZES), help=_("Fine-tuning runs at its own size (the sidebar's size is "
+                                                            "for the frozen features); every result shows its size."))
     with choice_cols[3]:
-        settings.bound(st.number_input, "Batch size", FinetuneChoice, "ft_batch", min_value=4, max_value=512)
+        settings.bound(st.number_input, _("Batch size"), FinetuneChoice, "ft_batch", min_value=4, max_value=512)
     cols = st.columns(4)
-    for col, (label, name, lo, hi, fmt) in zip(cols, [("LR head", "ft_lr_head", 1e-6, 1.0, "%.0e"),
-                                                       ("LR backbone", "ft_lr_backbone", 1e-7, 1.0, "%.0e"),
-                                                       ("Weight decay", "ft_wd", 0.0, 1.0, "%.2f")]):
+    for col, (label, name, lo, hi, fmt) in zip(cols, [(_("LR head"), "ft_lr_head", 1e-6, 1.0, "%.0e"),
+                                                       (_("LR backbone"), "ft_lr_backbone", 1e-7, 1.0, "%.0e"),
+                                                       (_("Weight decay"), "ft_wd", 0.0, 1.0, "%.2f")]):
         with col:
             settings.bound(st.number_input, label, FinetuneChoice, name, min_value=lo, max_value=hi, format=fmt)
     with cols[3]:
-        settings.bound(st.number_input, "Init seed", FinetuneChoice, "ft_seed", min_value=0, max_value=2**31 - 1)
+        settings.bound(st.number_input, _("Init seed"), FinetuneChoice, "ft_seed", min_value=0, max_value=2**31 - 1)
     cols = st.columns(2)
     with cols[0]:
-        settings.bound(st.toggle, "Augment (random resized crop + flip)", FinetuneChoice, "ft_augment",
-                       help="Flips can hurt on digits, so this starts off here.")
+        settings.bound(st.toggle, _("Augment (random resized crop + flip)"), FinetuneChoice, "ft_augment",
+                       help=_("Flips can hurt on digits, so this starts off here."))
     with cols[1]:
-        settings.bound(st.number_input, "Last N blocks (last-n mode)", FinetuneChoice, "ft_last_n", min_value=1,
+        settings.bound(st.number_input, _("Last N blocks (last-n mode)"), FinetuneChoice, "ft_last_n", min_value=1,
                        max_value=12)
 
 
 def live_curves(job, label: str) -> None:
     if not job.metrics.get("train_curve"):
-        st.caption("The loss and validation curves appear here after the first training step.")
+        st.caption(_("The loss and validation curves appear here after the first training step."))
         return
     st.plotly_chart(views.curves_chart([(label, job.metrics)]), width="stretch", key=f"live-curves-{job.id}")
 
@@ -136,23 +138,25 @@ def live_curves(job, label: str) -> None:
 def finetune_result(source: Source, job, produced_by: str) -> None:
     result, config = job.result, settings.get(FinetuneChoice).config()
     cols = st.columns(4)
-    cols[0].metric("Test accuracy", f"{result.test_accuracy:.1%}", help=produced_by)
-    cols[1].metric("Best epoch", result.best_epoch, help=produced_by)
-    cols[2].metric("Took", format_seconds(result.seconds), help=produced_by)
-    cols[3].metric("Stopped early", "yes" if result.stopped_early else "no", help=produced_by)
+    cols[0].metric(_("Test accuracy"), f"{result.test_accuracy:.1%}", help=produced_by)
+    cols[1].metric(_("Best epoch"), result.best_epoch, help=produced_by)
+    cols[2].metric(_("Took"), format_seconds(result.seconds), help=produced_by)
+    cols[3].metric(_("Stopped early"), _("yes") if result.stopped_early else _("no"), help=produced_by)
     if result.lp_test_accuracy is not None:
-        st.caption(f"The probe-initialised head alone scored {result.lp_test_accuracy:.1%} before fine-tuning.")
+        st.caption(_("The probe-initialised head alone scored {accuracy} before fine-tuning.").format(
+            accuracy=f"{result.lp_test_accuracy:.1%}"))
     st.plotly_chart(views.curves_chart([(f"{config.mode} @ {config.image_size}px", job.metrics)]), width="stretch",
                     key="done-curves")
-    st.caption(f"{produced_by}. Train loss: {views.LOSS_SMOOTHING}.")
+    st.caption(_("{produced_by}. Train loss: {smoothing}.").format(produced_by=produced_by,
+                                                                 smoothing=_(views.LOSS_SMOOTHING)))
     checkpoint = Path(result.checkpoint)
     if checkpoint.is_file():
-        st.download_button("Best checkpoint (.safetensors)", checkpoint.read_bytes, checkpoint.name,
+        st.download_button(_("Best checkpoint (.safetensors)"), checkpoint.read_bytes, checkpoint.name,
                            "application/octet-stream", icon=":material/download:", key="download-checkpoint",
                            on_click="ignore")
     drift = job_slot("drift", source, [result.checkpoint], f"feature drift · {produced_by}",
                      partial(lab.run_drift, source, result.checkpoint, config.image_size,
-                             ProjectionConfig(method="pca")), "Show feature drift (before vs after)")
+                             ProjectionConfig(method="pca")), _("Show feature drift (before vs after)"))
     if drift is not None:
         views.drift_charts(drift.result, produced_by)
 
@@ -162,9 +166,9 @@ def finetune_tab(source: Source) -> None:
     config = settings.get(FinetuneChoice).config()
     produced_by = f"fine-tune {config.mode} · " + describe_source(source.dataset, source.backbone, config.image_size)
     job = job_slot("finetune", source, [config.key()], produced_by, partial(lab.run_finetune, source, config),
-                   "Start fine-tuning", live_extra=partial(live_curves, label=f"{config.mode} @ {config.image_size}px"),
-                   button_help="Runs as a job: switch pages or reload freely. Cancel stops it and keeps the best "
-                               "checkpoint so far, which is still scored on the test split.")
+                   _("Start fine-tuning"), live_extra=partial(live_curves, label=f"{config.mode} @ {config.image_size}px"),
+                   button_help=_("Runs as a job: switch pages or reload freely. Cancel stops it and keeps the best "
+                                 "checkpoint so far, which is still scored on the test split."))
     if job is not None:
         finetune_result(source, job, produced_by)
     overlay_runs(source)
@@ -175,7 +179,7 @@ def overlay_runs(source: Source) -> None:
     runs = [r for r in store.runs(kind="lab-finetune") if (r["config"] or {}).get("source_key") == source.key()
             and r["status"] == DONE] if store else []
     if len(runs) > 1:
-        st.markdown("**All fine-tune runs on this data and backbone**")
+        st.markdown(_("**All fine-tune runs on this data and backbone**"))
         st.plotly_chart(views.curves_chart([(f"{r['metrics'].get('mode')} @ {r['metrics'].get('image_size')}px · "
                                              f"{r['id'][:6]}", r["metrics"]) for r in runs[:6]]),
                         width="stretch", key="overlay-curves")
@@ -186,28 +190,30 @@ def compare_tab(source: Source) -> None:
     runs = [r for r in store.runs() if (r["config"] or {}).get("source_key") == source.key() and r["status"] == DONE]
     frame = compare_frame(runs)
     if frame.empty:
-        st.info("Run the probes, the baselines or a fine-tune: each result lands here, on the same split.")
+        st.info(_("Run the probes, the baselines or a fine-tune: each result lands here, on the same split."))
         return
     sizes = mixed_sizes(frame)
     if len(sizes) > 1:
-        st.warning(f"These methods ran at different image sizes ({', '.join(f'{s}px' for s in sizes)}): compare "
-                   f"them with care, or run the fine-tune at the sidebar's size. Each bar shows its size.",
-                   icon=":material/warning:")
+        st.warning(_("These methods ran at different image sizes ({sizes}): compare them with care, or run the "
+                     "fine-tune at the sidebar's size. Each bar shows its size.").format(
+                       sizes=", ".join(f"{s}px" for s in sizes)), icon=":material/warning:")
     # No size here: each bar says its own.
-    produced_by = f"{source.backbone.name} ({describe_weights(source.backbone)}) on {describe_data(source.dataset)}"
+    produced_by = _("{model} ({weights}) on {data}").format(model=source.backbone.name,
+                                                            weights=describe_weights(source.backbone),
+                                                            data=describe_data(source.dataset))
     st.plotly_chart(views.compare_chart(frame, produced_by), width="stretch", key="compare")
     st.dataframe(frame.drop(columns=["label", "kind"]), hide_index=True, width="stretch",
                  column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
-    st.download_button("Runs as CSV", store.metrics_csv([r["id"] for r in runs]), "lab-runs.csv", "text/csv")
+    st.download_button(_("Runs as CSV"), store.metrics_csv([r["id"] for r in runs]), "lab-runs.csv", "text/csv")
 
 
 def efficiency_tab(source: Source) -> None:
-    with_finetune = st.toggle("Include fine-tuning (slow on a CPU: 16 short runs)", False, key="eff_ft")
+    with_finetune = st.toggle(_("Include fine-tuning (slow on a CPU: 16 short runs)"), False, key="eff_ft")
     ft = settings.get(FinetuneChoice).config()
     job = job_slot("efficiency", source, [with_finetune, ft.key() if with_finetune else None],
                    f"label efficiency · {source.describe()}",
                    partial(lab.run_label_efficiency_job, source, settings.get(KNNChoice).config(), with_finetune, ft),
-                   "Run label efficiency (1, 2, 5, 10, 25, all per class)")
+                   _("Run label efficiency (1, 2, 5, 10, 25, all per class)"))
     if job is not None:
         st.plotly_chart(views.efficiency_chart(job.result, source.describe()), width="stretch", key="efficiency")
         st.dataframe(views.efficiency_frame(job.result)[["labels per class", "method", "mean", "std"]],
@@ -216,18 +222,18 @@ def efficiency_tab(source: Source) -> None:
 
 def layers_tab(source: Source) -> None:
     job = job_slot("layers", source, [], f"layer sweep · {source.describe()}", partial(lab.run_layers, source),
-                   "Run the layer sweep")
+                   _("Run the layer sweep"))
     if job is not None:
         st.plotly_chart(views.layers_chart(job.result, source.describe()), width="stretch", key="layers")
 
 
-st.title("Probe vs fine-tune")
-st.caption("What does a frozen pretrained representation give, and what does adapting the whole network add? "
-           "Every number on this page uses the same seeded train/test split; each one says the image size it ran "
-           "at, and the Compare tab warns when they differ.")
+st.title(_("Probe vs fine-tune"))
+st.caption(_("What does a frozen pretrained representation give, and what does adapting the whole network add? "
+             "Every number on this page uses the same seeded train/test split; each one says the image size it ran "
+             "at, and the Compare tab warns when they differ."))
 source = source_controls()
 source_header(source)
-tabs = st.tabs(["Probes", "Baselines", "Fine-tune", "Compare", "Label efficiency", "Layers"])
+tabs = st.tabs([_("Probes"), _("Baselines"), _("Fine-tune"), _("Compare"), _("Label efficiency"), _("Layers")])
 for tab, render in zip(tabs, (probes_tab, baselines_tab, finetune_tab, compare_tab, efficiency_tab, layers_tab)):
     with tab:
         render(source)

@@ -8,13 +8,18 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.ui.gallery import gallery
+from pages.ui.i18n import N_, _
 from pages.ui.maps import PALETTE
 from ptm_core.configs import DatasetConfig
 from ptm_core.probes import confident_mistakes, confusion, per_class_accuracy
 
 MARGINS = {"l": 10, "r": 10, "t": 40, "b": 10}
-LOSS_SMOOTHING = ("the mean of the last steps (a tenth of the run, 3-50 steps), exact from the first step; a rise "
-                  "early on is the learning rate warming up")
+LOSS_SMOOTHING = N_("the mean of the last steps (a tenth of the run, 3-50 steps), exact from the first step; a rise "
+                    "early on is the learning rate warming up")
+# The drift job's maps are keyed "before" and "after" (ptm_core.lab.run_drift).
+DRIFT_TITLES = {"before": N_("Features before fine-tuning"), "after": N_("Features after fine-tuning")}
+DRIFT_CAPTIONS = {"before": N_("PCA of the features before fine-tuning · {produced_by}"),
+                  "after": N_("PCA of the features after fine-tuning · {produced_by}")}
 
 
 def per_class_chart(labels: np.ndarray, class_names: list[str], results: dict, produced_by: str) -> go.Figure:
@@ -23,7 +28,9 @@ def per_class_chart(labels: np.ndarray, class_names: list[str], results: dict, p
         accuracy = per_class_accuracy(labels[result.test_indices], result.predictions, len(class_names))
         rows += [{"class": c, "accuracy": a, "method": method} for c, a in zip(class_names, accuracy)]
     fig = px.bar(pd.DataFrame(rows), x="class", y="accuracy", color="method", barmode="group", height=300,
-                 title=f"Per-class test accuracy · {produced_by}", range_y=[0, 1], color_discrete_sequence=PALETTE)
+                 title=_("Per-class test accuracy · {produced_by}").format(produced_by=produced_by), range_y=[0, 1],
+                 color_discrete_sequence=PALETTE,
+                 labels={"class": _("class"), "accuracy": _("accuracy"), "method": _("method")})
     # Class names such as 0-9 are categories, not numbers: every one gets its own labelled tick.
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=class_names)
     return fig.update_layout(margin=MARGINS, yaxis_tickformat=".0%")
@@ -31,7 +38,7 @@ def per_class_chart(labels: np.ndarray, class_names: list[str], results: dict, p
 
 def confusion_chart(matrix: np.ndarray, class_names: list[str], title: str) -> go.Figure:
     fig = px.imshow(matrix, x=class_names, y=class_names, text_auto=True, color_continuous_scale="Blues",
-                    labels={"x": "predicted", "y": "true", "color": "images"}, title=title, height=460)
+                    labels={"x": _("predicted"), "y": _("true"), "color": _("images")}, title=title, height=460)
     fig.update_xaxes(type="category", side="bottom", tickmode="array", tickvals=class_names)
     fig.update_yaxes(type="category", tickmode="array", tickvals=class_names)
     return fig.update_layout(margin=MARGINS)
@@ -50,20 +57,22 @@ def confusion_explorer(dataset_config: DatasetConfig, labels: np.ndarray, class_
     """A confusion matrix whose cells open as galleries; it opens on the cell with the most mistakes."""
     y_true = labels[result.test_indices]
     matrix = confusion(y_true, result.predictions, len(class_names))
-    st.plotly_chart(confusion_chart(matrix, class_names, f"Confusion matrix — {name} · {produced_by}"),
+    title = _("Confusion matrix — {method} · {produced_by}").format(method=_(name), produced_by=produced_by)
+    st.plotly_chart(confusion_chart(matrix, class_names, title),
                     width="stretch", key=f"confusion-{name}")
     worst = largest_confusion(matrix)
     cols = st.columns(2)
-    true = cols[0].selectbox("True class", range(len(class_names)), index=worst[0],
+    true = cols[0].selectbox(_("True class"), range(len(class_names)), index=worst[0],
                              format_func=class_names.__getitem__, key=f"cell-true-{name}")
     others = [c for c in range(len(class_names)) if c != true]
     # Within the true class, open on its most frequent wrong prediction.
     ranked = sorted(others, key=lambda c: -matrix[true, c])
     options = ranked + [true]
-    predicted = cols[1].selectbox("Predicted as", options, index=0, format_func=class_names.__getitem__,
+    predicted = cols[1].selectbox(_("Predicted as"), options, index=0, format_func=class_names.__getitem__,
                                   key=f"cell-pred-{name}-{true}")
     hits = np.flatnonzero((y_true == true) & (result.predictions == predicted))
-    st.caption(f"{len(hits)} test images of class {class_names[true]} predicted as {class_names[predicted]}")
+    st.caption(_("{n} test images of class {true} predicted as {predicted}").format(
+        n=len(hits), true=class_names[true], predicted=class_names[predicted]))
     gallery(dataset_config, result.test_indices[hits[:24]], [f"#{i}" for i in result.test_indices[hits[:24]]],
             feature_ids=feature_ids)
 
@@ -71,13 +80,14 @@ def confusion_explorer(dataset_config: DatasetConfig, labels: np.ndarray, class_
 def mistakes_gallery(dataset_config: DatasetConfig, labels: np.ndarray, class_names: list[str], result,
                      feature_ids: list[str]) -> None:
     if getattr(result, "probabilities", None) is None:
-        st.caption("This result has no probabilities to rank mistakes by.")
+        st.caption(_("This result has no probabilities to rank mistakes by."))
         return
     positions = confident_mistakes(labels[result.test_indices], result.probabilities, top=16)
     indices = result.test_indices[positions]
-    captions = [f"true {class_names[labels[i]]} → {class_names[result.predictions[p]]} "
-                f"(p {_probability(result.probabilities[p].max())})" for i, p in zip(indices, positions)]
-    gallery(dataset_config, indices, captions, feature_ids=feature_ids, empty="No mistakes at all.")
+    caption = _("true {true} → {predicted} (p {p})")
+    captions = [caption.format(true=class_names[labels[i]], predicted=class_names[result.predictions[p]],
+                               p=_probability(result.probabilities[p].max())) for i, p in zip(indices, positions)]
+    gallery(dataset_config, indices, captions, feature_ids=feature_ids, empty=_("No mistakes at all."))
 
 
 def _probability(p: float) -> str:
@@ -88,23 +98,25 @@ def _probability(p: float) -> str:
 def sweep_chart(val_curve, produced_by: str) -> go.Figure:
     frame = pd.DataFrame(val_curve, columns=["C", "validation accuracy"])
     fig = px.line(frame, x="C", y="validation accuracy", markers=True, log_x=True, height=260,
-                  title=f"Linear probe: validation accuracy vs C · {produced_by}")
+                  labels={"validation accuracy": _("validation accuracy")},
+                  title=_("Linear probe: validation accuracy vs C · {produced_by}").format(produced_by=produced_by))
     return fig.update_layout(margin=MARGINS, yaxis_tickformat=".0%")
 
 
 def curves_chart(runs: list[tuple[str, dict]]) -> go.Figure:
     """Training loss and validation accuracy of one or several fine-tune runs, overlaid."""
     fig = go.Figure()
+    train_name, val_name = _("{name} · train loss"), _("{name} · val accuracy")
     for name, metrics in runs:
         train = pd.DataFrame(metrics.get("train_curve") or [])
         val = pd.DataFrame(metrics.get("val_curve") or [])
         if not train.empty:
-            fig.add_scatter(x=train["step"], y=train["train_loss"], name=f"{name} · train loss", mode="lines")
+            fig.add_scatter(x=train["step"], y=train["train_loss"], name=train_name.format(name=name), mode="lines")
         if not val.empty:
-            fig.add_scatter(x=val["step"], y=val["val_accuracy"], name=f"{name} · val accuracy",
+            fig.add_scatter(x=val["step"], y=val["val_accuracy"], name=val_name.format(name=name),
                             mode="lines+markers", yaxis="y2")
-    fig.update_layout(height=360, margin=MARGINS, xaxis_title="step", yaxis_title="train loss (smoothed)",
-                      yaxis2={"title": "validation accuracy", "overlaying": "y", "side": "right", "range": [0, 1],
+    fig.update_layout(height=360, margin=MARGINS, xaxis_title=_("step"), yaxis_title=_("train loss (smoothed)"),
+                      yaxis2={"title": _("validation accuracy"), "overlaying": "y", "side": "right", "range": [0, 1],
                               "tickformat": ".0%", "tickmode": "linear", "tick0": 0, "dtick": 0.2,
                               "showgrid": False},
                       legend={"orientation": "h", "y": -0.25})
@@ -114,7 +126,9 @@ def curves_chart(runs: list[tuple[str, dict]]) -> go.Figure:
 def compare_chart(frame: pd.DataFrame, produced_by: str) -> go.Figure:
     fig = px.bar(frame, x="method", y="test accuracy", text="label", height=400, range_y=[0, 1.08],
                  hover_data=["image size", "seconds", "from cache"],
-                 title=f"Test accuracy per method, same split · {produced_by}")
+                 title=_("Test accuracy per method, same split · {produced_by}").format(produced_by=produced_by),
+                 labels={"method": _("method"), "test accuracy": _("test accuracy"), "image size": _("image size"),
+                         "seconds": _("seconds"), "from cache": _("from cache")})
     fig.update_traces(textposition="outside", marker_color=PALETTE[0])
     return fig.update_layout(margin=MARGINS, yaxis_tickformat=".0%")
 
@@ -131,19 +145,22 @@ def efficiency_chart(rows: list[dict], produced_by: str) -> go.Figure:
     frame = efficiency_frame(rows)
     fig = px.line(frame, x="labels per class", y="mean", error_y="std", color="method", markers=True, height=380,
                   color_discrete_sequence=PALETTE,
-                  title=f"Label efficiency: test accuracy vs labelled images per class (mean ± std over seeds) · "
-                        f"{produced_by}")
+                  labels={"labels per class": _("labels per class"), "method": _("method")},
+                  title=_("Label efficiency: test accuracy vs labelled images per class (mean ± std over seeds) · "
+                          "{produced_by}").format(produced_by=produced_by))
     # "all" is a budget like the others: a category axis plots it (a numeric axis silently drops it).
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(dict.fromkeys(frame["labels per class"])))
-    return fig.update_layout(margin=MARGINS, yaxis_title="test accuracy", yaxis_tickformat=".0%")
+    return fig.update_layout(margin=MARGINS, yaxis_title=_("test accuracy"), yaxis_tickformat=".0%")
 
 
 def layers_chart(rows: list[dict], produced_by: str) -> go.Figure:
     frame = pd.DataFrame(rows)
     fig = px.line(frame, x="name", y="test_accuracy", markers=True, height=320, hover_data=["dim", "best_C"],
-                  title=f"Linear-probe accuracy from each stage (pooled), shallow → deep · {produced_by}")
+                  title=_("Linear-probe accuracy from each stage (pooled), shallow → deep · {produced_by}").format(
+                      produced_by=produced_by))
     fig.update_xaxes(type="category")
-    return fig.update_layout(margin=MARGINS, xaxis_title="stage", yaxis_title="test accuracy", yaxis_tickformat=".0%")
+    return fig.update_layout(margin=MARGINS, xaxis_title=_("stage"), yaxis_title=_("test accuracy"),
+                             yaxis_tickformat=".0%")
 
 
 def drift_charts(result: dict, produced_by: str) -> None:
@@ -153,7 +170,8 @@ def drift_charts(result: dict, produced_by: str) -> None:
         frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "class": names})
         fig = px.scatter(frame, x="x", y="y", color="class", render_mode="webgl", height=420,
                          color_discrete_sequence=PALETTE, labels={"x": "PCA 1", "y": "PCA 2"},
-                         title=f"Features {title} fine-tuning", category_orders={"class": result["class_names"]})
+                         title=_(DRIFT_TITLES[title]),
+                         category_orders={"class": result["class_names"]})
         fig.update_traces(marker={"size": 4})
         col.plotly_chart(fig.update_layout(margin=MARGINS, showlegend=False), width="stretch", key=f"drift-{title}")
-        col.caption(f"PCA of the features {title} fine-tuning · {produced_by}")
+        col.caption(_(DRIFT_CAPTIONS[title]).format(produced_by=produced_by))

@@ -5,6 +5,7 @@ from functools import partial
 
 import streamlit as st
 
+from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.maps import METHODS
 from pages.ui.services import job_manager
@@ -31,7 +32,8 @@ def map_job(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: s
         return job
     estimate = estimate_seconds(*fs.features.shape, config)
     cheap = job is None and (estimate <= AUTO_DRAW_SECONDS or projection_path(fs.key, config).exists())
-    label = f"Draw the {METHODS[config.method]} map (about {format_seconds(max(estimate, 1))})"
+    label = _("Draw the {method} map (about {time})").format(method=METHODS[config.method],
+                                                             time=format_seconds(max(estimate, 1)))
     clicked = not cheap and st.button(label, type="primary", icon=":material/scatter_plot:", key=button_key)
     return manager.attach_or_submit(key, f"{describe_map(config)} map · {source}", partial(run_map, fs, config),
                                     start=cheap or clicked, restore=True, kind="map", lane="map",
@@ -54,7 +56,8 @@ def chosen_map(fs: FeatureSet, config: ProjectionConfig, source: str, button_key
     status = job.status
     if status == DONE:
         return job.result
-    st.info(f"Showing a PCA map until the {METHODS[config.method]} map is ready.", icon=":material/hourglass_top:")
+    st.info(_("Showing a PCA map until the {method} map is ready.").format(method=METHODS[config.method]),
+            icon=":material/hourglass_top:")
     if status in FINISHED:
         job_panel(job)
     else:

@@ -19,6 +19,7 @@ import streamlit as st
 from pages.ui import settings
 from pages.ui.choices import MapChoice
 from pages.ui.gallery import gallery
+from pages.ui.i18n import N_, _
 from ptm_core.configs import DatasetConfig, ProjectionConfig, describe_map
 from ptm_core.explore import MapResult
 from ptm_core.extraction import FeatureSet
@@ -28,8 +29,8 @@ from ptm_core.tables import selection_counts, stratified_sample
 from ptm_core.text import csv_safe_frame
 
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
-COLOUR_BY = {"class": "True class", "prediction": "Probe prediction", "correct": "Probe right or wrong",
-             "confidence": "Probe confidence"}
+COLOUR_BY = {"class": N_("True class"), "prediction": N_("Probe prediction"), "correct": N_("Probe right or wrong"),
+             "confidence": N_("Probe confidence")}
 # Ten classes told apart on a projector: no pale grey, no two near-identical hues (d3's Category10 with
 # its grey swapped for black); larger sets continue with Dark24.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#000000", "#bcbd22",
@@ -42,22 +43,22 @@ MODEBAR = {"displaylogo": False,
 def map_controls() -> None:
     """The sidebar's Map section, bound to the settings model."""
     with st.sidebar:
-        st.subheader("Map")
-        method = settings.bound(st.radio, "Projection", MapChoice, "map", options=list(METHODS),
+        st.subheader(_("Map"))
+        method = settings.bound(st.radio, _("Projection"), MapChoice, "map", options=list(METHODS),
                                 format_func=METHODS.get, horizontal=True)
-        settings.bound(st.radio, "Dimensions", MapChoice, "map_dims", options=[2, 3],
-                       format_func=lambda d: f"{d}-D", horizontal=True)
+        settings.bound(st.radio, _("Dimensions"), MapChoice, "map_dims", options=[2, 3],
+                       format_func=lambda d: _("{d}-D").format(d=d), horizontal=True)
         if method == "umap":
-            settings.bound(st.slider, "Neighbours (local ↔ global)", MapChoice, "n_neighbors", min_value=2,
+            settings.bound(st.slider, _("Neighbours (local ↔ global)"), MapChoice, "n_neighbors", min_value=2,
                            max_value=100)
-            settings.bound(st.slider, "Minimum distance (clumped ↔ spread)", MapChoice, "min_dist", min_value=0.0,
+            settings.bound(st.slider, _("Minimum distance (clumped ↔ spread)"), MapChoice, "min_dist", min_value=0.0,
                            max_value=0.99, step=0.01)
         if method == "tsne":
-            settings.bound(st.slider, "Perplexity", MapChoice, "perplexity", min_value=5.0, max_value=50.0, step=1.0)
+            settings.bound(st.slider, _("Perplexity"), MapChoice, "perplexity", min_value=5.0, max_value=50.0, step=1.0)
         if method != "pca":
-            settings.bound(st.selectbox, "Distance", MapChoice, "metric", options=list(METRICS))
-            settings.bound(st.toggle, "Reproducible (seeded, one thread)", MapChoice, "reproducible",
-                           help="Off: UMAP runs unseeded on every core; faster on big machines, a new map each time.")
+            settings.bound(st.selectbox, _("Distance"), MapChoice, "metric", options=list(METRICS))
+            settings.bound(st.toggle, _("Reproducible (seeded, one thread)"), MapChoice, "reproducible",
+                           help=_("Off: UMAP runs unseeded on every core; faster on big machines, a new map each time."))
 
 
 def current_map(seed: int) -> ProjectionConfig:
@@ -66,16 +67,21 @@ def current_map(seed: int) -> ProjectionConfig:
 
 def estimate_text(n: int, dim: int, config: ProjectionConfig) -> str:
     seconds = estimate_seconds(n, dim, config)
-    why = "" if config.method != "umap" or umap_ready() else " (UMAP's one-off compile is still running)"
-    return f"{METHODS[config.method]} of {n:,} × {dim:,}: about {max(seconds, 1):.0f} s{why}"
+    why = "" if config.method != "umap" or umap_ready() else " " + _("(UMAP's one-off compile is still running)")
+    return _("{method} of {n} × {dim}: about {seconds} s").format(
+        method=METHODS[config.method], n=f"{n:,}", dim=f"{dim:,}", seconds=f"{max(seconds, 1):.0f}") + why
 
 
 def _hover(frame: pd.DataFrame) -> tuple[list[str], str]:
     """customdata columns (row first, for selections) and a hover template that reads them."""
-    columns, lines = ["row", "id", "class"], ["#%{customdata[0]} · %{customdata[1]}", "class %{customdata[2]}"]
+    # Plotly's own %{...} fields go in through placeholders, so no translation can break them.
+    columns = ["row", "id", "class"]
+    lines = ["#%{customdata[0]} · %{customdata[1]}", _("class {name}").format(name="%{customdata[2]}")]
     if "prediction" in frame:
         columns += ["prediction", "confidence", "split"]
-        lines += ["probe says %{customdata[3]} (confidence %{customdata[4]:.2f})", "%{customdata[5]} split"]
+        lines += [_("probe says {prediction} (confidence {confidence})").format(prediction="%{customdata[3]}",
+                                                                                confidence="%{customdata[4]:.2f}"),
+                  _("{split} split").format(split="%{customdata[5]}")]
     return columns, "<br>".join(lines) + "<extra></extra>"
 
 
@@ -103,7 +109,7 @@ def map_figure(frame: pd.DataFrame, colour_by: str, class_names: list[str], meth
     data_traces = len(fig.data)
     if len(highlight):
         _add_highlight(fig, frame.loc[frame["row"].isin(np.asarray(highlight, dtype=int))], three_d)
-    legend = "Click a class to hide it" if colour_by != "confidence" else ""
+    legend = _("Click a class to hide it") if colour_by != "confidence" else ""
     return fig.update_layout(legend_title_text=legend, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                              meta={"data_traces": data_traces})
 
@@ -113,9 +119,9 @@ def _add_highlight(fig: go.Figure, rows: pd.DataFrame, three_d: bool) -> None:
     marker = {"size": 9, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 1.5}}
     if three_d:
         fig.add_trace(go.Scatter3d(x=rows["x"], y=rows["y"], z=rows["z"], mode="markers", marker=marker,
-                                   name="selected", hoverinfo="skip"))
+                                   name=_("selected"), hoverinfo="skip"))
     else:
-        fig.add_trace(go.Scattergl(x=rows["x"], y=rows["y"], mode="markers", marker=marker, name="selected",
+        fig.add_trace(go.Scattergl(x=rows["x"], y=rows["y"], mode="markers", marker=marker, name=_("selected"),
                                    hoverinfo="skip"))
 
 
@@ -174,14 +180,14 @@ def show_map(fig: go.Figure, three_d: bool, map_id: str, chart_key: str) -> None
     fig = copy.deepcopy(fig)  # st.plotly_chart rewrites the figure it draws; the caller's copy exports as is
     if three_d:
         st.plotly_chart(fig, width="stretch", key=key, config=MODEBAR)
-        st.caption("Box and lasso selection work on 2-D maps; switch to 2-D to select images.")
+        st.caption(_("Box and lasso selection work on 2-D maps; switch to 2-D to select images."))
         return
     st.plotly_chart(fig, width="stretch", key=key, config=MODEBAR, selection_mode=("points", "box", "lasso"),
                     on_select=partial(_remember_selection, key, map_id, data_traces))
 
 
 def clear_selection_button(map_id: str) -> None:
-    if len(current_selection(map_id)) and st.button("Clear selection", icon=":material/deselect:",
+    if len(current_selection(map_id)) and st.button(_("Clear selection"), icon=":material/deselect:",
                                                     key=f"clear-{map_id}"):
         st.session_state.pop(_selection_store(map_id), None)
         st.session_state[f"selection-epoch-{map_id}"] = _epoch(map_id) + 1
@@ -199,50 +205,52 @@ def selection_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame,
     """A clicked point's nearest neighbours, or the selected images with per-class counts."""
     if len(rows) == 0:
         if not three_d:
-            st.caption("Click a point to see its nearest neighbours in the full feature space; pick Box or Lasso "
-                       "Select on the map's toolbar and drag to see a group of images.")
+            st.caption(_("Click a point to see its nearest neighbours in the full feature space; pick Box or Lasso "
+                         "Select on the map's toolbar and drag to see a group of images."))
         return
     if len(rows) == 1:
         neighbours_panel(dataset, fs, frame, int(rows[0]))
         return
-    st.markdown(f"**{len(rows):,} images selected**")
+    st.markdown(_("**{n} images selected**").format(n=f"{len(rows):,}"))
     cols = st.columns([5, 7])
     cols[0].dataframe(selection_counts(frame, rows), width="stretch")
     # Plotly ignores clicks on points while a box is drawn, so neighbours of a selected image are one pick away too.
-    focus = cols[0].selectbox("Nearest neighbours of", [None, *rows[:500].tolist()], key="neighbours_of",
-                              format_func=lambda r: "choose an image…" if r is None else _caption(frame, r))
+    focus = cols[0].selectbox(_("Nearest neighbours of"), [None, *rows[:500].tolist()], key="neighbours_of",
+                              format_func=lambda r: _("choose an image…") if r is None else _caption(frame, r))
     with cols[1]:
         shown = stratified_sample(rows, fs.labels, GALLERY_MAX, seed=0)
         if len(rows) > GALLERY_MAX:
-            st.caption(f"A seeded sample of {len(shown)} of the {len(rows):,} selected images, drawn from every "
-                       f"selected class in proportion to its share of the selection.")
+            st.caption(_("A seeded sample of {shown} of the {n} selected images, drawn from every selected class "
+                         "in proportion to its share of the selection.").format(shown=len(shown), n=f"{len(rows):,}"))
         gallery(dataset, shown, [_caption(frame, r) for r in shown], feature_ids=fs.ids)
     if focus is not None:
         neighbours_panel(dataset, fs, frame, int(focus))
 
 
 def neighbours_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame, row: int) -> None:
-    k = st.slider("Neighbours to show", 4, 32, 12, step=4, key="neighbour_k")
+    k = st.slider(_("Neighbours to show"), 4, 32, 12, step=4, key="neighbour_k")
     k = min(k, len(fs.labels) - 1)
     indices, similarity = nearest_neighbours(fs.features, row, k)
     same = np.mean(fs.labels[indices] == fs.labels[row])
-    st.markdown(f"**Image {_caption(frame, row)}** and its {k} nearest neighbours in the full "
-                f"{fs.features.shape[1]:,}-dim feature space (cosine); {same:.0%} share its class.")
-    gallery(dataset, [row, *indices], [f"{_caption(frame, row)} (clicked)",
+    st.markdown(_("**Image {image}** and its {k} nearest neighbours in the full {dim}-dim feature space (cosine); "
+                  "{share} share its class.").format(image=_caption(frame, row), k=k, dim=f"{fs.features.shape[1]:,}",
+                                                     share=f"{same:.0%}"))
+    gallery(dataset, [row, *indices], [_("{image} (clicked)").format(image=_caption(frame, row)),
                                        *[_caption(frame, int(i), f" · {s:.2f}") for i, s in zip(indices, similarity)]],
             feature_ids=fs.ids)
 
 
 def faithfulness_panel(f: dict, dims: int, produced_by: str) -> None:
-    st.markdown("**How faithful is this map?**")
+    st.markdown(_("**How faithful is this map?**"))
     cols = st.columns(4)
-    cols[0].metric("Trustworthiness", f"{f['trustworthiness']:.2f}",
-                   help=f"1.0: every map neighbour is also a neighbour in the full feature space. {produced_by}.")
+    cols[0].metric(_("Trustworthiness"), f"{f['trustworthiness']:.2f}",
+                   help=_("1.0: every map neighbour is also a neighbour in the full feature space. {produced_by}.").format(
+                       produced_by=produced_by))
     if f.get("knn_accuracy_features") is not None:
-        cols[1].metric(f"{f['k']}-NN accuracy, features", f"{f['knn_accuracy_features']:.1%}", help=produced_by)
-        cols[2].metric(f"{f['k']}-NN accuracy, map", f"{f['knn_accuracy_map']:.1%}", help=produced_by)
-    cols[3].metric("PCA variance in 2-D", f"{f['pca_variance_2d']:.1%}", help=produced_by)
-    note = " Measured on the first two map axes." if dims == 3 else ""
+        cols[1].metric(_("{k}-NN accuracy, features").format(k=f["k"]), f"{f['knn_accuracy_features']:.1%}", help=produced_by)
+        cols[2].metric(_("{k}-NN accuracy, map").format(k=f["k"]), f"{f['knn_accuracy_map']:.1%}", help=produced_by)
+    cols[3].metric(_("PCA variance in 2-D"), f"{f['pca_variance_2d']:.1%}", help=produced_by)
+    note = " " + _("Measured on the first two map axes.") if dims == 3 else ""
     st.caption(f["summary"] + note)
 
 
@@ -250,14 +258,17 @@ def map_caption(result: MapResult, source: str) -> str:
     """What the map shows and what produced it: the source, the method and its settings, the time it took."""
     meta = result.meta
     config = ProjectionConfig(**meta["config"]) if "config" in meta else None
-    what = describe_map(config) if config else METHODS.get(meta.get("method"), "Map")
-    text = f"{what} of {meta.get('n_points', len(result.coords)):,} feature vectors · {source}"
+    what = describe_map(config) if config else METHODS.get(meta.get("method"), _("Map"))
+    text = _("{what} of {n} feature vectors · {source}").format(what=what, n=f"{meta.get('n_points', len(result.coords)):,}",
+                                                                 source=source)
     if meta.get("subsampled"):
-        how = "by its own transform" if meta.get("placement") == "transform" else "at the mean of their 10 nearest fitted neighbours"
-        text += f"; fitted on a seeded subsample of {meta['n_fit']:,}, the rest placed {how}"
-    seconds = meta.get("compute_seconds", meta.get("seconds", 0))
-    timing = f"computed in {seconds:.1f} s" + (", read from cache" if meta.get("cache_hit") else "")
-    return f"{text} ({timing})."
+        how = (_("by its own transform") if meta.get("placement") == "transform" else
+               _("at the mean of their 10 nearest fitted neighbours"))
+        text += _("; fitted on a seeded subsample of {n}, the rest placed {how}").format(n=f"{meta['n_fit']:,}", how=how)
+    seconds = f"{meta.get('compute_seconds', meta.get('seconds', 0)):.1f}"
+    timing = (_("computed in {seconds} s, read from cache") if meta.get("cache_hit") else
+              _("computed in {seconds} s")).format(seconds=seconds)
+    return _("{text} ({timing}).").format(text=text, timing=timing)
 
 
 def export_name(feature_key: str, config: ProjectionConfig) -> str:
@@ -273,10 +284,10 @@ def export_name(feature_key: str, config: ProjectionConfig) -> str:
 def export_buttons(frame: pd.DataFrame, fig: go.Figure, name: str) -> None:
     exported = copy.deepcopy(fig).update_layout(template="plotly_white")
     cols = st.columns(3)
-    cols[0].download_button("Points as CSV", csv_safe_frame(frame).to_csv(index=False), f"{name}.csv", "text/csv",
+    cols[0].download_button(_("Points as CSV"), csv_safe_frame(frame).to_csv(index=False), f"{name}.csv", "text/csv",
                             icon=":material/download:", key=f"csv-{name}", on_click="ignore",
-                            help="Row, id, map coordinates, class, probe prediction and confidence, split, selected.")
-    cols[1].download_button("Figure as HTML", lambda: exported.to_html(include_plotlyjs=True), f"{name}.html",
+                            help=_("Row, id, map coordinates, class, probe prediction and confidence, split, selected."))
+    cols[1].download_button(_("Figure as HTML"), lambda: exported.to_html(include_plotlyjs=True), f"{name}.html",
                             "text/html", icon=":material/download:", key=f"html-{name}", on_click="ignore",
-                            help="Interactive and self-contained: opens offline in any browser.")
-    cols[2].caption("PNG: the camera button on the map's toolbar saves it at twice the screen resolution.")
+                            help=_("Interactive and self-contained: opens offline in any browser."))
+    cols[2].caption(_("PNG: the camera button on the map's toolbar saves it at twice the screen resolution."))
