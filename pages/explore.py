@@ -50,7 +50,8 @@ def extraction_metric(column, meta: dict, produced_by: str) -> None:
     """The time the features took to compute, even when they were read back from the cache."""
     seconds = meta.get("compute_seconds")
     rate = meta.get("images_per_s")
-    how = f"{rate:.0f} img/s" if rate else ""
+    # Which path ran (fp32 or bf16 autocast), next to the speed it gave.
+    how = ", ".join(part for part in (f"{rate:.0f} img/s" if rate else "", meta.get("precision_label", "")) if part)
     if meta.get("cache_hit"):
         column.metric("Extraction (cached)", format_seconds(seconds),
                       help=f"Read from the feature cache; computing them took this long{f' ({how})' if how else ''}. "
