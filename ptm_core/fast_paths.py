@@ -105,17 +105,20 @@ def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
             and conv.out_channels == norm.num_features)
 
 
-def _fold_children(parent: nn.Module) -> int:
-    """Fold every Conv2d directly followed (as siblings) by its batch norm; returns how many were folded."""
-    children = list(parent.named_children())
-    folded = 0
-    for (conv_name, conv), (norm_name, norm) in zip(children, children[1:]):
-        if _foldable(conv, norm):
-            setattr(parent, conv_name, torch.nn.utils.fusion.fuse_conv_bn_eval(conv, norm))
-            rest = nn.Sequential(norm.drop, norm.act) if isinstance(norm, BatchNormAct2d) else nn.Identity()
-            setattr(parent, norm_name, rest)
-            folded += 1
-    return folded + sum(_fold_children(child) for _, child in parent.named_children())
+def _foldable_pairs(model: nn.Module) -> list[tuple[nn.Module, str, str]]:
+    """(parent, conv name, norm name) for every Conv2d directly followed, as siblings, by its batch norm."""
+    pairs = []
+    for parent in model.modules():
+        children = list(parent.named_children())
+        pairs += [(parent, conv_name, norm_name) for (conv_name, conv), (norm_name, norm) in zip(children, children[1:])
+                  if _foldable(conv, norm)]
+    return pairs
+
+
+def _fold(parent: nn.Module, conv_name: str, norm_name: str) -> None:
+    norm = getattr(parent, norm_name)
+    setattr(parent, conv_name, torch.nn.utils.fusion.fuse_conv_bn_eval(getattr(parent, conv_name), norm))
+    setattr(parent, norm_name, nn.Sequential(norm.drop, norm.act) if isinstance(norm, BatchNormAct2d) else nn.Identity())
 
 
 @torch.no_grad()
@@ -126,14 +129,16 @@ def fold_batchnorms(model: nn.Module, forward, input_size: tuple[int, ...]) -> t
     checked against the original on a random batch through `forward(model, batch)`; if they differ,
     the original is returned unchanged with 0.
     """
-    fused = copy.deepcopy(model).eval()
-    count = _fold_children(fused)
-    if not count:
+    if not _foldable_pairs(model):  # a transformer, say: no copy needed
         return model, 0
+    fused = copy.deepcopy(model).eval()
+    pairs = _foldable_pairs(fused)
+    for parent, conv_name, norm_name in pairs:
+        _fold(parent, conv_name, norm_name)
     probe = torch.randn(2, *input_size, generator=torch.Generator().manual_seed(0))
     expected, got = forward(model.eval(), probe), forward(fused, probe)
     if expected.shape != got.shape or not torch.allclose(got, expected, rtol=1e-3,
                                                          atol=1e-3 * float(expected.abs().max()) + 1e-6):
         log.warning("batch-norm folding changed %s's output; running it unfolded", type(model).__name__)
         return model, 0
-    return fused, count
+    return fused, len(pairs)
