@@ -108,7 +108,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="alternating runs of each (default 2, --quick 1)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native_bf16(torch.device('cpu'))}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"native bf16: {native_bf16(torch.device('cpu'))}")
     for row in rows(args.quick, args.n, args.repeats):
         print(f"{row['figure']}: ours {row['ours']}, baseline {row['baseline']}, ratio {row['ratio']:.2f} "
               f"(target {row['target']}: {'met' if row['met'] else 'NOT met'}) — {row['note']}")

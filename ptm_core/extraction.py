@@ -89,8 +89,8 @@ def feature_key(identity: str, dataset: Dataset, cfg: dict, config: ExtractionCo
                 precision: str = "fp32") -> str:
     """`precision` is the resolved one (fp32/bf16): bf16 features differ a little, so they are another entry."""
     transform = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(cfg.items())}
-    return stable_hash([timm.models.split_model_name_tag(name)[0], identity, dataset.fingerprint, transform, config.layer,
-                        precision])
+    return stable_hash([timm.models.split_model_name_tag(name)[0], identity, dataset.fingerprint, transform,
+                        config.layer, precision])
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -184,6 +184,12 @@ def _check_finite(features: np.ndarray, backbone: str) -> None:
                        f"try other weights or another --image-size.")
 
 
+def _device_and_precision(config: ExtractionConfig) -> tuple[torch.device, str]:
+    check_precision(config.precision)
+    device = resolve_device(config.device)
+    return device, resolve_precision(config.precision, device)
+
+
 def _save_cache(result: "FeatureSet", path) -> None:
     """Write the cache entry, then evict; eviction trouble must never cost the finished features."""
     result.to_npz(path)
@@ -204,13 +210,11 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     if config.image_size is not None:
         checks.image_size(config.image_size)
     cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
-    check_precision(config.precision)
+    device, precision = _device_and_precision(config)  # a bad name fails now, before any loading
     started = time.perf_counter()
     dataset = load_dataset(dataset_config)
     loaded = load_backbone(backbone_config)
     cfg = data_config(loaded.model, config.image_size)
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
     key = feature_key(loaded.identity, dataset, cfg, config, backbone_config.name, precision)
     path = artifact_dir("features") / f"{key}.npz"
     cached = FeatureSet.from_npz(path, key)

@@ -118,7 +118,8 @@ def _foldable_pairs(model: nn.Module) -> list[tuple[nn.Module, str, str]]:
 def _fold(parent: nn.Module, conv_name: str, norm_name: str) -> None:
     norm = getattr(parent, norm_name)
     setattr(parent, conv_name, torch.nn.utils.fusion.fuse_conv_bn_eval(getattr(parent, conv_name), norm))
-    setattr(parent, norm_name, nn.Sequential(norm.drop, norm.act) if isinstance(norm, BatchNormAct2d) else nn.Identity())
+    rest = nn.Sequential(norm.drop, norm.act) if isinstance(norm, BatchNormAct2d) else nn.Identity()
+    setattr(parent, norm_name, rest)  # what the norm did after normalising stays
 
 
 @torch.no_grad()

@@ -62,7 +62,7 @@ class FinetuneResult:
     config: dict = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # the dataset's unusable files, with reasons
     precision: str = "fp32"  # the one that ran (config.precision resolved on this device)
-    train_images_per_s: float | None = None  # training steps only: no validation, test or checkpoint
+    train_images_per_s: float | None = None  # the training loop (loading + steps): no validation, test or checkpoint
 
     def summary(self) -> dict:
         keys = ("test_accuracy", "best_epoch", "best_step", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",

@@ -94,7 +94,7 @@ class Trainer:
         self.model = model.to(device=device, memory_format=torch.channels_last)
         self.config, self.device, self.on_step, self.cancelled = config, device, on_step, cancelled
         self.precision = precision  # resolved: fp32, or bf16 autocast (no loss scaling needed, unlike fp16)
-        self.train_seconds, self.train_images = 0.0, 0  # optimiser steps only, for a throughput figure
+        self.train_seconds, self.train_images = 0.0, 0  # the training loop (loading + steps, no validation)
         self.freeze_bn_stats = config.mode == "lp-ft" if config.freeze_bn_stats is None else config.freeze_bn_stats
         self.train_loader, self.val_loader = train_loader, val_loader
         self.steps_per_epoch = len(train_loader)

@@ -20,13 +20,12 @@ from timm.data import create_transform
 from torch import nn
 
 from ptm_core import fast_paths
-from ptm_core.configs import ExtractionConfig, FinetuneConfig, Source
+from ptm_core.configs import ExtractionConfig, FinetuneConfig, ProbeConfig, Source
 from ptm_core.data import load_dataset
 from ptm_core.errors import PTMError
 from ptm_core.extraction import _forward, data_config, extract
 from ptm_core.fast_paths import BatchTransform, fold_batchnorms, resolve_precision
 from ptm_core.finetune import finetune
-from ptm_core.configs import ProbeConfig
 from ptm_core.probes import run_linear_probe
 from ptm_core.weights import load_backbone
 
