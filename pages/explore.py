@@ -52,7 +52,9 @@ def extraction_metric(column, meta: dict, produced_by: str) -> None:
     """The time the features took to compute, even when they were read back from the cache."""
     seconds = meta.get("compute_seconds")
     rate = meta.get("images_per_s")
-    how = _("{rate} img/s").format(rate=f"{rate:.0f}") if rate else ""
+    # Which path ran (fp32 or bf16 autocast), next to the speed it gave.
+    how = ", ".join(part for part in (_("{rate} img/s").format(rate=f"{rate:.0f}") if rate else "",
+                                      meta.get("precision_label", "")) if part)
     if meta.get("cache_hit"):
         text = (_("Read from the feature cache; computing them took this long ({rate}). {produced_by}.") if how else
                 _("Read from the feature cache; computing them took this long. {produced_by}."))

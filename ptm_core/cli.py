@@ -16,7 +16,8 @@ import warnings
 from pathlib import Path
 
 from ptm_core.artifacts import atomic_write_bytes
-from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig
+from ptm_core.configs import (PRECISIONS, BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig,
+                              ProjectionConfig)
 from ptm_core.checks import MAX_SEED
 from ptm_core.data.imaging import first_line
 from ptm_core.data.ingest import clean_stale_extractions
@@ -88,6 +89,8 @@ def _add_source_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--limit", type=_positive_int, default=None, help="seeded stratified subset of N images")
     parser.add_argument("--batch-size", type=_positive_int, default=64)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto: bf16 autocast where the CPU/GPU has native bf16, else fp32")
     parser.add_argument("--init-seed", type=_seed, default=0, help="seed for --weights random")
 
 
@@ -177,7 +180,7 @@ def _progress(fraction: float, message: str) -> None:
 def _configs(args: argparse.Namespace) -> tuple[DatasetConfig, BackboneConfig, ExtractionConfig]:
     return (DatasetConfig(args.dataset, args.limit),
             BackboneConfig(args.backbone, args.weights, args.init_seed),
-            ExtractionConfig(args.image_size, args.batch_size, args.device))
+            ExtractionConfig(args.image_size, args.batch_size, args.device, precision=args.precision))
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -220,10 +223,13 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         features = extract(*_configs(args), progress=_progress)  # cached before --out is written
     _write_output(out, features.to_npz, features.key)
     n, dim = features.features.shape
-    summary = {"n": n, "dim": dim, "seconds": time.perf_counter() - started, "cache_hit": features.meta["cache_hit"],
-               "images_per_s": features.meta.get("images_per_s"), "out": args.out, "key": features.key,
-               **_skipped(features.meta)}
+    meta = features.meta
+    summary = {"n": n, "dim": dim, "seconds": time.perf_counter() - started, "cache_hit": meta["cache_hit"],
+               "images_per_s": meta.get("images_per_s"), "out": args.out, "key": features.key,
+               "precision": meta.get("precision"), "batchnorms_folded": meta.get("batchnorms_folded"),
+               **_skipped(meta)}
     speed = "cache" if summary["cache_hit"] else f"{summary['images_per_s']:.0f} img/s"
+    speed += f", {meta.get('precision_label', meta.get('precision', 'fp32'))}"
     _report_skipped(features.meta, args.json)
     print(dumps(summary) if args.json else f"{n} x {dim} features -> {printable(args.out)} ({speed})")
     return 0
@@ -350,7 +356,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     data, backbone, _ = _configs(args)
     config = FinetuneConfig(mode=args.mode, epochs=args.epochs, lr_head=args.lr_head, lr_backbone=args.lr_backbone,
                             batch_size=args.batch_size, image_size=args.image_size, augment=not args.no_augment,
-                            last_n=args.last_n, seed=args.seed, split_seed=args.seed)
+                            last_n=args.last_n, seed=args.seed, split_seed=args.seed, precision=args.precision)
     stop = _first_interrupt_stops()
     result = finetune(data, backbone, config, on_step=_step_progress, cancelled=stop.is_set, device=args.device)
     skipped = {"n_skipped": len(result.skipped), "skipped": [list(e) for e in result.skipped[:200]]}
@@ -358,7 +364,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     _report_skipped(skipped, args.json)
     print(dumps(summary) if args.json else
           f"test accuracy {result.test_accuracy:.4f} (mode {args.mode}, best epoch {result.best_epoch}, "
-          f"{result.seconds:.0f} s{', stopped early' if result.stopped_early else ''}) -> {result.checkpoint}")
+          f"{result.seconds:.0f} s, {result.precision}{', stopped early' if result.stopped_early else ''}) "
+          f"-> {result.checkpoint}")
     return 0
 
 

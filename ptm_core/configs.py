@@ -35,12 +35,18 @@ class BackboneConfig(_Keyed):
     seed: int = 0  # init seed for `random` weights
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class ExtractionConfig(_Keyed):
     image_size: int | None = None  # None: the model's own default input size
     batch_size: int = 32  # small enough that Cancel acts within about a second at 224 px on a CPU
     device: str = "auto"
     layer: str = "pre_logits"
+    # auto: bf16 autocast where the device computes bf16 natively, else fp32; the resolved one is in the
+    # feature cache key and the features' meta.
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class FinetuneConfig(_Keyed):
     freeze_bn_stats: bool | None = None
     split_seed: int = 0  # the probes' ProbeConfig.seed: same train/test split as the probes
     test_size: float = 0.2
+    precision: str = "auto"  # auto: bf16 autocast where the device has native bf16, else fp32 (as for extraction)
 
 
 
@@ -135,9 +142,12 @@ class Source:
     extraction: ExtractionConfig = ExtractionConfig()
 
     def key(self) -> str:
-        # Device and batch size change speed, not results, so they stay out of the key.
-        return stable_hash(["source", self.dataset.key(), self.backbone.key(), self.extraction.image_size,
-                            self.extraction.layer])
+        # Device and batch size change speed, not results, so they stay out of the key. Precision changes
+        # results a little; the default (auto) leaves the key as it was, so earlier runs keep their keys.
+        parts = ["source", self.dataset.key(), self.backbone.key(), self.extraction.image_size, self.extraction.layer]
+        if self.extraction.precision != "auto":
+            parts.append(self.extraction.precision)
+        return stable_hash(parts)
 
     @property
     def split_seed(self) -> int:

@@ -50,6 +50,7 @@ def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
                        progress=ctx.scaled(0.0, 0.85), cancelled=ctx.cancelled)
     from_cache = bool(features.meta.get("from_cache"))
     how = "cache" if from_cache else f"{features.meta.get('images_per_s', 0):.0f} img/s"
+    how += f", {features.meta.get('precision_label', 'fp32')}"  # which path made them, also when cached
     ctx.stage(f"features ready: {features.features.shape[0]} x {features.features.shape[1]} ({how})")
     ctx.progress(0.85, "training the linear probe")
     step = ctx.scaled(0.85, 1.0)
@@ -62,7 +63,8 @@ def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
                  "n_test": probe.n_test, "probe_seconds": probe.seconds, "probe_from_cache": probe.from_cache,
                  "n_images": int(features.features.shape[0]), "feature_dim": int(features.features.shape[1]),
                  "images_per_s": features.meta.get("images_per_s"), "feature_seconds": features.meta.get("compute_seconds"),
-                 "features_from_cache": from_cache, "from_cache": from_cache or probe.from_cache},
+                 "features_from_cache": from_cache, "from_cache": from_cache or probe.from_cache,
+                 "precision": features.meta.get("precision")},
         artifacts={"features": str(artifact_dir("features") / f"{features.key}.npz"), "feature_key": features.key})
     return ExploreResult(request, features, probe)
 

@@ -11,7 +11,7 @@ import numpy as np
 import timm
 import torch
 from PIL import Image
-from timm.data import create_transform, resolve_model_data_config
+from timm.data import resolve_model_data_config
 from torch import nn
 
 from ptm_core import checks
@@ -20,6 +20,8 @@ from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, st
 from ptm_core.data import Dataset, load_dataset
 from ptm_core.data.types import ItemUnreadable
 from ptm_core.errors import Cancelled, PTMError
+from ptm_core.fast_paths import (PRECISION_LABELS, BatchTransform, autocast, check_precision, fold_batchnorms,
+                                 resolve_precision)
 from ptm_core.feature_files import validate_feature_arrays
 from ptm_core.limits import cache_max_bytes
 from ptm_core.shards import load_sharded, shard_dir
@@ -84,9 +86,12 @@ def data_config(model: nn.Module, image_size: int | None) -> dict:
     return cfg
 
 
-def feature_key(identity: str, dataset: Dataset, cfg: dict, config: ExtractionConfig, name: str) -> str:
+def feature_key(identity: str, dataset: Dataset, cfg: dict, config: ExtractionConfig, name: str,
+                precision: str = "fp32") -> str:
+    """`precision` is the resolved one (fp32/bf16): bf16 features differ a little, so they are another entry."""
     transform = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(cfg.items())}
-    return stable_hash([timm.models.split_model_name_tag(name)[0], identity, dataset.fingerprint, transform, config.layer])
+    return stable_hash([timm.models.split_model_name_tag(name)[0], identity, dataset.fingerprint, transform,
+                        config.layer, precision])
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -98,9 +103,15 @@ def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     return model.forward_head(model.forward_features(batch), pre_logits=True).flatten(1).float()
 
 
-def _image_batch(dataset: Dataset, transform, indices: range) -> torch.Tensor:
-    """Transformed images; one that fails to decode now is recorded in `dataset.unreadable` and
-    stands in as a blank image, so rows keep their places and one bad file never ends the run."""
+def inference_model(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """`model` with its batch norms folded into the convolutions (a checked copy), and how many were folded."""
+    return fold_batchnorms(model, _forward, input_size)
+
+
+def _image_batch(dataset: Dataset, transform, indices: range, device: torch.device | None = None) -> torch.Tensor:
+    """Transformed images (normalised once per batch for a BatchTransform); one that fails to decode now is
+    recorded in `dataset.unreadable` and stands in as a blank image, so rows keep their places and one bad
+    file never ends the run."""
     images = []
     for i in indices:
         try:
@@ -109,14 +120,18 @@ def _image_batch(dataset: Dataset, transform, indices: range) -> torch.Tensor:
             dataset.unreadable[i] = exc.reason
             image = Image.new("RGB", (32, 32))
         images.append(transform(image))
+    if isinstance(transform, BatchTransform):
+        return transform.stack(images, device)
     return torch.stack(images)
 
 
 def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: int, device: torch.device,
                      progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
                      resume: np.ndarray | None = None, checkpoint: Callable[[np.ndarray], None] | None = None,
-                     checkpoint_every_s: float = 10.0) -> np.ndarray:
-    """N x D features; on out-of-memory the batch size halves and the batch is retried.
+                     checkpoint_every_s: float = 10.0, precision: str = "fp32") -> np.ndarray:
+    """N x D float32 features; on out-of-memory the batch size halves and the batch is retried.
+
+    `transform` is a per-image timm transform or a BatchTransform; `precision` a resolved one (fp32/bf16).
 
     `resume` holds the features of the first images from an earlier, stopped run; `checkpoint`
     receives the features so far every `checkpoint_every_s` and when the run is cancelled.
@@ -131,10 +146,11 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
                 checkpoint(np.concatenate(out))
             raise Cancelled()
         stop = min(done + batch_size, n)
-        batch = _image_batch(dataset, transform, range(done, stop))
+        batch = _image_batch(dataset, transform, range(done, stop), device)
         batch = batch.to(device).contiguous(memory_format=torch.channels_last)
         try:
-            out.append(_forward(model, batch).cpu().numpy())
+            with autocast(precision, device):
+                out.append(_forward(model, batch).cpu().numpy())
         except (RuntimeError, torch.OutOfMemoryError) as exc:
             if not _is_oom(exc) or batch_size == 1:
                 raise
@@ -169,6 +185,12 @@ def _check_finite(features: np.ndarray, backbone: str) -> None:
                        f"try other weights or another --image-size.")
 
 
+def _device_and_precision(config: ExtractionConfig) -> tuple[torch.device, str]:
+    check_precision(config.precision)
+    device = resolve_device(config.device)
+    return device, resolve_precision(config.precision, device)
+
+
 def _save_cache(result: "FeatureSet", path) -> None:
     """Write the cache entry, then evict; eviction trouble must never cost the finished features."""
     result.to_npz(path)
@@ -185,10 +207,11 @@ def prepare(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
     if config.image_size is not None:
         checks.image_size(config.image_size)
     cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
+    _, precision = _device_and_precision(config)
     dataset = load_dataset(dataset_config)
     loaded = load_backbone(backbone_config)
     cfg = data_config(loaded.model, config.image_size)
-    return dataset, loaded, cfg, feature_key(loaded.identity, dataset, cfg, config, backbone_config.name)
+    return dataset, loaded, cfg, feature_key(loaded.identity, dataset, cfg, config, backbone_config.name, precision)
 
 
 def cached_features(key: str, started: float, progress: ProgressFn | None = None) -> FeatureSet | None:
@@ -208,14 +231,14 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     meta: `seconds` is this call's wall time (a cache read when `from_cache`); `compute_seconds`
     and `images_per_s` are those of the run(s) that computed the features, kept in the cache.
     """
+    device, precision = _device_and_precision(config)  # a bad name fails now, before any loading
     started = time.perf_counter()
     dataset, loaded, cfg, key = prepare(dataset_config, backbone_config, config)
     path = artifact_dir("features") / f"{key}.npz"
     cached = cached_features(key, started, progress)
     if cached is not None:
         return cached
-    transform = create_transform(**cfg, is_training=False)
-    device = resolve_device(config.device)
+    model, n_folded = inference_model(loaded.model, cfg["input_size"])
     partial_path = path.with_name(f"{key}.partial.npz")
     resume, earlier_seconds = _partial(partial_path, dataset)
     t0 = time.perf_counter()
@@ -225,8 +248,8 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         save_npz(partial_path, meta={"compute_seconds": earlier_seconds + time.perf_counter() - t0,
                                      "unreadable": dataset.unreadable}, features=feats)
 
-    features = extract_features(loaded.model, dataset, transform, config.batch_size, device, progress, cancelled,
-                                resume=resume, checkpoint=checkpoint)
+    features = extract_features(model, dataset, BatchTransform(cfg), config.batch_size, device, progress, cancelled,
+                                resume=resume, checkpoint=checkpoint, precision=precision)
     extract_seconds = time.perf_counter() - t0
     n_new = len(dataset) - (len(resume) if resume is not None else 0)
     if dataset.unreadable:
@@ -237,6 +260,9 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         "key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
         "device": str(device), "images_per_s": n_new / max(extract_seconds, 1e-9),
+        # Which path ran: features always say what produced them (precision is also in the key).
+        "precision": precision, "precision_label": PRECISION_LABELS[precision], "batchnorms_folded": n_folded,
+        "preprocessing": "batched",
         "compute_seconds": earlier_seconds + extract_seconds,
         "resumed_from": len(resume) if resume is not None else 0,
         "skipped": [list(entry) for entry in dataset.skipped[:200]], "n_skipped": len(dataset.skipped),

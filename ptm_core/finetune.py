@@ -21,7 +21,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from sklearn.model_selection import train_test_split
-from timm.data import create_transform
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -31,7 +30,9 @@ from ptm_core.configs import (FINETUNE_MODES, BackboneConfig, DatasetConfig, Ext
 from ptm_core.data import Dataset, load_dataset
 from ptm_core import checks
 from ptm_core.errors import Cancelled, PTMError
-from ptm_core.extraction import CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features, resolve_device
+from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features,
+                                 inference_model, resolve_device)
+from ptm_core.fast_paths import BatchTransform, check_precision, resolve_precision
 from ptm_core.finetune_progress import PROBE_FEATURES_SHARE, plan_run, probe_reporter, with_run_fraction
 from ptm_core.probes import LinearProbe, check_splittable, split_indices, sweep_message
 from ptm_core.training import Trainer, predict_proba
@@ -60,10 +61,12 @@ class FinetuneResult:
     best_step: int = 0  # step of the kept weights (validations also run mid-epoch)
     config: dict = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # the dataset's unusable files, with reasons
+    precision: str = "fp32"  # the one that ran (config.precision resolved on this device)
+    train_images_per_s: float | None = None  # the training loop (loading + steps): no validation, test or checkpoint
 
     def summary(self) -> dict:
         keys = ("test_accuracy", "best_epoch", "best_step", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",
-                "n_train", "n_val", "n_test", "lp_test_accuracy", "config")
+                "n_train", "n_val", "n_test", "lp_test_accuracy", "config", "precision", "train_images_per_s")
         return {k: getattr(self, k) for k in keys} | {"steps": len(self.train_curve), "val_curve": self.val_curve}
 
 
@@ -163,7 +166,8 @@ def fit_probe_head(model: nn.Module, dataset_config: DatasetConfig, backbone_con
     """
     report = progress or (lambda fraction, message="": None)
     share = PROBE_FEATURES_SHARE
-    features = extract(dataset_config, backbone_config, ExtractionConfig(config.image_size, config.batch_size, device),
+    features = extract(dataset_config, backbone_config,
+                       ExtractionConfig(config.image_size, config.batch_size, device, precision=config.precision),
                        progress=lambda f, m="": report(share * f, f"features for the probe: {m}"), cancelled=cancelled)
     probe = LinearProbe(random_state=config.split_seed).fit(
         features.features[fit], features.labels[fit], cancelled=cancelled,
@@ -188,6 +192,7 @@ def _loader(dataset: Dataset, indices: np.ndarray, transform, batch_size: int, s
     # num_workers=0: jobs run on threads inside the app's server process, where worker processes misbehave.
     shuffle = seed is not None
     return DataLoader(_Images(dataset, indices, transform), batch_size=batch_size, shuffle=shuffle, num_workers=0,
+                      collate_fn=getattr(transform, "collate", None),  # a BatchTransform normalises per batch
                       drop_last=shuffle and len(indices) > batch_size,  # a batch of one breaks batch norm
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
@@ -239,8 +244,9 @@ def finetuned_features(checkpoint: str | os.PathLike, dataset_config: DatasetCon
     cached = FeatureSet.from_npz(path, key)
     if cached is not None:
         return cached
-    features = extract_features(model, dataset, create_transform(**cfg, is_training=False), batch_size,
-                                resolve_device(device), progress, cancelled)
+    model, _ = inference_model(model, cfg["input_size"])
+    features = extract_features(model, dataset, BatchTransform(cfg), batch_size, resolve_device(device), progress,
+                                cancelled)
     result = FeatureSet(features, dataset.labels, dataset.class_names, dataset.ids, key,
                         {"key": key, "checkpoint": str(checkpoint), "finetune_mode": meta.get("mode")})
     result.to_npz(path)
@@ -250,6 +256,7 @@ def finetuned_features(checkpoint: str | os.PathLike, dataset_config: DatasetCon
 def _check(config: FinetuneConfig) -> None:
     if config.mode not in FINETUNE_MODES:
         raise PTMError(f"Unknown fine-tuning mode '{config.mode}'; use one of {', '.join(FINETUNE_MODES)}.")
+    check_precision(config.precision)
     checks.whole("--epochs", config.epochs, 1, checks.MAX_EPOCHS)
     checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
     checks.image_size(config.image_size)
@@ -296,11 +303,13 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
             raise Cancelled()
     set_trainable(model, config.mode, config.last_n)
     torch_device = resolve_device(device)
+    precision = resolve_precision(config.precision, torch_device)
     trainer = Trainer(model, config, torch_device, train_loader,
                       _loader(dataset, val, eval_tf, config.batch_size) if len(val) else None,
-                      with_run_fraction(on_step, plan), cancelled)
+                      with_run_fraction(on_step, plan), cancelled, precision=precision)
     trainer.run()
-    probabilities = predict_proba(model, _loader(dataset, test, eval_tf, config.batch_size), torch_device)
+    probabilities = predict_proba(model, _loader(dataset, test, eval_tf, config.batch_size), torch_device,
+                                  precision=precision)
     predictions = np.argmax(probabilities, axis=1)
     subset_key = None if train_subset is None else fit.tolist()
     key = stable_hash(["finetune", dataset.fingerprint, identity, backbone_config.name, config.key(), subset_key])
@@ -312,15 +321,15 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
         seconds=time.perf_counter() - started, checkpoint=str(checkpoint), stopped_early=trainer.stopped_early,
         n_train=len(fit), n_val=len(val), n_test=len(test), test_indices=test, predictions=predictions,
         probabilities=probabilities, lp_test_accuracy=lp_accuracy, best_step=trainer.best_step, config=config.to_dict(),
-        skipped=list(dataset.skipped))
+        skipped=list(dataset.skipped), precision=precision, train_images_per_s=trainer.images_per_s())
 
 
 def _transforms(cfg: dict, augment: bool) -> tuple:
-    """(train, eval) transforms: random resized crop and flip for training when `augment`."""
-    eval_tf = create_transform(**cfg, is_training=False)
+    """(train, eval) batch transforms: random resized crop and flip for training when `augment`."""
+    eval_tf = BatchTransform(cfg)
     if not augment:
         return eval_tf, eval_tf
-    return create_transform(**cfg, is_training=True, scale=(0.5, 1.0), hflip=0.5, color_jitter=None), eval_tf
+    return BatchTransform(cfg, is_training=True, scale=(0.5, 1.0), hflip=0.5, color_jitter=None), eval_tf
 
 
 def _checkpoint_metadata(architecture: str, dataset: Dataset, config: FinetuneConfig, identity: str) -> dict[str, str]:

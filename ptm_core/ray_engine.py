@@ -31,8 +31,9 @@ from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
 from ptm_core.data import Dataset
 from ptm_core.data.imaging import first_line
 from ptm_core.errors import Cancelled, PTMError
-from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, _forward, _image_batch,
-                                 cached_features, prepare)
+from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, _device_and_precision, _forward,
+                                 _image_batch, cached_features, inference_model, prepare)
+from ptm_core.fast_paths import PRECISION_LABELS, autocast
 from ptm_core.logs import native_stderr_to_log
 
 INSTALL_HINT = "pip install -r requirements-scale.txt"
@@ -172,22 +173,25 @@ def _decode_batch(batch: dict[str, np.ndarray], dataset_ref, cfg: dict) -> dict[
 class Embedder:
     """One per worker: holds the backbone (sent once through the object store) and embeds batches."""
 
-    def __init__(self, model_ref, device: str, threads: int) -> None:
+    def __init__(self, model_ref, device: str, threads: int, precision: str = "fp32") -> None:
         import ray
 
         torch.set_num_threads(threads)  # as many as the actor's CPUs: more would fight the decoders
         self.device = torch.device(device)
         model: nn.Module = ray.get(model_ref)  # put once by the driver, fetched once per actor
         self.model = model.eval().to(device=self.device, memory_format=torch.channels_last)
+        self.precision = precision  # the driver's resolved precision: it is in the feature key
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         images = torch.from_numpy(batch["image"]).to(self.device).contiguous(memory_format=torch.channels_last)
-        return {"row": batch["row"], "features": _forward(self.model, images).cpu().numpy(),
+        with autocast(self.precision, self.device):
+            features = _forward(self.model, images).cpu().numpy()
+        return {"row": batch["row"], "features": features,
                 "unreadable": batch["unreadable"]}
 
 
 def _pipeline(ray, rows: list[int], dataset: Dataset, cfg: dict, model: nn.Module, batch_size: int,
-              options: RayOptions, resources: dict[str, float]):
+              options: RayOptions, resources: dict[str, float], precision: str = "fp32"):
     """The Ray Data dataset that yields {row, features, unreadable} for `rows`, in any order."""
     device = "cuda" if resources["num_gpus"] else "cpu"
     # One block per batch: Ray's default of up to 200 blocks would make most of them a row or two.
@@ -198,7 +202,7 @@ def _pipeline(ray, rows: list[int], dataset: Dataset, cfg: dict, model: nn.Modul
     # A fixed pool of `workers` actors: what `concurrency=N` asked for before Ray 2.51 deprecated it.
     return decoded.map_batches(Embedder, batch_size=batch_size, batch_format="numpy",
                                compute=ray.data.ActorPoolStrategy(size=options.workers),
-                               fn_constructor_args=(ray.put(model), device, max(1, int(resources["num_cpus"]))),
+                               fn_constructor_args=(ray.put(model), device, max(1, int(resources["num_cpus"])), precision),
                                num_cpus=resources["num_cpus"], **accel)
 
 
@@ -288,6 +292,7 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
     if options.address:
         _check_reachable(options.address)
     started = time.perf_counter()
+    _, precision = _device_and_precision(config)
     dataset, loaded, cfg, key = prepare(dataset_config, backbone_config, config)
     cached = cached_features(key, started, progress)
     if cached is not None:
@@ -303,13 +308,16 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
         resources = worker_resources(ray, options, config.device)
         writer = ShardWriter(folder, options.shard_rows, len(dataset), on_shard)
         t0 = time.perf_counter()
-        pipeline_args = (dataset, cfg, loaded.model, config.batch_size, options, resources)
+        # The local engine's inference model (batch norms folded) and precision: the same features, the same key.
+        model, _ = inference_model(loaded.model, cfg["input_size"])
+        pipeline_args = (dataset, cfg, model, config.batch_size, options, resources, precision)
         computed, startup = _run(ray, todo, writer, pipeline_args, progress, cancelled, resumed)
         seconds = time.perf_counter() - t0
     meta = {"key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
             "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
             "device": f"ray: {options.workers} x {'GPU' if resources['num_gpus'] else 'CPU'} worker(s)",
             "engine": "ray", "workers": options.workers, "shard_rows": options.shard_rows,
+            "precision": precision, "precision_label": PRECISION_LABELS[precision],
             # Wall time of the run, worker start-up included; `startup_seconds` is the part before the first batch.
             "images_per_s": computed / max(seconds, 1e-9), "compute_seconds": seconds, "startup_seconds": startup,
             "resumed_from": resumed, "rows_computed": computed}

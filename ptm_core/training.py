@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from ptm_core.configs import FinetuneConfig
 from ptm_core.errors import PTMError
+from ptm_core.fast_paths import autocast
 
 StepFn = Callable[[dict], None]
 CancelFn = Callable[[], bool]
@@ -53,11 +54,11 @@ def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fr
 
 
 def predict_proba(model: nn.Module, loader: DataLoader, device: torch.device,
-                  cancelled: CancelFn | None = None) -> np.ndarray | None:
+                  cancelled: CancelFn | None = None, precision: str = "fp32") -> np.ndarray | None:
     """Softmax outputs in loader order; None when `cancelled` turns true part-way."""
     model.eval()
     out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, device):
         for images, _ in loader:
             if cancelled is not None and cancelled():
                 return None
@@ -88,9 +89,12 @@ class Trainer:
     """Runs the epochs; afterwards `model` holds the best weights (by validation accuracy, else the last)."""
 
     def __init__(self, model: nn.Module, config: FinetuneConfig, device: torch.device, train_loader: DataLoader,
-                 val_loader: DataLoader | None, on_step: StepFn | None = None, cancelled: CancelFn | None = None):
+                 val_loader: DataLoader | None, on_step: StepFn | None = None, cancelled: CancelFn | None = None,
+                 precision: str = "fp32"):
         self.model = model.to(device=device, memory_format=torch.channels_last)
         self.config, self.device, self.on_step, self.cancelled = config, device, on_step, cancelled
+        self.precision = precision  # resolved: fp32, or bf16 autocast (no loss scaling needed, unlike fp16)
+        self.train_seconds, self.train_images = 0.0, 0  # the training loop (loading + steps, no validation)
         self.freeze_bn_stats = config.mode == "lp-ft" if config.freeze_bn_stats is None else config.freeze_bn_stats
         self.train_loader, self.val_loader = train_loader, val_loader
         self.steps_per_epoch = len(train_loader)
@@ -121,9 +125,13 @@ class Trainer:
     def _stop_requested(self) -> bool:
         return self.cancelled is not None and bool(self.cancelled())
 
+    def images_per_s(self) -> float | None:
+        return self.train_images / self.train_seconds if self.train_seconds > 0 else None
+
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         images = images.to(self.device).contiguous(memory_format=torch.channels_last)
-        loss = self.loss_fn(self.model(images), labels.to(self.device))
+        with autocast(self.precision, self.device):
+            loss = self.loss_fn(self.model(images).float(), labels.to(self.device))
         if not torch.isfinite(loss):
             raise PTMError(f"Training diverged at step {self.step + 1} (loss {loss.item()}); lower the learning rates.")
         self.optimizer.zero_grad(set_to_none=True)
@@ -136,11 +144,14 @@ class Trainer:
     def _train_epoch(self) -> bool:
         """One pass over the training data; False when stopped."""
         train_mode(self.model, self.freeze_bn_stats)
+        tick = time.perf_counter()  # throughput counts loading + step, as a plain loop's would; not validation
         for images, labels in self.train_loader:
             if self._stop_requested():
                 return False
             lrs = {f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups}
             loss = self._train_step(images, labels)
+            self.train_seconds += time.perf_counter() - tick
+            self.train_images += len(images)
             self._recent_losses.append(loss)
             record = {"phase": "train", "epoch": self.epoch, "step": self.step, "loss": loss,
                       "train_loss": float(np.mean(self._recent_losses)), **lrs}
@@ -151,11 +162,13 @@ class Trainer:
                 if not self.validate():
                     return False
                 train_mode(self.model, self.freeze_bn_stats)
+            tick = time.perf_counter()
         return True
 
     def validate(self, cancellable: bool = True) -> bool:
         """Score the current weights on validation and keep them if best; False when stopped part-way."""
-        probabilities = predict_proba(self.model, self.val_loader, self.device, self.cancelled if cancellable else None)
+        probabilities = predict_proba(self.model, self.val_loader, self.device, self.cancelled if cancellable else None,
+                                      self.precision)
         if probabilities is None:
             return False
         images = self.val_loader.dataset
