@@ -68,7 +68,8 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
                         f"split carved from train; scored on a stratified 20% test split ({probe.n_test} images).")
     cols[1].metric("Features", f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}", help=produced_by)
     extraction_metric(cols[2], fs.meta, produced_by)
-    cols[3].metric("Chosen C", f"{probe.best_C:g}", help=f"Probe sweep and refit took {probe.seconds:.1f} s. "
+    solver = f" ({probe.solver})" if probe.solver else ""
+    cols[3].metric("Chosen C", f"{probe.best_C:g}", help=f"Probe sweep and refit took {probe.seconds:.1f} s{solver}. "
                                                         f"{produced_by}.")
     if fs.meta.get("n_skipped"):
         with st.expander(f"{fs.meta['n_skipped']} files were skipped (not images, corrupt or too large)",
