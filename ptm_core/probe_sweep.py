@@ -75,20 +75,26 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _direction(grad: torch.Tensor, history: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """L-BFGS two-loop recursion, per head; the first step is scaled like scipy's (unit length in L1)."""
+    """L-BFGS two-loop recursion, per head; the first step is scaled like scipy's (unit length in L1).
+
+    A pair whose curvature rounding made non-positive is skipped for that head, and a head whose result
+    is not a descent direction falls back to steepest descent, so no head can stall on float32 noise.
+    """
     if not history:
         return -grad / grad.abs().sum((1, 2)).clamp(min=1.0)[:, None, None]
+    rhos = [torch.where(ys > 0, 1.0 / ys, torch.zeros_like(ys)) for ys in (_dot(y, s) for s, y in history)]
     q, alphas = grad.clone(), []
-    for s, y in reversed(history):
-        alpha = _dot(s, q) / _dot(y, s)
+    for (s, y), rho in zip(reversed(history), reversed(rhos)):
+        alpha = rho * _dot(s, q)
         q -= alpha[:, None, None] * y
         alphas.append(alpha)
     s, y = history[-1]
-    r = q * (_dot(s, y) / _dot(y, y))[:, None, None]
-    for (s, y), alpha in zip(history, reversed(alphas)):
-        beta = _dot(y, r) / _dot(y, s)
-        r += s * (alpha - beta)[:, None, None]
-    return -r
+    gamma = torch.where(rhos[-1] > 0, _dot(s, y) / _dot(y, y).clamp(min=1e-30), torch.ones_like(rhos[-1]))
+    r = q * gamma[:, None, None]
+    for (s, y), rho, alpha in zip(history, rhos, reversed(alphas)):
+        r += s * (alpha - rho * _dot(y, r))[:, None, None]
+    descent = _dot(grad, r) > 0
+    return -torch.where(descent[:, None, None], r, grad)
 
 
 def _line_search(fun, theta, loss, grad, direction, heads):
