@@ -47,7 +47,22 @@ def _run(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, Cs: 
             "solver": probe.solver_}
 
 
-def measure(quick: bool = False, features: str | None = None, repeats: int | None = None) -> dict:
+def measure_one_thread(quick: bool = False, features: str | None = None) -> dict:
+    """The 5-C comparison again with one thread each: what each solver's arithmetic costs, apart from how
+    its threads fare. On a shared box sklearn's threaded lbfgs loses far more to other processes' load."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            return measure(quick, features, repeats=1, nine=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def measure(quick: bool = False, features: str | None = None, repeats: int | None = None, nine: bool = True) -> dict:
     X, y, source = load_labelled(path=features)
     if quick:  # a smaller slice of the same features: the same comparison in a few seconds
         keep = np.sort(np.random.default_rng(0).choice(len(X), size=1500, replace=False))
@@ -56,11 +71,12 @@ def measure(quick: bool = False, features: str | None = None, repeats: int | Non
     small = np.arange(0, len(train), 8)
     for solver in ("sklearn", "torch"):  # warm-up: imports, thread pools, torch's first-call set-up
         LinearProbe((1.0,), solver=solver).fit(X[train][small], y[train][small])
-    runs = {"sklearn5": [], "torch5": [], "torch9": []}
+    runs: dict[str, list[dict]] = {"sklearn5": [], "torch5": [], **({"torch9": []} if nine else {})}
     for _ in range(repeats or (1 if quick else 2)):
         runs["sklearn5"].append(_run(X, y, train, test, OLD_CS, "sklearn"))
         runs["torch5"].append(_run(X, y, train, test, OLD_CS, "torch"))
-        runs["torch9"].append(_run(X, y, train, test, PROBE_CS, "torch"))
+        if nine:
+            runs["torch9"].append(_run(X, y, train, test, PROBE_CS, "torch"))
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
     return {"source": source, "n_train": len(train), "dim": X.shape[1], "load": os.getloadavg()[0], **best}
 
@@ -87,7 +103,19 @@ def rows(quick: bool = False) -> list[dict]:
          "ours": f"{nine['solver']}: {_describe(nine)}", "baseline": f"{base['solver']}: {_describe(base)}",
          "ratio": nine_ratio, "target": ">= 1x (no slower than today's 5), accuracy >= sklearn - 0.3 pt",
          "met": bool(nine_ratio >= 1 and nine_acc_ok), "note": note},
+        _one_thread_row(quick, shape),
     ]
+
+
+def _one_thread_row(quick: bool, shape: str) -> dict:
+    m = measure_one_thread(quick)
+    base, five = m["sklearn5"], m["torch5"]
+    ratio = base["seconds"] / five["seconds"]
+    return {"figure": f"Same 5-C sweep, one thread each (torch and BLAS/OpenMP), {shape} (ratio: sklearn time / ours)",
+            "ours": f"{five['solver']}: {_describe(five)}", "baseline": f"{base['solver']}: {_describe(base)}",
+            "ratio": ratio, "target": "(context for the row above: the arithmetic alone)",
+            "met": bool(ratio >= 3 and five["accuracy"] >= base["accuracy"] - MAX_ACCURACY_DROP),
+            "note": f"one run each; load average {m['load']:.1f} on {os.cpu_count()} cores"}
 
 
 def main() -> None:
@@ -100,6 +128,9 @@ def main() -> None:
     print(f"features: {m['source']} ({m['n_train']} train x {m['dim']})")
     for name in ("sklearn5", "torch5", "torch9"):
         print(f"{name:9s} {m[name]['solver']:38s} {_describe(m[name])}")
+    one = measure_one_thread(args.quick, args.features)
+    for name in ("sklearn5", "torch5"):
+        print(f"1 thread {name:9s} {_describe(one[name])}")
     print(f"speed-up 5 C: {m['sklearn5']['seconds'] / m['torch5']['seconds']:.2f}x; "
           f"9 C (ours) vs 5 C (sklearn): {m['sklearn5']['seconds'] / m['torch9']['seconds']:.2f}x")
 
