@@ -13,16 +13,27 @@ def _candidates() -> list[Path]:
     return [p for r in roots if r for p in sorted(Path(r).glob("features/*.npz")) if ".partial." not in p.name]
 
 
-def load_features(n: int = 5000, dim: int = 1280, path: str | None = None) -> tuple[np.ndarray, str]:
-    """n x dim float32 features and where they came from."""
+def load_labelled(n: int = 5000, dim: int = 1280, path: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """n x dim float32 features, their labels and where they came from.
+
+    Fallback: seeded Gaussian classes (10 means, unit noise), so a probe has something to separate.
+    """
     for candidate in [Path(path)] if path else _candidates():
         try:
             with np.load(candidate) as data:
-                meta = json.loads(str(data["meta"]))
-                features = data["features"]
+                meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+                features, labels = data["features"], data["labels"]
         except (OSError, KeyError, ValueError):
             continue
         if path or (meta.get("dataset") == "mnist5k" and features.shape == (n, dim)):
-            return np.ascontiguousarray(features, dtype=np.float32), str(candidate)
-    random = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
-    return random, f"random {n}x{dim} (seed 0)"
+            return np.ascontiguousarray(features, dtype=np.float32), labels.astype(np.int64), str(candidate)
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 10
+    features = (rng.normal(scale=0.3, size=(10, dim))[labels] + rng.normal(size=(n, dim))).astype(np.float32)
+    return features, labels, f"random {n}x{dim}, 10 Gaussian classes (seed 0)"
+
+
+def load_features(n: int = 5000, dim: int = 1280, path: str | None = None) -> tuple[np.ndarray, str]:
+    """n x dim float32 features and where they came from."""
+    features, _, source = load_labelled(n, dim, path)
+    return features, source

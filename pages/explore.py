@@ -73,8 +73,9 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
                        produced_by=produced_by, n=probe.n_test))
     cols[1].metric(_("Features"), f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}", help=produced_by)
     extraction_metric(cols[2], fs.meta, produced_by)
-    cols[3].metric(_("Chosen C"), f"{probe.best_C:g}", help=_("Probe sweep and refit took {seconds} s. {produced_by}.").format(
-        seconds=f"{probe.seconds:.1f}", produced_by=produced_by))
+    solver = f" ({probe.solver})" if probe.solver else ""
+    cols[3].metric(_("Chosen C"), f"{probe.best_C:g}", help=_("Probe sweep and refit took {seconds} s{solver}. {produced_by}.").format(
+        seconds=f"{probe.seconds:.1f}", solver=solver, produced_by=produced_by))
     if fs.meta.get("n_skipped"):
         with st.expander(_("{n} files were skipped (not images, corrupt or too large)").format(n=fs.meta["n_skipped"]),
                          icon=":material/warning:"):

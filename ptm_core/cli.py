@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from ptm_core.artifacts import atomic_write_bytes
-from ptm_core.configs import (PRECISIONS, BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig,
+from ptm_core.configs import (PRECISIONS, PROBE_SOLVERS, BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig,
                               ProjectionConfig)
 from ptm_core.checks import MAX_SEED
 from ptm_core.data.imaging import first_line
@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="logreg: linear probe with a C sweep; knn: DINO-style weighted k-NN")
     probe.add_argument("--k", type=_positive_int, default=20, help="neighbours for --method knn")
     probe.add_argument("--temperature", type=_positive_float, default=0.07, help="vote temperature for --method knn")
+    probe.add_argument("--solver", default=ProbeConfig().solver, choices=PROBE_SOLVERS,
+                       help="torch: every C at once as a batch of heads (a GPU if --device allows); "
+                            "sklearn: one LogisticRegression per C (the reference)")
     probe.add_argument("--json", action="store_true")
     _add_finetune_parser(sub)
     _add_map_parser(sub)
@@ -292,11 +295,13 @@ def _cmd_probe(args: argparse.Namespace) -> int:
               f"k-NN test accuracy {knn.test_accuracy:.4f} (k={knn.k}, T={knn.temperature:g}, "
               f"{knn.n_train} train / {knn.n_test} test)")
         return 0
-    result = run_linear_probe(features.features, features.labels, ProbeConfig(seed=args.seed))
+    result = run_linear_probe(features.features, features.labels, ProbeConfig(seed=args.seed, solver=args.solver),
+                              device=args.device)
     summary = {**result.summary(), **_skipped(features.meta)}
     _report_skipped(features.meta, args.json)
     print(dumps(summary) if args.json else
-          f"test accuracy {result.test_accuracy:.4f} (C={result.best_C:g}, {result.n_train} train / {result.n_test} test)")
+          f"test accuracy {result.test_accuracy:.4f} (C={result.best_C:g}, {result.n_train} train / {result.n_test} test; "
+          f"{result.solver}, {result.seconds:.1f} s)")
     return 0
 
 

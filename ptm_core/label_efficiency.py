@@ -50,7 +50,8 @@ def fit_linear(X: np.ndarray, y: np.ndarray, probe_config: ProbeConfig):
     """
     if np.unique(y, return_counts=True)[1].min() < SWEEP_MIN_K:
         return make_pipeline(StandardScaler(), LogisticRegression(C=FIXED_C, max_iter=probe_config.max_iter)).fit(X, y)
-    return LinearProbe(probe_config.Cs, probe_config.val_size, probe_config.max_iter, probe_config.seed).fit(X, y)
+    return LinearProbe(probe_config.Cs, probe_config.val_size, probe_config.max_iter, probe_config.seed,
+                       probe_config.solver).fit(X, y)
 
 
 @dataclass

@@ -14,12 +14,14 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ptm_core.artifacts import artifact_dir, load_npz, save_npz
-from ptm_core.configs import ProbeConfig, stable_hash
+from ptm_core.configs import PROBE_CS, PROBE_SOLVERS, ProbeConfig, stable_hash
 from ptm_core import checks
 from ptm_core.errors import Cancelled, PTMError
 
 SweepCallback = Callable[[int, int], None]  # (fits done, fits in all): the sweep's C values plus the refit
 CancelFn = Callable[[], bool]
+DEFAULT_CS = PROBE_CS
+SOLVERS = PROBE_SOLVERS
 
 
 def _pipeline(C: float, max_iter: int) -> Pipeline:
@@ -52,34 +54,55 @@ def sweep_message(done: int, total: int) -> str:
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
-    """StandardScaler + LogisticRegression, C swept on a stratified validation split, then refit on all."""
+    """StandardScaler + LogisticRegression, C swept on a stratified validation split, then refit on all.
 
-    def __init__(self, Cs=(1e-3, 1e-2, 1e-1, 1.0, 10.0), val_size: float = 0.2, max_iter: int = 1000,
-                 random_state: int = 0):
+    solver "torch": every C at once as a batch of heads (ptm_core.probe_sweep), the refit warm-started
+    from the sweep's head; "sklearn": one Pipeline per C, the reference the torch heads are tested against.
+    Either way `pipeline_` is a fitted sklearn Pipeline (the fine-tune head is read from it).
+    """
+
+    def __init__(self, Cs=DEFAULT_CS, val_size: float = 0.2, max_iter: int = 1000, random_state: int = 0,
+                 solver: str = "torch", device: str = "auto"):
         self.Cs = Cs
         self.val_size = val_size
         self.max_iter = max_iter
         self.random_state = random_state
+        self.solver = solver
+        self.device = device
 
     def fit(self, X: np.ndarray, y: np.ndarray, callback: SweepCallback | None = None,
             cancelled: CancelFn | None = None) -> "LinearProbe":
         """`callback(done, total)` runs after each fit (the sweep's, then the refit); `cancelled()` is polled before each."""
+        if self.solver not in SOLVERS:
+            raise PTMError(f"Unknown probe solver '{self.solver}'; use one of {', '.join(SOLVERS)}.")
         check_splittable(y, self.val_size, "train/validation")
-        X_fit, X_val, y_fit, y_val = train_test_split(
-            X, y, test_size=self.val_size, stratify=y, random_state=self.random_state)
-        self.val_scores_ = []
+        split = train_test_split(X, y, test_size=self.val_size, stratify=y, random_state=self.random_state)
+        total = len(self.Cs) + 1
+        if self.solver == "torch":
+            from ptm_core.probe_sweep import sweep_and_refit
+
+            self.val_scores_, self.best_C_, self.pipeline_, self.solver_ = sweep_and_refit(
+                X, y, split, self.Cs, self.max_iter, self.device, callback, cancelled)
+        else:
+            self.val_scores_ = self._sklearn_sweep(split, callback, cancelled)
+            self.best_C_ = float(self.Cs[int(np.argmax(self.val_scores_))])
+            self.pipeline_ = _pipeline(self.best_C_, self.max_iter).fit(X, y)
+            self.solver_ = f"sklearn lbfgs, {len(self.Cs)} C values"
+            if callback is not None:
+                callback(total, total)
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def _sklearn_sweep(self, split: list, callback: SweepCallback | None, cancelled: CancelFn | None) -> list[float]:
+        X_fit, X_val, y_fit, y_val = split
+        scores: list[float] = []
         for C in self.Cs:
             if cancelled is not None and cancelled():  # a half-swept probe has nothing worth keeping
                 raise Cancelled()
-            self.val_scores_.append(_pipeline(C, self.max_iter).fit(X_fit, y_fit).score(X_val, y_val))
+            scores.append(_pipeline(C, self.max_iter).fit(X_fit, y_fit).score(X_val, y_val))
             if callback is not None:
-                callback(len(self.val_scores_), len(self.Cs) + 1)
-        self.best_C_ = float(self.Cs[int(np.argmax(self.val_scores_))])
-        self.pipeline_ = _pipeline(self.best_C_, self.max_iter).fit(X, y)
-        if callback is not None:
-            callback(len(self.Cs) + 1, len(self.Cs) + 1)
-        self.classes_ = self.pipeline_.classes_
-        return self
+                callback(len(scores), len(self.Cs) + 1)
+        return scores
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.pipeline_.predict(X)
@@ -103,6 +126,7 @@ class ProbeResult:
     all_predictions: np.ndarray | None = None
     all_confidence: np.ndarray | None = None
     from_cache: bool = False
+    solver: str = ""  # what fitted it, e.g. "torch L-BFGS, 9 C values (cpu)"; "" in caches written before
 
     def split(self, n: int) -> np.ndarray:
         """'train' or 'test' for each of the n images."""
@@ -112,15 +136,17 @@ class ProbeResult:
 
     def summary(self) -> dict:
         return {"test_accuracy": self.test_accuracy, "best_C": self.best_C, "n_train": self.n_train,
-                "n_test": self.n_test, "seconds": self.seconds, "from_cache": self.from_cache,
+                "n_test": self.n_test, "seconds": self.seconds, "from_cache": self.from_cache, "solver": self.solver,
                 "val_curve": [{"C": c, "val_accuracy": a} for c, a in self.val_curve]}
 
 
 def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig(),
-                     callback: SweepCallback | None = None, cancelled: CancelFn | None = None) -> ProbeResult:
+                     callback: SweepCallback | None = None, cancelled: CancelFn | None = None,
+                     device: str = "auto") -> ProbeResult:
+    """`device` runs the torch solver there ("auto": a GPU if there is one); it changes speed, not results."""
     started = time.perf_counter()
     train, test = split_indices(labels, config.test_size, config.seed)
-    probe = LinearProbe(config.Cs, config.val_size, config.max_iter, config.seed)
+    probe = LinearProbe(config.Cs, config.val_size, config.max_iter, config.seed, config.solver, device)
     probe.fit(features[train], labels[train], callback=callback, cancelled=cancelled)
     all_probabilities = probe.predict_proba(features)
     probabilities = all_probabilities[test]
@@ -132,7 +158,7 @@ def run_linear_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConf
         n_train=len(train), n_test=len(test), seconds=time.perf_counter() - started,
         test_indices=test, predictions=predictions, probabilities=probabilities,
         all_predictions=probe.classes_[np.argmax(all_probabilities, axis=1)],
-        all_confidence=all_probabilities.max(axis=1).astype(np.float32),
+        all_confidence=all_probabilities.max(axis=1).astype(np.float32), solver=probe.solver_,
     )
 
 
@@ -149,7 +175,7 @@ def cached_linear_probe(features: np.ndarray, labels: np.ndarray, feature_key: s
         return ProbeResult(meta["test_accuracy"], meta["best_C"], [tuple(p) for p in arrays["val_curve"].tolist()],
                            meta["n_train"], meta["n_test"], meta["seconds"], arrays["test_indices"], arrays["predictions"],
                            arrays.get("probabilities"), arrays["all_predictions"], arrays["all_confidence"],
-                           from_cache=True)
+                           from_cache=True, solver=meta.get("solver", ""))
     result = run_linear_probe(features, labels, config, callback, cancelled)
     meta = {k: v for k, v in result.summary().items() if k not in ("val_curve", "from_cache")}
     save_npz(path, meta=meta, val_curve=np.array(result.val_curve), test_indices=result.test_indices,

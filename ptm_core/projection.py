@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,17 @@ PLACE_K = 10
 # umap-learn uses exact kNN below 4096 points, but nearest-neighbour descent was faster here from
 # 1000 points on (3000 x 1280: 3.4 s vs 10.2 s, 1000: 1.3 vs 1.7 s), so it is forced from there.
 UMAP_APPROXIMATE_FROM = 1000
+# A fit of every point (nothing left to place) gets its kNN graph from sklearn's exact, BLAS-backed
+# search, handed to umap-learn as `precomputed_knn`: nearest-neighbour descent's kernels are numba
+# closures that no on-disk cache keeps, and compiling them was ~38 of a cold 5000 x 1280 map's ~50 CPU
+# seconds, while the exact kNN costs ~2 s. Only metrics BLAS computes; a subsampled fit keeps NN-descent,
+# whose search index UMAP.transform needs to place the other points.
+EXACT_KNN_METRICS = ("euclidean", "cosine")
+# Exact kNN grows with n^2: 5k x 1280 costs ~1 s, 10k ~4 s, 20k ~15 s, while NN-descent, once compiled, stays
+# ~linear (~1.5 s at 10k). Up to 10k points the cold process's ~40 s compile saved is worth the warm server's
+# extra seconds; beyond, NN-descent. The rule depends on the data only, so a map stays the same map.
+EXACT_KNN_MAX = 10_000
+KNN_CHUNK = 1024  # rows per distance block: 1024 x 20,000 float32 is 80 MB
 
 _warm = threading.Event()  # warm-up started (it runs once per process)
 _warm_done = threading.Event()  # the default UMAP path is compiled: the next real call pays no compilation
@@ -77,25 +89,68 @@ def validate(config: ProjectionConfig, n: int) -> None:
         raise PTMError("fit_max must be at least 4 points.")
 
 
-def _umap_reducer(config: ProjectionConfig, n: int, approximate: bool = False):
+def _umap_neighbors(config: ProjectionConfig, n: int) -> int:
+    return max(2, min(config.n_neighbors, n - 1))
+
+
+def _exact_knn(x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, np.ndarray, None]:
+    """(indices, distances, no search index) in umap-learn's `precomputed_knn` layout, each point first.
+
+    Float32 GEMMs in torch, a chunk of rows at a time: sklearn's brute search upcasts float32 to float64
+    for euclidean distances and took 1.85 vs 1.27 CPU seconds for 5000 x 1280.
+    """
+    import torch
+
+    k = _umap_neighbors(config, len(x))
+    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if config.metric == "cosine":
+        data = torch.nn.functional.normalize(data, dim=1)
+    sq = (data * data).sum(1)
+    indices, distances = [], []
+    for lo in range(0, len(data), KNN_CHUNK):
+        block = data[lo:lo + KNN_CHUNK] @ data.T
+        # cosine: 1 - cos of unit rows; euclidean: |a|^2 + |b|^2 - 2ab, clamped where rounding goes below 0
+        dist = (1.0 - block) if config.metric == "cosine" else (sq[lo:lo + KNN_CHUNK, None] + sq[None] - 2 * block)
+        rows = torch.arange(len(block))
+        dist.clamp_(min=0)[rows, rows + lo] = -1.0  # the point itself first, even among exact duplicates
+        d, i = torch.topk(dist, k, dim=1, largest=False)
+        d[:, 0] = 0.0
+        indices.append(i)
+        distances.append(d if config.metric == "cosine" else d.sqrt())
+    return torch.cat(indices).numpy(), torch.cat(distances).numpy(), None
+
+
+def _umap_reducer(config: ProjectionConfig, n: int, approximate: bool = False, knn: tuple | None = None):
     import umap
 
     # reproducible: a seed forces umap onto one thread; unseeded runs use every core but differ run to run.
     seed, jobs = (config.seed, 1) if config.reproducible else (None, -1)
-    return umap.UMAP(n_components=config.n_components, n_neighbors=max(2, min(config.n_neighbors, n - 1)),
+    return umap.UMAP(n_components=config.n_components, n_neighbors=_umap_neighbors(config, n),
                      min_dist=config.min_dist, metric=config.metric, random_state=seed, n_jobs=jobs,
-                     n_epochs=config.n_epochs,
+                     n_epochs=config.n_epochs, precomputed_knn=knn or (None, None, None),
                      force_approximation_algorithm=approximate or n >= UMAP_APPROXIMATE_FROM)
+
+
+def _fit_umap(x: np.ndarray, config: ProjectionConfig, exact: bool, approximate: bool = False):
+    """A fitted UMAP; `exact`: on sklearn's exact kNN graph (no transform afterwards)."""
+    knn = _exact_knn(x, config) if exact else None
+    with warnings.catch_warnings():  # "no NNDescent object, so no transform": exactly why it is only used then
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        return _umap_reducer(config, len(x), approximate, knn).fit(x)
+
+
+def _exact_graph(config: ProjectionConfig, n_fit: int, n_rest: int) -> bool:
+    return n_rest == 0 and n_fit <= EXACT_KNN_MAX and config.metric in EXACT_KNN_METRICS
 
 
 _UMAP_LOCK = threading.Lock()
 
 
-def _umap(features: np.ndarray, config: ProjectionConfig, approximate: bool = False) -> np.ndarray:
+def _umap(features: np.ndarray, config: ProjectionConfig, approximate: bool = False, exact: bool = False) -> None:
     # One UMAP at a time per process: the warm-up thread and a job compiling or running numba
     # kernels side by side hung here (numba's workqueue threading layer is not thread-safe).
     with _UMAP_LOCK:
-        return _umap_reducer(config, len(features), approximate).fit_transform(features)
+        _fit_umap(features, config, exact, approximate)
 
 
 def check_degenerate(features: np.ndarray, n_components: int = 2) -> None:
@@ -171,7 +226,7 @@ def _fit_and_place(fit_x: np.ndarray, rest_x: np.ndarray, config: ProjectionConf
     if config.method == "pca":
         model = PCA(n_components=min(config.n_components, *fit_x.shape), random_state=config.seed).fit(fit_x)
     else:
-        model = _umap_reducer(config, len(fit_x)).fit(fit_x)
+        model = _fit_umap(fit_x, config, exact=_exact_graph(config, len(fit_x), len(rest_x)))
         _warm_done.set()  # compiled now, whether or not the warm-up ran
         _compiled_paths.add(_umap_path(config))
     fit_coords = model.embedding_ if config.method == "umap" else model.transform(fit_x)
@@ -239,9 +294,14 @@ PCA_BASE_SECONDS = 0.3  # a cold process's first PCA (BLAS start-up) measured 0.
 PCA_SECONDS_PER_CELL = 2.2e-8  # n * dim, randomized-SVD PCA
 UMAP_BASE_SECONDS = 1.0
 UMAP_KNN_SECONDS_PER_CELL = 1.2e-7  # n * dim, nearest-neighbour descent (exact kNN below 1000 is as cheap)
+# n^2 * dim, the exact kNN graph of a whole-set fit: 5000 x 1280 took 0.8 s more than NN-descent's (3.4 vs 2.6
+# CPU seconds for the whole warm map, same process, load ~7).
+EXACT_KNN_SECONDS_PER_CELL = 3e-11
 UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH = 1.1e-7  # n * n_neighbors * epochs, single-threaded SGD
 UMAP_TRANSFORM_SECONDS_PER_CELL = 2.7e-6  # n_rest * dim, placing points beyond fit_max
-UMAP_COMPILE_SECONDS = 40.0  # numba compilation on a process's first UMAP call (see warm_up_umap)
+# numba compilation on a process's first UMAP call (see warm_up_umap): ~7 CPU seconds on the exact kNN
+# graph (cold 9.9 vs warm 2.5 for 5000 x 1280), where nearest-neighbour descent's kernels took ~40.
+UMAP_COMPILE_SECONDS = 8.0
 UMAP_VARIANT_COMPILE_SECONDS = 10.0  # a further metric or the parallel layout: cosine's first map 15.8 s vs 6.0 warm
 TSNE_BASE_SECONDS = 0.1
 # t-SNE runs in a child process (a native crash must not take the server down): interpreter start plus
@@ -277,7 +337,8 @@ def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile
         seconds += TSNE_SECONDS_PER_POINT_LOG * n_fit * math.log2(max(n_fit, 2))
         return seconds + BRUTE_KNN_SECONDS_PER_CELL * n_rest * n_fit * dim
     epochs = config.n_epochs or (500 if n_fit <= 10_000 else 200)  # None: umap-learn's own default
-    work = UMAP_KNN_SECONDS_PER_CELL * n_fit * dim
+    exact = _exact_graph(config, n_fit, n_rest)
+    work = (EXACT_KNN_SECONDS_PER_CELL * n_fit if exact else UMAP_KNN_SECONDS_PER_CELL) * n_fit * dim
     work += UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH * n_fit * config.n_neighbors * epochs
     seconds += UMAP_BASE_SECONDS + (work if config.reproducible else work / _parallel_speedup())
     seconds += UMAP_TRANSFORM_SECONDS_PER_CELL * n_rest * dim
@@ -296,12 +357,13 @@ def umap_ready() -> bool:
 def warm_up_umap() -> threading.Thread:
     """Pay umap-learn's one-off numba compilation in the background, once per process.
 
-    A real first call then costs only its own compute: 5000 x 1280 took 3.1 s 60 s after the
-    warm-up started vs 35 s in a cold process (benchmarks/first_umap.py, 2 cores, 200 epochs). numba's
-    on-disk cache does not remove this for a fresh process: only pynndescent's `cache=True` kernels
-    are cached (already, in site-packages/__pycache__, ~35 s saved at import), and even forcing
-    cache=True on every umap/pynndescent kernel left a second process at ~52 s, as the NN-descent and
-    layout kernels are built from closures over the metric and numba does not cache those.
+    A real first call then costs only its own compute. numba's on-disk cache does not remove the
+    compilation for a fresh process: only pynndescent's `cache=True` kernels are cached (already, in
+    site-packages/__pycache__, ~35 s saved at import), and even forcing cache=True on every
+    umap/pynndescent kernel left a second process at ~52 s, as the NN-descent and layout kernels are
+    built from closures over the metric and numba does not cache those. What did cut it: not running
+    NN-descent at all for whole-set fits (EXACT_KNN_METRICS): a cold 5000 x 1280 map went from ~64 to
+    ~24 CPU seconds for the whole CLI command (benchmarks/first_umap.py), compile ~7 s of it.
     """
     thread = threading.Thread(target=compile_umap, name="umap-warm-up", daemon=True)
     thread.start()
@@ -318,13 +380,14 @@ def compile_umap() -> None:
         return
     _warm.set()
     sample = _as_input(np.random.default_rng(0).normal(size=(300, 16)))
-    # Most likely first: the default map of >= UMAP_APPROXIMATE_FROM points (nearest-neighbour descent).
-    _umap(sample, ProjectionConfig(), approximate=True)
+    # Most likely first: a map of every point on the exact kNN graph (the whole set up to FIT_MAX).
+    _umap(sample, ProjectionConfig(), exact=True)
     _compiled_paths.add(_umap_path(ProjectionConfig()))
     _warm_done.set()
-    # Then small sets' exact kNN. Other metrics and the unseeded (parallel) layout stay cold: each
-    # costs ~10 s more of compile, and estimate_seconds() tells the user before their first such map.
-    _umap(sample, ProjectionConfig())
+    # Then nearest-neighbour descent, for sets beyond FIT_MAX and metrics BLAS does not compute. Other
+    # metrics and the unseeded (parallel) layout stay cold: each costs more compile, and
+    # estimate_seconds() tells the user before their first such map.
+    _umap(sample, ProjectionConfig(), approximate=True)
 
 
 if __name__ == "__main__":  # the t-SNE worker: python -m ptm_core.projection IN.npy OUT.npy CONFIG_JSON

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ptm_core.configs import PROBE_CS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -103,9 +105,16 @@ def test_probe_json(extracted):
     _json(extracted["first"])
     summary = _json(run_cli("probe", "--features", str(extracted["out"]), "--json", data_dir=extracted["data_dir"]))
     assert 0.0 <= summary["test_accuracy"] <= 1.0
-    assert summary["best_C"] in (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+    assert summary["best_C"] in PROBE_CS
     assert summary["n_train"] + summary["n_test"] == 60 and summary["n_test"] == 12
     assert summary["seconds"] >= 0
+    assert summary["solver"].startswith("torch L-BFGS, 9 C values")
+
+
+def test_probe_sklearn_solver(extracted):
+    summary = _json(run_cli("probe", "--features", str(extracted["out"]), "--solver", "sklearn", "--json",
+                            data_dir=extracted["data_dir"]))
+    assert summary["solver"] == "sklearn lbfgs, 9 C values" and 0.0 <= summary["test_accuracy"] <= 1.0
 
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:

@@ -67,14 +67,15 @@ def test_every_method_uses_the_same_split():
     assert linear.n_train == knn.n_train == len(train)
 
 
-def test_probe_protocol_equals_a_direct_sklearn_fit():
+@pytest.mark.parametrize("solver, atol", [("sklearn", 1e-6), ("torch", 1e-2)])
+def test_probe_protocol_equals_a_direct_sklearn_fit(solver, atol):
+    # sklearn's solver is the protocol itself; the batched torch heads reach the same optimum to a tolerance
     X, y = make_blobs(n_samples=240, centers=4, n_features=10, cluster_std=4.0, random_state=2)
-    result = run_linear_probe(X, y, ProbeConfig(seed=0))
+    result = run_linear_probe(X, y, ProbeConfig(seed=0, solver=solver))
     train, test = split_indices(y, 0.2, seed=0)
     direct = make_pipeline(StandardScaler(), LogisticRegression(C=result.best_C, max_iter=1000)).fit(X[train], y[train])
-    assert result.test_accuracy == pytest.approx(direct.score(X[test], y[test]))
-    np.testing.assert_array_equal(result.predictions, direct.predict(X[test]))
-    np.testing.assert_allclose(result.probabilities, direct.predict_proba(X[test]), atol=1e-6)
+    assert np.mean(result.predictions == direct.predict(X[test])) >= (1.0 if solver == "sklearn" else 0.97)
+    np.testing.assert_allclose(result.probabilities, direct.predict_proba(X[test]), atol=atol)
 
 
 def test_per_class_accuracy_confusion_and_confident_mistakes():

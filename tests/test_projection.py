@@ -126,3 +126,25 @@ def test_a_metric_not_yet_compiled_adds_to_the_estimate(monkeypatch):
     warm = estimate_seconds(1000, 64, ProjectionConfig())
     cosine = estimate_seconds(1000, 64, ProjectionConfig(metric="cosine"))
     assert cosine == pytest.approx(warm + projection.UMAP_VARIANT_COMPILE_SECONDS)
+
+
+def test_exact_knn_graph_for_whole_fits_of_blas_metrics():
+    from ptm_core import projection
+
+    assert projection._exact_graph(ProjectionConfig(), 5000, n_rest=0)
+    assert projection._exact_graph(ProjectionConfig(metric="cosine"), 5000, n_rest=0)
+    assert not projection._exact_graph(ProjectionConfig(), 5000, n_rest=5)  # placing the rest needs NN-descent
+    assert not projection._exact_graph(ProjectionConfig(metric="manhattan"), 5000, n_rest=0)
+    assert not projection._exact_graph(ProjectionConfig(), projection.EXACT_KNN_MAX + 1, n_rest=0)
+    indices, distances, index = projection._exact_knn(blobs(30), ProjectionConfig(n_neighbors=5))
+    assert indices.shape == distances.shape == (30, 5) and index is None
+    np.testing.assert_array_equal(indices[:, 0], np.arange(30))  # umap-learn expects each point first
+    assert np.all(np.diff(distances, axis=1) >= 0) and np.all(distances[:, 0] == 0)
+    from sklearn.neighbors import NearestNeighbors
+
+    x = blobs(30)
+    for metric in ("euclidean", "cosine"):
+        ours_i, ours_d, _ = projection._exact_knn(x, ProjectionConfig(n_neighbors=5, metric=metric))
+        ref_d, ref_i = NearestNeighbors(n_neighbors=5, metric=metric).fit(x).kneighbors(x)
+        np.testing.assert_array_equal(np.sort(ours_i, 1), np.sort(ref_i, 1))
+        np.testing.assert_allclose(ours_d, ref_d, atol=1e-3)

@@ -1,0 +1,110 @@
+"""Run every benchmark that has `rows()` and write benchmarks/RESULTS.md.
+
+    python benchmarks/run.py [--quick]
+
+Each module's `rows(quick)` returns one dict per figure: figure, ours, baseline, ratio (higher = better,
+the figure text says what it is), target, met, note. The modules run one after another, never side by
+side, so each has the machine to itself (apart from whatever else the machine is running: see the load).
+A module that is missing or fails gets a row saying so instead of stopping the others.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+MODULES = ("extraction_speed", "finetune_speed", "probe_sweep", "first_umap")
+COLUMNS = ("figure", "ours", "baseline", "ratio", "target", "met", "note")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def _cpu() -> tuple[str, list[str]]:
+    """CPU model and which of the flags that decide bf16/AMX speed this machine has."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown", []
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return model, [f for f in CPU_FLAGS if f in flags]
+
+
+def machine() -> list[str]:
+    import timm
+    import torch
+
+    model, flags = _cpu()
+    absent = [f for f in CPU_FLAGS if f not in flags]
+    return [f"- cores: {os.cpu_count()}; CPU: {model}",
+            f"- CPU flags: {', '.join(flags) or 'none of those checked'} (absent: {', '.join(absent) or 'none'})",
+            f"- torch {torch.__version__} ({torch.get_num_threads()} threads), timm {timm.__version__}, "
+            f"Python {platform.python_version()}",
+            f"- load average at the start: {os.getloadavg()[0]:.1f}"]
+
+
+def _error_row(name: str, note: str) -> dict:
+    return {"figure": name, "ours": "-", "baseline": "-", "ratio": float("nan"), "target": "-", "met": False,
+            "note": note}
+
+
+def run_module(name: str, quick: bool) -> list[dict]:
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return [_error_row(name, "skipped: module not present")]
+    if not hasattr(module, "rows"):
+        return [_error_row(name, "skipped: no rows()")]
+    started = time.perf_counter()
+    try:
+        rows = module.rows(quick=quick)
+    except Exception as exc:  # one broken benchmark must not cost the others' figures
+        traceback.print_exc()
+        return [_error_row(name, f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")]
+    print(f"{name}: {len(rows)} figure(s) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return rows
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.2f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller inputs, one repeat: a smoke run")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    header = machine()
+    rows = [row for name in MODULES for row in run_module(name, args.quick)]
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = "\n".join(["# Benchmark results", "", f"`{command}`, {now}", "", *header, "",
+                      "ratio: higher is better; each figure says what its ratio is.", "", table(rows), ""])
+    Path(args.out).write_text(text)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
