@@ -41,8 +41,9 @@ class TourPlan(_Keyed):
     digits: DatasetConfig = DatasetConfig("mnist5k", limit=2000)
     backbone: BackboneConfig = BackboneConfig()
     image_size: int = 96
-    # t-SNE on 50 PCA dimensions: no JIT compile (UMAP's costs ~30 s in a fresh server) and clusters show.
-    projection: ProjectionConfig = ProjectionConfig(method="tsne", pca_dims=50)
+    # UMAP's default path: the server compiles it at start-up (about 8 s since the exact-kNN path), so by the
+    # first click a 1,200-point map takes a second or two; t-SNE would start a worker process per map.
+    projection: ProjectionConfig = ProjectionConfig(method="umap")
     queries: int = 4  # step 1: images whose neighbours are shown
     neighbours: int = 5
     ks: tuple[int, ...] = (1, 2, 5, 10, 25)

@@ -34,7 +34,7 @@ def _no_exception(page) -> None:
 
 def _metric(page, label: str) -> str:
     metric = page.get_by_test_id("stMetric").filter(has=page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True))
-    metric.first.wait_for(timeout=300_000)
+    metric.first.wait_for(timeout=600_000)
     return metric.first.get_by_test_id("stMetricValue").inner_text()
 
 
@@ -43,15 +43,15 @@ def _tour(page, server) -> dict[str, str]:
     page.get_by_role("heading", name="When does pretraining help?").wait_for(timeout=90_000)
     started = time.monotonic()
     page.get_by_role("button", name="Run step 1").click()
-    page.get_by_text("query: circle").wait_for(timeout=300_000)
+    page.get_by_text("query: circle").wait_for(timeout=600_000)
     page.get_by_role("button", name="Run step 2").click()
     shown = {kind: _metric(page, label) for kind, label in
              [("pixels", "Raw pixels"), ("random", "Random-init backbone"), ("pretrained", "Pretrained backbone")]}
-    page.get_by_text("Maps: t-SNE 2-D").first.wait_for(timeout=300_000)
+    page.get_by_text("Maps: UMAP 2-D").first.wait_for(timeout=600_000)
     print(f"tour steps 1-2 on screen {time.monotonic() - started:.0f} s after the first click", flush=True)
     page.get_by_role("button", name="Run step 3").click()
-    page.get_by_text("Notice: the gap is small").or_(page.get_by_text("Maps: t-SNE 2-D").nth(1)).first.wait_for(
-        timeout=300_000)
+    page.get_by_text("Maps: UMAP 2-D").nth(1).wait_for(
+        timeout=600_000)
     assert page.locator(".js-plotly-plot").count() >= 6 + PLAN.queries  # 2 x 3 maps + step 1's vector strips
     _no_exception(page)
     screenshot(page, "journey-tour-en.png")
