@@ -11,6 +11,8 @@ points (10 Gaussian clusters, one per class). It is written with `fig.to_html(in
           at the newPlot call into loading (plotly.js, the figure's JSON) and `plot` (newPlot -> drawn);
   select: dragmode 'select' via Plotly.relayout, a page.mouse drag over ~40 % of the plot area,
           then mouse-up -> plotly_selected (with the number of points it names).
+  drag:   mouse-down -> mouse-up of the 10-step drag; plotly reselects and redraws on every move, so
+          this, not `select`, is where a big map feels slow (reported, not judged).
 Chromium has no GPU here (--disable-gpu): WebGL runs on SwiftShader, on the CPU, so these are
 pessimistic for a user with a GPU. Not measured: Streamlit's websocket transfer of the figure and its
 round trip of the selection back to Python.
