@@ -129,9 +129,9 @@ def test_a_corrupt_run_store_is_moved_aside_and_the_app_says_so(_isolated_data_d
     (_isolated_data_dir / "runs.sqlite").write_bytes(b"this is not a database" * 100)
     job_manager.clear()  # a fresh server process: the manager opens the store again
     try:
-        at = _app()
+        at = _app("tour")  # the landing page, as a server's first visitor sees it
         assert any("moved aside" in w.value for w in at.warning), [w.value for w in at.warning]
-        assert at.title[0].value == "Features & probe" and not at.exception
+        assert at.title[0].value == "When does pretraining help?" and not at.exception
         assert list(_isolated_data_dir.glob("runs.sqlite.broken-*"))  # kept, never deleted
     finally:
         job_manager.clear()
