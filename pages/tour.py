@@ -15,7 +15,7 @@ from ptm_core import tour
 from ptm_core.configs import describe_map, describe_source
 
 PLAN = tour.TourPlan()
-SHAPES_CHOICE = DataChoice(dataset="shapes", shapes_n=1200, shapes_classes=8, shapes_size=96, shapes_clutter=1)
+SHAPES_CHOICE = DataChoice(dataset="shapes", shapes_n=1000, shapes_classes=8, shapes_size=96, shapes_clutter=1)
 DIGITS_CHOICE = DataChoice(dataset="mnist5k", limit=2000)
 assert SHAPES_CHOICE.config() == PLAN.shapes and DIGITS_CHOICE.config() == PLAN.digits  # one truth for both
 

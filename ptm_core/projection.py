@@ -54,6 +54,7 @@ KNN_CHUNK = 1024  # rows per distance block: 1024 x 20,000 float32 is 80 MB
 
 _warm = threading.Event()  # warm-up started (it runs once per process)
 _warm_done = threading.Event()  # the default UMAP path is compiled: the next real call pays no compilation
+_descent_compiled = threading.Event()  # NN-descent's kernels are compiled (by a map that needed them)
 _compiled_paths: set[tuple[str, bool]] = set()  # (metric, reproducible) UMAP variants this process has run
 
 
@@ -136,7 +137,10 @@ def _fit_umap(x: np.ndarray, config: ProjectionConfig, exact: bool, approximate:
     knn = _exact_knn(x, config) if exact else None
     with warnings.catch_warnings():  # "no NNDescent object, so no transform": exactly why it is only used then
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
-        return _umap_reducer(config, len(x), approximate, knn).fit(x)
+        model = _umap_reducer(config, len(x), approximate, knn).fit(x)
+    if knn is None:
+        _descent_compiled.set()
+    return model
 
 
 def _exact_graph(config: ProjectionConfig, n_fit: int, n_rest: int) -> bool:
@@ -302,6 +306,7 @@ UMAP_TRANSFORM_SECONDS_PER_CELL = 2.7e-6  # n_rest * dim, placing points beyond 
 # numba compilation on a process's first UMAP call (see warm_up_umap): ~7 CPU seconds on the exact kNN
 # graph (cold 9.9 vs warm 2.5 for 5000 x 1280), where nearest-neighbour descent's kernels took ~40.
 UMAP_COMPILE_SECONDS = 8.0
+UMAP_DESCENT_COMPILE_SECONDS = 30.0  # NN-descent, compiled on first use (~38 CPU s measured, shared box)
 UMAP_VARIANT_COMPILE_SECONDS = 10.0  # a further metric or the parallel layout: cosine's first map 15.8 s vs 6.0 warm
 TSNE_BASE_SECONDS = 0.1
 # t-SNE runs in a child process (a native crash must not take the server down): interpreter start plus
@@ -346,6 +351,8 @@ def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile
         seconds += UMAP_COMPILE_SECONDS
     elif include_compile and _umap_path(config) not in _compiled_paths:
         seconds += UMAP_VARIANT_COMPILE_SECONDS
+    if include_compile and not exact and not _descent_compiled.is_set():
+        seconds += UMAP_DESCENT_COMPILE_SECONDS
     return seconds
 
 
@@ -384,10 +391,9 @@ def compile_umap() -> None:
     _umap(sample, ProjectionConfig(), exact=True)
     _compiled_paths.add(_umap_path(ProjectionConfig()))
     _warm_done.set()
-    # Then nearest-neighbour descent, for sets beyond FIT_MAX and metrics BLAS does not compute. Other
-    # metrics and the unseeded (parallel) layout stay cold: each costs more compile, and
-    # estimate_seconds() tells the user before their first such map.
-    _umap(sample, ProjectionConfig(), approximate=True)
+    # Nearest-neighbour descent (sets beyond EXACT_KNN_MAX, other metrics) is not compiled ahead: its
+    # ~30 s of compilation holds the GIL and slowed a job started beside it 3x (the tour's first step
+    # after a cold start took 41 s instead of 25). estimate_seconds() adds it before such a first map.
 
 
 if __name__ == "__main__":  # the t-SNE worker: python -m ptm_core.projection IN.npy OUT.npy CONFIG_JSON

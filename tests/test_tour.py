@@ -84,4 +84,4 @@ def test_estimates_exist_for_every_step_and_grow_with_the_data(plan):
     small = {s: tour.estimate_step_seconds(plan, s) for s in ("neighbours", "shapes", "digits", "efficiency", "finetune")}
     default = {s: tour.estimate_step_seconds(tour.TourPlan(), s) for s in small}
     assert all(0 < small[s] < default[s] for s in small)
-    assert tour.dataset_size(tour.TourPlan().shapes) == 1200 and tour.dataset_size(tour.TourPlan().digits) == 2000
+    assert tour.dataset_size(tour.TourPlan().shapes) == 1000 and tour.dataset_size(tour.TourPlan().digits) == 2000
