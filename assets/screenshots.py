@@ -41,8 +41,15 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:
 
 
 def shoot(page: Page, name: str, out: Path) -> None:
+    """The whole page: Streamlit scrolls inside its main section, so the viewport grows to its height first."""
     page.wait_for_timeout(1_500)  # let plotly finish drawing
+    height = page.evaluate("() => Math.max(document.body.scrollHeight, ...[...document.querySelectorAll("
+                           "'[data-testid=\"stMain\"], [data-testid=\"stAppViewContainer\"]')].map((e) => e.scrollHeight))")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": min(int(height), 9_000)})
+    page.wait_for_timeout(1_500)
     page.screenshot(path=str(out / name), full_page=True)
+    page.set_viewport_size(size)
     print("wrote", out / name, flush=True)
 
 
@@ -70,7 +77,7 @@ def explorer(page: Page, url: str, out: Path) -> None:
     page.goto(f"{url}/explore?limit=1000")
     page.get_by_role("button", name="Extract & analyse").click()
     page.get_by_text("Linear-probe test accuracy").wait_for(timeout=LONG)
-    page.get_by_text("UMAP 2-D of 1,000 feature vectors").first.wait_for(timeout=LONG)
+    page.get_by_text("of 1,000 feature vectors").first.wait_for(timeout=LONG)
     shoot(page, "explorer.png", out)
 
 

@@ -38,9 +38,12 @@ def step_neighbours() -> None:
             f"{name} · {sim:.2f}" for name, sim in zip(names[1:], similarities)]
         gallery(PLAN.shapes, [query, *neighbours], captions, feature_ids=result.ids, size=96)
         st.plotly_chart(vector_strip(np.asarray(vector), ""), width="stretch", key=f"vector-{query}")
-    st.caption(_("Notice: the neighbours share the shape, not the colour or the background. Each strip shows the "
-                 "first {shown} of the query's {dim} numbers. {source}.").format(
-        shown=tour.VECTOR_SHOWN, dim=result.feature_dim, source=result.produced_by))
+    same = sum(result.labels[i] == result.labels[q] for q, found in zip(result.queries, result.neighbours)
+               for i in found)
+    total = sum(len(found) for found in result.neighbours)
+    st.caption(_("Notice: {same} of the {total} neighbours share the query's shape, whatever its colour and "
+                 "background. Each strip shows the first {shown} of the query's {dim} numbers. {source}.").format(
+        same=same, total=total, shown=tour.VECTOR_SHOWN, dim=result.feature_dim, source=result.produced_by))
 
 
 def step_contrast(number: int, data_key: str) -> None:
@@ -64,9 +67,13 @@ def step_contrast(number: int, data_key: str) -> None:
         st.caption(_("Notice: only the pretrained features separate the shapes ({pre} vs {rnd} and {pix}); they "
                      "ignore texture, colour and position because ImageNet taught them to.").format(
             pre=f"{accuracy['pretrained']:.1%}", rnd=f"{accuracy['random']:.1%}", pix=f"{accuracy['pixels']:.1%}"))
-    else:
+    elif accuracy["pretrained"] > accuracy["pixels"]:
         st.caption(_("Notice: the gap is small ({pre} vs {pix} for pixels): grey digits look nothing like ImageNet "
                      "photos, and centred digits are easy for pixels (domain shift).").format(
+            pre=f"{accuracy['pretrained']:.1%}", pix=f"{accuracy['pixels']:.1%}"))
+    else:
+        st.caption(_("Notice: here pixels ({pix}) do as well as pretrained features ({pre}): grey digits look nothing "
+                     "like ImageNet photos, and centred digits are easy for pixels (domain shift).").format(
             pre=f"{accuracy['pretrained']:.1%}", pix=f"{accuracy['pixels']:.1%}"))
 
 
