@@ -59,7 +59,7 @@ def _tour(page, server) -> dict[str, str]:
 
 
 def _tour_in_chinese(page, shown: dict[str, str]) -> None:
-    page.get_by_test_id("stSidebar").get_by_text("English").click()
+    page.get_by_role("combobox", name="Language · 语言").click()
     page.get_by_role("option", name="简体中文").click()
     page.get_by_role("heading", name="预训练何时有用？").wait_for(timeout=60_000)
     assert "lang=zh" in page.url
@@ -68,12 +68,12 @@ def _tour_in_chinese(page, shown: dict[str, str]) -> None:
     page.get_by_text("导览：预训练何时有用？").first.wait_for()  # the navigation too
     _no_exception(page)
     screenshot(page, "journey-tour-zh.png")
-    page.get_by_test_id("stSidebar").get_by_text("简体中文").click()
+    page.get_by_role("combobox", name="Language · 语言").click()
     page.get_by_role("option", name="English").click()
     page.get_by_role("heading", name="When does pretraining help?").wait_for(timeout=60_000)
 
 
-def _explore(page, server, tmp_path) -> str:
+def _explore(page, server) -> str:
     page.set_viewport_size({"width": 1400, "height": 1800})
     page.goto(f"{server}/explore?{SMALL}&map=pca")
     page.get_by_role("button", name="Extract & analyse").click()
@@ -133,6 +133,6 @@ def test_the_whole_journey(page, server, tmp_path):
 
     small = ["--backbone", TINY, "--weights", "random", "--dataset", "digits", "--limit", "300", "--image-size", "32"]
     cli = f"{_cli_accuracy(tmp_path, *small):.1%}"
-    assert _explore(page, server, tmp_path) == cli
+    assert _explore(page, server) == cli
     assert _lab(page, server) == cli  # the lab's probe is the explorer's: same features, split and sweep
     _compare(page, server)
