@@ -9,7 +9,7 @@ from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapCh
 from pages.ui.gallery import gallery
 from pages.ui.i18n import _
 from pages.ui.services import job_manager
-from pages.ui.tour_views import (contrast_view, efficiency_chart, estimate_text, finetune_curve, 
+from pages.ui.tour_views import (contrast_view, efficiency_chart, estimate_text, finetune_curve,
                                  partial_rows, tour_step, vector_strip)
 from ptm_core import tour
 from ptm_core.configs import describe_map, describe_source
@@ -37,7 +37,7 @@ def step_neighbours() -> None:
         captions = [_("query: {name}").format(name=names[0])] + [
             f"{name} · {sim:.2f}" for name, sim in zip(names[1:], similarities)]
         gallery(PLAN.shapes, [query, *neighbours], captions, feature_ids=result.ids, size=96)
-        st.plotly_chart(vector_strip(np.asarray(vector), ""), width="stretch", key=f"vector-{query}")
+        st.plotly_chart(vector_strip(np.asarray(vector)), width="stretch", key=f"vector-{query}")
     same = sum(result.labels[i] == result.labels[q] for q, found in zip(result.queries, result.neighbours)
                for i in found)
     total = sum(len(found) for found in result.neighbours)

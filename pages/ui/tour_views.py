@@ -102,7 +102,7 @@ def efficiency_chart(points: list[EfficiencyPoint], data_names: dict[str, str]) 
     return style_figure(fig, marker_size=8)
 
 
-def vector_strip(vector: np.ndarray, caption: str) -> go.Figure:
+def vector_strip(vector: np.ndarray) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=[vector], colorscale="RdBu", zmid=0, showscale=False,
                                hovertemplate="%{x}: %{z:.2f}<extra></extra>"))
     fig.update_layout(height=70, margin={"l": 0, "r": 0, "t": 0, "b": 0}, xaxis={"visible": False},
