@@ -18,6 +18,17 @@ PLAN = tour.TourPlan()
 SHAPES_CHOICE = DataChoice(dataset="shapes", shapes_n=1000, shapes_classes=8, shapes_size=96, shapes_clutter=1)
 DIGITS_CHOICE = DataChoice(dataset="mnist5k", limit=2000)
 assert SHAPES_CHOICE.config() == PLAN.shapes and DIGITS_CHOICE.config() == PLAN.digits  # one truth for both
+# Each step's job (key, title, work), started by its own button or by "Run every step": the same job either way.
+STEP_JOBS = {
+    "neighbours": (PLAN.step_key("neighbours"), "tour 1: nearest neighbours", partial(tour.run_neighbours, PLAN)),
+    "shapes": (PLAN.step_key("contrast", PLAN.shapes.key()), f"tour 2: contrast on {PLAN.shapes.spec}",
+               partial(tour.run_contrast, PLAN, PLAN.shapes)),
+    "digits": (PLAN.step_key("contrast", PLAN.digits.key()), f"tour 3: contrast on {PLAN.digits.spec}",
+               partial(tour.run_contrast, PLAN, PLAN.digits)),
+    "efficiency": (PLAN.step_key("efficiency"), "tour 4: label efficiency", partial(tour.run_efficiency, PLAN)),
+    "finetune": (PLAN.step_key("finetune"), "tour 5: linear probe vs LP-FT",
+                 partial(tour.run_frozen_vs_adapted, PLAN)),
+}
 
 
 def step_neighbours() -> None:
@@ -26,8 +37,7 @@ def step_neighbours() -> None:
                   "the same way look alike to the network. Here: one shape of each of {q} classes, and the {k} "
                   "images whose features are nearest (cosine similarity) among {n} cluttered shapes.").format(
         q=PLAN.queries, k=PLAN.neighbours, n=f"{tour.dataset_size(PLAN.shapes):,}"))
-    job = tour_step(1, PLAN.step_key("neighbours"), "tour 1: nearest neighbours", partial(tour.run_neighbours, PLAN),
-                    estimate=tour.estimate_step_seconds(PLAN, "neighbours"))
+    job = tour_step(1, *STEP_JOBS["neighbours"], estimate=tour.estimate_step_seconds(PLAN, "neighbours"))
     if job is None:
         return
     result = job.result
@@ -47,7 +57,6 @@ def step_neighbours() -> None:
 
 
 def step_contrast(number: int, data_key: str) -> None:
-    dataset = PLAN.shapes if data_key == "shapes" else PLAN.digits
     if data_key == "shapes":
         st.header(_("2 · Pixels vs random init vs pretrained, on shapes"))
         st.markdown(_("Three ways to turn the same images into vectors, each followed by the same linear probe "
@@ -56,8 +65,7 @@ def step_contrast(number: int, data_key: str) -> None:
     else:
         st.header(_("3 · When it helps less: handwritten digits"))
         st.markdown(_("The same three on {n} MNIST digits.").format(n=f"{tour.dataset_size(PLAN.digits):,}"))
-    job = tour_step(number, PLAN.step_key("contrast", dataset.key()), f"tour {number}: contrast on {dataset.spec}",
-                    partial(tour.run_contrast, PLAN, dataset), estimate=tour.estimate_step_seconds(PLAN, data_key),
+    job = tour_step(number, *STEP_JOBS[data_key], estimate=tour.estimate_step_seconds(PLAN, data_key),
                     live_extra=partial_rows)
     if job is None:
         return
@@ -82,8 +90,7 @@ def step_efficiency() -> None:
     st.markdown(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
                   "labelled training images per class; mean and spread over {n} random draws.").format(
         lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
-    job = tour_step(4, PLAN.step_key("efficiency"), "tour 4: label efficiency", partial(tour.run_efficiency, PLAN),
-                    estimate=tour.estimate_step_seconds(PLAN, "efficiency"))
+    job = tour_step(4, *STEP_JOBS["efficiency"], estimate=tour.estimate_step_seconds(PLAN, "efficiency"))
     if job is None:
         return
     names = {PLAN.shapes.spec: _("cluttered shapes"), PLAN.digits.spec: _("MNIST digits")}
@@ -116,8 +123,8 @@ def step_finetune() -> None:
     st.markdown(_("A linear probe keeps the backbone frozen. LP-FT starts from that probe and then trains every "
                   "weight for {epochs} epoch(s) at {size} px (Kumar et al., 2022): can adapting the features close "
                   "the domain gap that step 3 showed?").format(epochs=config.epochs, size=config.image_size))
-    job = tour_step(5, PLAN.step_key("finetune"), "tour 5: linear probe vs LP-FT", partial(tour.run_frozen_vs_adapted, PLAN),
-                    estimate=tour.estimate_step_seconds(PLAN, "finetune"), restore=False, live_extra=live_finetune)
+    job = tour_step(5, *STEP_JOBS["finetune"], estimate=tour.estimate_step_seconds(PLAN, "finetune"), restore=False,
+                    live_extra=live_finetune)
     if job is None:
         return
     result, source = job.result, PLAN.finetune_source()
@@ -160,24 +167,15 @@ def step_your_turn() -> None:
 
 def run_everything() -> None:
     """Queue every step; they run one after another while the page is read."""
-    manager = job_manager()
-    for key, title, work in [
-        (PLAN.step_key("neighbours"), "tour 1: nearest neighbours", partial(tour.run_neighbours, PLAN)),
-        (PLAN.step_key("contrast", PLAN.shapes.key()), f"tour 2: contrast on {PLAN.shapes.spec}",
-         partial(tour.run_contrast, PLAN, PLAN.shapes)),
-        (PLAN.step_key("contrast", PLAN.digits.key()), f"tour 3: contrast on {PLAN.digits.spec}",
-         partial(tour.run_contrast, PLAN, PLAN.digits)),
-        (PLAN.step_key("efficiency"), "tour 4: label efficiency", partial(tour.run_efficiency, PLAN)),
-        (PLAN.step_key("finetune"), "tour 5: linear probe vs LP-FT", partial(tour.run_frozen_vs_adapted, PLAN)),
-    ]:
-        manager.attach_or_submit(key, title, work, start=True, kind="tour")
+    for key, title, work in STEP_JOBS.values():
+        job_manager().attach_or_submit(key, title, work, start=True, kind="tour")
 
 
 st.title(_("When does pretraining help?"))
 st.markdown(_("A short tour, computed live on this machine from offline data: {backbone} with ImageNet weights, "
               "at {size} px. Each step runs once (then it is cached); its time estimate is on its button.").format(
     backbone=PLAN.backbone.name, size=PLAN.image_size))
-total = sum(tour.estimate_step_seconds(PLAN, s) for s in ("neighbours", "shapes", "digits", "efficiency", "finetune"))
+total = sum(tour.estimate_step_seconds(PLAN, step) for step in STEP_JOBS)
 if st.button(_("Run every step ({estimate})").format(estimate=estimate_text(total)), key="tour-run-all",
              icon=":material/playlist_play:"):
     run_everything()

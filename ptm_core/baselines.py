@@ -30,6 +30,11 @@ def pixel_features(dataset: Dataset, size: int = PIXEL_SIZE, grey: bool = True,
     return np.stack(rows)
 
 
+def pixel_key(dataset: Dataset, size: int = PIXEL_SIZE, grey: bool = True) -> str:
+    """The cache key of a dataset's pixel features (and so of their probe)."""
+    return stable_hash(["pixels", dataset.fingerprint, size, grey])
+
+
 def run_pixel_baseline(dataset_config: DatasetConfig, probe_config: ProbeConfig = ProbeConfig(), size: int = PIXEL_SIZE,
                        grey: bool = True, callback: Callable[[int, int], None] | None = None,
                        cancelled: CancelFn | None = None) -> ProbeResult:
@@ -41,7 +46,7 @@ def run_pixel_baseline(dataset_config: DatasetConfig, probe_config: ProbeConfig 
     started = time.perf_counter()
     features = pixel_features(dataset, size, grey, cancelled)
     feature_seconds = time.perf_counter() - started
-    key = stable_hash(["pixels", dataset.fingerprint, size, grey])
+    key = pixel_key(dataset, size, grey)
     probe = cached_linear_probe(features, dataset.labels, key, probe_config, callback, cancelled)
     return dataclasses.replace(probe, seconds=feature_seconds + probe.seconds)
 

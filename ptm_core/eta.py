@@ -101,14 +101,17 @@ def estimate_remaining(samples: list[tuple[float, float]], now: float, step_end:
     return max(left - stalled, 0.0)
 
 
-def format_duration(seconds: float) -> str:
-    """'45 s', '3 min', '1 h 20 min': rounded as a person would say it."""
+DURATION_UNITS = {"s": "{s} s", "min": "{m} min", "h": "{h} h", "h_min": "{h} h {m} min"}
+
+
+def format_duration(seconds: float, units: dict[str, str] = DURATION_UNITS) -> str:
+    """'45 s', '3 min', '1 h 20 min': rounded as a person would say it; `units` words it (e.g. translated)."""
     if seconds < 60:
-        return f"{max(5, int(round(seconds / 5.0)) * 5)} s"
+        return units["s"].format(s=max(5, int(round(seconds / 5.0)) * 5))
     if seconds < 3600:
-        return f"{int(round(seconds / 60.0))} min"
+        return units["min"].format(m=int(round(seconds / 60.0)))
     hours, minutes = divmod(int(round(seconds / 60.0)), 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return units["h_min"].format(h=hours, m=minutes) if minutes else units["h"].format(h=hours)
 
 
 def eta_phrase(seconds: float | None, step_only: bool = False) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ptm_core.baselines import PIXEL_SIZE, pixel_features, random_weights
+from ptm_core.baselines import PIXEL_SIZE, pixel_features, pixel_key, random_weights
 from ptm_core.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, ProbeConfig,
                               ProjectionConfig, Source, _Keyed, stable_hash)
 from ptm_core.data import load_dataset
@@ -132,8 +132,7 @@ def _features(plan: TourPlan, dataset: DatasetConfig, kind: str, ctx: JobContext
     if kind == "pixels":
         data, started = load_dataset(dataset), time.perf_counter()
         features = pixel_features(data, cancelled=ctx.cancelled)
-        key = stable_hash(["pixels", data.fingerprint, PIXEL_SIZE, True])  # the lab's pixel baseline key
-        return features, data.labels, data.class_names, key, time.perf_counter() - started
+        return features, data.labels, data.class_names, pixel_key(data), time.perf_counter() - started
     source = plan.source(dataset, kind)
     fs = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(start, stop), ctx.cancelled)
     return fs.features, fs.labels, fs.class_names, fs.key, fs.meta.get("compute_seconds")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from pages.ui.i18n import _
 from pages.ui.services import job_manager
+from ptm_core.eta import format_duration
 from ptm_core.jobs import DONE, FINISHED, QUEUED, RUNNING, Job
 
 
@@ -27,13 +28,9 @@ def eta_text(job: Job) -> str:
 
 
 def duration_text(seconds: float) -> str:
-    """Rounded as a person would say it, as ptm_core.eta.format_duration does: '45 s', '3 min', '1 h 20 min'."""
-    if seconds < 60:
-        return _("{s} s").format(s=max(5, int(round(seconds / 5.0)) * 5))
-    if seconds < 3600:
-        return _("{m} min").format(m=int(round(seconds / 60.0)))
-    hours, minutes = divmod(int(round(seconds / 60.0)), 60)
-    return _("{h} h {m} min").format(h=hours, m=minutes)
+    """ptm_core.eta.format_duration's rounding, in the interface's language."""
+    return format_duration(seconds, {"s": _("{s} s"), "min": _("{m} min"), "h": _("{h} h"),
+                                     "h_min": _("{h} h {m} min")})
 
 
 def job_panel(job: Job) -> None:
