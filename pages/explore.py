@@ -9,6 +9,7 @@ from pages.ui import map_jobs
 from pages.ui import maps as views
 from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_outcome
+from pages.ui.preview_views import preview_panel
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from ptm_core.configs import ProbeConfig, ProjectionConfig, describe_map
@@ -116,4 +117,5 @@ if job is None:
 if job is None:
     st.info(_("Ready: **{title}**. Press **Extract & analyse**.").format(title=request.title()), icon=":material/arrow_upward:")
 else:
-    job_outcome(job, lambda result: show_result(result, projection))
+    job_outcome(job, lambda result: show_result(result, projection),
+                live_extra=lambda running: preview_panel(running, running.title))

@@ -17,6 +17,7 @@ from ptm_core.configs import ProbeConfig, ProjectionConfig, Source, stable_hash
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.faithfulness import map_faithfulness
 from ptm_core.jobs import JobContext
+from ptm_core.preview import ProgressivePreview
 from ptm_core.probes import ProbeResult, cached_linear_probe, sweep_message
 from ptm_core.projection import estimate_seconds, project
 
@@ -46,8 +47,9 @@ class ExploreResult:
 def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
     ctx.stage("extracting features")
     source = request.source
-    features = extract(source.dataset, source.backbone, source.extraction,
-                       progress=ctx.scaled(0.0, 0.85), cancelled=ctx.cancelled)
+    # While features are computed, a probe and a PCA map of the images done so far (the page shows them).
+    features = extract(source.dataset, source.backbone, source.extraction, progress=ctx.scaled(0.0, 0.85),
+                       cancelled=ctx.cancelled, preview=ProgressivePreview(ctx.preview, seed=request.probe.seed))
     from_cache = bool(features.meta.get("from_cache"))
     how = "cache" if from_cache else f"{features.meta.get('images_per_s', 0):.0f} img/s"
     how += f", {features.meta.get('precision_label', 'fp32')}"  # which path made them, also when cached

@@ -24,12 +24,15 @@ from ptm_core.fast_paths import (PRECISION_LABELS, BatchTransform, autocast, che
                                  resolve_precision)
 from ptm_core.feature_files import validate_feature_arrays
 from ptm_core.limits import cache_max_bytes
+from ptm_core.preview import ProgressivePreview, extraction_order
 from ptm_core.shards import load_sharded, shard_dir
 from ptm_core.weights import LoadedBackbone, load_backbone
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
+# A checkpoint's rows are in this visiting order; one written in another (file order, before previews) is not resumed.
+ORDER = "seeded permutation 0"
 
 
 @dataclass
@@ -108,12 +111,12 @@ def inference_model(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.M
     return fold_batchnorms(model, _forward, input_size)
 
 
-def _image_batch(dataset: Dataset, transform, indices: range, device: torch.device | None = None) -> torch.Tensor:
+def _image_batch(dataset: Dataset, transform, indices, device: torch.device | None = None) -> torch.Tensor:
     """Transformed images (normalised once per batch for a BatchTransform); one that fails to decode now is
     recorded in `dataset.unreadable` and stands in as a blank image, so rows keep their places and one bad
     file never ends the run."""
     images = []
-    for i in indices:
+    for i in map(int, indices):  # plain ints: `unreadable` goes into JSON meta
         try:
             image = dataset.image(i)
         except ItemUnreadable as exc:
@@ -128,25 +131,30 @@ def _image_batch(dataset: Dataset, transform, indices: range, device: torch.devi
 def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: int, device: torch.device,
                      progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
                      resume: np.ndarray | None = None, checkpoint: Callable[[np.ndarray], None] | None = None,
-                     checkpoint_every_s: float = 10.0, precision: str = "fp32") -> np.ndarray:
-    """N x D float32 features; on out-of-memory the batch size halves and the batch is retried.
+                     checkpoint_every_s: float = 10.0, precision: str = "fp32", order: np.ndarray | None = None,
+                     preview: ProgressivePreview | None = None) -> np.ndarray:
+    """N x D float32 features in dataset order; on out-of-memory the batch size halves and the batch is retried.
 
     `transform` is a per-image timm transform or a BatchTransform; `precision` a resolved one (fp32/bf16).
-
-    `resume` holds the features of the first images from an earlier, stopped run; `checkpoint`
-    receives the features so far every `checkpoint_every_s` and when the run is cancelled.
+    `order`: the order to visit the images in (default: dataset order); `resume` and what `checkpoint`
+    receives are the features of the first images in that order: `resume` from an earlier, stopped run,
+    `checkpoint` every `checkpoint_every_s` and when the run is cancelled. `preview`, when due, gets the
+    features, labels and class names of the images done so far.
     """
     model = model.to(device=device, memory_format=torch.channels_last)
+    order = np.arange(len(dataset)) if order is None else order
     out: list[np.ndarray] = [resume] if resume is not None and len(resume) else []
     n, done = len(dataset), (len(resume) if resume is not None else 0)
     start, first, saved_at = time.perf_counter(), done, time.monotonic()
+    if preview is not None:
+        preview.start()
     while done < n:
         if cancelled is not None and cancelled():
             if checkpoint is not None and out:
                 checkpoint(np.concatenate(out))
             raise Cancelled()
         stop = min(done + batch_size, n)
-        batch = _image_batch(dataset, transform, range(done, stop), device)
+        batch = _image_batch(dataset, transform, order[done:stop], device)
         batch = batch.to(device).contiguous(memory_format=torch.channels_last)
         try:
             with autocast(precision, device):
@@ -165,13 +173,17 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
         if progress is not None:
             rate = (done - first) / max(time.perf_counter() - start, 1e-9)
             progress(done / n, f"{done}/{n} images, {rate:.0f} img/s")
-    return np.concatenate(out).astype(np.float32)
+        if preview is not None and done < n and preview.due():
+            preview(np.concatenate(out), dataset.labels[order[:done]], dataset.class_names, n)
+    features = np.empty((n, out[0].shape[1]), dtype=np.float32)
+    features[order] = np.concatenate(out)
+    return features
 
 
 def _partial(path, dataset: Dataset) -> tuple[np.ndarray | None, float]:
     """The features of a stopped run's checkpoint and the compute seconds they took (None, 0.0 if none)."""
     loaded = load_npz(path)
-    if loaded is None or len(loaded[0]["features"]) > len(dataset):
+    if loaded is None or len(loaded[0]["features"]) > len(dataset) or loaded[1].get("order") != ORDER:
         return None, 0.0
     dataset.unreadable.update({int(i): r for i, r in loaded[1].get("unreadable", {}).items()})
     return loaded[0]["features"], float(loaded[1].get("compute_seconds") or 0.0)
@@ -225,11 +237,13 @@ def cached_features(key: str, started: float, progress: ProgressFn | None = None
 
 
 def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
-            progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> FeatureSet:
+            progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
+            preview: ProgressivePreview | None = None) -> FeatureSet:
     """Features for a dataset and backbone, from the cache when the same inputs were seen before.
 
     meta: `seconds` is this call's wall time (a cache read when `from_cache`); `compute_seconds`
     and `images_per_s` are those of the run(s) that computed the features, kept in the cache.
+    `preview` sees the images done so far every few seconds while features are computed (not when cached).
     """
     device, precision = _device_and_precision(config)  # a bad name fails now, before any loading
     started = time.perf_counter()
@@ -246,10 +260,11 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     def checkpoint(feats: np.ndarray) -> None:
         # The time so far travels with the rows, so a resumed run reports the whole compute time.
         save_npz(partial_path, meta={"compute_seconds": earlier_seconds + time.perf_counter() - t0,
-                                     "unreadable": dataset.unreadable}, features=feats)
+                                     "unreadable": dataset.unreadable, "order": ORDER}, features=feats)
 
     features = extract_features(model, dataset, BatchTransform(cfg), config.batch_size, device, progress, cancelled,
-                                resume=resume, checkpoint=checkpoint, precision=precision)
+                                resume=resume, checkpoint=checkpoint, precision=precision,
+                                order=extraction_order(len(dataset)), preview=preview)
     extract_seconds = time.perf_counter() - t0
     n_new = len(dataset) - (len(resume) if resume is not None else 0)
     if dataset.unreadable:

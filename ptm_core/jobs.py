@@ -41,6 +41,7 @@ class Job:
     message: str = "waiting for a free worker"
     error: str | None = None
     result: Any = None
+    preview: Any = None  # a partial result while the work runs (not kept in the run store)
     log: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -122,6 +123,10 @@ class JobContext:
         self._job._eta.reset()
         self._job.log.append(f"{time.strftime('%H:%M:%S')} {message}")
         self._persist(self._job)
+
+    def preview(self, value: Any) -> None:
+        """A partial result the page may show while the work goes on (replaced by each call, never stored)."""
+        self._job.preview = value
 
     def record(self, metrics: dict | None = None, artifacts: dict | None = None) -> None:
         """Metrics and artifact paths that the run store keeps once the job ends."""

@@ -48,12 +48,35 @@ def _progress_count(page) -> int:
     return int(label.split("/600 images")[0].split()[-1])
 
 
+PREVIEW_JS = """() => {
+  for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
+    if (m.innerText.startsWith('Linear probe so far')) {
+      const v = m.querySelector('[data-testid="stMetricValue"]').innerText.trim();
+      if (v.endsWith('%')) return v;
+    }
+  }
+  return null;
+}"""
+
+
+def _preview(page) -> tuple[float, int]:
+    """The preview's accuracy and how many images it saw, once it has a probe (waits for it)."""
+    page.wait_for_function(PREVIEW_JS, timeout=120_000)
+    accuracy = float(page.evaluate(PREVIEW_JS).rstrip("%"))
+    caption = page.get_by_text("extracted so far, a seeded random sample of the whole set").first.inner_text()
+    return accuracy, int(caption.split("Preview of the ")[1].split(" images")[0].replace(",", ""))
+
+
 def test_a_job_survives_a_reload_is_cancelled_and_resumes(page, server):
     title = "tf_efficientnet_lite0 (bundled) on mnist5k (limit 600) @ 224px"
     page.goto(f"{server}/explore?dataset=mnist5k&limit=600&image_size=224")  # settings travel in the URL
     page.get_by_text(f"Ready: {title}").wait_for(timeout=60_000)
     page.get_by_role("button", name="Extract & analyse").click()
     page.get_by_text("/600 images").first.wait_for(timeout=120_000)
+    # The answer forming while the extraction runs: a probe and a PCA map of the images done so far.
+    accuracy, seen = _preview(page)
+    assert 0 <= accuracy <= 100 and 0 < seen < 600
+    page.locator(".js-plotly-plot .xtitle", has_text="PCA 1").first.wait_for(timeout=10_000)
     before = _progress_count(page)
 
     page.reload()  # the browser refresh must neither kill the job nor lose the page's settings
@@ -62,6 +85,7 @@ def test_a_job_survives_a_reload_is_cancelled_and_resumes(page, server):
     page.wait_for_timeout(2_000)
     after = _progress_count(page)
     assert 0 < before < after < 600, (before, after)
+    assert _preview(page)[1] >= seen  # the preview is the job's, not the page's: a refresh keeps it
 
     page.get_by_role("button", name="Cancel").click()
     page.get_by_text(f"{title}: cancelled").wait_for(timeout=30_000)

@@ -57,8 +57,9 @@ def job_panel(job: Job) -> None:
                    icon=":material/info:")
 
 
-def job_outcome(job: Job, show_result) -> None:
-    """A started job as the page shows it: its result once done, else its failure or live progress."""
+def job_outcome(job: Job, show_result, live_extra=None) -> None:
+    """A started job as the page shows it: its result once done, else its failure or live progress
+    (and `live_extra(job)` below it, e.g. a partial result)."""
     status = job.status  # one reading: a job that ends between two checks must not fall through both
     if status == DONE:
         show_result(job.result)
@@ -66,7 +67,7 @@ def job_outcome(job: Job, show_result) -> None:
         job_panel(job)
     else:
         st.markdown(f"**{job.title}**")
-        live_job(job.id)
+        live_job(job.id, live_extra)
 
 
 @st.fragment(run_every=1.0)

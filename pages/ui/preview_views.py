@@ -1,0 +1,42 @@
+"""The answer forming: what the images extracted so far say, redrawn while the extraction runs."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.express as px
+import streamlit as st
+
+from pages.ui.i18n import _, style_figure
+from pages.ui.maps import PALETTE
+from ptm_core.jobs import Job
+from ptm_core.preview import Preview
+
+
+def preview_figure(preview: Preview):
+    classes = np.asarray(preview.class_names, dtype=object)[preview.labels]
+    fig = px.scatter(x=preview.coords[:, 0], y=preview.coords[:, 1], color=classes, render_mode="webgl", height=380,
+                     color_discrete_sequence=PALETTE, category_orders={"color": preview.class_names},
+                     labels={"x": "PCA 1", "y": "PCA 2", "color": _("class")})
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return style_figure(fig, marker_size=4)
+
+
+def preview_panel(job: Job, produced_by: str) -> None:
+    """The latest preview of a running extraction (nothing before the first one is ready)."""
+    preview: Preview | None = job.preview
+    if preview is None or job.status != "running":
+        return
+    left, right = st.columns(2)
+    accuracy = "—" if preview.accuracy is None else f"{preview.accuracy:.1%}"
+    left.metric(_("Linear probe so far"), accuracy,
+                help=_("Tested on {n_test} of the images done so far; the final number replaces it.").format(
+                    n_test=preview.n_test))
+    right.metric(_("Images so far"), f"{preview.n_done:,} / {preview.n_total:,}")
+    if preview.accuracy is None:
+        note = _("Preview of the {done} images extracted so far: too few of the rarest class for a probe yet.")
+    else:
+        note = _("Preview of the {done} images extracted so far, a seeded random sample of the whole set: a probe "
+                 "(C={C:g}) tested on {n_test} of them, and a PCA map. The full result replaces it when the "
+                 "extraction ends.")
+    st.caption(note.format(done=f"{preview.n_done:,}", C=preview.best_C or 0, n_test=preview.n_test)
+               + " " + produced_by + ".")
+    st.plotly_chart(preview_figure(preview), width="stretch", key=f"preview-{job.id}")
