@@ -53,6 +53,7 @@ def runs() -> dict:
     from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, KNNConfig
     from ptm_core.extraction import extract
     from ptm_core.configs import Source
+    from ptm_core.explore import ExploreRequest, run_explore
     from ptm_core.lab import run_finetune, run_pixels, run_probes
 
     backbone = BackboneConfig("test_efficientnet", "random", 0)
@@ -79,6 +80,8 @@ def runs() -> dict:
         "extraction": (lambda ctx: (ctx.stage("extracting features"),
                                     extract(source.dataset, backbone, source.extraction, ctx.scaled(0, 1), ctx.cancelled)),
                        "digits 1,797 images at 224 px, test_efficientnet (random), batch 32"),
+        "explore": (lambda ctx: run_explore(ExploreRequest(source), ctx),
+                    "the explorer's job: extraction with previews every few seconds, then the probe sweep"),
         "extraction_resumed": (resumed, "digits at 192 px: 20 batches computed and checkpointed, then a resumed run"),
         "probes": (lambda ctx: run_probes(dataclasses.replace(source, extraction=ExtractionConfig(64, 32, "cpu")),
                                           KNNConfig(), ctx),
