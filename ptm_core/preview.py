@@ -93,5 +93,6 @@ class ProgressivePreview:
             self.start()
         preview = summarise(features, labels, class_names, n_total, self.seed, time.perf_counter() - self._started)
         self.publish(preview)
-        every, budget = (EVERY_S if self.every_s is None else self.every_s), (BUDGET if self.budget is None else self.budget)
+        every = EVERY_S if self.every_s is None else self.every_s
+        budget = BUDGET if self.budget is None else self.budget
         self._next = time.perf_counter() + max(every, preview.seconds / budget)

@@ -65,8 +65,8 @@ def test_every_estimate_shown_after_ten_percent_is_within_one_and_a_half_times(p
     assert _misses(rows) == []
 
 
-@pytest.mark.parametrize("name, min_coverage", [("extraction", 0.8), ("explore", 0.7), ("extraction_resumed", 0.6), ("finetune", 0.8),
-                                                ("lpft", 0.6)])
+@pytest.mark.parametrize("name, min_coverage", [("extraction", 0.8), ("explore", 0.7), ("extraction_resumed", 0.6),
+                                                ("finetune", 0.8), ("lpft", 0.6)])
 def test_steady_work_gets_an_estimate_most_of_the_time(name, min_coverage):
     """The estimator may not buy its accuracy by staying silent where the pace is steady."""
     rows = [r for r in replay(json.loads((TRACES[0].parent / f"{name}.json").read_text())) if r[1] >= 0.1]
