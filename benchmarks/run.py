@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-MODULES = ("extraction_speed", "finetune_speed", "probe_sweep", "first_umap", "browser_points")
+MODULES = ("extraction_speed", "finetune_speed", "probe_sweep", "first_umap", "browser_points", "first_run", "eta_accuracy")
 COLUMNS = ("figure", "ours", "baseline", "ratio", "target", "met", "note")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
