@@ -29,8 +29,16 @@ SHOW_SKIPPED = 5
 
 def _progress(fraction: float, message: str) -> None:
     if sys.stderr.isatty():
-        sys.stderr.write(f"\r{fraction:6.1%} {message:<60}")
+        # A finished bar ends its line: what is printed next starts on its own.
+        sys.stderr.write(f"\r{fraction:6.1%} {message:<60}" + ("\n" if fraction >= 1.0 else ""))
         sys.stderr.flush()
+
+
+def _print_preview(preview) -> None:
+    """The answer forming (a terminal only): the probe on the images extracted so far, on its own line."""
+    if preview.accuracy is not None:
+        sys.stderr.write(f"\r{'':<67}\rpreview: probe {preview.accuracy:.1%} on {preview.n_test} held-out of the "
+                         f"{preview.n_done:,}/{preview.n_total:,} images so far\n")
 
 
 def _configs(args: argparse.Namespace) -> tuple[DatasetConfig, BackboneConfig, ExtractionConfig]:
@@ -128,7 +136,10 @@ def _load_features(args: argparse.Namespace):
     if args.features:
         features = read_features_file(args.features)
     elif args.backbone and args.dataset:
-        features = extract(*_configs(args), progress=_progress)
+        from ptm_core.preview import ProgressivePreview
+
+        preview = ProgressivePreview(_print_preview) if args.command == "probe" and sys.stderr.isatty() else None
+        features = extract(*_configs(args), progress=_progress, preview=preview)
     else:
         raise PTMError(f"{args.command} needs --features FILE.npz, or --backbone and --dataset.")
     return features

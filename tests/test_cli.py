@@ -213,3 +213,37 @@ def test_map_writes_a_csv_of_points_with_its_faithfulness(tmp_path, tiny):
     assert 0 <= summary["trustworthiness"] <= 1 and summary["summary"]
     bad = run_cli("map", "--dataset", "digits", "--out", str(tmp_path / "map.txt"), data_dir=tmp_path / "data")
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --out must name a .csv file")
+
+
+class _Terminal:
+    """stderr as a terminal sees it: the CLI draws its progress bar and previews only there."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_probe_in_a_terminal_shows_the_answer_forming_then_ends_the_bar(tmp_path, tiny, monkeypatch, capsys):
+    from ptm_core import cli, preview
+
+    for name, value in (("FIRST_S", 0.0), ("EVERY_S", 0.0), ("BUDGET", 1e9)):  # a preview after every batch
+        monkeypatch.setattr(preview, name, value)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli.main(["--data-dir", str(tmp_path), "probe", *_tiny_source(tiny), "--limit", "200",
+                     "--batch-size", "50"]) == 0
+    previews = [line for line in terminal.text.replace("\r", "\n").splitlines() if line.startswith("preview:")]
+    # After batches 1-3; one is printed once the rarest class has enough images for a probe.
+    assert 1 <= len(previews) <= 3 and previews[-1].endswith("of the 150/200 images so far")
+    assert "% on 30 held-out" in previews[-1]
+    assert terminal.text.rstrip(" ").endswith("\n")  # the finished bar ended its line before the result
+    assert capsys.readouterr().out.startswith("test accuracy ")
