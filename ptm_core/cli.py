@@ -44,7 +44,8 @@ def _print_preview(preview) -> None:
 def _configs(args: argparse.Namespace) -> tuple[DatasetConfig, BackboneConfig, ExtractionConfig]:
     return (DatasetConfig(args.dataset, args.limit),
             BackboneConfig(args.backbone, args.weights, args.init_seed),
-            ExtractionConfig(args.image_size, args.batch_size, args.device, precision=args.precision))
+            ExtractionConfig(args.image_size, args.batch_size, args.device, precision=args.precision,
+                             runtime=args.runtime))
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -90,7 +91,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     meta = features.meta
     summary = {"n": n, "dim": dim, "seconds": time.perf_counter() - started, "cache_hit": meta["cache_hit"],
                "images_per_s": meta.get("images_per_s"), "out": args.out, "key": features.key,
-               "precision": meta.get("precision"), "batchnorms_folded": meta.get("batchnorms_folded"),
+               "precision": meta.get("precision"), "runtime": meta.get("runtime"),
+               "batchnorms_folded": meta.get("batchnorms_folded"),
                **_skipped(meta)}
     speed = "cache" if summary["cache_hit"] else f"{summary['images_per_s']:.0f} img/s"
     speed += f", {meta.get('precision_label', meta.get('precision', 'fp32'))}"

@@ -71,6 +71,9 @@ def _add_source_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 autocast where the CPU/GPU has native bf16, else fp32")
+    parser.add_argument("--runtime", default="auto", choices=["auto", "torch", "openvino"],
+                        help="auto: OpenVINO on a CPU where installed (once converted, or for a big enough run), "
+                             "else PyTorch; same features either way")
     parser.add_argument("--init-seed", type=_seed, default=0, help="seed for --weights random")
 
 

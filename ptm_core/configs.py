@@ -47,6 +47,9 @@ class ExtractionConfig(_Keyed):
     # auto: bf16 autocast where the device computes bf16 natively, else fp32; the resolved one is in the
     # feature cache key and the features' meta.
     precision: str = "auto"
+    # auto: OpenVINO on a CPU where it is installed, for a model converted before or a run worth converting
+    # for (ptm_core/openvino_runtime.py); its features equal PyTorch's to 1e-5, so the cache key is the same.
+    runtime: str = "auto"
 
 
 PROBE_SOLVERS = ("torch", "sklearn")

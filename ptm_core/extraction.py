@@ -24,6 +24,7 @@ from ptm_core.fast_paths import (PRECISION_LABELS, BatchTransform, autocast, che
                                  resolve_precision)
 from ptm_core.feature_files import validate_feature_arrays
 from ptm_core.limits import cache_max_bytes
+from ptm_core.openvino_runtime import RuntimeSwitch, check_runtime, resolve_runtime
 from ptm_core.preview import ProgressivePreview, extraction_order
 from ptm_core.shards import load_sharded, shard_dir
 from ptm_core.weights import LoadedBackbone, load_backbone
@@ -132,14 +133,16 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
                      progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
                      resume: np.ndarray | None = None, checkpoint: Callable[[np.ndarray], None] | None = None,
                      checkpoint_every_s: float = 10.0, precision: str = "fp32", order: np.ndarray | None = None,
-                     preview: ProgressivePreview | None = None) -> np.ndarray:
+                     preview: ProgressivePreview | None = None, fast_forward: RuntimeSwitch | None = None
+                     ) -> np.ndarray:
     """N x D float32 features in dataset order; on out-of-memory the batch size halves and the batch is retried.
 
     `transform` is a per-image timm transform or a BatchTransform; `precision` a resolved one (fp32/bf16).
     `order`: the order to visit the images in (default: dataset order); `resume` and what `checkpoint`
     receives are the features of the first images in that order: `resume` from an earlier, stopped run,
     `checkpoint` every `checkpoint_every_s` and when the run is cancelled. `preview`, when due, gets the
-    features, labels and class names of the images done so far.
+    features, labels and class names of the images done so far. `fast_forward(done)` gives another runtime's
+    forward (OpenVINO) for the batch at row `done` once it is ready; until then the model runs.
     """
     model = model.to(device=device, memory_format=torch.channels_last)
     order = np.arange(len(dataset)) if order is None else order
@@ -156,9 +159,13 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
         stop = min(done + batch_size, n)
         batch = _image_batch(dataset, transform, order[done:stop], device)
         batch = batch.to(device).contiguous(memory_format=torch.channels_last)
+        runner = fast_forward(done) if fast_forward is not None else None
         try:
-            with autocast(precision, device):
-                out.append(_forward(model, batch).cpu().numpy())
+            if runner is not None:
+                out.append(runner(batch))
+            else:
+                with autocast(precision, device):
+                    out.append(_forward(model, batch).cpu().numpy())
         except (RuntimeError, torch.OutOfMemoryError) as exc:
             if not _is_oom(exc) or batch_size == 1:
                 raise
@@ -199,6 +206,7 @@ def _check_finite(features: np.ndarray, backbone: str) -> None:
 
 def _device_and_precision(config: ExtractionConfig) -> tuple[torch.device, str]:
     check_precision(config.precision)
+    check_runtime(config.runtime)
     device = resolve_device(config.device)
     return device, resolve_precision(config.precision, device)
 
@@ -210,6 +218,31 @@ def _save_cache(result: "FeatureSet", path) -> None:
         enforce_cache_cap("features")
     except OSError as exc:
         log.warning("cache eviction failed: %s", exc)
+
+
+def _rows(resume: np.ndarray | None) -> int:
+    return 0 if resume is None else len(resume)
+
+
+def _runtime_switch(config: ExtractionConfig, device: torch.device, precision: str, name: str, loaded: LoadedBackbone,
+                    cfg: dict, n: int, progress: ProgressFn | None) -> RuntimeSwitch | None:
+    """OpenVINO's switch when this run uses it (see openvino_runtime.resolve_runtime), else None."""
+    work = n * (cfg["input_size"][-1] / 128) ** 2
+    if resolve_runtime(config.runtime, device, precision, config.layer, name, loaded.identity, work) != "openvino":
+        return None
+    if progress is not None and config.runtime == "openvino":
+        progress(0.0, "converting the model for OpenVINO (once per model and weights)")
+    return RuntimeSwitch(loaded.model, name, loaded.identity, cfg["input_size"], wait=config.runtime == "openvino")
+
+
+def _label(precision: str, switch: RuntimeSwitch | None, resume: np.ndarray | None) -> str:
+    """What the UI shows next to img/s: the precision, and OpenVINO when it computed these features."""
+    runtime = switch.describe(_rows(resume)) if switch else "torch"
+    if runtime == "torch":
+        return PRECISION_LABELS[precision]
+    if runtime == "openvino":
+        return f"{PRECISION_LABELS[precision]}, OpenVINO"
+    return f"{PRECISION_LABELS[precision]}, OpenVINO from image {switch.from_row + 1:,}"
 
 
 def prepare(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
@@ -255,6 +288,7 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     model, n_folded = inference_model(loaded.model, cfg["input_size"])
     partial_path = path.with_name(f"{key}.partial.npz")
     resume, earlier_seconds = _partial(partial_path, dataset)
+    switch = _runtime_switch(config, device, precision, backbone_config.name, loaded, cfg, len(dataset), progress)
     t0 = time.perf_counter()
 
     def checkpoint(feats: np.ndarray) -> None:
@@ -264,9 +298,9 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
 
     features = extract_features(model, dataset, BatchTransform(cfg), config.batch_size, device, progress, cancelled,
                                 resume=resume, checkpoint=checkpoint, precision=precision,
-                                order=extraction_order(len(dataset)), preview=preview)
+                                order=extraction_order(len(dataset)), preview=preview, fast_forward=switch)
     extract_seconds = time.perf_counter() - t0
-    n_new = len(dataset) - (len(resume) if resume is not None else 0)
+    n_new = len(dataset) - _rows(resume)
     if dataset.unreadable:
         dataset, kept = dataset.without_unreadable()
         features = features[kept]
@@ -276,10 +310,12 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
         "device": str(device), "images_per_s": n_new / max(extract_seconds, 1e-9),
         # Which path ran: features always say what produced them (precision is also in the key).
-        "precision": precision, "precision_label": PRECISION_LABELS[precision], "batchnorms_folded": n_folded,
+        "precision": precision, "precision_label": _label(precision, switch, resume), "batchnorms_folded": n_folded,
+        "runtime": switch.describe(_rows(resume)) if switch else "torch",
+        "openvino_from": switch.from_row if switch else None,
         "preprocessing": "batched",
         "compute_seconds": earlier_seconds + extract_seconds,
-        "resumed_from": len(resume) if resume is not None else 0,
+        "resumed_from": _rows(resume),
         "skipped": [list(entry) for entry in dataset.skipped[:200]], "n_skipped": len(dataset.skipped),
     }
     result = FeatureSet(features, dataset.labels, dataset.class_names, dataset.ids, key, meta)

@@ -1,0 +1,119 @@
+"""OpenVINO as the extraction runtime: the same features as PyTorch, converted once, and PyTorch when it cannot run."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from ptm_core import openvino_runtime
+from ptm_core.artifacts import artifact_dir
+from ptm_core.errors import PTMError
+from ptm_core.extraction import extract
+from ptm_core.openvino_runtime import RuntimeSwitch, resolve_runtime
+
+pytest.importorskip("openvino")
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def _irs() -> list:
+    return sorted(artifact_dir("openvino").glob("*.xml"))
+
+
+def test_openvino_features_equal_pytorch_under_the_same_key(tiny, tmp_path, monkeypatch):
+    torch_run = extract(tiny.data(), tiny.backbone(), _with(tiny.extraction(), runtime="torch"))
+    monkeypatch.setenv("PTM_DATA_DIR", str(tmp_path / "openvino-run"))
+    ov_run = extract(tiny.data(), tiny.backbone(), _with(tiny.extraction(), runtime="openvino"))
+    assert ov_run.key == torch_run.key  # same features to 1e-5: one cache entry
+    assert torch_run.meta["runtime"] == "torch" and ov_run.meta["runtime"] == "openvino"
+    assert ov_run.meta["precision_label"] == "fp32, OpenVINO" and ov_run.meta["openvino_from"] == 0
+    np.testing.assert_allclose(ov_run.features, torch_run.features, rtol=1e-3, atol=1e-4)
+    assert _cosines(ov_run.features, torch_run.features).min() > 0.9999
+    assert len(_irs()) == 1
+
+
+def test_a_converted_model_is_reused_and_auto_uses_it(tiny, monkeypatch):
+    extract(tiny.data(limit=40), tiny.backbone(), _with(tiny.extraction(), runtime="openvino"))
+
+    def no_second_conversion(*args):
+        raise AssertionError("converted twice")
+
+    monkeypatch.setattr("openvino.frontend.pytorch.ts_decoder.TorchScriptPythonDecoder", no_second_conversion)
+    again = extract(tiny.data(limit=50), tiny.backbone(), tiny.extraction())  # auto, a small run: the IR is there
+    assert again.meta["runtime"] == "openvino" and len(_irs()) == 1
+
+
+def test_auto_converts_nothing_for_a_small_run_and_other_weights_are_another_model(tiny):
+    small = extract(tiny.data(), tiny.backbone(), tiny.extraction())
+    assert small.meta["runtime"] == "torch" and _irs() == []
+    cached = extract(tiny.data(), tiny.backbone(), _with(tiny.extraction(), runtime="openvino"))
+    assert cached.meta["cache_hit"] and _irs() == []  # the same features, already computed
+    extract(tiny.data(), tiny.backbone(seed=1), _with(tiny.extraction(), runtime="openvino"))
+    extract(tiny.data(), tiny.backbone(seed=2), _with(tiny.extraction(), runtime="openvino"))
+    assert len(_irs()) == 2
+
+
+def test_the_switch_hands_over_at_the_next_batch_once_converted(tiny, monkeypatch):
+    ready = threading.Event()
+    converted = threading.Event()
+
+    def slow_convert(model, name, identity, input_size):
+        ready.wait(10)
+        return "model.xml"
+
+    def fake_runner(path):
+        converted.set()
+        return lambda batch: np.zeros((len(batch), 4), dtype=np.float32)
+
+    monkeypatch.setattr(openvino_runtime, "convert", slow_convert)
+    monkeypatch.setattr(openvino_runtime, "runner", fake_runner)
+    switch = RuntimeSwitch(torch.nn.Linear(2, 2), "m", "random:0", (3, 32, 32), wait=False)
+    assert switch(0) is None and switch(64) is None  # PyTorch's turn while it converts
+    ready.set()
+    assert converted.wait(10)
+    assert switch(128) is not None and switch(192) is not None
+    assert switch.from_row == 128 and switch.describe(0) == "torch+openvino" and switch.describe(128) == "openvino"
+
+
+def test_a_failed_conversion_keeps_auto_on_pytorch_and_fails_an_explicit_choice(tiny, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("unsupported op aten::weird\nmore")
+
+    monkeypatch.setattr(openvino_runtime, "convert", broken)
+    switch = RuntimeSwitch(torch.nn.Linear(2, 2), "m", "random:0", (3, 32, 32), wait=False)
+    for _ in range(200):
+        if switch.error:
+            break
+        threading.Event().wait(0.01)
+    assert switch.error == "RuntimeError: unsupported op aten::weird" and switch(0) is None
+    assert switch.describe(0) == "torch"
+    with pytest.raises(PTMError, match="could not convert m .*aten::weird.*--runtime torch"):
+        RuntimeSwitch(torch.nn.Linear(2, 2), "m", "random:0", (3, 32, 32), wait=True)
+
+
+def test_which_runtime_runs(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    args = ("m", "random:0")
+    assert resolve_runtime("auto", cpu, "fp32", "pre_logits", *args, work=5_000) == "openvino"
+    assert resolve_runtime("auto", cpu, "fp32", "pre_logits", *args, work=100) == "torch"  # not worth converting
+    assert resolve_runtime("auto", cpu, "bf16", "pre_logits", *args, work=5_000) == "torch"
+    assert resolve_runtime("auto", cuda, "fp32", "pre_logits", *args, work=5_000) == "torch"
+    assert resolve_runtime("torch", cpu, "fp32", "pre_logits", *args, work=5_000) == "torch"
+    with pytest.raises(PTMError, match="--runtime torch"):
+        resolve_runtime("openvino", cuda, "fp32", "pre_logits", *args, work=1)
+    with pytest.raises(PTMError, match="Unknown runtime 'fast'"):
+        resolve_runtime("fast", cpu, "fp32", "pre_logits", *args, work=1)
+    monkeypatch.setattr(openvino_runtime, "available", lambda: False)
+    assert resolve_runtime("auto", cpu, "fp32", "pre_logits", *args, work=5_000) == "torch"
+    with pytest.raises(PTMError, match="pip install openvino"):
+        resolve_runtime("openvino", cpu, "fp32", "pre_logits", *args, work=1)
+
+
+def _with(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
