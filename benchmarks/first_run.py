@@ -6,7 +6,9 @@ partial result, to the probe's accuracy, and to the finished UMAP map.
 Each version gets a fresh `streamlit run app.py` on an empty data directory (so nothing is cached and
 UMAP's one-off compile is ahead, as for a new user) and headless Chromium opening /explore at the default
 settings (MNIST-5k, bundled tf_efficientnet_lite0, 128 px, UMAP). The click comes as soon as the button is
-there, while the server's warm-up may still run: that is what a first-time user gets. Times come from polling
+there, while the server's warm-ups (UMAP's compile, the default backbone's OpenVINO conversion) still run:
+the worst case for a first-time user; a second run of ours clicks `SETTLE_S` seconds after the page is
+there, as a user who reads the page first (the tour is the landing page) would. Times come from polling
 the page every 0.1 s for what the user reads: a preview's "Linear probe so far" value, the
 "Linear-probe test accuracy" value, and a map whose axes say "UMAP 1" with no "Showing a PCA map" note.
 
@@ -33,6 +35,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TIMEOUT_S = 600
+SETTLE_S = 30
 PARTIAL_TARGET_S = 5.0
 COMPLETE_TARGET_RATIO = 0.5
 
@@ -80,12 +83,13 @@ def app_server(repo: Path, data_dir: Path):
         log.close()
 
 
-def time_first_run(browser, url: str) -> dict:
+def time_first_run(browser, url: str, settle_s: float = 0.0) -> dict:
     """Seconds from the click to each thing the user reads (None: never seen within TIMEOUT_S)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/explore", timeout=120_000)
     button = page.get_by_role("button", name="Extract & analyse")
     button.wait_for(timeout=120_000)
+    time.sleep(settle_s)
     clicked = time.perf_counter()
     button.click()
     seen: dict = {"partial": None, "probe": None, "map": None, "probe_value": None}
@@ -102,14 +106,14 @@ def time_first_run(browser, url: str) -> dict:
     return seen
 
 
-def measure(repo: Path) -> dict:
+def measure(repo: Path, settle_s: float = 0.0) -> dict:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="ptm-first-run-") as tmp, app_server(repo, Path(tmp) / "data") as url:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                return time_first_run(browser, url)
+                return time_first_run(browser, url, settle_s)
             finally:
                 browser.close()
 
@@ -133,18 +137,16 @@ def _s(value: float | None) -> str:
 
 def rows(quick: bool = False, baseline: str | None = BASELINE_REF) -> list[dict]:
     ours = measure(REPO)
+    settled = None if quick else measure(REPO, SETTLE_S)
     base = None
     if baseline and not quick:
         with baseline_checkout(baseline) as repo:
             base = measure(repo)
-    partial = ours["partial"]
-    out = [{"figure": "default first run: click -> first partial result (preview probe + PCA of the images so far)",
-            "ours": _s(partial), "baseline": "nothing before the end" if base else "-",
-            "ratio": float("nan"), "target": f"<= {PARTIAL_TARGET_S:.0f} s",
-            "met": partial is not None and partial <= PARTIAL_TARGET_S,
-            "note": f"probe {ours['probe_value']} at {_s(ours['probe'])}"}]
-    complete = {"figure": "default first run: click -> probe accuracy and UMAP map drawn (MNIST-5k, lite0, 128 px)",
-                "ours": _s(ours["map"]), "baseline": "-", "ratio": float("nan"),
+    out = [_partial_row(ours, base, "click at once")]
+    if settled is not None:
+        out.append(_partial_row(settled, base, f"click {SETTLE_S} s after the page is there"))
+    complete = {"figure": "default first run: click at once -> probe accuracy and UMAP map drawn (MNIST-5k, lite0, "
+                          "128 px)", "ours": _s(ours["map"]), "baseline": "-", "ratio": float("nan"),
                 "target": f"<= {COMPLETE_TARGET_RATIO:g} x baseline", "met": False,
                 "note": "quick run: no baseline" if base is None else ""}
     if base is not None:
@@ -154,7 +156,18 @@ def rows(quick: bool = False, baseline: str | None = BASELINE_REF) -> list[dict]
             complete["met"] = ours["map"] <= COMPLETE_TARGET_RATIO * base["map"]
         complete["note"] = (f"probe on screen {_s(ours['probe'])} vs {_s(base['probe'])}; ratio = baseline / ours; "
                             f"probe {ours['probe_value']} vs {base['probe_value']}")
+        if settled is not None:
+            complete["note"] += f"; ours clicking after {SETTLE_S} s: map at {_s(settled['map'])}"
     return out + [complete]
+
+
+def _partial_row(ours: dict, base: dict | None, when: str) -> dict:
+    partial = ours["partial"]
+    return {"figure": f"default first run, {when}: click -> first partial result (preview probe + PCA so far)",
+            "ours": _s(partial), "baseline": "nothing before the end" if base else "-",
+            "ratio": float("nan"), "target": f"<= {PARTIAL_TARGET_S:.0f} s",
+            "met": partial is not None and partial <= PARTIAL_TARGET_S,
+            "note": f"probe {ours['probe_value']} at {_s(ours['probe'])}, map at {_s(ours['map'])}"}
 
 
 def main() -> None:
