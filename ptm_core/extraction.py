@@ -242,7 +242,7 @@ def _label(precision: str, switch: RuntimeSwitch | None, resume: np.ndarray | No
         return PRECISION_LABELS[precision]
     if runtime == "openvino":
         return f"{PRECISION_LABELS[precision]}, OpenVINO"
-    return f"{PRECISION_LABELS[precision]}, OpenVINO from image {switch.from_row + 1:,}"
+    return f"{PRECISION_LABELS[precision]}, OpenVINO after the first {switch.from_row:,} images (PyTorch)"
 
 
 def prepare(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
