@@ -24,7 +24,8 @@ from ptm_core.configs import DatasetConfig, ProjectionConfig, describe_map
 from ptm_core.explore import MapResult
 from ptm_core.extraction import FeatureSet
 from ptm_core.neighbours import nearest_neighbours
-from ptm_core.projection import METRICS, estimate_seconds, umap_ready
+from ptm_core.projection import METRICS, umap_ready
+from ptm_core.projection_estimate import estimate_seconds
 from ptm_core.tables import selection_counts, stratified_sample
 from ptm_core.text import csv_safe_frame
 
