@@ -61,6 +61,7 @@ KNN_CHUNK = 1024  # rows per distance block: 1024 x 20,000 float32 is 80 MB
 _warm = threading.Event()  # warm-up started (it runs once per process)
 _warm_done = threading.Event()  # the default UMAP path is compiled: the next real call pays no compilation
 _descent_compiled = threading.Event()  # NN-descent's kernels are compiled (by a map that needed them)
+_transform_compiled = threading.Event()  # UMAP.transform's kernels are compiled (by a map that placed points)
 _compiled_paths: set[tuple[str, bool]] = set()  # (metric, reproducible) UMAP variants this process has run
 
 
@@ -292,6 +293,8 @@ def _compute(features: np.ndarray, config: ProjectionConfig, progress: Callable[
         if cancelled is not None and cancelled():
             raise Cancelled()
         coords[rows, :width] = place(_as_input(reduce(_as_input(features[rows]))))
+        if config.method == "umap":
+            _transform_compiled.set()
         done += len(rows)
         if progress is not None:
             progress(done, len(rest))

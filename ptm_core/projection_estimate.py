@@ -22,11 +22,16 @@ UMAP_KNN_SECONDS_PER_CELL = 1.2e-7  # n * dim, nearest-neighbour descent (exact 
 # CPU seconds for the whole warm map, same process, load ~7).
 EXACT_KNN_SECONDS_PER_CELL = 3e-11
 UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH = 1.1e-7  # n * n_neighbors * epochs, single-threaded SGD
-UMAP_TRANSFORM_SECONDS_PER_CELL = 2.7e-6  # n_rest * dim, placing points beyond fit_max
+# Placing points beyond fit_max: a kNN query per point (n_rest * dim) and a layout step per point, whatever
+# its dims. 3000 x 1280 measured 2.7e-6 s per cell all told; 80,000 x 50 (benchmarks/large_map.py, chunks
+# of 20,000 after a 20,000 fit, load ~2.5) 9.1e-6 per cell, i.e. 0.46 ms per point: the two give these.
+UMAP_TRANSFORM_SECONDS_PER_CELL = 2.5e-6  # n_rest * dim
+UMAP_TRANSFORM_SECONDS_PER_POINT = 3.4e-4  # n_rest
 # numba compilation on a process's first UMAP call (see warm_up_umap): ~7 CPU seconds on the exact kNN
 # graph (cold 9.9 vs warm 2.5 for 5000 x 1280), where nearest-neighbour descent's kernels took ~40.
 UMAP_COMPILE_SECONDS = 8.0
 UMAP_DESCENT_COMPILE_SECONDS = 30.0  # NN-descent, compiled on first use (~38 CPU s measured, shared box)
+UMAP_TRANSFORM_COMPILE_SECONDS = 4.0  # a process's first transform: its first 20k chunk took 13.3 s vs 9.1 after
 UMAP_VARIANT_COMPILE_SECONDS = 10.0  # a further metric or the parallel layout: cosine's first map 15.8 s vs 6.0 warm
 TSNE_BASE_SECONDS = 0.1
 # t-SNE runs in a child process (a native crash must not take the server down): interpreter start plus
@@ -62,7 +67,7 @@ def place_seconds(n: int, dim: int, config: ProjectionConfig) -> float:
     seconds = PCA_SECONDS_PER_CELL * n_rest * dim if reduced < dim else 0.0  # pre-reducing the placed points
     if config.method == "tsne":
         return seconds + BRUTE_KNN_SECONDS_PER_CELL * n_rest * n_fit * reduced
-    return seconds + UMAP_TRANSFORM_SECONDS_PER_CELL * n_rest * reduced
+    return seconds + (UMAP_TRANSFORM_SECONDS_PER_POINT + UMAP_TRANSFORM_SECONDS_PER_CELL * reduced) * n_rest
 
 
 def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile: bool = True) -> float:
@@ -91,4 +96,6 @@ def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile
         seconds += UMAP_VARIANT_COMPILE_SECONDS
     if include_compile and not exact and not projection._descent_compiled.is_set():
         seconds += UMAP_DESCENT_COMPILE_SECONDS
+    if include_compile and n_rest and not projection._transform_compiled.is_set():
+        seconds += UMAP_TRANSFORM_COMPILE_SECONDS
     return seconds
