@@ -49,10 +49,10 @@ def extent(coords: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]
     return ranges[0], ranges[1]
 
 
-def _points(coords: np.ndarray, codes: np.ndarray | None = None) -> pd.DataFrame:
+def _points(coords: np.ndarray, categories: pd.Categorical | None = None) -> pd.DataFrame:
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1]})
-    if codes is not None:
-        frame["c"] = pd.Categorical(codes)
+    if categories is not None:
+        frame["c"] = categories
     return frame
 
 
@@ -68,7 +68,8 @@ def render(coords: np.ndarray, codes: np.ndarray, colours: list[str], size=IMAGE
     x_range, y_range = extent(coords)
     canvas = ds.Canvas(plot_width=size[0], plot_height=size[1], x_range=x_range, y_range=y_range)
     codes = np.asarray(codes)
-    frame = _points(coords, pd.Categorical(codes, categories=range(len(colours))))
+    known = codes >= 0  # -1: a value outside the categories (pandas' code for it) is left out of the image
+    frame = _points(coords[known], pd.Categorical(codes[known], categories=range(len(colours))))
     agg = canvas.points(frame, "x", "y", ds.count_cat("c"))
     image = tf.shade(agg, color_key=colours, how="eq_hist", min_alpha=90)
     # Sparse maps: grow isolated pixels to up to 2 px so lone points can be seen (and clicked).

@@ -81,3 +81,8 @@ def test_the_density_figure_is_an_image_with_click_targets_and_a_legend(colour):
     names = [t.name for t in legend]
     assert names == (["fitted", "placed"] if colour == "fitted" else fs.class_names)  # no probe: class colours
     assert fig.layout.meta["data_traces"] == 1
+
+
+def test_points_of_no_known_category_are_left_out_of_the_image():
+    image = density_map.render(COORDS, np.array([0, 1, -1, 0, 1]), ["#ff0000", "#0000ff"], size=(40, 20))
+    assert image.size == (40, 20) and np.asarray(image)[..., 3].max() > 0
