@@ -195,3 +195,25 @@ def test_estimate_splits_into_fit_and_placement():
     config = ProjectionConfig(pca_dims=50)
     assert place_seconds(5000, 1280, config) == 0
     assert 0 < place_seconds(1_000_000, 1280, config) < estimate_seconds(1_000_000, 1280, config, False)
+
+
+def test_the_map_job_says_how_many_points_it_has_placed(monkeypatch, tmp_path):
+    from ptm_core import projection
+    from ptm_core.explore import run_map
+    from ptm_core.extraction import FeatureSet
+    from ptm_core.jobs import Job, JobContext
+
+    monkeypatch.setenv("PTM_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(projection, "PLACE_CHUNK", 25)
+    x = blobs(120)
+    fs = FeatureSet(x, np.arange(120) % 3, ["a", "b", "c"], [str(i) for i in range(120)], "placing")
+    job = Job("key", "title")
+    messages = []
+    ctx = JobContext(job)
+    monkeypatch.setattr(ctx, "progress", lambda fraction, message="", step_end=1.0: messages.append((fraction, message)))
+    result = run_map(fs, ProjectionConfig(method="pca", fit_max=20), ctx)
+    placing = [(f, m) for f, m in messages if m.startswith("placing")]
+    assert placing[-1][1] == "placing 100 / 100 points" and len(placing) == 5  # 0, then 4 chunks of 25
+    assert [f for f, _ in placing] == sorted(f for f, _ in placing) and placing[-1][0] == pytest.approx(0.95)
+    assert any("fitted on 20, placing the other 100" in line for line in job.log)
+    assert result.meta["subsampled"] and result.coords.shape == (120, 2)
