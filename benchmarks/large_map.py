@@ -80,12 +80,16 @@ def browser(coords: np.ndarray, labels: np.ndarray) -> dict:
                           "class": np.asarray(browser_points.CLASSES)[labels], "x": coords[:, 0], "y": coords[:, 1]})
     started = time.perf_counter()
     density = density_map.use_density(len(frame))
+    app_figure = browser_points.app_figure
     if density:
         from pages.ui.density_view import density_figure
         fig = density_figure(frame, "class", browser_points.CLASSES, method="umap")
     else:
-        fig = browser_points.app_figure(frame)
+        fig = app_figure(frame)
     render = time.perf_counter() - started
+    started = time.perf_counter()  # again: the first build also paid imports and datashader's numba compile
+    fig = density_figure(frame, "class", browser_points.CLASSES, method="umap") if density else app_figure(frame)
+    warm = time.perf_counter() - started
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as folder:
@@ -100,12 +104,14 @@ def browser(coords: np.ndarray, labels: np.ndarray) -> dict:
                 chromium.close()
     started = time.perf_counter()
     rows = density_map.selected_rows(coords, {"box": [box]}) if box else np.array([])
-    return {**shown, "render": render, "density": density, "rows_s": time.perf_counter() - started,
+    return {**shown, "render": render, "warm": warm, "density": density, "rows_s": time.perf_counter() - started,
             "rows": len(rows), "html_mb": megabytes}
 
 
 def _last_box(chromium, url: str) -> dict:
     """The 40 % box that measure_once drags, in data coordinates (what Streamlit hands the callback)."""
+    import browser_points
+
     page = chromium.new_page(viewport=browser_points.VIEWPORT)
     try:
         page.goto(url)
@@ -135,14 +141,14 @@ def to_rows(n: int, m: dict, b: dict) -> list[dict]:
         return [map_row, {"figure": f"{n:,} points drawn and selectable ({view})", "ours": "did not finish",
                           "baseline": "target 2 s", "ratio": 0.0, "target": "≤ 2 s", "met": False,
                           "note": b.get("error", "")}]
-    shown = b["render"] + b["plot"] + b["select"] + b["rows_s"]
+    shown = b["warm"] + b["plot"] + b["select"] + b["rows_s"]
     browser_row = {"figure": f"{n:,} points drawn and selectable in the browser ({view})",
-                   "ours": f"figure built {b['render']:.2f} s + plot {b['plot']:.2f} s, box select {b['select']:.2f} s "
+                   "ours": f"figure built {b['warm']:.2f} s (first in a process {b['render']:.1f} s) + plot {b['plot']:.2f} s, box select {b['select']:.2f} s "
                            f"+ rows on the server {b['rows_s']:.2f} s",
                    "baseline": "target 2 s (plot + select)", "ratio": 2.0 / (b["plot"] + b["select"]),
                    "target": "≤ 2 s (plot + select)", "met": b["plot"] + b["select"] <= 2.0,
                    "note": f"to a drawn, selectable map after the map: {shown:.1f} s; from the features: "
-                           f"{m['total'] + b['render'] + b['plot']:.0f} s; box: "
+                           f"{m['total'] + b['warm'] + b['plot']:.0f} s; box: "
                            f"{b['rows'] if b['density'] else b['selected']:,} points; "
                            f"html {b['html_mb']:.1f} MB; SwiftShader WebGL (no GPU)"}
     return [map_row, browser_row]
