@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.ui.i18n import _
-from pages.ui.maps import FITTED_COLOURS, METHODS, MODEBAR, PALETTE, remember_rows
+from pages.ui.maps import CORRECT_COLOURS, FITTED_COLOURS, METHODS, MODEBAR, PALETTE, remember_rows
 from ptm_core import density_map
 
 CONFIDENCE_BINS = 10
@@ -26,11 +26,12 @@ def _categories(frame: pd.DataFrame, colour_by: str, class_names: list[str]) -> 
     """(one category code per point, the categories' names, their colours) for the chosen colouring."""
     if colour_by == "confidence" and "confidence" in frame:
         # Continuous: ten bands of Viridis, as the scatter's colour scale would show them.
-        codes = np.minimum((frame["confidence"].to_numpy() * CONFIDENCE_BINS).astype(int), CONFIDENCE_BINS - 1)
-        names = [f"{i / CONFIDENCE_BINS:.1f}–{(i + 1) / CONFIDENCE_BINS:.1f}" for i in range(CONFIDENCE_BINS)]
+        edges = np.linspace(0, 1, CONFIDENCE_BINS + 1)
+        codes = pd.cut(frame["confidence"], edges, labels=False, include_lowest=True).fillna(-1).astype(int).to_numpy()
+        names = [f"{lo:.1f}–{hi:.1f}" for lo, hi in zip(edges[:-1], edges[1:])]
         return codes, names, px.colors.sample_colorscale("Viridis", CONFIDENCE_BINS)
     if colour_by == "correct" and "correct" in frame:
-        column, names, colours = "correct", ["right", "wrong"], ["#9aa5b1", "#d62728"]
+        column, names, colours = "correct", list(CORRECT_COLOURS), list(CORRECT_COLOURS.values())
     elif colour_by == "fitted" and "fitted" in frame:
         column, names, colours = "fitted", list(FITTED_COLOURS), list(FITTED_COLOURS.values())
     else:

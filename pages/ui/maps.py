@@ -34,6 +34,7 @@ COLOUR_BY = {"class": N_("True class"), "prediction": N_("Probe prediction"), "c
              "confidence": N_("Probe confidence"), "fitted": N_("Fitted or placed")}
 # "fitted": only offered for a map fitted on a subsample; the placed points in a lighter colour.
 FITTED_COLOURS = {"fitted": "#1f77b4", "placed": "#ff7f0e"}
+CORRECT_COLOURS = {"right": "#9aa5b1", "wrong": "#d62728"}
 # Ten classes told apart on a projector: no pale grey, no two near-identical hues (d3's Category10 with
 # its grey swapped for black); larger sets continue with Dark24.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#000000", "#bcbd22",
@@ -100,7 +101,7 @@ def map_figure(frame: pd.DataFrame, colour_by: str, class_names: list[str], meth
              "category_orders": {"class": class_names, "prediction": class_names, "correct": ["right", "wrong"]},
              "labels": {"x": f"{name} 1", "y": f"{name} 2", "z": f"{name} 3"}}
     if colour_by == "correct":  # a map for this alone: it would shift the class colours along the palette
-        style["color_discrete_map"] = {"right": "#9aa5b1", "wrong": "#d62728"}
+        style["color_discrete_map"] = CORRECT_COLOURS
     if colour_by == "fitted":
         style.update(color_discrete_map=FITTED_COLOURS, category_orders={"fitted": list(FITTED_COLOURS)})
     if colour_by == "confidence":
