@@ -67,7 +67,8 @@ def compute(features: np.ndarray) -> tuple[np.ndarray, dict]:
     # The first chunk pays numba's compilation of transform; the steady rate is from the chunks after it.
     (done0, t0), (done1, t1) = marks[min(1, len(marks) - 1)], marks[-1]
     steady = (t1 - t0) / max(done1 - done0, 1) / config.pca_dims
-    return coords, {"process": process, "total": total, "fit": fit, "place": total - fit, "n_fit": meta["n_fit"], "estimate": estimate,
+    return coords, {"process": process, "total": total, "fit": fit, "place": total - fit, "n_fit": meta["n_fit"],
+                    "estimate": estimate,
                     "place_estimate": place_estimate, "first_chunk": marks[1][1] - marks[0][1] if len(marks) > 1 else 0,
                     "transform_s_per_cell": steady}
 
@@ -145,7 +146,8 @@ def to_rows(n: int, m: dict, b: dict) -> list[dict]:
                           "note": b.get("error", "")}]
     shown = b["warm"] + b["plot"] + b["select"] + b["rows_s"]
     browser_row = {"figure": f"{n:,} points drawn and selectable in the browser ({view})",
-                   "ours": f"figure built {b['warm']:.2f} s (first in a process {b['render']:.1f} s) + plot {b['plot']:.2f} s, box select {b['select']:.2f} s "
+                   "ours": f"figure built {b['warm']:.2f} s (first in a process {b['render']:.1f} s) + plot "
+                           f"{b['plot']:.2f} s, box select {b['select']:.2f} s "
                            f"+ rows on the server {b['rows_s']:.2f} s",
                    "baseline": "target 2 s (plot + select)", "ratio": 2.0 / (b["plot"] + b["select"]),
                    "target": "≤ 2 s (plot + select)", "met": b["plot"] + b["select"] <= 2.0,

@@ -4,9 +4,10 @@ Large sets are fitted on a seeded subsample (`fit_max`) and the other points are
 `PLACE_CHUNK` at a time: UMAP and PCA by their own `transform`; t-SNE has none, so each remaining point
 goes to the mean map position of its `PLACE_K` nearest fitted neighbours in feature space. PCA and
 t-SNE placement is row by row, so chunks give exactly what one pass would; UMAP's `transform` is not
-(its kNN query and its SGD draw from one random stream per call: 5,000 points placed in 5 chunks vs at
-once moved most points slightly), so the chunking is fixed by the point count and a map stays the same map. `meta['subsampled']`,
-`meta['n_fit']` and `meta['placement']` say what happened so the UI can tell the user.
+(its kNN query and its SGD draw from one random stream per call: 5,000 points placed in 5 chunks rather
+than at once landed elsewhere for 4,004 of them, the kNN differing for 15), so the chunks are fixed by the
+point count and the same settings give the same map. `meta['subsampled']`, `meta['n_fit']` and
+`meta['placement']` say what happened so the UI can tell the user.
 """
 from __future__ import annotations
 

@@ -210,7 +210,8 @@ def test_the_map_job_says_how_many_points_it_has_placed(monkeypatch, tmp_path):
     job = Job("key", "title")
     messages = []
     ctx = JobContext(job)
-    monkeypatch.setattr(ctx, "progress", lambda fraction, message="", step_end=1.0: messages.append((fraction, message)))
+    monkeypatch.setattr(ctx, "progress",
+                        lambda fraction, message="", step_end=1.0: messages.append((fraction, message)))
     result = run_map(fs, ProjectionConfig(method="pca", fit_max=20), ctx)
     placing = [(f, m) for f, m in messages if m.startswith("placing")]
     assert placing[-1][1] == "placing 100 / 100 points" and len(placing) == 5  # 0, then 4 chunks of 25
