@@ -86,3 +86,8 @@ def test_the_density_figure_is_an_image_with_click_targets_and_a_legend(colour):
 def test_points_of_no_known_category_are_left_out_of_the_image():
     image = density_map.render(COORDS, np.array([0, 1, -1, 0, 1]), ["#ff0000", "#0000ff"], size=(40, 20))
     assert image.size == (40, 20) and np.asarray(image)[..., 3].max() > 0
+
+
+def test_without_datashader_large_maps_stay_scattergl(monkeypatch):
+    monkeypatch.setattr(density_map, "available", lambda: False)
+    assert not density_map.use_density(1_000_000)  # the page then draws scattergl with a one-line note
