@@ -1,4 +1,4 @@
-"""Measure the constants of ptm_core.projection.estimate_seconds on this machine.
+"""Measure the constants of ptm_core.projection_estimate.estimate_seconds on this machine.
 
     python benchmarks/calibrate_estimate.py [--features path.npz]
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _features import load_features
 
-from ptm_core import projection
+from ptm_core import projection, projection_estimate
 from ptm_core.configs import ProjectionConfig
 
 
@@ -33,7 +33,7 @@ def timed(features: np.ndarray, config: ProjectionConfig | None = None) -> float
 
 
 def show(name: str, value: float) -> None:
-    print(f"  {name} = {value:.3g}   (in projection.py: {getattr(projection, name):.3g})")
+    print(f"  {name} = {value:.3g}   (in projection_estimate.py: {getattr(projection_estimate, name):.3g})")
 
 
 def calibrate_umap(x: np.ndarray) -> None:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 
 def child(mode: str, delay: float, features_path: str | None) -> dict:
     started = time.perf_counter()
-    from ptm_core import projection
+    from ptm_core import projection, projection_estimate
     from ptm_core.configs import ProjectionConfig
 
     if mode in ("warm", "instant"):
@@ -50,7 +50,7 @@ def child(mode: str, delay: float, features_path: str | None) -> dict:
         return instant(projection, features, source, warm_up, started)
     config = ProjectionConfig()
     result = {"mode": mode, "source": source, "umap_ready_before_call": projection.umap_ready(),
-              "estimate_s": projection.estimate_seconds(len(features), features.shape[1], config)}
+              "estimate_s": projection_estimate.estimate_seconds(len(features), features.shape[1], config)}
     t0 = time.perf_counter()
     _, meta = projection.project(features, "bench-features", config)
     result.update(seconds=time.perf_counter() - t0, cache_hit=meta["cache_hit"])

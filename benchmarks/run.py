@@ -1,11 +1,14 @@
 """Run every benchmark that has `rows()` and write benchmarks/RESULTS.md.
 
-    python benchmarks/run.py [--quick]
+    python benchmarks/run.py [--quick] [--only MODULE[,MODULE]]
 
 Each module's `rows(quick)` returns one dict per figure: figure, ours, baseline, ratio (higher = better,
 the figure text says what it is), target, met, note. The modules run one after another, never side by
 side, so each has the machine to itself (apart from whatever else the machine is running: see the load).
 A module that is missing or fails gets a row saying so instead of stopping the others.
+`--only` runs the named modules and merges their rows into the existing RESULTS.md table: a row with
+the same figure text is replaced, a new one appended, every other row kept, and a line under the
+header says which rows came from which later command.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-MODULES = ("extraction_speed", "finetune_speed", "probe_sweep", "first_umap", "browser_points", "first_run", "eta_accuracy")
+MODULES = ("extraction_speed", "finetune_speed", "probe_sweep", "first_umap", "browser_points", "large_map",
+           "first_run", "eta_accuracy")
 COLUMNS = ("figure", "ours", "baseline", "ratio", "target", "met", "note")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
@@ -91,15 +95,42 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def merge(text: str, rows: list[dict], note: str) -> str:
+    """RESULTS.md text with `rows` merged into its table by figure text, and `note` added above the table."""
+    lines = text.rstrip("\n").split("\n")
+    new = {_cell(row["figure"]): "| " + " | ".join(_cell(row.get(c, "")) for c in COLUMNS) + " |" for row in rows}
+    out, seen = [], set()
+    for line in lines:
+        figure = line.split(" | ")[0][2:] if line.startswith("| ") else None
+        if figure in new:
+            out.append(new[figure])
+            seen.add(figure)
+        else:
+            out.append(line)
+    out += [line for figure, line in new.items() if figure not in seen]
+    first_row = next(i for i, line in enumerate(out) if line.startswith("| figure"))
+    return "\n".join(out[:first_row] + [note, ""] + out[first_row:]) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs, one repeat: a smoke run")
+    parser.add_argument("--only", help="comma-separated modules; their rows are merged into the existing --out")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if args.only:
+        names = args.only.split(",")
+        rows = [row for name in names for row in run_module(name, args.quick)]
+        command = f"python benchmarks/run.py --only {args.only}" + (" --quick" if args.quick else "")
+        note = f"Rows of {', '.join(names)}: `{command}`, {now}, load average at the start {os.getloadavg()[0]:.1f}."
+        out = Path(args.out)
+        out.write_text(merge(out.read_text(), rows, note) if out.exists() else table(rows) + "\n")
+        print(table(rows))
+        return
     header = machine()
     rows = [row for name in MODULES for row in run_module(name, args.quick)]
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = "\n".join(["# Benchmark results", "", f"`{command}`, {now}", "", *header, "",
                       "ratio: higher is better; each figure says what its ratio is.", "", table(rows), ""])
     Path(args.out).write_text(text)

@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.ui import map_jobs
+from pages.ui import density_view, map_jobs
 from pages.ui import maps as views
 from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_outcome
@@ -14,24 +14,45 @@ from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from ptm_core.configs import ProbeConfig, ProjectionConfig, describe_map
 from ptm_core.explore import ExploreRequest, ExploreResult, map_key, run_explore
+from ptm_core import density_map
 from ptm_core.jobs import DONE
+from ptm_core.projection import fitted_mask
 from ptm_core.tables import point_frame
+
+
+def _draw_map(frame, fs, colour: str, shown, map_id: str):
+    """The scatter map, or the density view above density_map.SCATTERGL_MAX_POINTS; returns the figure drawn."""
+    method, three_d = shown.meta["config"]["method"], shown.coords.shape[1] == 3
+    if not three_d and density_map.use_density(len(frame)):
+        fig = density_view.density_figure(frame, colour, fs.class_names, method=method)
+        density_view.show_density(fig, shown.coords, map_id, f"chart-{map_id}", views.epoch(map_id))
+        return fig
+    if not three_d and len(frame) > density_map.scattergl_max_points():
+        st.info(_("Maps over {limit} points draw faster and select reliably as a density image: "
+                  "pip install -r requirements-bigmap.txt.").format(limit=f"{density_map.scattergl_max_points():,}"),
+                icon=":material/info:")
+    # No highlight rings here: they would change the figure, remount the chart, and drop plotly's own
+    # display of the selection that was just made.
+    fig = views.map_figure(frame, colour, fs.class_names, method=method)
+    views.show_map(fig, three_d=three_d, map_id=map_id, chart_key=f"chart-{map_id}")
+    return fig
 
 
 def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     fs, probe, source = result.features, result.probe, result.request.title()
     shown = map_jobs.chosen_map(fs, config, source)
     shown_config = ProjectionConfig(**shown.meta["config"])
-    colour = st.segmented_control(_("Colour by"), list(views.COLOUR_BY), format_func=lambda c: _(views.COLOUR_BY[c]),
+    subsampled = bool(shown.meta.get("subsampled"))
+    # "Fitted or placed" only where there is something to tell apart.
+    options = [c for c in views.COLOUR_BY if c != "fitted" or subsampled]
+    colour = st.segmented_control(_("Colour by"), options, format_func=lambda c: _(views.COLOUR_BY[c]),
                                   default="class", key="colour_by") or "class"
     map_id = map_key(fs.key, shown_config)
     rows = views.current_selection(map_id)
-    frame = point_frame(fs, probe, shown.coords, selected=rows)
+    fitted = fitted_mask(len(fs.labels), shown_config) if subsampled else None
+    frame = point_frame(fs, probe, shown.coords, selected=rows, fitted=fitted)
     three_d = shown.coords.shape[1] == 3
-    # No highlight rings here: they would change the figure, remount the chart, and drop plotly's own
-    # display of the selection that was just made.
-    fig = views.map_figure(frame, colour, fs.class_names, method=shown_config.method)
-    views.show_map(fig, three_d=three_d, map_id=map_id, chart_key=f"chart-{map_id}")
+    fig = _draw_map(frame, fs, colour if colour in options else "class", shown, map_id)
     st.caption(views.map_caption(shown, source) + " " + _("Probe colours use in-sample predictions on the train split "
                                                         "(hover shows the split)."))
     views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{describe_map(shown_config)} · {source}")

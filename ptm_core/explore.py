@@ -19,7 +19,8 @@ from ptm_core.faithfulness import map_faithfulness
 from ptm_core.jobs import JobContext
 from ptm_core.preview import ProgressivePreview
 from ptm_core.probes import ProbeResult, cached_linear_probe, sweep_message
-from ptm_core.projection import estimate_seconds, project
+from ptm_core.projection import project
+from ptm_core.projection_estimate import estimate_seconds, place_seconds
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,10 @@ def map_key(feature_key: str, config: ProjectionConfig) -> str:
 
 @contextmanager
 def _progress_by_estimate(ctx: JobContext, estimate: float, start: float, stop: float, message: str):
-    """Move progress along by elapsed/estimate while a call that reports none (UMAP, t-SNE) runs."""
+    """Move progress along by elapsed/estimate while a call that reports none (UMAP, t-SNE) runs.
+
+    Yields the event that stops it, for a call that starts reporting its own progress part-way.
+    """
     finished = threading.Event()
     began = time.monotonic()
 
@@ -94,25 +98,36 @@ def _progress_by_estimate(ctx: JobContext, estimate: float, start: float, stop: 
             ctx.progress(start + (stop - start) * fraction, message)
     threading.Thread(target=tick, daemon=True).start()
     try:
-        yield
+        yield finished
     finally:
         finished.set()
 
 
-def compute_map(features: FeatureSet, config: ProjectionConfig) -> MapResult:
-    """The map of a feature set and how faithful it is, without a job (PCA takes about a second)."""
-    coords, meta = project(features.features, features.key, config)
+def compute_map(features: FeatureSet, config: ProjectionConfig, progress=None, cancelled=None) -> MapResult:
+    """The map of a feature set and how faithful it is, without a job (PCA takes about a second).
+
+    `progress(done, total)` and `cancelled()`: see `projection.project` (placing points beyond the fit sample).
+    """
+    coords, meta = project(features.features, features.key, config, progress=progress, cancelled=cancelled)
     return MapResult(coords, meta, map_faithfulness(features.features, coords[:, :2], features.labels, seed=config.seed))
 
 
 def run_map(features: FeatureSet, config: ProjectionConfig, ctx: JobContext) -> MapResult:
-    """`compute_map` as a job: progress by the time estimate, since UMAP and t-SNE report none."""
+    """`compute_map` as a job: the fit moves by the time estimate (UMAP and t-SNE report none), then
+    placing the other points moves by the chunks placed ("placing 340,000 / 980,000 points")."""
     n, dim = features.features.shape
     estimate = estimate_seconds(n, dim, config)
+    # The bar's share for the fit: the estimate's fit part; placing takes the rest up to 95 %.
+    split = 0.95 * (1 - place_seconds(n, dim, config) / max(estimate, 1e-9))
     label = f"{config.method.upper()} of {n:,} points"
     ctx.stage(f"{label}, estimated {estimate:.0f} s")
-    with _progress_by_estimate(ctx, estimate, 0.0, 0.95, label):
-        result = compute_map(features, config)
+    with _progress_by_estimate(ctx, estimate - place_seconds(n, dim, config), 0.0, split, label) as fit_ticker:
+        def placed(done: int, total: int) -> None:
+            if not fit_ticker.is_set():  # the fit is over: a new stage, so the time left is the placing pace
+                fit_ticker.set()
+                ctx.stage(f"{label}: fitted on {n - total:,}, placing the other {total:,}")
+            ctx.progress(split + (0.95 - split) * done / total, f"placing {done:,} / {total:,} points")
+        result = compute_map(features, config, progress=placed, cancelled=ctx.cancelled)
     ctx.record(metrics={"map_seconds": result.meta.get("seconds"), "map_estimate_seconds": estimate,
                         "trustworthiness": result.faithfulness["trustworthiness"]},
                artifacts={"feature_key": features.key})

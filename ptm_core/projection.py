@@ -1,9 +1,13 @@
 """2-D and 3-D maps of feature sets (UMAP, PCA, t-SNE), cached on disk next to the features they map.
 
-Large sets are fitted on a seeded subsample (`fit_max`) and the other points are placed afterwards:
-UMAP and PCA by their own `transform`; t-SNE has none, so each remaining point goes to the mean map
-position of its `PLACE_K` nearest fitted neighbours in feature space. `meta['subsampled']`,
-`meta['n_fit']` and `meta['placement']` say what happened so the UI can tell the user.
+Large sets are fitted on a seeded subsample (`fit_max`) and the other points are placed afterwards,
+`PLACE_CHUNK` at a time: UMAP and PCA by their own `transform`; t-SNE has none, so each remaining point
+goes to the mean map position of its `PLACE_K` nearest fitted neighbours in feature space. PCA and
+t-SNE placement is row by row, so chunks give exactly what one pass would; UMAP's `transform` is not
+(its kNN query and its SGD draw from one random stream per call: 5,000 points placed in 5 chunks rather
+than at once landed elsewhere for 4,004 of them, the kNN differing for 15), so the chunks are fixed by the
+point count and the same settings give the same map. `meta['subsampled']`, `meta['n_fit']` and
+`meta['placement']` say what happened so the UI can tell the user.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -28,7 +33,7 @@ from threadpoolctl import threadpool_limits
 from ptm_core.artifacts import artifact_dir, load_npz, save_npz
 from ptm_core.configs import ProjectionConfig, stable_hash
 from ptm_core import checks
-from ptm_core.errors import PTMError
+from ptm_core.errors import Cancelled, PTMError
 
 log = logging.getLogger(__name__)
 METHODS = ("umap", "pca", "tsne")
@@ -37,6 +42,8 @@ METRICS = ("euclidean", "cosine", "correlation", "manhattan")  # distances UMAP 
 # a 1280-dim fit at the cap costs ~11 s for UMAP and ~26 s for t-SNE (~5x slower per point).
 FIT_MAX = {"umap": 20_000, "tsne": 5_000}
 PLACE_K = 10
+# Points placed per step (20,000 x 1280 float32 is 100 MB read at a time); progress and Cancel act between steps.
+PLACE_CHUNK = 20_000
 # umap-learn uses exact kNN below 4096 points, but nearest-neighbour descent was faster here from
 # 1000 points on (3000 x 1280: 3.4 s vs 10.2 s, 1000: 1.3 vs 1.7 s), so it is forced from there.
 UMAP_APPROXIMATE_FROM = 1000
@@ -55,6 +62,7 @@ KNN_CHUNK = 1024  # rows per distance block: 1024 x 20,000 float32 is 80 MB
 _warm = threading.Event()  # warm-up started (it runs once per process)
 _warm_done = threading.Event()  # the default UMAP path is compiled: the next real call pays no compilation
 _descent_compiled = threading.Event()  # NN-descent's kernels are compiled (by a map that needed them)
+_transform_compiled = threading.Event()  # UMAP.transform's kernels are compiled (by a map that placed points)
 _compiled_paths: set[tuple[str, bool]] = set()  # (metric, reproducible) UMAP variants this process has run
 
 
@@ -219,50 +227,80 @@ def _as_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _fit_and_place(fit_x: np.ndarray, rest_x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Map coordinates of the fitted points and of the rest (empty when nothing was left out)."""
+def _fit(fit_x: np.ndarray, config: ProjectionConfig, n_rest: int) -> tuple[np.ndarray, Callable]:
+    """Map coordinates of the fitted points, and the function that places further points on that map."""
     if config.method == "tsne":
         fit_coords = _tsne_isolated(fit_x, config)
-        if not len(rest_x):
-            return fit_coords, fit_coords[:0]
         knn = NearestNeighbors(n_neighbors=min(PLACE_K, len(fit_x)), metric=config.metric).fit(fit_x)
-        return fit_coords, fit_coords[knn.kneighbors(rest_x, return_distance=False)].mean(axis=1)
+        return fit_coords, lambda x: fit_coords[knn.kneighbors(x, return_distance=False)].mean(axis=1)
     if config.method == "pca":
         model = PCA(n_components=min(config.n_components, *fit_x.shape), random_state=config.seed).fit(fit_x)
-    else:
-        model = _fit_umap(fit_x, config, exact=_exact_graph(config, len(fit_x), len(rest_x)))
-        _warm_done.set()  # compiled now, whether or not the warm-up ran
-        _compiled_paths.add(_umap_path(config))
-    fit_coords = model.embedding_ if config.method == "umap" else model.transform(fit_x)
-    return fit_coords, model.transform(rest_x) if len(rest_x) else fit_coords[:0]
+        return model.transform(fit_x), model.transform
+    model = _fit_umap(fit_x, config, exact=_exact_graph(config, len(fit_x), n_rest))
+    _warm_done.set()  # compiled now, whether or not the warm-up ran
+    _compiled_paths.add(_umap_path(config))
+    return model.embedding_, model.transform
 
 
-def _subsample(n: int, config: ProjectionConfig) -> np.ndarray | None:
+def fitted_mask(n: int, config: ProjectionConfig) -> np.ndarray:
+    """True for the points a map of n points is fitted on, False for those placed afterwards (seeded)."""
     limit = fit_limit(config)
     if limit is None or n <= limit:
-        return None
-    return np.sort(np.random.default_rng(config.seed).choice(n, size=limit, replace=False))
+        return np.ones(n, dtype=bool)
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(config.seed).choice(n, size=limit, replace=False)] = True
+    return mask
 
 
-def _compute(features: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, dict]:
+def place_chunks(rows: np.ndarray) -> list[np.ndarray]:
+    """The rows to place, in steps of about PLACE_CHUNK: fixed by their number, so a map stays the same map."""
+    return np.array_split(rows, max(1, math.ceil(len(rows) / PLACE_CHUNK)))
+
+
+def _check_finite(features: np.ndarray) -> None:
+    # A chunk at a time: np.isfinite of 1M x 1280 at once is a 1.3 GB temporary.
+    for rows in place_chunks(np.arange(len(features))):
+        if not np.isfinite(features[rows[0]:rows[-1] + 1]).all():
+            raise PTMError("The features contain NaN or infinite values; a map cannot be drawn. Extract them again.")
+
+
+def _compute(features: np.ndarray, config: ProjectionConfig, progress: Callable[[int, int], None] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> tuple[np.ndarray, dict]:
+    """Fit on the seeded sample, then place the rest a chunk at a time (progress(done, total) after each).
+
+    Chunks, not one `transform` of everything: the job can say how far placing has got and stop between
+    chunks, and the rows are read, pre-reduced and placed a chunk at a time (no copy of a 5 GB set).
+    """
     validate(config, len(features))
-    check_degenerate(_as_input(features), config.n_components)  # as the methods will see them: float32
     n = len(features)
-    fit_idx = _subsample(n, config)
-    rest_mask = np.zeros(n, dtype=bool)
-    if fit_idx is not None:
-        rest_mask[:] = True
-        rest_mask[fit_idx] = False
-    fit_x, rest_x = features[~rest_mask], features[rest_mask]
+    fit = fitted_mask(n, config)
+    fit_x = _as_input(features[fit])
+    check_degenerate(fit_x, config.n_components)  # as the methods will see them: float32
+    rest = np.flatnonzero(~fit)
+    if len(rest):
+        _check_finite(features)
+    reduce = lambda x: x  # noqa: E731
     if config.pca_dims is not None and config.method != "pca" and config.pca_dims < min(fit_x.shape):
-        pca = PCA(n_components=config.pca_dims, random_state=config.seed).fit(fit_x)
-        fit_x, rest_x = pca.transform(fit_x), pca.transform(rest_x) if len(rest_x) else rest_x[:, :config.pca_dims]
-    fit_coords, rest_coords = _fit_and_place(_as_input(fit_x), _as_input(rest_x), config)
+        reduce = PCA(n_components=config.pca_dims, random_state=config.seed).fit(fit_x).transform
+        fit_x = _as_input(reduce(fit_x))
+    fit_coords, place = _fit(fit_x, config, len(rest))
     coords = np.zeros((n, config.n_components), dtype=np.float32)
-    coords[~rest_mask, :fit_coords.shape[1]] = fit_coords
-    coords[rest_mask, :fit_coords.shape[1]] = rest_coords
-    placement = "fit" if fit_idx is None else ("knn-mean" if config.method == "tsne" else "transform")
-    return coords, {"subsampled": fit_idx is not None, "n_fit": len(fit_x), "n_points": n, "placement": placement}
+    width = fit_coords.shape[1]
+    coords[fit, :width] = fit_coords
+    done = 0
+    if progress is not None and len(rest):
+        progress(0, len(rest))
+    for rows in place_chunks(rest) if len(rest) else []:
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        coords[rows, :width] = place(_as_input(reduce(_as_input(features[rows]))))
+        if config.method == "umap":
+            _transform_compiled.set()
+        done += len(rows)
+        if progress is not None:
+            progress(done, len(rest))
+    placement = "fit" if not len(rest) else ("knn-mean" if config.method == "tsne" else "transform")
+    return coords, {"subsampled": bool(len(rest)), "n_fit": int(fit.sum()), "n_points": n, "placement": placement}
 
 
 def compute_projection(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
@@ -274,86 +312,25 @@ def projection_path(feature_key: str, config: ProjectionConfig):
     return artifact_dir("projections") / f"{stable_hash([feature_key, config.key()])}.npz"
 
 
-def project(features: np.ndarray, feature_key: str, config: ProjectionConfig) -> tuple[np.ndarray, dict]:
+def project(features: np.ndarray, feature_key: str, config: ProjectionConfig,
+            progress: Callable[[int, int], None] | None = None,
+            cancelled: Callable[[], bool] | None = None) -> tuple[np.ndarray, dict]:
     """Coordinates (N x n_components) and meta; a map computed before is read back from disk.
 
     meta: method, n_components, seconds, config, subsampled, n_fit, n_points, placement, cache_hit.
+    `progress(done, total)` follows the placing of points beyond the fit sample; `cancelled()` is
+    asked between chunks (raises Cancelled).
     """
     path = projection_path(feature_key, config)
     cached = load_npz(path)
     if cached is not None and cached[0]["coords"].shape == (len(features), config.n_components):
         return cached[0]["coords"], dict(cached[1], cache_hit=True)
     started = time.perf_counter()
-    coords, info = _compute(features, config)
+    coords, info = _compute(features, config, progress, cancelled)
     meta = {"method": config.method, "n_components": config.n_components, "seconds": time.perf_counter() - started,
             "config": config.to_dict(), **info}
     save_npz(path, meta=meta, coords=coords)
     return coords, dict(meta, cache_hit=False)
-
-
-# Time model, measured by benchmarks/calibrate_estimate.py on the shared 2-core dev box (real mnist5k
-# x 1280 features, load average ~3; expect +-50%). Seconds = fixed cost + per-unit costs, each unit a
-# product of sizes. E.g. UMAP 5000 x 1280 seeded: 1.0 + 0.77 (kNN) + 4.1 (layout) = 5.9 s; measured 6.0.
-PCA_BASE_SECONDS = 0.3  # a cold process's first PCA (BLAS start-up) measured 0.43 s for 5000 x 1280
-PCA_SECONDS_PER_CELL = 2.2e-8  # n * dim, randomized-SVD PCA
-UMAP_BASE_SECONDS = 1.0
-UMAP_KNN_SECONDS_PER_CELL = 1.2e-7  # n * dim, nearest-neighbour descent (exact kNN below 1000 is as cheap)
-# n^2 * dim, the exact kNN graph of a whole-set fit: 5000 x 1280 took 0.8 s more than NN-descent's (3.4 vs 2.6
-# CPU seconds for the whole warm map, same process, load ~7).
-EXACT_KNN_SECONDS_PER_CELL = 3e-11
-UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH = 1.1e-7  # n * n_neighbors * epochs, single-threaded SGD
-UMAP_TRANSFORM_SECONDS_PER_CELL = 2.7e-6  # n_rest * dim, placing points beyond fit_max
-# numba compilation on a process's first UMAP call (see warm_up_umap): ~7 CPU seconds on the exact kNN
-# graph (cold 9.9 vs warm 2.5 for 5000 x 1280), where nearest-neighbour descent's kernels took ~40.
-UMAP_COMPILE_SECONDS = 8.0
-UMAP_DESCENT_COMPILE_SECONDS = 30.0  # NN-descent, compiled on first use (~38 CPU s measured, shared box)
-UMAP_VARIANT_COMPILE_SECONDS = 10.0  # a further metric or the parallel layout: cosine's first map 15.8 s vs 6.0 warm
-TSNE_BASE_SECONDS = 0.1
-# t-SNE runs in a child process (a native crash must not take the server down): interpreter start plus
-# numpy/sklearn imports; 40 points took 3.8 s end to end on the shared 2-core box, nearly all of it this.
-TSNE_WORKER_START_SECONDS = 3.0
-TSNE_KNN_SECONDS_PER_CELL = 1.0e-7  # n * dim, 3*perplexity nearest neighbours
-TSNE_SECONDS_PER_POINT_LOG = 4.2e-4  # n * log2(n), 1000 Barnes-Hut iterations
-BRUTE_KNN_SECONDS_PER_CELL = 1.0e-9  # n_rest * n_fit * dim, t-SNE placement (not measured: BLAS-bound guess)
-
-
-def _parallel_speedup() -> float:
-    # Unseeded parallel UMAP of 5000 x 1280 took 10 s vs 5.9 s seeded on the shared 2-core box (0.6x:
-    # thread overhead, no spare core). Beyond 2 cores, linear in cores/2 up to 16 is a guess, not measured.
-    return 0.6 * max(1.0, min(os.cpu_count() or 1, 16) / 2)
-
-
-def estimate_seconds(n: int, dim: int, config: ProjectionConfig, include_compile: bool = True) -> float:
-    """Rough wall time of `compute_projection` on n x dim features, before running it.
-
-    `include_compile` adds UMAP's one-off numba compilation while this process has not paid it yet.
-    """
-    limit = fit_limit(config)
-    n_fit = n if limit is None else min(n, limit)
-    n_rest = n - n_fit
-    if config.method == "pca":
-        return PCA_BASE_SECONDS + PCA_SECONDS_PER_CELL * n * dim
-    seconds = 0.0
-    if config.pca_dims is not None and config.pca_dims < dim:
-        seconds += PCA_SECONDS_PER_CELL * n * dim
-        dim = config.pca_dims
-    if config.method == "tsne":
-        seconds += TSNE_BASE_SECONDS + TSNE_WORKER_START_SECONDS + TSNE_KNN_SECONDS_PER_CELL * n_fit * dim
-        seconds += TSNE_SECONDS_PER_POINT_LOG * n_fit * math.log2(max(n_fit, 2))
-        return seconds + BRUTE_KNN_SECONDS_PER_CELL * n_rest * n_fit * dim
-    epochs = config.n_epochs or (500 if n_fit <= 10_000 else 200)  # None: umap-learn's own default
-    exact = _exact_graph(config, n_fit, n_rest)
-    work = (EXACT_KNN_SECONDS_PER_CELL * n_fit if exact else UMAP_KNN_SECONDS_PER_CELL) * n_fit * dim
-    work += UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH * n_fit * config.n_neighbors * epochs
-    seconds += UMAP_BASE_SECONDS + (work if config.reproducible else work / _parallel_speedup())
-    seconds += UMAP_TRANSFORM_SECONDS_PER_CELL * n_rest * dim
-    if include_compile and not umap_ready():
-        seconds += UMAP_COMPILE_SECONDS
-    elif include_compile and _umap_path(config) not in _compiled_paths:
-        seconds += UMAP_VARIANT_COMPILE_SECONDS
-    if include_compile and not exact and not _descent_compiled.is_set():
-        seconds += UMAP_DESCENT_COMPILE_SECONDS
-    return seconds
 
 
 def umap_ready() -> bool:

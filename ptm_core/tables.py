@@ -15,8 +15,13 @@ from ptm_core.lab import METHOD_LABELS
 from ptm_core.probes import ProbeResult
 
 
-def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, selected=None) -> pd.DataFrame:
-    """One row per image: map position, label, the probe's verdict, and (given a selection) whether it is selected."""
+def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, selected=None,
+                fitted: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per image: map position, label, the probe's verdict, and (given a selection) whether it is selected.
+
+    `fitted`: for a map fitted on a subsample, the mask of fitted points (projection.fitted_mask);
+    it becomes the column "fitted" ("fitted" or "placed").
+    """
     names = np.asarray(fs.class_names)
     frame = pd.DataFrame({"row": np.arange(len(fs.labels)), "id": fs.ids, "class": names[fs.labels]})
     for axis, column in zip("xyz", coords.T):
@@ -26,6 +31,8 @@ def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, s
         frame["correct"] = np.where(probe.all_predictions == fs.labels, "right", "wrong")
         frame["confidence"] = probe.all_confidence
         frame["split"] = probe.split(len(frame))
+    if fitted is not None:
+        frame["fitted"] = np.where(fitted, "fitted", "placed")
     if selected is not None:
         frame["selected"] = frame["row"].isin(np.asarray(selected, dtype=int))
     return frame

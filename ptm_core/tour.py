@@ -24,7 +24,8 @@ from ptm_core.label_efficiency import run_label_efficiency
 from ptm_core.lab import run_finetune
 from ptm_core.neighbours import nearest_neighbours
 from ptm_core.probes import cached_linear_probe
-from ptm_core.projection import compute_projection, estimate_seconds
+from ptm_core.projection import compute_projection
+from ptm_core.projection_estimate import estimate_seconds
 
 KINDS = ("pixels", "random", "pretrained")  # the three feature kinds steps 2-4 contrast
 VECTOR_SHOWN = 64

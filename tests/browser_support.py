@@ -60,10 +60,10 @@ def server_log(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("log") / "streamlit.log"
 
 
-@pytest.fixture(scope="module")
-def server(data_dir, server_log):
+def serve(data_dir: Path, server_log: Path, **env_extra: str):
+    """`streamlit run app.py` on a free port with PTM_DATA_DIR (and env_extra) set; yields its URL."""
     port = _free_port()
-    env = dict(os.environ, PTM_DATA_DIR=str(data_dir))
+    env = dict(os.environ, PTM_DATA_DIR=str(data_dir), **env_extra)
     log = open(server_log, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
@@ -79,6 +79,11 @@ def server(data_dir, server_log):
     proc.terminate()
     proc.wait(timeout=20)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, server_log):
+    yield from serve(data_dir, server_log)
 
 
 @pytest.fixture()

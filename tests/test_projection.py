@@ -6,7 +6,8 @@ import pytest
 
 from ptm_core.configs import ProjectionConfig
 from ptm_core.errors import PTMError
-from ptm_core.projection import compute_projection, estimate_seconds, project
+from ptm_core.projection import compute_projection, project
+from ptm_core.projection_estimate import estimate_seconds
 
 
 def blobs(n: int = 60, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -119,17 +120,17 @@ def test_unknown_distance_is_one_line():
 
 
 def test_a_metric_not_yet_compiled_adds_to_the_estimate(monkeypatch):
-    from ptm_core import projection
+    from ptm_core import projection, projection_estimate
 
     monkeypatch.setattr(projection, "_compiled_paths", {("euclidean", True)})
     monkeypatch.setattr(projection, "umap_ready", lambda: True)
     warm = estimate_seconds(1000, 64, ProjectionConfig())
     cosine = estimate_seconds(1000, 64, ProjectionConfig(metric="cosine"))
-    assert cosine == pytest.approx(warm + projection.UMAP_VARIANT_COMPILE_SECONDS)
+    assert cosine == pytest.approx(warm + projection_estimate.UMAP_VARIANT_COMPILE_SECONDS)
 
 
 def test_exact_knn_graph_for_whole_fits_of_blas_metrics():
-    from ptm_core import projection
+    from ptm_core import projection, projection_estimate
 
     assert projection._exact_graph(ProjectionConfig(), 5000, n_rest=0)
     assert projection._exact_graph(ProjectionConfig(metric="cosine"), 5000, n_rest=0)
@@ -148,3 +149,72 @@ def test_exact_knn_graph_for_whole_fits_of_blas_metrics():
         ref_d, ref_i = NearestNeighbors(n_neighbors=5, metric=metric).fit(x).kneighbors(x)
         np.testing.assert_array_equal(np.sort(ours_i, 1), np.sort(ref_i, 1))
         np.testing.assert_allclose(ours_d, ref_d, atol=1e-3)
+
+
+@pytest.mark.parametrize("config", [ProjectionConfig(method="pca", fit_max=20),
+                                    ProjectionConfig(method="tsne", fit_max=30, perplexity=5, pca_dims=8)])
+def test_placing_in_chunks_reports_progress_and_matches_one_pass(monkeypatch, config):
+    from ptm_core import projection
+
+    x = blobs(90)
+    one_pass = compute_projection(x, config)
+    monkeypatch.setattr(projection, "PLACE_CHUNK", 7)
+    seen = []
+    coords, meta = projection._compute(x, config, progress=lambda done, total: seen.append((done, total)))
+    n_rest = 90 - meta["n_fit"]
+    assert seen[0] == (0, n_rest) and seen[-1] == (n_rest, n_rest) and len(seen) == 1 + -(-n_rest // 7)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    np.testing.assert_allclose(coords, one_pass, rtol=1e-5, atol=1e-5)
+
+
+def test_placing_stops_between_chunks_when_cancelled(monkeypatch):
+    from ptm_core import projection
+    from ptm_core.errors import Cancelled
+
+    monkeypatch.setattr(projection, "PLACE_CHUNK", 10)
+    seen = []
+    with pytest.raises(Cancelled):
+        projection._compute(blobs(90), ProjectionConfig(method="pca", fit_max=20),
+                            progress=lambda done, total: seen.append(done), cancelled=lambda: len(seen) >= 3)
+    assert seen == [0, 10, 20]
+
+
+def test_fitted_mask_is_the_seeded_fit_sample():
+    from ptm_core.projection import fitted_mask
+
+    config = ProjectionConfig(method="pca", fit_max=20)
+    mask = fitted_mask(50, config)
+    assert mask.sum() == 20 and project(blobs(50), "feat", config)[1]["n_fit"] == 20
+    np.testing.assert_array_equal(mask, fitted_mask(50, config))
+    assert fitted_mask(10, config).all()  # under the limit: every point is fitted
+
+
+def test_estimate_splits_into_fit_and_placement():
+    from ptm_core.projection_estimate import place_seconds
+
+    config = ProjectionConfig(pca_dims=50)
+    assert place_seconds(5000, 1280, config) == 0
+    assert 0 < place_seconds(1_000_000, 1280, config) < estimate_seconds(1_000_000, 1280, config, False)
+
+
+def test_the_map_job_says_how_many_points_it_has_placed(monkeypatch, tmp_path):
+    from ptm_core import projection
+    from ptm_core.explore import run_map
+    from ptm_core.extraction import FeatureSet
+    from ptm_core.jobs import Job, JobContext
+
+    monkeypatch.setenv("PTM_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(projection, "PLACE_CHUNK", 25)
+    x = blobs(120)
+    fs = FeatureSet(x, np.arange(120) % 3, ["a", "b", "c"], [str(i) for i in range(120)], "placing")
+    job = Job("key", "title")
+    messages = []
+    ctx = JobContext(job)
+    monkeypatch.setattr(ctx, "progress",
+                        lambda fraction, message="", step_end=1.0: messages.append((fraction, message)))
+    result = run_map(fs, ProjectionConfig(method="pca", fit_max=20), ctx)
+    placing = [(f, m) for f, m in messages if m.startswith("placing")]
+    assert placing[-1][1] == "placing 100 / 100 points" and len(placing) == 5  # 0, then 4 chunks of 25
+    assert [f for f, _ in placing] == sorted(f for f, _ in placing) and placing[-1][0] == pytest.approx(0.95)
+    assert any("fitted on 20, placing the other 100" in line for line in job.log)
+    assert result.meta["subsampled"] and result.coords.shape == (120, 2)

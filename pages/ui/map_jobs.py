@@ -13,7 +13,8 @@ from ptm_core.configs import ProjectionConfig, describe_map
 from ptm_core.explore import MapResult, compute_map, map_key, run_map
 from ptm_core.extraction import FeatureSet
 from ptm_core.jobs import DONE, FINISHED, Job
-from ptm_core.projection import estimate_seconds, projection_path
+from ptm_core.projection import projection_path
+from ptm_core.projection_estimate import estimate_seconds
 
 AUTO_DRAW_SECONDS = 20  # maps estimated under this start by themselves; longer ones wait for the button
 

@@ -24,13 +24,17 @@ from ptm_core.configs import DatasetConfig, ProjectionConfig, describe_map
 from ptm_core.explore import MapResult
 from ptm_core.extraction import FeatureSet
 from ptm_core.neighbours import nearest_neighbours
-from ptm_core.projection import METRICS, estimate_seconds, umap_ready
+from ptm_core.projection import METRICS, umap_ready
+from ptm_core.projection_estimate import estimate_seconds
 from ptm_core.tables import selection_counts, stratified_sample
 from ptm_core.text import csv_safe_frame
 
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 COLOUR_BY = {"class": N_("True class"), "prediction": N_("Probe prediction"), "correct": N_("Probe right or wrong"),
-             "confidence": N_("Probe confidence")}
+             "confidence": N_("Probe confidence"), "fitted": N_("Fitted or placed")}
+# "fitted": only offered for a map fitted on a subsample; the placed points in a lighter colour.
+FITTED_COLOURS = {"fitted": "#1f77b4", "placed": "#ff7f0e"}
+CORRECT_COLOURS = {"right": "#9aa5b1", "wrong": "#d62728"}
 # Ten classes told apart on a projector: no pale grey, no two near-identical hues (d3's Category10 with
 # its grey swapped for black); larger sets continue with Dark24.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#000000", "#bcbd22",
@@ -97,7 +101,9 @@ def map_figure(frame: pd.DataFrame, colour_by: str, class_names: list[str], meth
              "category_orders": {"class": class_names, "prediction": class_names, "correct": ["right", "wrong"]},
              "labels": {"x": f"{name} 1", "y": f"{name} 2", "z": f"{name} 3"}}
     if colour_by == "correct":  # a map for this alone: it would shift the class colours along the palette
-        style["color_discrete_map"] = {"right": "#9aa5b1", "wrong": "#d62728"}
+        style["color_discrete_map"] = CORRECT_COLOURS
+    if colour_by == "fitted":
+        style.update(color_discrete_map=FITTED_COLOURS, category_orders={"fitted": list(FITTED_COLOURS)})
     if colour_by == "confidence":
         style.update(color_continuous_scale="Viridis", range_color=(0, 1))
     if three_d:
@@ -154,7 +160,7 @@ def _selection_store(map_id: str) -> str:
     return f"selection-{map_id}"
 
 
-def _epoch(map_id: str) -> int:
+def epoch(map_id: str) -> int:
     return st.session_state.get(f"selection-epoch-{map_id}", 0)
 
 
@@ -167,15 +173,20 @@ def current_selection(map_id: str) -> np.ndarray:
     return np.asarray(st.session_state.get(_selection_store(map_id), []), dtype=int)
 
 
+def remember_rows(map_id: str, rows: np.ndarray) -> None:
+    """Store the rows a chart selected on this map (its selection callback calls this)."""
+    st.session_state[_selection_store(map_id)] = np.asarray(rows, dtype=int).tolist()
+
+
 def _remember_selection(chart_key: str, map_id: str, data_traces: int) -> None:
-    st.session_state[_selection_store(map_id)] = selected_rows(st.session_state.get(chart_key), data_traces).tolist()
+    remember_rows(map_id, selected_rows(st.session_state.get(chart_key), data_traces))
 
 
 def show_map(fig: go.Figure, three_d: bool, map_id: str, chart_key: str) -> None:
     """Draw the map; box, lasso or a click on a 2-D map sets the selection `current_selection` returns."""
     # Clearing the selection starts a new epoch: a new chart key remounts the chart without plotly's
     # own selection outline and dimming, and clicks work again at once.
-    key = f"{chart_key}-{_epoch(map_id)}"
+    key = f"{chart_key}-{epoch(map_id)}"
     data_traces = fig.layout.meta["data_traces"]
     fig = copy.deepcopy(fig)  # st.plotly_chart rewrites the figure it draws; the caller's copy exports as is
     if three_d:
@@ -190,7 +201,7 @@ def clear_selection_button(map_id: str) -> None:
     if len(current_selection(map_id)) and st.button(_("Clear selection"), icon=":material/deselect:",
                                                     key=f"clear-{map_id}"):
         st.session_state.pop(_selection_store(map_id), None)
-        st.session_state[f"selection-epoch-{map_id}"] = _epoch(map_id) + 1
+        st.session_state[f"selection-epoch-{map_id}"] = epoch(map_id) + 1
         st.rerun()
 
 
@@ -284,7 +295,9 @@ def export_name(feature_key: str, config: ProjectionConfig) -> str:
 def export_buttons(frame: pd.DataFrame, fig: go.Figure, name: str) -> None:
     exported = copy.deepcopy(fig).update_layout(template="plotly_white")
     cols = st.columns(3)
-    cols[0].download_button(_("Points as CSV"), csv_safe_frame(frame).to_csv(index=False), f"{name}.csv", "text/csv",
+    # Both files are made when clicked: a million points' CSV is tens of MB, too much to build on every rerun.
+    cols[0].download_button(_("Points as CSV"), lambda: csv_safe_frame(frame).to_csv(index=False), f"{name}.csv",
+                            "text/csv",
                             icon=":material/download:", key=f"csv-{name}", on_click="ignore",
                             help=_("Row, id, map coordinates, class, probe prediction and confidence, split, selected."))
     cols[1].download_button(_("Figure as HTML"), lambda: exported.to_html(include_plotlyjs=True), f"{name}.html",
