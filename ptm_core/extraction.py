@@ -224,15 +224,16 @@ def _rows(resume: np.ndarray | None) -> int:
     return 0 if resume is None else len(resume)
 
 
-def _runtime_switch(config: ExtractionConfig, device: torch.device, precision: str, name: str, loaded: LoadedBackbone,
-                    cfg: dict, n: int, progress: ProgressFn | None) -> RuntimeSwitch | None:
+def _runtime_switch(config: ExtractionConfig, device: torch.device, precision: str, backbone: BackboneConfig,
+                    loaded: LoadedBackbone, cfg: dict, n: int, progress: ProgressFn | None) -> RuntimeSwitch | None:
     """OpenVINO's switch when this run uses it (see openvino_runtime.resolve_runtime), else None."""
     work = n * (cfg["input_size"][-1] / 128) ** 2
-    if resolve_runtime(config.runtime, device, precision, config.layer, name, loaded.identity, work) != "openvino":
+    if resolve_runtime(config.runtime, device, precision, config.layer, backbone.name, loaded.identity,
+                       work) != "openvino":
         return None
     if progress is not None and config.runtime == "openvino":
         progress(0.0, "converting the model for OpenVINO (once per model and weights)")
-    return RuntimeSwitch(loaded.model, name, loaded.identity, cfg["input_size"], wait=config.runtime == "openvino")
+    return RuntimeSwitch(loaded.model, backbone, loaded.identity, cfg["input_size"], wait=config.runtime == "openvino")
 
 
 def _label(precision: str, switch: RuntimeSwitch | None, resume: np.ndarray | None) -> str:
@@ -288,7 +289,7 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     model, n_folded = inference_model(loaded.model, cfg["input_size"])
     partial_path = path.with_name(f"{key}.partial.npz")
     resume, earlier_seconds = _partial(partial_path, dataset)
-    switch = _runtime_switch(config, device, precision, backbone_config.name, loaded, cfg, len(dataset), progress)
+    switch = _runtime_switch(config, device, precision, backbone_config, loaded, cfg, len(dataset), progress)
     t0 = time.perf_counter()
 
     def checkpoint(feats: np.ndarray) -> None:

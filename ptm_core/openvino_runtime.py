@@ -13,10 +13,14 @@ calls does not. The IR is saved to a temporary name and renamed, the `.xml` last
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import logging
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -37,7 +41,9 @@ RUNTIMES = ("auto", "torch", "openvino")
 # 2,000 at 128 px is ~18 s of PyTorch here, twice the conversion; smaller runs use PyTorch (and convert nothing).
 WORTH_CONVERTING = 2_000
 INSTALL = "pip install openvino==2026.4.1"
-_converting = threading.Lock()  # one conversion at a time per process (a warm-up and a job may both ask)
+_converting = threading.Lock()  # one conversion at a time in this process
+_in_child = threading.Lock()  # one child conversion at a time (a warm-up and a job may both ask for one)
+_busy = threading.Lock()  # held while a thread of ours is inside OpenVINO (see _quiesce)
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,13 +106,51 @@ def convert(model: nn.Module, model_name: str, identity: str, input_size: tuple[
     return path
 
 
+def convert_in_child(backbone: BackboneConfig, identity: str) -> Path:
+    """`convert` in a child process, as background conversions run: tracing in the app's process would hold
+    the GIL for seconds beside the user's work, and a conversion still inside OpenVINO's C++ code when the
+    process exits (a server stopped, a test session ending) aborts it. One at a time per process."""
+    path = ir_path(backbone.name, identity)
+    with _in_child:
+        if path.exists():
+            return path
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        proc = subprocess.run([sys.executable, "-m", "ptm_core.openvino_runtime", json.dumps(backbone.to_dict())],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not path.exists():
+            lines = [line for line in proc.stderr.splitlines() if line.strip()]
+            raise RuntimeError(lines[-1] if lines else f"the conversion process exited with {proc.returncode}")
+    return path
+
+
+def _child(argv: list[str]) -> None:
+    from ptm_core.weights import load_backbone
+
+    backbone = BackboneConfig(**json.loads(argv[0]))
+    loaded = load_backbone(backbone)
+    print(convert(loaded.model, backbone.name, loaded.identity, (3, 224, 224)))
+
+
+@atexit.register
+def _quiesce() -> None:
+    # A process exiting while a job's thread is inside OpenVINO (a compile, a batch) aborts in its C++
+    # threads: let that call finish (a second at most), and hold any later one off.
+    _busy.acquire(timeout=30)
+
+
 def runner(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
     """A batch of normalised images (N x C x H x W) -> N x D float32 features, compiled for this CPU."""
     from openvino import Core
 
-    core = Core()
-    compiled = core.compile_model(core.read_model(path), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
-    return lambda batch: np.asarray(compiled(batch.contiguous().numpy())[0], dtype=np.float32)
+    with _busy:
+        core = Core()
+        compiled = core.compile_model(core.read_model(path), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+
+    def forward(batch: torch.Tensor) -> np.ndarray:
+        with _busy:
+            return np.asarray(compiled(batch.contiguous().numpy())[0], dtype=np.float32)
+    return forward
 
 
 def resolve_runtime(name: str, device: torch.device, precision: str, layer: str, model_name: str, identity: str,
@@ -131,29 +175,29 @@ class RuntimeSwitch:
 
     An IR converted before is loaded at once (compiling it takes under a second). Otherwise, with `wait`
     (an explicit `--runtime openvino`) the conversion runs first and a failure is an error; without it
-    (`auto`) it runs on a thread beside the extraction, which switches over at the next batch, and a
-    failure only means the run stays on PyTorch. The conversion traces a copy: the extraction is using
-    the model meanwhile.
+    (`auto`) it runs in a child process beside the extraction, which switches over at the next batch, and
+    a failure only means the run stays on PyTorch.
     """
 
-    def __init__(self, model: nn.Module, model_name: str, identity: str, input_size: tuple[int, ...], wait: bool):
-        self.model_name = model_name
+    def __init__(self, model: nn.Module, backbone: BackboneConfig, identity: str, input_size: tuple[int, ...],
+                 wait: bool):
+        self.model_name = backbone.name
         self.from_row: int | None = None  # the first image OpenVINO computed
         self.error: str | None = None
         self._runner: Callable[[torch.Tensor], np.ndarray] | None = None
-        args = (copy.deepcopy(model), model_name, identity, input_size)
-        if wait or is_converted(model_name, identity):
+        if wait or is_converted(backbone.name, identity):
             try:
-                self._runner = runner(convert(*args))
+                self._runner = runner(convert(copy.deepcopy(model), backbone.name, identity, input_size))
             except Exception as exc:
-                raise PTMError(f"OpenVINO could not convert {model_name} ({type(exc).__name__}: "
+                raise PTMError(f"OpenVINO could not convert {backbone.name} ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''}); use --runtime torch.") from None
         else:
-            threading.Thread(target=self._prepare, args=args, name="openvino-convert", daemon=True).start()
+            threading.Thread(target=self._prepare, args=(backbone, identity), name="openvino-convert",
+                             daemon=True).start()
 
-    def _prepare(self, *args) -> None:
+    def _prepare(self, backbone: BackboneConfig, identity: str) -> None:
         try:
-            self._runner = runner(convert(*args))
+            self._runner = runner(convert_in_child(backbone, identity))
         except Exception as exc:  # auto: the run goes on with PyTorch, and says so
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             log.warning("OpenVINO conversion of %s failed, extracting with PyTorch: %s", self.model_name, self.error)
@@ -177,6 +221,10 @@ def warm_up(backbone: BackboneConfig) -> None:
 
     if not available():
         return
-    loaded = load_backbone(backbone)
-    if not is_converted(backbone.name, loaded.identity):
-        convert(copy.deepcopy(loaded.model), backbone.name, loaded.identity, (3, 224, 224))
+    identity = load_backbone(backbone).identity
+    if not is_converted(backbone.name, identity):
+        convert_in_child(backbone, identity)
+
+
+if __name__ == "__main__":  # a background conversion: python -m ptm_core.openvino_runtime BACKBONE_JSON
+    _child(sys.argv[1:])

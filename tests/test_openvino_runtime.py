@@ -9,6 +9,7 @@ import torch
 
 from ptm_core import openvino_runtime
 from ptm_core.artifacts import artifact_dir
+from ptm_core.configs import BackboneConfig
 from ptm_core.errors import PTMError
 from ptm_core.extraction import extract
 from ptm_core.openvino_runtime import RuntimeSwitch, resolve_runtime
@@ -61,7 +62,7 @@ def test_the_switch_hands_over_at_the_next_batch_once_converted(tiny, monkeypatc
     ready = threading.Event()
     converted = threading.Event()
 
-    def slow_convert(model, name, identity, input_size):
+    def slow_convert(backbone, identity):
         ready.wait(10)
         return "model.xml"
 
@@ -69,9 +70,9 @@ def test_the_switch_hands_over_at_the_next_batch_once_converted(tiny, monkeypatc
         converted.set()
         return lambda batch: np.zeros((len(batch), 4), dtype=np.float32)
 
-    monkeypatch.setattr(openvino_runtime, "convert", slow_convert)
+    monkeypatch.setattr(openvino_runtime, "convert_in_child", slow_convert)
     monkeypatch.setattr(openvino_runtime, "runner", fake_runner)
-    switch = RuntimeSwitch(torch.nn.Linear(2, 2), "m", "random:0", (3, 32, 32), wait=False)
+    switch = RuntimeSwitch(torch.nn.Linear(2, 2), BackboneConfig("m", "random"), "random:0", (3, 32, 32), wait=False)
     assert switch(0) is None and switch(64) is None  # PyTorch's turn while it converts
     ready.set()
     assert converted.wait(10)
@@ -84,7 +85,8 @@ def test_a_failed_conversion_keeps_auto_on_pytorch_and_fails_an_explicit_choice(
         raise RuntimeError("unsupported op aten::weird\nmore")
 
     monkeypatch.setattr(openvino_runtime, "convert", broken)
-    switch = RuntimeSwitch(torch.nn.Linear(2, 2), "m", "random:0", (3, 32, 32), wait=False)
+    monkeypatch.setattr(openvino_runtime, "convert_in_child", broken)
+    switch = RuntimeSwitch(torch.nn.Linear(2, 2), BackboneConfig("m", "random"), "random:0", (3, 32, 32), wait=False)
     for _ in range(200):
         if switch.error:
             break
@@ -92,7 +94,27 @@ def test_a_failed_conversion_keeps_auto_on_pytorch_and_fails_an_explicit_choice(
     assert switch.error == "RuntimeError: unsupported op aten::weird" and switch(0) is None
     assert switch.describe(0) == "torch"
     with pytest.raises(PTMError, match="could not convert m .*aten::weird.*--runtime torch"):
-        RuntimeSwitch(torch.nn.Linear(2, 2), "m", "random:0", (3, 32, 32), wait=True)
+        RuntimeSwitch(torch.nn.Linear(2, 2), BackboneConfig("m", "random"), "random:0", (3, 32, 32), wait=True)
+
+
+def test_a_background_conversion_runs_in_a_child_process_and_the_run_switches_over(tiny, monkeypatch, tmp_path):
+    monkeypatch.setattr(openvino_runtime, "WORTH_CONVERTING", 0)  # this small run is "worth" converting for
+    in_child = []
+    real = openvino_runtime.convert_in_child
+    monkeypatch.setattr(openvino_runtime, "convert_in_child", lambda *args: in_child.append(args) or real(*args))
+    features = extract(tiny.data(), tiny.backbone(), _with(tiny.extraction(), batch_size=4))
+    assert len(in_child) == 1 and features.meta["runtime"] in ("torch", "torch+openvino")
+    for _ in range(600):  # the run may end before the child does; its IR is kept for the next run
+        if _irs():
+            break
+        threading.Event().wait(0.1)
+    assert len(_irs()) == 1
+    again = extract(tiny.data(limit=50), tiny.backbone(), tiny.extraction())
+    assert again.meta["runtime"] == "openvino"
+    monkeypatch.setenv("PTM_DATA_DIR", str(tmp_path / "torch"))
+    torch_run = extract(tiny.data(limit=50), tiny.backbone(), _with(tiny.extraction(), runtime="torch"))
+    assert torch_run.meta["runtime"] == "torch" and not torch_run.meta["cache_hit"]
+    np.testing.assert_allclose(again.features, torch_run.features, rtol=1e-3, atol=1e-4)
 
 
 def test_which_runtime_runs(monkeypatch):
