@@ -18,9 +18,14 @@ from ptm_core.configs import ProbeConfig
 from ptm_core.errors import PTMError
 from ptm_core.probes import run_linear_probe
 
-FIRST_S = 1.5  # seconds into the extraction before the first preview: enough images for every class
+FIRST_S = 1.0  # seconds into the extraction before the first preview: a few hundred images at 128 px
 EVERY_S = 3.0  # then at most this often ...
-BUDGET = 0.15  # ... and never more than this share of the time between two previews
+SOONER_S = 0.5  # ... or this often while too few images of some class have been seen for a probe
+BUDGET = 0.1  # ... and never more than this share of the time between two previews
+# A preview looks at a seeded sample of at most this many of the rows done: its probe's accuracy is as good an
+# estimate, its cost stops growing (4,600 rows took 1.8 s here, 2,000 about 0.6 s), and the map it sends to the
+# browser every second stays light.
+MAX_ROWS = 2_000
 MIN_PER_CLASS = 5  # images of the rarest class before the probe's stratified splits make sense
 # A short sweep with fewer iterations: a preview has a few hundred images and must cost well under a second.
 PREVIEW_PROBE = dict(Cs=(0.01, 0.1, 1.0), max_iter=200)
@@ -39,8 +44,8 @@ class Preview:
 
     n_done: int
     n_total: int
-    coords: np.ndarray  # n_done x 2, PCA of the features so far
-    labels: np.ndarray  # n_done, the class index of each row of `coords`
+    coords: np.ndarray  # PCA of the features so far (of a sample of MAX_ROWS of them beyond that), 2 columns
+    labels: np.ndarray  # the class index of each row of `coords`
     class_names: list[str]
     accuracy: float | None
     n_test: int
@@ -51,8 +56,12 @@ class Preview:
 
 def summarise(features: np.ndarray, labels: np.ndarray, class_names: list[str], n_total: int, seed: int = 0,
               elapsed: float = 0.0) -> Preview:
-    """A probe (stratified 20 % test split of these rows, short C sweep) and a PCA map of the rows done so far."""
-    started = time.perf_counter()
+    """A probe (stratified 20 % test split of these rows, short C sweep) and a PCA map of the rows done so far,
+    or of a seeded sample of MAX_ROWS of them."""
+    started, n_done = time.perf_counter(), len(features)
+    if len(features) > MAX_ROWS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(features), MAX_ROWS, replace=False))
+        features, labels = features[keep], labels[keep]
     coords = PCA(n_components=2, random_state=seed).fit_transform(features).astype(np.float32)
     accuracy, n_test, best_C = None, 0, None
     counts = np.bincount(labels)
@@ -62,7 +71,7 @@ def summarise(features: np.ndarray, labels: np.ndarray, class_names: list[str], 
             accuracy, n_test, best_C = probe.test_accuracy, probe.n_test, probe.best_C
         except PTMError:  # too few rows for its splits yet: the map alone
             pass
-    return Preview(len(features), n_total, coords, labels.copy(), list(class_names), accuracy, n_test, best_C,
+    return Preview(n_done, n_total, coords, labels.copy(), list(class_names), accuracy, n_test, best_C,
                    elapsed, time.perf_counter() - started)
 
 
@@ -93,6 +102,8 @@ class ProgressivePreview:
             self.start()
         preview = summarise(features, labels, class_names, n_total, self.seed, time.perf_counter() - self._started)
         self.publish(preview)
+        # Until the rarest class allows a probe, the next look comes sooner: the answer is what the user waits for.
         every = EVERY_S if self.every_s is None else self.every_s
+        every = every if preview.accuracy is not None else min(every, SOONER_S)
         budget = BUDGET if self.budget is None else self.budget
         self._next = time.perf_counter() + max(every, preview.seconds / budget)

@@ -104,8 +104,8 @@ def test_a_background_conversion_runs_in_a_child_process_and_the_run_switches_ov
     monkeypatch.setattr(openvino_runtime, "convert_in_child", lambda *args: in_child.append(args) or real(*args))
     features = extract(tiny.data(), tiny.backbone(), _with(tiny.extraction(), batch_size=4))
     assert len(in_child) == 1 and features.meta["runtime"] in ("torch", "torch+openvino")
-    for _ in range(600):  # the run may end before the child does; its IR is kept for the next run
-        if _irs():
+    for _ in range(600):  # the run may end before the child does; its IR is kept (and compiled) for the next run
+        if _irs() and openvino_runtime.compiled_runner(_irs()[0]) is not None:
             break
         threading.Event().wait(0.1)
     assert len(_irs()) == 1

@@ -78,34 +78,47 @@ def test_no_probe_until_the_rarest_class_has_enough_images():
     assert later.accuracy == 1.0 and later.n_test == 12 and later.best_C in (0.01, 0.1, 1.0)
 
 
+def test_a_preview_of_many_rows_looks_at_a_seeded_sample():
+    rng = np.random.default_rng(1)
+    labels = np.arange(preview_module.MAX_ROWS + 500) % 4
+    features = (rng.normal(size=(len(labels), 8)) + np.eye(8)[labels] * 5).astype(np.float32)
+    big = summarise(features, labels, list("abcd"), 10_000)
+    assert big.n_done == len(labels) and big.coords.shape == (preview_module.MAX_ROWS, 2)
+    assert len(big.labels) == preview_module.MAX_ROWS and big.n_test == preview_module.MAX_ROWS // 5
+    assert big.accuracy == 1.0
+
+
 def test_previews_are_spaced_and_take_at_most_their_budget(monkeypatch):
     clock = {"t": 100.0}
     monkeypatch.setattr(preview_module.time, "perf_counter", lambda: clock["t"])
-    cost = {"s": 0.3}
+    cost = {"s": 0.01, "accuracy": 0.9}
 
     def fake_summarise(features, labels, class_names, n_total, seed=0, elapsed=0.0):
         clock["t"] += cost["s"]
-        return Preview(len(features), n_total, np.zeros((len(features), 2)), labels, class_names, None, 0, None,
-                       elapsed, cost["s"])
+        return Preview(len(features), n_total, np.zeros((len(features), 2)), labels, class_names, cost["accuracy"],
+                       1, 1.0, elapsed, cost["s"])
+
+    def wait_and_show(seconds: float) -> bool:
+        """Whether a preview is due `seconds` from now, just before and just after."""
+        clock["t"] += seconds - 0.001
+        early = scheduler.due()
+        clock["t"] += 0.002
+        on_time = scheduler.due()
+        scheduler(np.zeros((5, 3)), np.zeros(5, dtype=int), ["a"], 10)
+        return not early and on_time
 
     monkeypatch.setattr(preview_module, "summarise", fake_summarise)
     shown = []
     scheduler = ProgressivePreview(shown.append)
     scheduler.start()
-    clock["t"] += preview_module.FIRST_S - 0.01
-    assert not scheduler.due()
-    clock["t"] += 0.02
-    assert scheduler.due()
-    scheduler(np.zeros((5, 3)), np.zeros(5, dtype=int), ["a"], 10)
-    clock["t"] += preview_module.EVERY_S - 0.01
-    assert not scheduler.due()  # every EVERY_S at most
-    clock["t"] += 0.02
-    assert scheduler.due()
-    cost["s"] = 2.0  # a preview that costs 2 s waits 2 / BUDGET before the next
-    scheduler(np.zeros((5, 3)), np.zeros(5, dtype=int), ["a"], 10)
-    clock["t"] += 2.0 / preview_module.BUDGET - 0.01
-    assert not scheduler.due()
-    assert [p.elapsed for p in shown] == pytest.approx([preview_module.FIRST_S + 0.01, preview_module.FIRST_S + 3.32])
+    assert wait_and_show(preview_module.FIRST_S)
+    assert wait_and_show(preview_module.EVERY_S)  # every EVERY_S at most
+    cost.update(s=2.0)
+    assert wait_and_show(preview_module.EVERY_S)
+    cost.update(s=0.01, accuracy=None)
+    assert wait_and_show(2.0 / preview_module.BUDGET)  # one that cost 2 s waits 2 / BUDGET before the next
+    assert wait_and_show(preview_module.SOONER_S)  # no probe yet (too few of a class): the next look comes sooner
+    assert len(shown) == 5
 
 
 def test_an_explore_job_publishes_previews_and_ends_with_the_full_result(tiny, monkeypatch):

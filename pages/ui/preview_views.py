@@ -35,8 +35,8 @@ def preview_panel(job: Job, produced_by: str) -> None:
         note = _("Preview of the {done} images extracted so far: too few of the rarest class for a probe yet.")
     else:
         note = _("Preview of the {done} images extracted so far, a seeded random sample of the whole set: a probe "
-                 "(C={C:g}) tested on {n_test} of them, and a PCA map. The full result replaces it when the "
-                 "extraction ends.")
-    st.caption(note.format(done=f"{preview.n_done:,}", C=preview.best_C or 0, n_test=preview.n_test)
-               + " " + produced_by + ".")
+                 "(C={C:g}) tested on {n_test} of them, and a PCA map of {shown} of them. The full result replaces "
+                 "it when the extraction ends.")
+    st.caption(note.format(done=f"{preview.n_done:,}", C=preview.best_C or 0, n_test=f"{preview.n_test:,}",
+                           shown=f"{len(preview.coords):,}") + " " + produced_by + ".")
     st.plotly_chart(preview_figure(preview), width="stretch", key=f"preview-{job.id}")
