@@ -100,10 +100,14 @@ class ProgressivePreview:
     def __call__(self, features: np.ndarray, labels: np.ndarray, class_names: list[str], n_total: int) -> None:
         if self._started is None:
             self.start()
+        cpu = time.thread_time()
         preview = summarise(features, labels, class_names, n_total, self.seed, time.perf_counter() - self._started)
+        # The budget counts this thread's CPU seconds, not wall time: in the app a preview's wall time is
+        # inflated by whatever else runs (a warm-up, the page), and a 4 s preview kept the next one 40 s away.
+        cost = time.thread_time() - cpu
         self.publish(preview)
         # Until the rarest class allows a probe, the next look comes sooner: the answer is what the user waits for.
         every = EVERY_S if self.every_s is None else self.every_s
         every = every if preview.accuracy is not None else min(every, SOONER_S)
         budget = BUDGET if self.budget is None else self.budget
-        self._next = time.perf_counter() + max(every, preview.seconds / budget)
+        self._next = time.perf_counter() + max(every, cost / budget)

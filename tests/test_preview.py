@@ -91,6 +91,7 @@ def test_a_preview_of_many_rows_looks_at_a_seeded_sample():
 def test_previews_are_spaced_and_take_at_most_their_budget(monkeypatch):
     clock = {"t": 100.0}
     monkeypatch.setattr(preview_module.time, "perf_counter", lambda: clock["t"])
+    monkeypatch.setattr(preview_module.time, "thread_time", lambda: clock["t"])  # all of it this thread's CPU
     cost = {"s": 0.01, "accuracy": 0.9}
 
     def fake_summarise(features, labels, class_names, n_total, seed=0, elapsed=0.0):
