@@ -25,13 +25,14 @@ def start_background_services() -> bool:
         clean_stale_extractions()
     except OSError:
         pass
-    # The default backbone converted for OpenVINO (once per data directory; an extraction started meanwhile
-    # switches over when it is done), in a child process of its own: beside UMAP's compile it costs a core,
-    # not the server's GIL, and both are over sooner than one after the other.
+    # The map lane starts with two warm-ups, one after the other: the default backbone converted for OpenVINO
+    # (in a child process, once per data directory; an extraction started meanwhile switches over when it is
+    # done), then UMAP's compile, needed only once features exist. Side by side they left a user's first
+    # extraction less of the two cores (the default first run's map 85 vs 68 s after the click, benchmarks/
+    # first_run.py). Maps wait for them (one UMAP at a time), probes do not.
     job_manager().submit("warm-up-openvino", "Preparing the default backbone for OpenVINO (once)",
                          lambda ctx: openvino_runtime.warm_up(BackboneConfig()), kind="warm-up", record=False,
-                         lane="convert")
-    # The UMAP compile goes first in the map lane: maps wait for it (one UMAP at a time), probes do not.
+                         lane="map")
     job_manager().submit("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)",
                          lambda ctx: compile_umap(), kind="warm-up", record=False, lane="map")
     return True
