@@ -21,6 +21,7 @@ from ptm_core.probes import run_linear_probe
 FIRST_S = 1.0  # seconds into the extraction before the first preview: a few hundred images at 128 px
 EVERY_S = 3.0  # then at most this often ...
 SOONER_S = 0.5  # ... or this often while too few images of some class have been seen for a probe
+MAX_GAP_S = 10.0
 BUDGET = 0.1  # ... and never more than this share of the time between two previews
 # A preview looks at a seeded sample of at most this many of the rows done: its probe's accuracy is as good an
 # estimate, its cost stops growing (4,600 rows took 1.8 s here, 2,000 about 0.6 s), and the map it sends to the
@@ -100,14 +101,12 @@ class ProgressivePreview:
     def __call__(self, features: np.ndarray, labels: np.ndarray, class_names: list[str], n_total: int) -> None:
         if self._started is None:
             self.start()
-        cpu = time.thread_time()
         preview = summarise(features, labels, class_names, n_total, self.seed, time.perf_counter() - self._started)
-        # The budget counts this thread's CPU seconds, not wall time: in the app a preview's wall time is
-        # inflated by whatever else runs (a warm-up, the page), and a 4 s preview kept the next one 40 s away.
-        cost = time.thread_time() - cpu
         self.publish(preview)
         # Until the rarest class allows a probe, the next look comes sooner: the answer is what the user waits for.
         every = EVERY_S if self.every_s is None else self.every_s
         every = every if preview.accuracy is not None else min(every, SOONER_S)
         budget = BUDGET if self.budget is None else self.budget
-        self._next = time.perf_counter() + max(every, cost / budget)
+        # At most MAX_GAP_S though: a preview slowed by whatever else ran (a warm-up beside it took 4 s) kept
+        # the next one 40 s away, and the answer on screen went stale.
+        self._next = time.perf_counter() + min(max(every, preview.seconds / budget), MAX_GAP_S)

@@ -91,7 +91,6 @@ def test_a_preview_of_many_rows_looks_at_a_seeded_sample():
 def test_previews_are_spaced_and_take_at_most_their_budget(monkeypatch):
     clock = {"t": 100.0}
     monkeypatch.setattr(preview_module.time, "perf_counter", lambda: clock["t"])
-    monkeypatch.setattr(preview_module.time, "thread_time", lambda: clock["t"])  # all of it this thread's CPU
     cost = {"s": 0.01, "accuracy": 0.9}
 
     def fake_summarise(features, labels, class_names, n_total, seed=0, elapsed=0.0):
@@ -114,12 +113,14 @@ def test_previews_are_spaced_and_take_at_most_their_budget(monkeypatch):
     scheduler.start()
     assert wait_and_show(preview_module.FIRST_S)
     assert wait_and_show(preview_module.EVERY_S)  # every EVERY_S at most
-    cost.update(s=2.0)
+    cost.update(s=0.5)
     assert wait_and_show(preview_module.EVERY_S)
+    cost.update(s=4.0)
+    assert wait_and_show(0.5 / preview_module.BUDGET)  # one that cost 0.5 s waits 0.5 / BUDGET before the next
     cost.update(s=0.01, accuracy=None)
-    assert wait_and_show(2.0 / preview_module.BUDGET)  # one that cost 2 s waits 2 / BUDGET before the next
+    assert wait_and_show(preview_module.MAX_GAP_S)  # but never longer than MAX_GAP_S (4 / BUDGET would be 40 s)
     assert wait_and_show(preview_module.SOONER_S)  # no probe yet (too few of a class): the next look comes sooner
-    assert len(shown) == 5
+    assert len(shown) == 6
 
 
 def test_an_explore_job_publishes_previews_and_ends_with_the_full_result(tiny, monkeypatch):
