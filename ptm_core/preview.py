@@ -3,7 +3,7 @@
 An extraction visits the images in a seeded random order (`extraction_order`), so the rows done at any
 moment are a random sample of the whole set, every class in about its share, and a probe on them is an
 honest early estimate. Previews cost time the extraction would otherwise have: they run every few
-seconds and never take more than `BUDGET` of the time since the last one.
+seconds and take at most `BUDGET` of the time since the last one (but come at least every `MAX_GAP_S`).
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from ptm_core.probes import run_linear_probe
 FIRST_S = 1.0  # seconds into the extraction before the first preview: a few hundred images at 128 px
 EVERY_S = 3.0  # then at most this often ...
 SOONER_S = 0.5  # ... or this often while too few images of some class have been seen for a probe
-MAX_GAP_S = 10.0
-BUDGET = 0.1  # ... and never more than this share of the time between two previews
+BUDGET = 0.1  # ... and never more than this share of the time between two previews ...
+MAX_GAP_S = 10.0  # ... unless that would leave the preview on screen older than this
 # A preview looks at a seeded sample of at most this many of the rows done: its probe's accuracy is as good an
 # estimate, its cost stops growing (4,600 rows took 1.8 s here, 2,000 about 0.6 s), and the map it sends to the
 # browser every second stays light.
