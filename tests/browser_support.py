@@ -102,3 +102,15 @@ def page(server, server_log):
 def screenshot(page, name: str) -> None:
     folder = Path(os.environ.get("PTM_SCREENSHOT_DIR", "/tmp"))
     page.screenshot(path=str(folder / name), full_page=True)
+
+
+def hover_first_point(page) -> tuple[float, float]:
+    """Move the mouse onto the first point of the page's first plotly chart; its screen position."""
+    x, y = page.evaluate("""() => {
+      const gd = document.querySelector('.js-plotly-plot'); const t = gd._fullData[0];
+      const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
+      return [area.left + gd._fullLayout.xaxis.l2p(t.x[0]), area.top + gd._fullLayout.yaxis.l2p(t.y[0])];
+    }""")
+    page.mouse.move(x - 15, y - 15)
+    page.mouse.move(x, y, steps=5)  # WebGL points are picked on hover
+    return x, y

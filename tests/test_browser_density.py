@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("datashader")
 
-from browser_support import data_dir, page, screenshot, serve, server_log  # noqa: E402,F401 (fixtures)
+from browser_support import data_dir, hover_first_point, page, screenshot, serve, server_log  # noqa: E402,F401 (fixtures)
 from indexed_images import write_indexed_folder  # noqa: E402
 from test_browser import _gallery  # noqa: E402
 from test_browser_maps import TINY, _drag_box  # noqa: E402
@@ -36,13 +36,7 @@ def test_density_view_selects_by_box_and_by_click(page, server, data_dir):
     page.get_by_role("button", name="Clear selection").click()
     page.get_by_text("images selected").wait_for(state="detached", timeout=30_000)
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullData?.length > 0", timeout=30_000)
-    x, y = page.evaluate("""() => {
-      const gd = document.querySelector('.js-plotly-plot'); const t = gd._fullData[0];
-      const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
-      return [area.left + gd._fullLayout.xaxis.l2p(t.x[0]), area.top + gd._fullLayout.yaxis.l2p(t.y[0])];
-    }""")
-    page.mouse.move(x - 15, y - 15)
-    page.mouse.move(x, y, steps=5)  # WebGL points are picked on hover
+    x, y = hover_first_point(page)
     page.mouse.click(x, y)
     page.get_by_text("(clicked)").wait_for(timeout=30_000)
     assert page.get_by_test_id("stException").count() == 0

@@ -5,7 +5,7 @@ of tracebacks (browser_support's `page` fixture checks it after every test).
 """
 import re
 
-from browser_support import data_dir, page, screenshot, server, server_log  # noqa: F401 (fixtures)
+from browser_support import data_dir, hover_first_point, page, screenshot, server, server_log  # noqa: F401 (fixtures)
 from indexed_images import write_indexed_folder
 
 TINY = "test_efficientnet.r160_in1k"
@@ -89,13 +89,7 @@ def test_hover_says_what_a_point_is_in_plain_words(page, server, data_dir):
     folder = write_indexed_folder(data_dir / "indexed-hover")
     _explore_pca(page, server, folder)
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullData?.length > 0")
-    x, y = page.evaluate("""() => {
-      const gd = document.querySelector('.js-plotly-plot'); const t = gd._fullData[0];
-      const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
-      return [area.left + gd._fullLayout.xaxis.l2p(t.x[0]), area.top + gd._fullLayout.yaxis.l2p(t.y[0])];
-    }""")
-    page.mouse.move(x - 15, y - 15)
-    page.mouse.move(x, y, steps=5)  # WebGL points are picked on hover
+    x, y = hover_first_point(page)
     page.get_by_text("c0/img_0000.png").first.wait_for(timeout=10_000)
     text = page.evaluate("() => document.querySelector('.hoverlayer').textContent")
     assert re.search(r"confidence \d\.\d\d\)", text) and "=" not in text, text
