@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages.ui.i18n import _, style_figure
 from pages.ui.maps import PALETTE
-from ptm_core.jobs import Job
+from ptm_core.jobs import RUNNING, Job
 from ptm_core.preview import Preview
 
 
@@ -23,7 +23,7 @@ def preview_figure(preview: Preview):
 def preview_panel(job: Job, produced_by: str) -> None:
     """The latest preview of a running extraction (nothing before the first one is ready)."""
     preview: Preview | None = job.preview
-    if preview is None or job.status != "running":
+    if preview is None or job.status != RUNNING:
         return
     left, right = st.columns(2)
     accuracy = "—" if preview.accuracy is None else f"{preview.accuracy:.1%}"
