@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +39,14 @@ def load_features(n: int = 5000, dim: int = 1280, path: str | None = None) -> tu
     """n x dim float32 features and where they came from."""
     features, _, source = load_labelled(n, dim, path)
     return features, source
+
+
+def extract_mnist5k(folder: str) -> str:
+    """The app's default run's features (MNIST-5k, bundled tf_efficientnet_lite0, 128 px: 5,000 x 1,280), extracted
+    now by the CLI into `folder` (about a minute here); the path of the npz."""
+    out = str(Path(folder) / "mnist5k-lite0-128.npz")
+    subprocess.run([sys.executable, "-m", "ptm_core", "--data-dir", str(Path(folder) / "data"), "extract",
+                    "--backbone", "tf_efficientnet_lite0", "--weights", "bundled", "--dataset", "mnist5k",
+                    "--image-size", "128", "--out", out], cwd=Path(__file__).resolve().parent.parent, check=True,
+                   capture_output=True)
+    return out

@@ -94,10 +94,14 @@ def cli_map(method: str, features: str, repo: Path = HERE.parent) -> dict:
 
 
 def _features_file(path: str | None, folder: str) -> tuple[str, str]:
-    """The features as an npz the CLI reads (`features`, `labels`), and where they came from."""
-    from _features import load_labelled
+    """The features as an npz the CLI reads (`features`, `labels`), and where they came from: `path`, cached
+    mnist5k features, or the app's default run's, extracted now (the target's 5,000 x 1,280 are real features)."""
+    from _features import extract_mnist5k, load_labelled
 
     features, labels, source = load_labelled(path=path)
+    if source.startswith("random"):
+        features, labels, _ = load_labelled(path=extract_mnist5k(folder))
+        source = "real MNIST-5k features (bundled tf_efficientnet_lite0, 128 px), extracted for this run"
     target = str(Path(folder) / "features.npz")
     np.savez(target, features=features, labels=labels)
     return target, source

@@ -88,7 +88,8 @@ def run_compare(request: CompareRequest, ctx: JobContext) -> CompareResult:
     for i, side in enumerate(request.sides()):
         ctx.stage(f"extracting features {'AB'[i]}: {side.describe()}")
         features.append(extract(side.dataset, side.backbone, side.extraction,
-                                progress=ctx.scaled(0.45 * i, 0.45 * (i + 1)), cancelled=ctx.cancelled))
+                                progress=ctx.scaled(0.45 * i, 0.45 * (i + 1)), cancelled=ctx.cancelled,
+                                pace_pending=ctx.pace_pending))
     ctx.check_cancelled()
     ctx.progress(0.9, f"comparing each image's {request.k} nearest neighbours in A and B")
     comparison = compare_neighbourhoods(*features, k=request.k)

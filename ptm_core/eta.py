@@ -32,11 +32,20 @@ class EtaEstimator:
 
     samples: list[tuple[float, float]] = field(default_factory=list)
     step_end: float = 1.0  # the job fraction where the current step ends; 1.0: the step runs to the job's end
+    held: bool = False  # the pace is about to change (see `hold`): no estimate
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def reset(self) -> None:
         with self._lock:
-            self.samples = []
+            self.samples, self.held = [], False
+
+    def hold(self, pending: bool) -> None:
+        """`True` while the work knows its pace is about to change (an extraction whose faster runtime is
+        still being prepared): the pace so far would mislead. `False` once it has: measured afresh from there."""
+        with self._lock:
+            if self.held and not pending:
+                self.samples = []
+            self.held = pending
 
     def add(self, t: float, fraction: float, step_end: float = 1.0) -> None:
         with self._lock:
@@ -54,8 +63,8 @@ class EtaEstimator:
     def remaining(self, now: float) -> float | None:
         """Seconds to `step_end` (the job's end unless `step_only`), or None while not trustworthy."""
         with self._lock:
-            samples, step_end = list(self.samples), self.step_end
-        return estimate_remaining(samples, now, step_end)
+            samples, step_end, held = list(self.samples), self.step_end, self.held
+        return None if held else estimate_remaining(samples, now, step_end)
 
     @property
     def step_only(self) -> bool:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ptm_core import openvino_runtime
 from ptm_core.artifacts import artifact_dir
 from ptm_core.configs import ProbeConfig, ProjectionConfig, Source, stable_hash
+from ptm_core.data import load_dataset
 from ptm_core.extraction import FeatureSet, extract
 from ptm_core.faithfulness import map_faithfulness
 from ptm_core.jobs import JobContext
@@ -45,12 +47,20 @@ class ExploreResult:
     probe: ProbeResult
 
 
+def warm_up(source: Source = Source()) -> None:
+    """What a run of `source` would do before its first batch, done ahead (the app does it for its default at
+    start-up, while the user reads the page): its images read, its backbone converted and compiled for OpenVINO."""
+    load_dataset(source.dataset)
+    openvino_runtime.warm_up(source.backbone)
+
+
 def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
     ctx.stage("extracting features")
     source = request.source
     # While features are computed, a probe and a PCA map of the images done so far (the page shows them).
     features = extract(source.dataset, source.backbone, source.extraction, progress=ctx.scaled(0.0, 0.85),
-                       cancelled=ctx.cancelled, preview=ProgressivePreview(ctx.preview, seed=request.probe.seed))
+                       cancelled=ctx.cancelled, preview=ProgressivePreview(ctx.preview, seed=request.probe.seed),
+                       pace_pending=ctx.pace_pending)
     from_cache = bool(features.meta.get("from_cache"))
     how = "cache" if from_cache else f"{features.meta.get('images_per_s', 0):.0f} img/s"
     how += f", {features.meta.get('precision_label', 'fp32')}"  # which path made them, also when cached

@@ -133,8 +133,8 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
                      progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
                      resume: np.ndarray | None = None, checkpoint: Callable[[np.ndarray], None] | None = None,
                      checkpoint_every_s: float = 10.0, precision: str = "fp32", order: np.ndarray | None = None,
-                     preview: ProgressivePreview | None = None, fast_forward: RuntimeSwitch | None = None
-                     ) -> np.ndarray:
+                     preview: ProgressivePreview | None = None, fast_forward: RuntimeSwitch | None = None,
+                     pace_pending: Callable[[bool], None] | None = None) -> np.ndarray:
     """N x D float32 features in dataset order; on out-of-memory the batch size halves and the batch is retried.
 
     `transform` is a per-image timm transform or a BatchTransform; `precision` a resolved one (fp32/bf16).
@@ -142,7 +142,8 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
     receives are the features of the first images in that order: `resume` from an earlier, stopped run,
     `checkpoint` every `checkpoint_every_s` and when the run is cancelled. `preview`, when due, gets the
     features, labels and class names of the images done so far. `fast_forward(done)` gives another runtime's
-    forward (OpenVINO) for the batch at row `done` once it is ready; until then the model runs.
+    forward (OpenVINO) for the batch at row `done` once it is ready; until then the model runs, and
+    `pace_pending(True)` says the pace will change (`pace_pending(False)` once it has, or will not).
     """
     model = model.to(device=device, memory_format=torch.channels_last)
     order = np.arange(len(dataset)) if order is None else order
@@ -160,6 +161,8 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
         batch = _image_batch(dataset, transform, order[done:stop], device)
         batch = batch.to(device).contiguous(memory_format=torch.channels_last)
         runner = fast_forward(done) if fast_forward is not None else None
+        if pace_pending is not None and fast_forward is not None:
+            pace_pending(fast_forward.pending)
         try:
             if runner is not None:
                 out.append(runner(batch))
@@ -182,6 +185,8 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
             progress(done / n, f"{done}/{n} images, {rate:.0f} img/s")
         if preview is not None and done < n and preview.due():
             preview(np.concatenate(out), dataset.labels[order[:done]], dataset.class_names, n)
+    if pace_pending is not None:  # whatever comes next has a pace of its own
+        pace_pending(False)
     features = np.empty((n, out[0].shape[1]), dtype=np.float32)
     features[order] = np.concatenate(out)
     return features
@@ -272,12 +277,14 @@ def cached_features(key: str, started: float, progress: ProgressFn | None = None
 
 def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
             progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
-            preview: ProgressivePreview | None = None) -> FeatureSet:
+            preview: ProgressivePreview | None = None, pace_pending: Callable[[bool], None] | None = None
+            ) -> FeatureSet:
     """Features for a dataset and backbone, from the cache when the same inputs were seen before.
 
     meta: `seconds` is this call's wall time (a cache read when `from_cache`); `compute_seconds`
     and `images_per_s` are those of the run(s) that computed the features, kept in the cache.
-    `preview` sees the images done so far every few seconds while features are computed (not when cached).
+    `preview` sees the images done so far every few seconds while features are computed (not when cached);
+    `pace_pending`: see `extract_features` (e.g. a job's `ctx.pace_pending`, which holds its time-left estimate).
     """
     device, precision = _device_and_precision(config)  # a bad name fails now, before any loading
     started = time.perf_counter()
@@ -299,7 +306,8 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
 
     features = extract_features(model, dataset, BatchTransform(cfg), config.batch_size, device, progress, cancelled,
                                 resume=resume, checkpoint=checkpoint, precision=precision,
-                                order=extraction_order(len(dataset)), preview=preview, fast_forward=switch)
+                                order=extraction_order(len(dataset)), preview=preview, fast_forward=switch,
+                                pace_pending=pace_pending)
     extract_seconds = time.perf_counter() - t0
     n_new = len(dataset) - _rows(resume)
     if dataset.unreadable:

@@ -124,6 +124,10 @@ class JobContext:
         self._job.log.append(f"{time.strftime('%H:%M:%S')} {message}")
         self._persist(self._job)
 
+    def pace_pending(self, pending: bool) -> None:
+        """Whether the work's pace is about to change (see EtaEstimator.hold): no time left is shown meanwhile."""
+        self._job._eta.hold(pending)
+
     def preview(self, value: Any) -> None:
         """A partial result the page may show while the work goes on (replaced by each call, never stored)."""
         self._job.preview = value
@@ -227,6 +231,15 @@ class JobManager:
                 # Cancelled work that returned normally stopped at a safe point and kept what it had.
                 early = " (stopped early, what was done is kept)" if job.status == DONE and job.cancel_requested else ""
                 ctx.stage(f"{job.status}{early} after {job.elapsed:.1f} s")
+
+    def yield_to(self, lane: str, own_lane: str, poll_s: float = 0.5) -> None:
+        """Wait while a job runs in `lane`, unless a job queues behind the caller in `own_lane` (which needs the
+        caller done first): optional background work (a warm-up) leaves the cores to the user's work."""
+        def busy() -> bool:
+            statuses = [(job.lane, job.status) for job in list(self._jobs.values())]
+            return (lane, RUNNING) in statuses and (own_lane, QUEUED) not in statuses
+        while busy():
+            time.sleep(poll_s)
 
     def get(self, job_id: str | None) -> Job | None:
         return self._jobs.get(job_id) if job_id else None

@@ -65,7 +65,8 @@ def _sweep_progress(progress) -> Callable[[int, int], None]:
 def run_probes(source: Source, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
     started = time.perf_counter()
     ctx.stage("extracting features")
-    features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.7), ctx.cancelled)
+    features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.7), ctx.cancelled,
+                       pace_pending=ctx.pace_pending)
     ctx.stage("linear probe: sweeping C on a validation split")
     linear = cached_linear_probe(features.features, features.labels, features.key, ProbeConfig(seed=source.split_seed),
                                  callback=_sweep_progress(ctx.scaled(0.7, 0.95)), cancelled=ctx.cancelled)
@@ -155,7 +156,8 @@ def run_finetune(source: Source, config: FinetuneConfig, ctx: JobContext) -> Fin
 def run_label_efficiency_job(source: Source, knn: KNNConfig, with_finetune: bool,
                              finetune_config: FinetuneConfig, ctx: JobContext) -> list[dict]:
     ctx.stage("features for the label-efficiency curve")
-    features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.3), ctx.cancelled)
+    features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.3), ctx.cancelled,
+                       pace_pending=ctx.pace_pending)
     runner = finetune_runner(source.dataset, source.backbone, finetune_config, cancelled=ctx.cancelled) \
         if with_finetune else None
     rows = run_label_efficiency(features.features, features.labels, probe_config=ProbeConfig(seed=source.split_seed),
@@ -183,7 +185,8 @@ def run_drift(source: Source, checkpoint: str, image_size: int, projection: Proj
     """The backbone's features before and after fine-tuning (same images, same size), each mapped to 2-D."""
     ctx.stage("features before fine-tuning")
     extraction = dataclasses.replace(source.extraction, image_size=image_size)
-    before = extract(source.dataset, source.backbone, extraction, ctx.scaled(0, 0.35), ctx.cancelled)
+    before = extract(source.dataset, source.backbone, extraction, ctx.scaled(0, 0.35), ctx.cancelled,
+                     pace_pending=ctx.pace_pending)
     ctx.stage("features after fine-tuning")
     after = finetuned_features(checkpoint, source.dataset, progress=ctx.scaled(0.35, 0.7), cancelled=ctx.cancelled)
     ctx.check_cancelled()  # the maps cannot stop part-way, and there is nothing to keep

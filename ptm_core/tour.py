@@ -92,7 +92,8 @@ def run_neighbours(plan: TourPlan, ctx: JobContext) -> NeighbourResult:
     """Step 1: pretrained features of the shapes, and a few images' nearest neighbours (cosine)."""
     source = plan.source(plan.shapes)
     ctx.stage("extracting features")
-    fs = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.95), ctx.cancelled)
+    fs = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.95), ctx.cancelled,
+                 pace_pending=ctx.pace_pending)
     rng = np.random.default_rng(0)
     # One query per class, so the neighbours show shapes matched across colour and background.
     queries = [int(rng.choice(np.flatnonzero(fs.labels == c))) for c in range(min(plan.queries, len(fs.class_names)))]

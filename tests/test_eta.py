@@ -106,6 +106,23 @@ def test_a_pace_that_just_changed_is_not_trusted():
     assert estimate_remaining(samples, samples[-1][0]) is None
 
 
+def test_a_pace_about_to_change_shows_no_estimate_and_is_measured_afresh_after():
+    estimator = EtaEstimator()
+    for s in range(20):  # PyTorch's pace: 0.01 a second
+        estimator.add(float(s), 0.01 * s)
+    assert estimator.remaining(19.0) == pytest.approx(81.0, rel=0.05)
+    estimator.hold(True)  # OpenVINO is being prepared beside it
+    assert estimator.remaining(19.0) is None
+    estimator.add(20.0, 0.20)
+    estimator.hold(False)  # it took over: four times the pace, from here on only
+    for s in range(1, 23):
+        estimator.add(20.0 + 0.5 * s, 0.20 + 0.02 * s)
+    assert estimator.remaining(31.0) == pytest.approx(9.0, rel=0.05)
+    estimator.hold(True)
+    estimator.reset()  # a new stage has its own pace, held or not
+    assert not estimator.held
+
+
 def test_a_step_estimate_reaches_only_its_end_and_says_so():
     estimator = EtaEstimator()
     for s in range(12):

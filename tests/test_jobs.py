@@ -265,6 +265,32 @@ def test_lanes_run_side_by_side_but_one_at_a_time_within_a_lane(wait_until):
     assert wait_until(_finished(map_job), TIMEOUT) and map_job.result == "map"
 
 
+def test_a_warm_up_yields_to_the_users_work_unless_a_map_waits_for_it(wait_until):
+    """UMAP's compile waits while an extraction runs (side by side both took ~3x longer), but not when a map
+    queued behind it needs it done."""
+    manager = JobManager(max_concurrent=1)
+    extraction_go, compiled = threading.Event(), []
+    extraction = manager.submit("extract", "extract", lambda ctx: extraction_go.wait(TIMEOUT))
+    assert wait_until(lambda: extraction.status == RUNNING, TIMEOUT)
+    warm_up = manager.submit("warm-up", "compile", lambda ctx: (manager.yield_to("compute", "map", poll_s=0.01),
+                                                                compiled.append(time.monotonic())), lane="map")
+    time.sleep(0.2)
+    assert warm_up.status == RUNNING and not compiled  # waiting for the extraction
+    extraction_go.set()
+    assert wait_until(_finished(warm_up), TIMEOUT) and compiled
+
+    second_go = threading.Event()
+    second = manager.submit("extract-2", "extract", lambda ctx: second_go.wait(TIMEOUT))
+    assert wait_until(lambda: second.status == RUNNING, TIMEOUT)
+    again = manager.submit("warm-up-2", "compile", lambda ctx: manager.yield_to("compute", "map", poll_s=0.01),
+                           lane="map")
+    time.sleep(0.2)
+    assert again.status == RUNNING
+    a_map = manager.submit("map", "a map", lambda ctx: "map", lane="map")  # a user's map, queued behind it
+    assert wait_until(_finished(a_map), TIMEOUT) and a_map.result == "map" and second.status == RUNNING
+    second_go.set()
+
+
 def test_attach_or_submit_restores_only_cached_work_after_a_restart(tmp_path, wait_until):
     """A page visit after a server restart re-runs cheap cached work, never a fine-tune nobody asked for."""
     from ptm_core.store import RunStore

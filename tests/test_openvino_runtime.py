@@ -11,8 +11,11 @@ from ptm_core import openvino_runtime
 from ptm_core.artifacts import artifact_dir
 from ptm_core.configs import BackboneConfig
 from ptm_core.errors import PTMError
-from ptm_core.extraction import extract
+from ptm_core.data import load_dataset
+from ptm_core.extraction import _forward, data_config, extract, extract_features
+from ptm_core.fast_paths import BatchTransform
 from ptm_core.openvino_runtime import RuntimeSwitch, resolve_runtime
+from ptm_core.weights import load_backbone
 
 pytest.importorskip("openvino")
 
@@ -48,6 +51,24 @@ def test_a_converted_model_is_reused_and_auto_uses_it(tiny, monkeypatch):
     assert again.meta["runtime"] == "openvino" and len(_irs()) == 1
 
 
+def test_the_apps_warm_up_leaves_the_default_run_nothing_to_prepare(tiny, monkeypatch):
+    """Converted and compiled ahead (and its images read): the run is on OpenVINO from its first batch."""
+    from ptm_core import explore
+    from ptm_core.configs import Source
+
+    def convert_here(backbone, identity):  # the child process's work, without its ~10 s start
+        return openvino_runtime.convert(load_backbone(backbone).model, backbone.name, identity, (3, 32, 32))
+
+    monkeypatch.setattr(openvino_runtime, "convert_in_child", convert_here)
+    source = Source(tiny.data(limit=20), tiny.backbone(seed=3), tiny.extraction())
+    explore.warm_up(source)
+    assert len(_irs()) == 1 and openvino_runtime.compiled_runner(_irs()[0]) is not None
+    threads = threading.active_count()
+    run = extract(source.dataset, source.backbone, _with(source.extraction, batch_size=4))  # auto, a small run
+    assert run.meta["runtime"] == "openvino" and run.meta["openvino_from"] == 0
+    assert threading.active_count() == threads  # no conversion or compile started beside it
+
+
 def test_auto_converts_nothing_for_a_small_run_and_other_weights_are_another_model(tiny):
     small = extract(tiny.data(), tiny.backbone(), tiny.extraction())
     assert small.meta["runtime"] == "torch" and _irs() == []
@@ -78,6 +99,27 @@ def test_the_switch_hands_over_at_the_next_batch_once_converted(tiny, monkeypatc
     assert converted.wait(10)
     assert switch(128) is not None and switch(192) is not None
     assert switch.from_row == 128 and switch.describe(0) == "torch+openvino" and switch.describe(128) == "openvino"
+
+
+def test_the_extraction_says_its_pace_will_change_until_the_switch(tiny, monkeypatch):
+    ready = threading.Event()
+    monkeypatch.setattr(openvino_runtime, "convert_in_child", lambda backbone, identity: ready.wait(10) and "m.xml")
+    model = load_backbone(tiny.backbone()).model
+    monkeypatch.setattr(openvino_runtime, "runner", lambda path: lambda batch: _forward(model, batch).numpy())
+    switch = RuntimeSwitch(torch.nn.Linear(2, 2), BackboneConfig("m", "random"), "random:0", (3, 32, 32), wait=False)
+    dataset = load_dataset(tiny.data(limit=40))
+    pending, seen = [], []
+
+    def pace_pending(flag: bool) -> None:
+        pending.append(flag)
+        if len(pending) == 3:  # OpenVINO is ready from the fourth batch on
+            ready.set()
+            while switch.pending:
+                threading.Event().wait(0.01)
+
+    extract_features(model, dataset, BatchTransform(data_config(model, 32)), 8, torch.device("cpu"),
+                     fast_forward=switch, pace_pending=pace_pending, progress=lambda f, m: seen.append(f))
+    assert pending == [True, True, True, False, False, False] and switch.from_row == 24
 
 
 def test_a_failed_conversion_keeps_auto_on_pytorch_and_fails_an_explicit_choice(tiny, monkeypatch):

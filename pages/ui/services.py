@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ptm_core import backbones, data, openvino_runtime
-from ptm_core.configs import BackboneConfig, DatasetConfig
+from ptm_core import backbones, data, explore
+from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
 from ptm_core.data.ingest import clean_stale_extractions, upload_limit_bytes
 from ptm_core.jobs import JobManager
@@ -25,16 +25,20 @@ def start_background_services() -> bool:
         clean_stale_extractions()
     except OSError:
         pass
-    # The map lane starts with two warm-ups, one after the other: the default backbone converted for OpenVINO
-    # (in a child process, once per data directory; an extraction started meanwhile switches over when it is
-    # done), then UMAP's compile, needed only once features exist. Side by side they left a user's first
-    # extraction less of the two cores (the default first run's map 85 vs 68 s after the click, benchmarks/
-    # first_run.py). Maps wait for them (one UMAP at a time), probes do not.
-    job_manager().submit("warm-up-openvino", "Preparing the default backbone for OpenVINO (once)",
-                         lambda ctx: openvino_runtime.warm_up(BackboneConfig()), kind="warm-up", record=False,
-                         lane="map")
-    job_manager().submit("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)",
-                         lambda ctx: compile_umap(), kind="warm-up", record=False, lane="map")
+    # The map lane starts with two warm-ups, one after the other: the default run's first steps (MNIST-5k read,
+    # the default backbone converted for OpenVINO in a child process once per data directory, then compiled
+    # here; an extraction started meanwhile switches over when it is done), then UMAP's compile, needed only
+    # once features exist. Side by side they left a user's first extraction less of the two cores (the default
+    # first run's map 85 vs 68 s after the click, benchmarks/first_run.py). Maps wait for them (one UMAP at a
+    # time), probes do not. UMAP's compile also waits while the compute lane works, unless a map is queued:
+    # it holds the GIL for most of its ~14 s, and beside an extraction it took 41 s and slowed the extraction
+    # from ~110 to ~38 img/s (one after the other is sooner for both).
+    manager = job_manager()
+    manager.submit("warm-up-default", "Preparing the default run (MNIST-5k, OpenVINO; once)",
+                   lambda ctx: explore.warm_up(), kind="warm-up", record=False, lane="map")
+    manager.submit("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)",
+                   lambda ctx: (manager.yield_to("compute", "map"), compile_umap()), kind="warm-up", record=False,
+                   lane="map")
     return True
 
 
