@@ -87,16 +87,42 @@ def server(data_dir, server_log):
 
 
 @pytest.fixture()
-def page(server, server_log):
+def page(server, server_log, request):
     start = server_log.stat().st_size if server_log.exists() else 0
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server)
         yield page
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            describe_failure(page, request.node.name)
         browser.close()
     logged = server_log.read_text(errors="replace")[start:]
     assert "Traceback" not in logged, f"the server logged a traceback during this test:\n{logged[-3000:]}"
+
+
+# Each chart on the page: its box, and the first ancestor that hides it (display, visibility or opacity).
+CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map((gd) => {
+  const r = gd.getBoundingClientRect();
+  let hidden = null;
+  for (let e = gd; e && e.nodeType === 1 && !hidden; e = e.parentElement) {
+    const cs = getComputedStyle(e);
+    if (cs.display === 'none' || cs.visibility === 'hidden' || cs.opacity === '0')
+      hidden = (e.getAttribute('data-testid') || e.tagName) + ' ' + cs.display + '/' + cs.visibility + '/' + cs.opacity;
+  }
+  return {box: [r.x, r.y, r.width, r.height].map(Math.round), traces: (gd._fullData || []).length, hidden};
+})"""
+
+
+def describe_failure(page, name: str) -> None:
+    """What the page showed when a browser test failed, into the test's report (and a screenshot beside)."""
+    try:
+        screenshot(page, f"failed-{name}.png")
+        print(f"charts: {page.evaluate(CHARTS_JS)}")
+        print(f"page text:\n{page.locator('body').inner_text(timeout=5_000)[:2_000]}")
+    except Exception as exc:  # the page may be gone; the test's own failure is what matters
+        print(f"could not describe the page: {type(exc).__name__}: {exc}")
 
 
 def screenshot(page, name: str) -> None:

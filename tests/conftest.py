@@ -88,3 +88,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Each phase's report on the test item, so fixtures can tell in teardown whether the test failed.
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
