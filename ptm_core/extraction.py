@@ -241,9 +241,8 @@ def _runtime_switch(config: ExtractionConfig, device: torch.device, precision: s
     return RuntimeSwitch(loaded.model, backbone, loaded.identity, cfg["input_size"], wait=config.runtime == "openvino")
 
 
-def _label(precision: str, switch: RuntimeSwitch | None, resume: np.ndarray | None) -> str:
+def _label(precision: str, runtime: str, switch: RuntimeSwitch | None) -> str:
     """What the UI shows next to img/s: the precision, and OpenVINO when it computed these features."""
-    runtime = switch.describe(_rows(resume)) if switch else "torch"
     if runtime == "torch":
         return PRECISION_LABELS[precision]
     if runtime == "openvino":
@@ -310,6 +309,7 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
                                 pace_pending=pace_pending)
     extract_seconds = time.perf_counter() - t0
     n_new = len(dataset) - _rows(resume)
+    runtime = switch.describe(_rows(resume)) if switch else "torch"
     if dataset.unreadable:
         dataset, kept = dataset.without_unreadable()
         features = features[kept]
@@ -319,8 +319,8 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
         "device": str(device), "images_per_s": n_new / max(extract_seconds, 1e-9),
         # Which path ran: features always say what produced them (precision is also in the key).
-        "precision": precision, "precision_label": _label(precision, switch, resume), "batchnorms_folded": n_folded,
-        "runtime": switch.describe(_rows(resume)) if switch else "torch",
+        "precision": precision, "precision_label": _label(precision, runtime, switch), "batchnorms_folded": n_folded,
+        "runtime": runtime,
         "openvino_from": switch.from_row if switch else None,
         "preprocessing": "batched",
         "compute_seconds": earlier_seconds + extract_seconds,
