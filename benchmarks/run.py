@@ -3,7 +3,8 @@
     python benchmarks/run.py [--quick] [--only MODULE[,MODULE]]
 
 Each module's `rows(quick)` returns one dict per figure: figure, ours, baseline, ratio (higher = better,
-the figure text says what it is), target, met, note. The modules run one after another, never side by
+the figure text says what it is), target, met, note; this script adds `cpu`: the CPU and the flags that decide
+the fast paths (AVX2, AVX-512, native bf16), so a row from one kind of machine is never read as another's. The modules run one after another, never side by
 side, so each has the machine to itself (apart from whatever else the machine is running: see the load).
 A module that is missing or fails gets a row saying so instead of stopping the others.
 `--only` runs the named modules and merges their rows into the existing RESULTS.md table: a row with
@@ -26,9 +27,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-MODULES = ("extraction_speed", "finetune_speed", "probe_sweep", "first_umap", "browser_points", "large_map",
-           "first_run", "eta_accuracy")
-COLUMNS = ("figure", "ours", "baseline", "ratio", "target", "met", "note")
+MODULES = ("extraction_speed", "precision_paths", "finetune_speed", "probe_sweep", "first_umap", "browser_points",
+           "large_map", "first_run", "eta_accuracy")
+COLUMNS = ("figure", "cpu", "ours", "baseline", "ratio", "target", "met", "note")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
@@ -42,6 +43,12 @@ def _cpu() -> tuple[str, list[str]]:
                  "unknown")
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return model, [f for f in CPU_FLAGS if f in flags]
+
+
+def cpu_cell() -> str:
+    """The row's machine in a few words, e.g. 'AMD EPYC, 2 cores: avx2 avx512f avx512_bf16'."""
+    model, flags = _cpu()
+    return f"{model}, {os.cpu_count()} cores: {' '.join(flags) or 'no AVX2'}"
 
 
 def machine() -> list[str]:
@@ -58,7 +65,7 @@ def machine() -> list[str]:
 
 
 def _error_row(name: str, note: str) -> dict:
-    return {"figure": name, "ours": "-", "baseline": "-", "ratio": float("nan"), "target": "-", "met": False,
+    return {"figure": name, "cpu": cpu_cell(), "ours": "-", "baseline": "-", "ratio": float("nan"), "target": "-", "met": False,
             "note": note}
 
 
@@ -78,7 +85,7 @@ def run_module(name: str, quick: bool) -> list[dict]:
         traceback.print_exc()
         return [_error_row(name, f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")]
     print(f"{name}: {len(rows)} figure(s) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return rows
+    return [dict(row, cpu=row.get("cpu") or cpu_cell()) for row in rows]
 
 
 def _cell(value) -> str:
@@ -96,12 +103,15 @@ def table(rows: list[dict]) -> str:
 
 
 def merge(text: str, rows: list[dict], note: str) -> str:
-    """RESULTS.md text with `rows` merged into its table by figure text, and `note` added above the table."""
+    """RESULTS.md text with `rows` merged into its table by figure text and CPU (a row of another kind of CPU is
+    kept beside it), and `note` added above the table."""
     lines = text.rstrip("\n").split("\n")
-    new = {_cell(row["figure"]): "| " + " | ".join(_cell(row.get(c, "")) for c in COLUMNS) + " |" for row in rows}
+    new = {(_cell(row["figure"]), _cell(row["cpu"])): "| " + " | ".join(_cell(row.get(c, "")) for c in COLUMNS) + " |"
+           for row in rows}
     out, seen = [], set()
     for line in lines:
-        figure = line.split(" | ")[0][2:] if line.startswith("| ") else None
+        figure = tuple(line.split(" | ")[:2]) if line.startswith("| ") else None
+        figure = (figure[0][2:], figure[1]) if figure and len(figure) == 2 else None
         if figure in new:
             out.append(new[figure])
             seen.add(figure)

@@ -74,15 +74,20 @@ def extraction_metric(column, meta: dict, produced_by: str) -> None:
     """The time the features took to compute, even when they were read back from the cache."""
     seconds = meta.get("compute_seconds")
     rate = meta.get("images_per_s")
-    # Which path ran (fp32 or bf16 autocast), next to the speed it gave.
+    # Which path ran (runtime and precision, bf16 said as such), next to the speed it gave; in the help, how it
+    # was chosen (the measured img/s of each candidate on this machine).
     how = ", ".join(part for part in (_("{rate} img/s").format(rate=f"{rate:.0f}") if rate else "",
                                       meta.get("precision_label", "")) if part)
+    choice = f" {meta['path_choice']}." if meta.get("path_choice") else ""
     if meta.get("cache_hit"):
         text = (_("Read from the feature cache; computing them took this long ({rate}). {produced_by}.") if how else
                 _("Read from the feature cache; computing them took this long. {produced_by}."))
-        column.metric(_("Extraction (cached)"), format_seconds(seconds), help=text.format(rate=how, produced_by=produced_by))
+        column.metric(_("Extraction (cached)"), format_seconds(seconds),
+                      help=text.format(rate=how, produced_by=produced_by) + choice)
     else:
-        column.metric(_("Extraction"), format_seconds(seconds), help=f"{how}. {produced_by}.")
+        column.metric(_("Extraction"), format_seconds(seconds), help=f"{how}. {produced_by}.{choice}")
+    if how:
+        column.caption(how)
 
 
 def show_result(result: ExploreResult, config: ProjectionConfig) -> None:

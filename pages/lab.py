@@ -142,6 +142,10 @@ def finetune_result(source: Source, job, produced_by: str) -> None:
     cols[1].metric(_("Best epoch"), result.best_epoch, help=produced_by)
     cols[2].metric(_("Took"), format_seconds(result.seconds), help=produced_by)
     cols[3].metric(_("Stopped early"), _("yes") if result.stopped_early else _("no"), help=produced_by)
+    if result.train_images_per_s:
+        st.caption(_("Trained in {precision} at {rate} img/s.").format(
+            precision=result.precision, rate=f"{result.train_images_per_s:.0f}"),
+            help=result.precision_choice or None)
     if result.lp_test_accuracy is not None:
         st.caption(_("The probe-initialised head alone scored {accuracy} before fine-tuning.").format(
             accuracy=f"{result.lp_test_accuracy:.1%}"))

@@ -92,7 +92,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     summary = {"n": n, "dim": dim, "seconds": time.perf_counter() - started, "cache_hit": meta["cache_hit"],
                "images_per_s": meta.get("images_per_s"), "out": args.out, "key": features.key,
                "precision": meta.get("precision"), "runtime": meta.get("runtime"),
-               "batchnorms_folded": meta.get("batchnorms_folded"),
+               # What computed them, as measured and read back: OpenVINO's own precision, the choice and the machine.
+               "openvino_precision": meta.get("openvino_precision"), "path_choice": meta.get("path_choice"),
+               "machine": meta.get("machine"), "batchnorms_folded": meta.get("batchnorms_folded"),
                **_skipped(meta)}
     speed = "cache" if summary["cache_hit"] else f"{summary['images_per_s']:.0f} img/s"
     speed += f", {meta.get('precision_label', meta.get('precision', 'fp32'))}"

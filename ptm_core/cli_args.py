@@ -70,10 +70,11 @@ def _add_source_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=64)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="auto: bf16 autocast where the CPU/GPU has native bf16, else fp32")
+                        help="auto: fp32, or bf16 where the CPU/GPU runs it natively and it measured faster here; "
+                             "fp32/bf16: that precision (bf16 is emulated, slow, without native support)")
     parser.add_argument("--runtime", default="auto", choices=["auto", "torch", "openvino"],
-                        help="auto: OpenVINO on a CPU where installed (once converted, or for a big enough run), "
-                             "else PyTorch; same features either way")
+                        help="auto: the fastest measured here of PyTorch and OpenVINO (a CPU, where installed; "
+                             "converted once per model); fp32 features are the same either way, bf16 ones differ")
     parser.add_argument("--init-seed", type=_seed, default=0, help="seed for --weights random")
 
 

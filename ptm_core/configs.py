@@ -44,11 +44,11 @@ class ExtractionConfig(_Keyed):
     batch_size: int = 32  # small enough that Cancel acts within about a second at 224 px on a CPU
     device: str = "auto"
     layer: str = "pre_logits"
-    # auto: bf16 autocast where the device computes bf16 natively, else fp32; the resolved one is in the
-    # feature cache key and the features' meta.
+    # auto: fp32, or bf16 where the device computes it natively and it measured clearly faster; the precision
+    # that ran is in the feature cache key and the features' meta (ptm_core/extraction_path.py).
     precision: str = "auto"
-    # auto: OpenVINO on a CPU where it is installed, for a model converted before or a run worth converting
-    # for (ptm_core/openvino_runtime.py); its features equal PyTorch's to 1e-5, so the cache key is the same.
+    # auto: the fastest measured on this machine of PyTorch and OpenVINO (a CPU, where installed). fp32 features
+    # are equal between the two (a shared cache key); bf16 ones are not (a key per runtime).
     runtime: str = "auto"
 
 
@@ -120,7 +120,7 @@ class FinetuneConfig(_Keyed):
     freeze_bn_stats: bool | None = None
     split_seed: int = 0  # the probes' ProbeConfig.seed: same train/test split as the probes
     test_size: float = 0.2
-    precision: str = "auto"  # auto: bf16 autocast where the device has native bf16, else fp32 (as for extraction)
+    precision: str = "auto"  # auto: fp32, or bf16 autocast where native and measured faster (training.training_precision)
 
 
 

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptm_core import openvino_runtime
 from ptm_core.artifacts import artifact_dir
 from ptm_core.configs import ProbeConfig, ProjectionConfig, Source, stable_hash
-from ptm_core.data import load_dataset
 from ptm_core.extraction import FeatureSet, extract
+from ptm_core.extraction import warm_up as extraction_warm_up
 from ptm_core.faithfulness import map_faithfulness
 from ptm_core.jobs import JobContext
 from ptm_core.preview import ProgressivePreview
@@ -49,9 +48,8 @@ class ExploreResult:
 
 def warm_up(source: Source = Source()) -> None:
     """What a run of `source` would do before its first batch, done ahead (the app does it for its default at
-    start-up, while the user reads the page): its images read, its backbone converted and compiled for OpenVINO."""
-    load_dataset(source.dataset)
-    openvino_runtime.warm_up(source.backbone)
+    start-up, while the user reads the page): see extraction.warm_up."""
+    extraction_warm_up(source.dataset, source.backbone, source.extraction)
 
 
 def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:

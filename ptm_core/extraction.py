@@ -14,17 +14,19 @@ from PIL import Image
 from timm.data import resolve_model_data_config
 from torch import nn
 
-from ptm_core import checks
+from ptm_core import checks, openvino_runtime
 from ptm_core.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
+from ptm_core.capabilities import capabilities
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, stable_hash
 from ptm_core.data import Dataset, load_dataset
 from ptm_core.data.types import ItemUnreadable
 from ptm_core.errors import Cancelled, PTMError
-from ptm_core.fast_paths import (PRECISION_LABELS, BatchTransform, autocast, check_precision, fold_batchnorms,
+from ptm_core.extraction_path import ExtractionPath, candidates, numerics_to_look_up, plan
+from ptm_core.fast_paths import (BatchTransform, autocast, check_precision, fold_batchnorms, pre_logits,
                                  resolve_precision)
 from ptm_core.feature_files import validate_feature_arrays
 from ptm_core.limits import cache_max_bytes
-from ptm_core.openvino_runtime import RuntimeSwitch, check_runtime, resolve_runtime
+from ptm_core.openvino_runtime import RuntimeSwitch, check_runtime
 from ptm_core.preview import ProgressivePreview, extraction_order
 from ptm_core.shards import load_sharded, shard_dir
 from ptm_core.weights import LoadedBackbone, load_backbone
@@ -92,7 +94,8 @@ def data_config(model: nn.Module, image_size: int | None) -> dict:
 
 def feature_key(identity: str, dataset: Dataset, cfg: dict, config: ExtractionConfig, name: str,
                 precision: str = "fp32") -> str:
-    """`precision` is the resolved one (fp32/bf16): bf16 features differ a little, so they are another entry."""
+    """`precision`: the numbers the run gave (`calibration.Pair.numerics`: fp32, bf16 for PyTorch's autocast,
+    bf16-openvino): bf16 features differ a little, and differently per runtime, so each is another entry."""
     transform = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(cfg.items())}
     return stable_hash([timm.models.split_model_name_tag(name)[0], identity, dataset.fingerprint, transform,
                         config.layer, precision])
@@ -102,14 +105,9 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-@torch.inference_mode()
-def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    return model.forward_head(model.forward_features(batch), pre_logits=True).flatten(1).float()
-
-
 def inference_model(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.Module, int]:
     """`model` with its batch norms folded into the convolutions (a checked copy), and how many were folded."""
-    return fold_batchnorms(model, _forward, input_size)
+    return fold_batchnorms(model, pre_logits, input_size)
 
 
 def _image_batch(dataset: Dataset, transform, indices, device: torch.device | None = None) -> torch.Tensor:
@@ -168,7 +166,7 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
                 out.append(runner(batch))
             else:
                 with autocast(precision, device):
-                    out.append(_forward(model, batch).cpu().numpy())
+                    out.append(pre_logits(model, batch).cpu().numpy())
         except (RuntimeError, torch.OutOfMemoryError) as exc:
             if not _is_oom(exc) or batch_size == 1:
                 raise
@@ -229,49 +227,55 @@ def _rows(resume: np.ndarray | None) -> int:
     return 0 if resume is None else len(resume)
 
 
-def _runtime_switch(config: ExtractionConfig, device: torch.device, precision: str, backbone: BackboneConfig,
-                    loaded: LoadedBackbone, cfg: dict, n: int, progress: ProgressFn | None) -> RuntimeSwitch | None:
-    """OpenVINO's switch when this run uses it (see openvino_runtime.resolve_runtime), else None."""
-    work = n * (cfg["input_size"][-1] / 128) ** 2
-    if resolve_runtime(config.runtime, device, precision, config.layer, backbone.name, loaded.identity,
-                       work) != "openvino":
-        return None
-    if progress is not None and config.runtime == "openvino":
-        progress(0.0, "converting the model for OpenVINO (once per model and weights)")
-    return RuntimeSwitch(loaded.model, backbone, loaded.identity, cfg["input_size"], wait=config.runtime == "openvino")
-
-
-def _label(precision: str, runtime: str, switch: RuntimeSwitch | None) -> str:
-    """What the UI shows next to img/s: the precision, and OpenVINO when it computed these features."""
-    if runtime == "torch":
-        return PRECISION_LABELS[precision]
-    if runtime == "openvino":
-        return f"{PRECISION_LABELS[precision]}, OpenVINO"
-    return f"{PRECISION_LABELS[precision]}, OpenVINO after the first {switch.from_row:,} images (PyTorch)"
-
-
-def prepare(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
-            config: ExtractionConfig) -> tuple[Dataset, LoadedBackbone, dict, str]:
-    """The dataset, backbone, timm preprocessing and feature key of a run; shared by both engines."""
+def load_inputs(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
+                config: ExtractionConfig) -> tuple[Dataset, LoadedBackbone, dict]:
+    """The dataset, backbone and timm preprocessing of a run, its settings checked first."""
     checks.whole("--batch-size", config.batch_size, 1, checks.MAX_BATCH)
     if config.image_size is not None:
         checks.image_size(config.image_size)
     cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
-    _, precision = _device_and_precision(config)
+    _device_and_precision(config)
     dataset = load_dataset(dataset_config)
     loaded = load_backbone(backbone_config)
-    cfg = data_config(loaded.model, config.image_size)
+    return dataset, loaded, data_config(loaded.model, config.image_size)
+
+
+def prepare(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
+            config: ExtractionConfig) -> tuple[Dataset, LoadedBackbone, dict, str]:
+    """`load_inputs` and the feature key of a PyTorch run at the precision `resolve_precision` gives by rule
+    (the Ray engine's: its workers run PyTorch on machines this process cannot measure)."""
+    dataset, loaded, cfg = load_inputs(dataset_config, backbone_config, config)
+    _, precision = _device_and_precision(config)
     return dataset, loaded, cfg, feature_key(loaded.identity, dataset, cfg, config, backbone_config.name, precision)
 
 
 def cached_features(key: str, started: float, progress: ProgressFn | None = None) -> FeatureSet | None:
     """The cached features for `key`: the local engine's single file, or a complete Ray shard set."""
     cached = FeatureSet.from_npz(artifact_dir("features") / f"{key}.npz", key) or load_sharded(shard_dir(key), key)
+    if cached is not None and "openvino" in str(cached.meta.get("runtime")) and not cached.meta.get(
+            "openvino_precision"):
+        # Written before OpenVINO's precision was set explicitly: on a CPU with native bf16 those "fp32"
+        # features were bf16. Computed again (the new entry replaces it).
+        log.info("features %s: OpenVINO's precision unrecorded, computing them again", key)
+        return None
     if cached is not None:
         cached.meta.update(cache_hit=True, from_cache=True, seconds=time.perf_counter() - started)
         if progress is not None:
             progress(1.0, "features from cache")
     return cached
+
+
+def warm_up(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig) -> None:
+    """What a run of these settings does before its first batch, done ahead (the app does it for its default at
+    start-up, while the user reads the page): its images read, its backbone converted for OpenVINO (in a child
+    process) and compiled, and the fastest runtime and precision measured. The run then starts on that path."""
+    device, _ = _device_and_precision(config)
+    dataset, loaded, cfg = load_inputs(dataset_config, backbone_config, config)
+    pairs = candidates(config, device)
+    if any(p.runtime == "openvino" for p in pairs):
+        openvino_runtime.convert_in_child(backbone_config, loaded.identity)
+    model, _ = inference_model(loaded.model, cfg["input_size"])
+    plan(config, device, backbone_config, loaded, model, cfg["input_size"], len(dataset), pairs)
 
 
 def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
@@ -284,18 +288,34 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     and `images_per_s` are those of the run(s) that computed the features, kept in the cache.
     `preview` sees the images done so far every few seconds while features are computed (not when cached);
     `pace_pending`: see `extract_features` (e.g. a job's `ctx.pace_pending`, which holds its time-left estimate).
+    Which runtime and precision compute them: see ptm_core.extraction_path (meta `runtime`, `precision`,
+    `path_choice`); features of any pair this run could use are taken from the cache first.
     """
-    device, precision = _device_and_precision(config)  # a bad name fails now, before any loading
+    device, _ = _device_and_precision(config)  # a bad name fails now, before any loading
     started = time.perf_counter()
-    dataset, loaded, cfg, key = prepare(dataset_config, backbone_config, config)
-    path = artifact_dir("features") / f"{key}.npz"
-    cached = cached_features(key, started, progress)
-    if cached is not None:
-        return cached
+    dataset, loaded, cfg = load_inputs(dataset_config, backbone_config, config)
+    pairs = candidates(config, device)
+    keys = [feature_key(loaded.identity, dataset, cfg, config, backbone_config.name, numerics)
+            for numerics in numerics_to_look_up(pairs)]
+    for key in keys:
+        cached = cached_features(key, started, progress)
+        if cached is not None:
+            return cached
     model, n_folded = inference_model(loaded.model, cfg["input_size"])
-    partial_path = path.with_name(f"{key}.partial.npz")
+    path = plan(config, device, backbone_config, loaded, model, cfg["input_size"], len(dataset), pairs, progress)
+    key = feature_key(loaded.identity, dataset, cfg, config, backbone_config.name, path.pair.numerics)
+    return _compute(dataset, dataset_config, backbone_config, config, loaded, cfg, key, model, path, device,
+                    dict(progress=progress, cancelled=cancelled, preview=preview, pace_pending=pace_pending),
+                    started, n_folded)
+
+
+def _compute(dataset: Dataset, dataset_config: DatasetConfig, backbone_config: BackboneConfig,
+             config: ExtractionConfig, loaded: LoadedBackbone, cfg: dict, key: str, model: nn.Module,
+             path: ExtractionPath, device: torch.device, hooks: dict, started: float, n_folded: int) -> FeatureSet:
+    """Run the extraction along `path` (resuming a stopped run's checkpoint), then cache and return it."""
+    out = artifact_dir("features") / f"{key}.npz"
+    partial_path = out.with_name(f"{key}.partial.npz")
     resume, earlier_seconds = _partial(partial_path, dataset)
-    switch = _runtime_switch(config, device, precision, backbone_config, loaded, cfg, len(dataset), progress)
     t0 = time.perf_counter()
 
     def checkpoint(feats: np.ndarray) -> None:
@@ -303,13 +323,13 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         save_npz(partial_path, meta={"compute_seconds": earlier_seconds + time.perf_counter() - t0,
                                      "unreadable": dataset.unreadable, "order": ORDER}, features=feats)
 
-    features = extract_features(model, dataset, BatchTransform(cfg), config.batch_size, device, progress, cancelled,
-                                resume=resume, checkpoint=checkpoint, precision=precision,
-                                order=extraction_order(len(dataset)), preview=preview, fast_forward=switch,
-                                pace_pending=pace_pending)
+    features = extract_features(model, dataset, BatchTransform(cfg), config.batch_size, device, hooks["progress"],
+                                hooks["cancelled"], resume=resume, checkpoint=checkpoint,
+                                precision=path.pair.precision, order=extraction_order(len(dataset)),
+                                preview=hooks["preview"], fast_forward=path.switch,
+                                pace_pending=hooks["pace_pending"])
     extract_seconds = time.perf_counter() - t0
     n_new = len(dataset) - _rows(resume)
-    runtime = switch.describe(_rows(resume)) if switch else "torch"
     if dataset.unreadable:
         dataset, kept = dataset.without_unreadable()
         features = features[kept]
@@ -319,16 +339,14 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
         "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
         "device": str(device), "images_per_s": n_new / max(extract_seconds, 1e-9),
         # Which path ran: features always say what produced them (precision is also in the key).
-        "precision": precision, "precision_label": _label(precision, runtime, switch), "batchnorms_folded": n_folded,
-        "runtime": runtime,
-        "openvino_from": switch.from_row if switch else None,
+        **path.meta(_rows(resume)), "batchnorms_folded": n_folded, "machine": capabilities().describe(),
         "preprocessing": "batched",
         "compute_seconds": earlier_seconds + extract_seconds,
         "resumed_from": _rows(resume),
         "skipped": [list(entry) for entry in dataset.skipped[:200]], "n_skipped": len(dataset.skipped),
     }
     result = FeatureSet(features, dataset.labels, dataset.class_names, dataset.ids, key, meta)
-    _save_cache(result, path)
+    _save_cache(result, out)
     for leftover in (partial_path, partial_path.with_name(partial_path.name + ".sha256")):
         leftover.unlink(missing_ok=True)
     result.meta = dict(meta, cache_hit=False, from_cache=False, seconds=time.perf_counter() - started)

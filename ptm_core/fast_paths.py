@@ -1,12 +1,11 @@
 """What makes inference and training fast without changing results: batched preprocessing, folded batch norms,
 and bf16 autocast where the hardware runs bf16 natively.
 
-Measured on a 2-core AVX2 EPYC (no bf16 instructions), tf_efficientnet_lite0 @ 224 px: per-image ToTensor +
-Normalize cost as much as the forward on a busy machine (small tensor ops pay the thread pool's start-up each
-time); one batched normalisation does not. Folding each eval batch norm into the convolution before it skips
-a memory pass per layer (1.3-2x the forward, features equal to 1e-5). bf16 autocast there ran under 1 img/s
-against 8 for fp32, as oneDNN emulates bf16 without AVX512_BF16/AMX: hence `auto` picks bf16 only where the
-CPU (or GPU) has it.
+Per-image ToTensor + Normalize cost as much as the forward on a busy machine (small tensor ops pay the thread
+pool's start-up each time); one batched normalisation does not. Folding each eval batch norm into the
+convolution before it skips a memory pass per layer (features equal to 1e-5). bf16 autocast is emulated by
+oneDNN without AVX512_BF16/AMX, several times slower than fp32: which precision a run uses is measured
+(ptm_core/calibration.py) among those the hardware runs natively (ptm_core/capabilities.py).
 """
 from __future__ import annotations
 
@@ -20,11 +19,13 @@ from timm.data import create_transform
 from timm.layers import BatchNormAct2d
 from torch import nn
 
+from ptm_core.calibration import AUTO_ALLOWS_BF16
+from ptm_core.capabilities import capabilities
 from ptm_core.configs import PRECISIONS
 from ptm_core.errors import PTMError
 
 log = logging.getLogger(__name__)
-PRECISION_LABELS = {"fp32": "fp32", "bf16": "bf16 autocast"}
+PRECISION_LABELS = {"fp32": "fp32", "bf16": "bf16 autocast"}  # PyTorch's; OpenVINO's say "fp32/bf16, OpenVINO"
 
 
 def check_precision(name: str) -> str:
@@ -34,24 +35,13 @@ def check_precision(name: str) -> str:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bf16 in hardware, so autocast to it is faster rather than emulated.
-
-    CPU: PyTorch's cpuinfo flags for AVX512_BF16 or AMX tiles, and oneDNN's own bf16 check (the one
-    PyTorch's tests use). CUDA: torch.cuda.is_bf16_supported(). Anything else: no.
-    """
-    try:
-        if device.type == "cuda":
-            return bool(torch.cuda.is_bf16_supported())
-        if device.type == "cpu":
-            has_instructions = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-            return bool(has_instructions and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without these probes: stay on the safe side
-        return False
-    return False
+    """Whether `device` computes bf16 in hardware (see ptm_core.capabilities, and its PTM_NATIVE_BF16 override)."""
+    return capabilities().native_bf16(device)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """'auto' becomes bf16 where `device` has native bf16, else fp32; an explicit choice is kept.
+    """By rule, for paths that cannot measure (the Ray engine's workers, on machines of their own): 'auto'
+    becomes bf16 where `device` has native bf16, else fp32; an explicit choice is kept.
 
     An explicit bf16 on hardware without it still runs (slowly, emulated), so features made on a
     bf16 machine can be reproduced anywhere; it is logged.
@@ -62,6 +52,20 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name == "bf16" and not native_bf16(device):
         log.warning("bf16 asked for on %s without native bf16: emulated, expect it slower than fp32", device)
     return name
+
+
+def precisions_to_try(name: str, device: torch.device) -> list[str]:
+    """The precisions a run may use: an explicit one, or for 'auto' fp32 and, where `device` runs bf16 natively
+    (and the accuracy gate allows it: calibration.AUTO_ALLOWS_BF16), bf16 too; calibration picks among them."""
+    if name != "auto":
+        return [resolve_precision(name, device)]
+    return ["fp32", "bf16"] if AUTO_ALLOWS_BF16 and native_bf16(device) else ["fp32"]
+
+
+@torch.inference_mode()
+def pre_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """The features a backbone gives: its pooled pre-logit vector, as float32."""
+    return model.forward_head(model.forward_features(batch), pre_logits=True).flatten(1).float()
 
 
 def autocast(precision: str, device: torch.device):

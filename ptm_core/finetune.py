@@ -32,10 +32,10 @@ from ptm_core import checks
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features,
                                  inference_model, resolve_device)
-from ptm_core.fast_paths import BatchTransform, check_precision, resolve_precision
+from ptm_core.fast_paths import BatchTransform, check_precision
 from ptm_core.finetune_progress import PROBE_FEATURES_SHARE, plan_run, probe_reporter, with_run_fraction
 from ptm_core.probes import LinearProbe, check_splittable, split_indices, sweep_message
-from ptm_core.training import Trainer, predict_proba
+from ptm_core.training import Trainer, predict_proba, training_precision
 from ptm_core.weights import load_backbone, load_state_dict_strict
 
 StepFn = Callable[[dict], None]
@@ -63,10 +63,12 @@ class FinetuneResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # the dataset's unusable files, with reasons
     precision: str = "fp32"  # the one that ran (config.precision resolved on this device)
     train_images_per_s: float | None = None  # the training loop (loading + steps): no validation, test or checkpoint
+    precision_choice: str = ""  # how `precision` was chosen: the only candidate, or measured img/s of each
 
     def summary(self) -> dict:
         keys = ("test_accuracy", "best_epoch", "best_step", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",
-                "n_train", "n_val", "n_test", "lp_test_accuracy", "config", "precision", "train_images_per_s")
+                "n_train", "n_val", "n_test", "lp_test_accuracy", "config", "precision", "train_images_per_s",
+                "precision_choice")
         return {k: getattr(self, k) for k in keys} | {"steps": len(self.train_curve), "val_curve": self.val_curve}
 
 
@@ -303,7 +305,7 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
             raise Cancelled()
     set_trainable(model, config.mode, config.last_n)
     torch_device = resolve_device(device)
-    precision = resolve_precision(config.precision, torch_device)
+    precision, precision_choice = training_precision(model, backbone_config.name, config, torch_device)
     trainer = Trainer(model, config, torch_device, train_loader,
                       _loader(dataset, val, eval_tf, config.batch_size) if len(val) else None,
                       with_run_fraction(on_step, plan), cancelled, precision=precision)
@@ -312,7 +314,8 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
                                   precision=precision)
     predictions = np.argmax(probabilities, axis=1)
     subset_key = None if train_subset is None else fit.tolist()
-    key = stable_hash(["finetune", dataset.fingerprint, identity, backbone_config.name, config.key(), subset_key])
+    key = stable_hash(["finetune", dataset.fingerprint, identity, backbone_config.name, config.key(), subset_key,
+                       precision])
     checkpoint = save_checkpoint(artifact_dir("checkpoints") / f"{key}.safetensors", trainer.best_state,
                                  _checkpoint_metadata(backbone_config.name, dataset, config, identity))
     return FinetuneResult(
@@ -321,7 +324,8 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
         seconds=time.perf_counter() - started, checkpoint=str(checkpoint), stopped_early=trainer.stopped_early,
         n_train=len(fit), n_val=len(val), n_test=len(test), test_indices=test, predictions=predictions,
         probabilities=probabilities, lp_test_accuracy=lp_accuracy, best_step=trainer.best_step, config=config.to_dict(),
-        skipped=list(dataset.skipped), precision=precision, train_images_per_s=trainer.images_per_s())
+        skipped=list(dataset.skipped), precision=precision, train_images_per_s=trainer.images_per_s(),
+        precision_choice=precision_choice)
 
 
 def _transforms(cfg: dict, augment: bool) -> tuple:

@@ -94,7 +94,9 @@ def stage_features(dataset_config: DatasetConfig, backbone_config: BackboneConfi
     stages = extract_stages(loaded.model, dataset, create_transform(**cfg, is_training=False), config.batch_size,
                             resolve_device(config.device), progress, cancelled)
     names = stage_names(loaded.model, len(stages))
-    save_npz(path, meta={"names": names, "backbone": backbone_config.name, "weights": loaded.identity},
+    # Always PyTorch fp32 (no autocast): the key's precision part says so, and so does the meta.
+    save_npz(path, meta={"names": names, "backbone": backbone_config.name, "weights": loaded.identity,
+                         "precision": "fp32", "runtime": "torch"},
              labels=dataset.labels, **{f"stage_{i}": s for i, s in enumerate(stages)})
     enforce_cache_cap("stages")
     return StageFeatures(names, stages, dataset.labels, key)

@@ -1,10 +1,11 @@
-"""OpenVINO as the CPU runtime for feature extraction: the same pre-logit features, several times faster.
+"""OpenVINO as a CPU runtime for feature extraction: the same pre-logit features, several times faster.
 
-Measured on the project's 2-core AVX2 EPYC (tf_efficientnet_lite0, 64-image batches, alternating in one
-process, busy machine): 104-143 vs 36-38 img/s at 128 px and 37-53 vs 15-17 at 224 px against the PyTorch
-fast path (folded batch norms, channels-last), features within 1e-5 (cosine 0.9999999). PyTorch's eager
-CPU kernels run a network of many small depthwise convolutions one op at a time; OpenVINO compiles the
-graph with fused kernels for the CPU it runs on.
+PyTorch's eager CPU kernels run a network of many small depthwise convolutions one op at a time; OpenVINO
+compiles the graph with fused kernels for the CPU it runs on (speeds: the extraction rows of
+benchmarks/RESULTS.md). Its precision is always set, never left to the plugin: on a CPU with native bf16 the
+CPU plugin's default `INFERENCE_PRECISION_HINT` is bf16, which silently gave features at cosine 0.995 of fp32
+under an fp32 label. fp32 is compiled as f32 (features equal to PyTorch's to 1e-5), bf16 as bf16, and the
+compiled model's own setting is read back and recorded.
 
 Converting costs ~10 s (a TorchScript trace read by OpenVINO's PyTorch frontend), so a model is converted
 once per weights, with a dynamic batch and image size, and kept in the data directory (`openvino/`).
@@ -45,7 +46,8 @@ _converting = threading.Lock()  # one conversion at a time in this process
 _in_child = threading.Lock()  # one child conversion at a time (a warm-up and a job may both ask for one)
 _busy = threading.Lock()  # held while a thread of ours is inside OpenVINO (see _quiesce)
 _compiling = threading.Lock()
-_compiled: dict[str, Callable] = {}  # IR path -> its runner, compiled in this process
+_compiled: dict[tuple[str, str], "Runner"] = {}  # (IR path, precision) -> its runner, compiled in this process
+HINTS = {"fp32": "f32", "bf16": "bf16"}  # our precision names -> OpenVINO's INFERENCE_PRECISION_HINT
 
 
 @functools.lru_cache(maxsize=1)
@@ -143,53 +145,48 @@ def _quiesce() -> None:
     _busy.acquire(timeout=30)
 
 
-def runner(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
-    """A batch of normalised images (N x C x H x W) -> N x D float32 features, compiled for this CPU.
+class Runner:
+    """A compiled IR: a batch of normalised images (N x C x H x W) -> N x D float32 features.
 
-    Compiled once per IR and process (the first compile of a process took 1.1 s here, loading the plugin).
-    """
+    `inference_precision` is what the compiled model reports it computes in ('f32' or 'bf16'), read back
+    after compiling rather than assumed from what was asked."""
+
+    def __init__(self, compiled, inference_precision: str):
+        self.compiled, self.inference_precision = compiled, inference_precision
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        with _busy:
+            return np.asarray(self.compiled(batch.contiguous().numpy())[0], dtype=np.float32)
+
+
+def runner(path: Path, precision: str = "fp32") -> Runner:
+    """`path`'s IR compiled for this CPU in `precision` ('fp32' or 'bf16'); once per IR, precision and process
+    (a process's first compile also loads the plugin)."""
     with _compiling:
-        if str(path) not in _compiled:
-            _compiled[str(path)] = _compile(path)
-        return _compiled[str(path)]
+        if (str(path), precision) not in _compiled:
+            _compiled[str(path), precision] = _compile(path, precision)
+        return _compiled[str(path), precision]
 
 
-def compiled_runner(path: Path) -> Callable[[torch.Tensor], np.ndarray] | None:
-    """The runner of an IR this process has compiled already, else None (without compiling)."""
-    return _compiled.get(str(path))
+def compiled_runner(path: Path, precision: str = "fp32") -> Runner | None:
+    """The runner of an IR this process has compiled already in `precision`, else None (without compiling)."""
+    return _compiled.get((str(path), precision))
 
 
-def _compile(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
+def _compile(path: Path, precision: str) -> Runner:
     from openvino import Core
 
     with _busy:
         core = Core()
         # LATENCY: one stream using every core for each batch. THROUGHPUT splits the cores into streams, which
-        # only pays with several requests in flight: one synchronous batch at a time ran on one core (142-187
-        # vs 272-342 img/s at 128 px, quiet machine).
-        compiled = core.compile_model(core.read_model(path), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-
-    def forward(batch: torch.Tensor) -> np.ndarray:
-        with _busy:
-            return np.asarray(compiled(batch.contiguous().numpy())[0], dtype=np.float32)
-    return forward
-
-
-def resolve_runtime(name: str, device: torch.device, precision: str, layer: str, model_name: str, identity: str,
-                    work: float) -> str:
-    """'openvino' or 'torch' for a run; `work`: images x (size / 128)^2. An explicit choice that cannot run fails."""
-    check_runtime(name)
-    cpu_fp32 = device.type == "cpu" and precision == "fp32" and layer == "pre_logits"
-    if name == "openvino":
-        if not available():
-            raise PTMError(f"--runtime openvino needs OpenVINO: {INSTALL}")
-        if not cpu_fp32:
-            raise PTMError("OpenVINO runs fp32 pre-logit features on the CPU here; use --runtime torch for "
-                           f"{device.type}, {precision} or layer '{layer}'.")
-        return "openvino"
-    if name == "auto" and cpu_fp32 and available():
-        return "openvino" if is_converted(model_name, identity) or work >= WORTH_CONVERTING else "torch"
-    return "torch"
+        # only pays with several requests in flight: one synchronous batch at a time ran on one core.
+        compiled = core.compile_model(core.read_model(path), "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                                     "INFERENCE_PRECISION_HINT": HINTS[precision]})
+        used = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+    if used != HINTS[precision]:  # the plugin chose otherwise: the features would not be what the label says
+        raise PTMError(f"OpenVINO compiled {Path(path).name} in {used}, not the {precision} asked for; "
+                       f"use --runtime torch.")
+    return Runner(compiled, used)
 
 
 class RuntimeSwitch:
@@ -198,21 +195,25 @@ class RuntimeSwitch:
     A model this process has compiled is used at once. Otherwise, with `wait` (an explicit `--runtime
     openvino`) conversion and compilation run first and a failure is an error; without it (`auto`) they run
     beside the extraction (the conversion in a child process; a converted model is only compiled), which
-    switches over at the next batch, and a failure only means the run stays on PyTorch.
+    switches over at the next batch, and a failure only means the run stays on PyTorch. Only a run whose
+    PyTorch batches give the same numbers may switch over (fp32: see calibration.Pair.numerics).
     """
 
     def __init__(self, model: nn.Module, backbone: BackboneConfig, identity: str, input_size: tuple[int, ...],
-                 wait: bool):
-        self.model_name = backbone.name
+                 wait: bool, precision: str = "fp32"):
+        self.model_name, self.precision = backbone.name, precision
         self.from_row: int | None = None  # the first image OpenVINO computed
         self.error: str | None = None
-        self._runner: Callable[[torch.Tensor], np.ndarray] | None = None
-        ready = compiled_runner(ir_path(backbone.name, identity)) if is_converted(backbone.name, identity) else None
+        self._runner: Runner | None = None
+        path = ir_path(backbone.name, identity)
+        ready = compiled_runner(path, precision) if is_converted(backbone.name, identity) else None
         if ready is not None:
             self._runner = ready
         elif wait:
             try:
-                self._runner = runner(convert(copy.deepcopy(model), backbone.name, identity, input_size))
+                self._runner = runner(convert(copy.deepcopy(model), backbone.name, identity, input_size), precision)
+            except PTMError:
+                raise
             except Exception as exc:
                 raise PTMError(f"OpenVINO could not convert {backbone.name} ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''}); use --runtime torch.") from None
@@ -222,7 +223,7 @@ class RuntimeSwitch:
 
     def _prepare(self, backbone: BackboneConfig, identity: str) -> None:
         try:
-            self._runner = runner(convert_in_child(backbone, identity))
+            self._runner = runner(convert_in_child(backbone, identity), self.precision)
         except Exception as exc:  # auto: the run goes on with PyTorch, and says so
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             log.warning("OpenVINO conversion of %s failed, extracting with PyTorch: %s", self.model_name, self.error)
@@ -231,6 +232,11 @@ class RuntimeSwitch:
     def pending(self) -> bool:
         """True while OpenVINO is still being prepared beside the run (its pace will change when it is ready)."""
         return self._runner is None and self.error is None
+
+    @property
+    def inference_precision(self) -> str | None:
+        """What OpenVINO computed in, as its compiled model reports it ('f32', 'bf16'); None before it ran."""
+        return self._runner.inference_precision if self._runner is not None and self.from_row is not None else None
 
     def __call__(self, done: int) -> Callable[[torch.Tensor], np.ndarray] | None:
         """The runner for the batch starting at row `done` (None: PyTorch's turn)."""
@@ -245,15 +251,14 @@ class RuntimeSwitch:
         return "openvino" if self.from_row <= first_row else "torch+openvino"
 
 
-def warm_up(backbone: BackboneConfig) -> None:
-    """Convert `backbone` and compile it for this process ahead of its first big extraction (the app does this
-    for its default at start-up): that run then starts on OpenVINO, with no compile beside its first batches."""
-    from ptm_core.weights import load_backbone
-
-    if not available():
-        return
-    identity = load_backbone(backbone).identity
-    runner(convert_in_child(backbone, identity))
+def convert_later(backbone: BackboneConfig, identity: str) -> None:
+    """Convert `backbone` in a child process beside whatever runs now, for a later run (nothing switches over)."""
+    def work() -> None:
+        try:
+            convert_in_child(backbone, identity)
+        except Exception as exc:
+            log.warning("OpenVINO conversion of %s failed: %s", backbone.name, exc)
+    threading.Thread(target=work, name="openvino-convert", daemon=True).start()
 
 
 if __name__ == "__main__":  # a background conversion: python -m ptm_core.openvino_runtime BACKBONE_JSON

@@ -42,10 +42,12 @@ class TinySetup:
 
         return DatasetConfig(self.dataset, self.limit if limit is None else limit)
 
-    def extraction(self, batch_size: int = 64):
+    def extraction(self, batch_size: int = 64, precision: str = "fp32"):
+        """fp32 unless a test asks otherwise: which precision `auto` picks depends on the machine (tests of that
+        choice ask for `auto` themselves), and the pipeline's tests compare numbers."""
         from ptm_core.configs import ExtractionConfig
 
-        return ExtractionConfig(self.image_size, batch_size, "cpu")
+        return ExtractionConfig(self.image_size, batch_size, "cpu", precision=precision)
 
     def source(self, seed: int = 0, limit: int | None = None):
         from ptm_core.configs import Source

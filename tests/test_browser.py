@@ -1,5 +1,6 @@
 """Real browser: Debian's chromium, driven by Playwright, against `streamlit run app.py`."""
 import io
+import re
 from urllib.parse import urljoin
 
 from PIL import Image
@@ -29,6 +30,9 @@ def test_default_flow_in_a_real_browser(page, server):
     accuracy = page.locator('[data-testid="stMetricValue"]').first.inner_text()
     assert accuracy.endswith("%") and 0 <= float(accuracy.rstrip("%")) <= 100
     assert page.get_by_test_id("stMetricValue").get_by_text("200 × 1,280").count() == 1
+    # Beside the speed, the precision that ran, in words (and OpenVINO where it computed them).
+    speed = page.get_by_test_id("stCaptionContainer").get_by_text(re.compile(r"^\d+ img/s, ")).first.inner_text()
+    assert re.fullmatch(r"\d+ img/s, (fp32|bf16 autocast|fp32, OpenVINO|bf16, OpenVINO)( after the first .*)?", speed)
     screenshot(page, "explore.png")
     assert "Traceback" not in page.content()
 
@@ -113,6 +117,8 @@ def test_a_tiny_fine_tune_runs_to_completion_with_its_curve(page, server):
     page.get_by_role("button", name="Start fine-tuning").click()
     page.get_by_role("button", name="Best checkpoint (.safetensors)").wait_for(timeout=300_000)
     page.get_by_text("Stopped early", exact=True).wait_for(timeout=10_000)  # the result's metrics row
+    trained = page.get_by_text(re.compile(r"^Trained in (fp32|bf16) at \d+ img/s\.$"))
+    assert trained.count() == 1, page.inner_text("body")[-2000:]
     curve = page.locator(".js-plotly-plot").filter(has_text="train loss")
     curve.first.wait_for(timeout=10_000)
     assert curve.first.locator(".scatterlayer .trace").count() >= 1  # the loss line is drawn

@@ -180,7 +180,7 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny, monkeypatch):
     transform = create_transform(**extraction.data_config(model, 32), is_training=False)
     reference = extraction.extract_features(model, dataset, transform, 60, extraction.resolve_device("cpu"))
 
-    real_forward, sizes = extraction._forward, []
+    real_forward, sizes = extraction.pre_logits, []
 
     def forward_with_small_memory(model, batch):
         sizes.append(len(batch))
@@ -188,7 +188,7 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny, monkeypatch):
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_forward(model, batch)
 
-    monkeypatch.setattr(extraction, "_forward", forward_with_small_memory)
+    monkeypatch.setattr(extraction, "pre_logits", forward_with_small_memory)
     features = extraction.extract_features(model, dataset, transform, 32, extraction.resolve_device("cpu"))
     assert sizes[:3] == [32, 16, 8] and max(sizes[3:]) <= 8
     np.testing.assert_allclose(features, reference, rtol=1e-4, atol=1e-4)
@@ -196,6 +196,6 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny, monkeypatch):
     def broken(model, batch):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
-    monkeypatch.setattr(extraction, "_forward", broken)
+    monkeypatch.setattr(extraction, "pre_logits", broken)
     with pytest.raises(RuntimeError, match="shapes"):
         extraction.extract_features(model, dataset, transform, 32, extraction.resolve_device("cpu"))

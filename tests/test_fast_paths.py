@@ -1,7 +1,8 @@
 """The fast paths change speed, not answers: batched preprocessing, folded batch norms, bf16 autocast.
 
 bf16 is forced where the CPU lacks it (emulated: slow, but the tiny model at 32 px keeps it short), so
-its numbers are checked on any machine; `auto` is checked with the hardware probe patched both ways.
+its numbers are checked on any machine; `auto` is checked with the hardware's answer overridden both ways
+(PTM_NATIVE_BF16, read by ptm_core.capabilities).
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from ptm_core import fast_paths
 from ptm_core.configs import ExtractionConfig, FinetuneConfig, ProbeConfig, Source
 from ptm_core.data import load_dataset
 from ptm_core.errors import PTMError
-from ptm_core.extraction import _forward, data_config, extract
-from ptm_core.fast_paths import BatchTransform, fold_batchnorms, resolve_precision
+from ptm_core.extraction import data_config, extract
+from ptm_core.fast_paths import BatchTransform, fold_batchnorms, pre_logits, resolve_precision
 from ptm_core.finetune import finetune
 from ptm_core.probes import run_linear_probe
 from ptm_core.weights import load_backbone
@@ -39,7 +40,7 @@ def _config(tiny, precision: str) -> ExtractionConfig:
 
 @pytest.fixture
 def no_native_bf16(monkeypatch):
-    monkeypatch.setattr(fast_paths, "native_bf16", lambda device: False)
+    monkeypatch.setenv("PTM_NATIVE_BF16", "0")
 
 
 def test_batch_transform_gives_timm_standard_values_channels_last(tiny):
@@ -83,29 +84,39 @@ def test_bf16_features_agree_with_fp32_in_direction_and_probe_accuracy(tiny, one
     assert abs(accuracy[0] - accuracy[1]) <= 2 / 60 + 1e-9, accuracy  # at most 2 of the 60 test images
 
 
-def test_precision_is_in_the_cache_key_and_meta(tiny, monkeypatch):
-    monkeypatch.setattr(fast_paths, "native_bf16", lambda device: False)
+def test_precision_is_in_the_cache_key_and_meta(tiny, monkeypatch, tmp_path):
+    monkeypatch.setenv("PTM_NATIVE_BF16", "0")
     auto_cpu = extract(tiny.data(), tiny.backbone(), _config(tiny, "auto"))
     fp32 = extract(tiny.data(), tiny.backbone(), _config(tiny, "fp32"))
     assert fp32.meta["cache_hit"] and fp32.key == auto_cpu.key  # auto resolved to fp32: the same entry
     bf16 = extract(tiny.data(), tiny.backbone(), _config(tiny, "bf16"))
     assert not bf16.meta["cache_hit"] and bf16.key != fp32.key
     assert (bf16.meta["precision"], bf16.meta["precision_label"]) == ("bf16", "bf16 autocast")
-    monkeypatch.setattr(fast_paths, "native_bf16", lambda device: True)
+    monkeypatch.setenv("PTM_NATIVE_BF16", "1")
+    again = extract(tiny.data(), tiny.backbone(), _config(tiny, "auto"))
+    assert again.meta["cache_hit"] and again.key == fp32.key  # auto takes any entry it could make, fp32 first
+    monkeypatch.setenv("PTM_DATA_DIR", str(tmp_path / "fresh"))
+    monkeypatch.setattr("ptm_core.calibration.measure", lambda runs, n: {
+        pair: 100.0 if pair.precision == "bf16" else 10.0 for pair in runs})  # bf16 measured 10x faster
     auto_bf16 = extract(tiny.data(), tiny.backbone(), _config(tiny, "auto"))
-    assert auto_bf16.meta["cache_hit"] and auto_bf16.key == bf16.key and auto_bf16.meta["precision"] == "bf16"
+    assert not auto_bf16.meta["cache_hit"] and auto_bf16.key == bf16.key and auto_bf16.meta["precision"] == "bf16"
+    np.testing.assert_array_equal(auto_bf16.features, bf16.features)
 
 
 def test_precision_other_than_auto_changes_the_source_key(tiny):
-    source = tiny.source()
-    assert Source(source.dataset, source.backbone, _config(tiny, "auto")).key() == source.key()
+    source = Source(tiny.data(), tiny.backbone(), _config(tiny, "auto"))
+    assert source.key() == Source(tiny.data(), tiny.backbone(), ExtractionConfig(tiny.image_size, 64, "cpu")).key()
     assert Source(source.dataset, source.backbone, _config(tiny, "bf16")).key() != source.key()
+    assert Source(source.dataset, source.backbone, _config(tiny, "fp32")).key() != source.key()
 
 
 def test_auto_resolves_by_the_hardware_probe_and_bad_names_are_refused(tiny, monkeypatch):
-    monkeypatch.setattr(fast_paths, "native_bf16", lambda device: False)
+    monkeypatch.setenv("PTM_NATIVE_BF16", "0")
     assert resolve_precision("auto", CPU) == "fp32" and resolve_precision("bf16", CPU) == "bf16"
-    monkeypatch.setattr(fast_paths, "native_bf16", lambda device: True)
+    assert fast_paths.precisions_to_try("auto", CPU) == ["fp32"]
+    monkeypatch.setenv("PTM_NATIVE_BF16", "1")
+    assert fast_paths.precisions_to_try("auto", CPU) == ["fp32", "bf16"]
+    assert fast_paths.precisions_to_try("fp32", CPU) == ["fp32"]
     assert resolve_precision("auto", CPU) == "bf16" and resolve_precision("fp32", CPU) == "fp32"
     with pytest.raises(PTMError, match="Unknown precision 'fp16'"):
         resolve_precision("fp16", CPU)
@@ -142,7 +153,7 @@ def test_folding_that_would_change_the_output_is_refused():
 def test_folding_leaves_the_original_model_untouched(tiny):
     model = load_backbone(tiny.backbone()).model
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    fused, folded = fold_batchnorms(model, _forward, (3, tiny.image_size, tiny.image_size))
+    fused, folded = fold_batchnorms(model, pre_logits, (3, tiny.image_size, tiny.image_size))
     assert folded > 0 and fused is not model
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 

@@ -1,4 +1,8 @@
-"""OpenVINO as the extraction runtime: the same features as PyTorch, converted once, and PyTorch when it cannot run."""
+"""OpenVINO as the extraction runtime: the same features as PyTorch in fp32 (its precision set, never the plugin's
+default), converted once, and PyTorch when it cannot run.
+
+`auto` chooses by measurement (ptm_core.calibration); tests of what happens once it has chosen OpenVINO make the
+measurement say so (`openvino_measured_faster`) rather than rely on which is faster for a tiny model here."""
 from __future__ import annotations
 
 import threading
@@ -12,12 +16,26 @@ from ptm_core.artifacts import artifact_dir
 from ptm_core.configs import BackboneConfig
 from ptm_core.errors import PTMError
 from ptm_core.data import load_dataset
-from ptm_core.extraction import _forward, data_config, extract, extract_features
-from ptm_core.fast_paths import BatchTransform
-from ptm_core.openvino_runtime import RuntimeSwitch, resolve_runtime
+from ptm_core.extraction import data_config, extract, extract_features
+from ptm_core.extraction_path import candidates
+from ptm_core.fast_paths import BatchTransform, pre_logits
+from ptm_core.openvino_runtime import RuntimeSwitch
 from ptm_core.weights import load_backbone
 
 pytest.importorskip("openvino")
+
+
+@pytest.fixture
+def openvino_measured_faster(monkeypatch):
+    """The calibration measures OpenVINO fp32 fastest (what it does for real backbones on CPUs, not always for
+    the tiny test model); every measured pair is recorded."""
+    measured = []
+
+    def measure(runs, images):
+        measured.append(sorted(p.name for p in runs))
+        return {p: 100.0 if p.runtime == "openvino" and p.precision == "fp32" else 10.0 for p in runs}
+    monkeypatch.setattr("ptm_core.calibration.measure", measure)
+    return measured
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -35,12 +53,14 @@ def test_openvino_features_equal_pytorch_under_the_same_key(tiny, tmp_path, monk
     assert ov_run.key == torch_run.key  # same features to 1e-5: one cache entry
     assert torch_run.meta["runtime"] == "torch" and ov_run.meta["runtime"] == "openvino"
     assert ov_run.meta["precision_label"] == "fp32, OpenVINO" and ov_run.meta["openvino_from"] == 0
+    assert ov_run.meta["openvino_precision"] == "f32"  # read back from the compiled model
     np.testing.assert_allclose(ov_run.features, torch_run.features, rtol=1e-3, atol=1e-4)
     assert _cosines(ov_run.features, torch_run.features).min() > 0.9999
     assert len(_irs()) == 1
 
 
-def test_a_converted_model_is_reused_and_auto_uses_it(tiny, monkeypatch):
+def test_a_converted_model_is_reused_and_auto_uses_it_where_measured_faster(tiny, monkeypatch,
+                                                                           openvino_measured_faster):
     extract(tiny.data(limit=40), tiny.backbone(), _with(tiny.extraction(), runtime="openvino"))
 
     def no_second_conversion(*args):
@@ -49,10 +69,23 @@ def test_a_converted_model_is_reused_and_auto_uses_it(tiny, monkeypatch):
     monkeypatch.setattr("openvino.frontend.pytorch.ts_decoder.TorchScriptPythonDecoder", no_second_conversion)
     again = extract(tiny.data(limit=50), tiny.backbone(), tiny.extraction())  # auto, a small run: the IR is there
     assert again.meta["runtime"] == "openvino" and len(_irs()) == 1
+    assert openvino_measured_faster == [["openvino fp32", "torch fp32"]]
+    assert again.meta["path_choice"].startswith("openvino fp32 (measured on this machine")
+    kept = extract(tiny.data(limit=55), tiny.backbone(), tiny.extraction())
+    assert kept.meta["runtime"] == "openvino" and "cached on this machine" in kept.meta["path_choice"]
+    assert len(openvino_measured_faster) == 1  # measured once per machine, model and size
 
 
-def test_the_apps_warm_up_leaves_the_default_run_nothing_to_prepare(tiny, monkeypatch):
-    """Converted and compiled ahead (and its images read): the run is on OpenVINO from its first batch."""
+def test_auto_stays_on_pytorch_where_it_measures_faster(tiny, monkeypatch):
+    extract(tiny.data(limit=40), tiny.backbone(), _with(tiny.extraction(), runtime="openvino"))
+    monkeypatch.setattr("ptm_core.calibration.measure",
+                        lambda runs, images: {p: 50.0 if p.runtime == "torch" else 20.0 for p in runs})
+    again = extract(tiny.data(limit=50), tiny.backbone(), tiny.extraction())
+    assert again.meta["runtime"] == "torch" and again.meta["path_rates"] == {"torch fp32": 50.0, "openvino fp32": 20.0}
+
+
+def test_the_apps_warm_up_leaves_the_default_run_nothing_to_prepare(tiny, monkeypatch, openvino_measured_faster):
+    """Converted, compiled and measured ahead (and its images read): the run is on OpenVINO from its first batch."""
     from ptm_core import explore
     from ptm_core.configs import Source
 
@@ -67,6 +100,7 @@ def test_the_apps_warm_up_leaves_the_default_run_nothing_to_prepare(tiny, monkey
     run = extract(source.dataset, source.backbone, _with(source.extraction, batch_size=4))  # auto, a small run
     assert run.meta["runtime"] == "openvino" and run.meta["openvino_from"] == 0
     assert threading.active_count() == threads  # no conversion or compile started beside it
+    assert len(openvino_measured_faster) == 1 and "cached" in run.meta["path_choice"]  # measured at the warm-up
 
 
 def test_auto_converts_nothing_for_a_small_run_and_other_weights_are_another_model(tiny):
@@ -87,7 +121,7 @@ def test_the_switch_hands_over_at_the_next_batch_once_converted(tiny, monkeypatc
         ready.wait(10)
         return "model.xml"
 
-    def fake_runner(path):
+    def fake_runner(path, precision="fp32"):
         converted.set()
         return lambda batch: np.zeros((len(batch), 4), dtype=np.float32)
 
@@ -105,7 +139,8 @@ def test_the_extraction_says_its_pace_will_change_until_the_switch(tiny, monkeyp
     ready = threading.Event()
     monkeypatch.setattr(openvino_runtime, "convert_in_child", lambda backbone, identity: ready.wait(10) and "m.xml")
     model = load_backbone(tiny.backbone()).model
-    monkeypatch.setattr(openvino_runtime, "runner", lambda path: lambda batch: _forward(model, batch).numpy())
+    monkeypatch.setattr(openvino_runtime, "runner", lambda path, precision="fp32": lambda batch: pre_logits(
+        model, batch).numpy())
     switch = RuntimeSwitch(torch.nn.Linear(2, 2), BackboneConfig("m", "random"), "random:0", (3, 32, 32), wait=False)
     dataset = load_dataset(tiny.data(limit=40))
     pending, seen = [], []
@@ -139,7 +174,8 @@ def test_a_failed_conversion_keeps_auto_on_pytorch_and_fails_an_explicit_choice(
         RuntimeSwitch(torch.nn.Linear(2, 2), BackboneConfig("m", "random"), "random:0", (3, 32, 32), wait=True)
 
 
-def test_a_background_conversion_runs_in_a_child_process_and_the_run_switches_over(tiny, monkeypatch, tmp_path):
+def test_a_background_conversion_runs_in_a_child_process_and_the_run_switches_over(tiny, monkeypatch, tmp_path,
+                                                                                  openvino_measured_faster):
     monkeypatch.setattr(openvino_runtime, "WORTH_CONVERTING", 0)  # this small run is "worth" converting for
     in_child = []
     real = openvino_runtime.convert_in_child
@@ -159,22 +195,35 @@ def test_a_background_conversion_runs_in_a_child_process_and_the_run_switches_ov
     np.testing.assert_allclose(again.features, torch_run.features, rtol=1e-3, atol=1e-4)
 
 
-def test_which_runtime_runs(monkeypatch):
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    args = ("m", "random:0")
-    assert resolve_runtime("auto", cpu, "fp32", "pre_logits", *args, work=5_000) == "openvino"
-    assert resolve_runtime("auto", cpu, "fp32", "pre_logits", *args, work=100) == "torch"  # not worth converting
-    assert resolve_runtime("auto", cpu, "bf16", "pre_logits", *args, work=5_000) == "torch"
-    assert resolve_runtime("auto", cuda, "fp32", "pre_logits", *args, work=5_000) == "torch"
-    assert resolve_runtime("torch", cpu, "fp32", "pre_logits", *args, work=5_000) == "torch"
-    with pytest.raises(PTMError, match="--runtime torch"):
-        resolve_runtime("openvino", cuda, "fp32", "pre_logits", *args, work=1)
+def _names(config, device="cpu") -> list[str]:
+    return [p.name for p in candidates(config, torch.device(device))]
+
+
+def test_which_pairs_a_run_may_use(tiny, monkeypatch):
+    """The candidates follow what the machine reports (PTM_NATIVE_BF16 overrides the CPU's answer both ways)."""
+    monkeypatch.setenv("PTM_NATIVE_BF16", "0")
+    auto = _with(tiny.extraction(), precision="auto")
+    assert _names(auto) == ["torch fp32", "openvino fp32"]
+    assert _names(_with(auto, runtime="torch")) == ["torch fp32"]
+    assert _names(_with(auto, precision="bf16")) == ["torch bf16"]  # explicit: runs emulated, OpenVINO cannot
+    with pytest.raises(PTMError, match="OpenVINO computes bf16 only on a CPU with native bf16"):
+        candidates(_with(auto, precision="bf16", runtime="openvino"), torch.device("cpu"))
+    monkeypatch.setenv("PTM_NATIVE_BF16", "1")
+    from ptm_core.capabilities import capabilities
+
+    with_bf16 = ["torch fp32", "torch bf16", "openvino fp32"] + (["openvino bf16"] if capabilities().openvino_bf16
+                                                                  else [])
+    assert _names(auto) == with_bf16
+    assert _names(_with(auto, precision="fp32")) == ["torch fp32", "openvino fp32"]
+    assert _names(_with(auto, layer="stages")) == ["torch fp32", "torch bf16"]  # OpenVINO: pre-logits only
+    with pytest.raises(PTMError, match="--runtime torch for cuda"):
+        candidates(_with(auto, runtime="openvino"), torch.device("cuda"))
     with pytest.raises(PTMError, match="Unknown runtime 'fast'"):
-        resolve_runtime("fast", cpu, "fp32", "pre_logits", *args, work=1)
+        candidates(_with(auto, runtime="fast"), torch.device("cpu"))
     monkeypatch.setattr(openvino_runtime, "available", lambda: False)
-    assert resolve_runtime("auto", cpu, "fp32", "pre_logits", *args, work=5_000) == "torch"
+    assert _names(_with(auto, precision="fp32")) == ["torch fp32"]
     with pytest.raises(PTMError, match="pip install openvino"):
-        resolve_runtime("openvino", cpu, "fp32", "pre_logits", *args, work=1)
+        candidates(_with(auto, runtime="openvino"), torch.device("cpu"))
 
 
 def _with(config, **changes):

@@ -80,6 +80,12 @@ class ExtractionChoice:
         return ExtractionConfig(image_size=self.image_size)
 
 
+def default_source() -> Source:
+    """The source every setting at its default describes: the app's first run (warmed up at start-up)."""
+    data = DataChoice()
+    return Source(data.config(), BackboneChoice().config(data.seed), ExtractionChoice().config())
+
+
 @dataclass(frozen=True)
 class MapChoice:
     map: str = _one_of("umap", MAP_METHODS)

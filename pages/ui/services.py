@@ -10,6 +10,7 @@ from ptm_core.data.ingest import clean_stale_extractions, upload_limit_bytes
 from ptm_core.jobs import JobManager
 from ptm_core.projection import compile_umap
 from ptm_core.store import RunStore
+from pages.ui.choices import default_source
 
 
 @st.cache_resource
@@ -27,7 +28,8 @@ def start_background_services() -> bool:
         pass
     # The map lane starts with two warm-ups, one after the other: the default run's first steps (MNIST-5k read,
     # the default backbone converted for OpenVINO in a child process once per data directory, then compiled
-    # here; an extraction started meanwhile switches over when it is done), then UMAP's compile, needed only
+    # here, and the fastest runtime and precision measured at the default image size, once per machine; an
+    # extraction started meanwhile switches over when it is done), then UMAP's compile, needed only
     # once features exist. Side by side they left a user's first extraction less of the two cores (the default
     # first run's map 85 vs 68 s after the click, benchmarks/first_run.py). Maps wait for them (one UMAP at a
     # time), probes do not. UMAP's compile also waits while the compute lane works, unless a map is queued:
@@ -35,7 +37,7 @@ def start_background_services() -> bool:
     # from ~110 to ~38 img/s (one after the other is sooner for both).
     manager = job_manager()
     manager.submit("warm-up-default", "Preparing the default run (MNIST-5k, OpenVINO; once)",
-                   lambda ctx: explore.warm_up(), kind="warm-up", record=False, lane="map")
+                   lambda ctx: explore.warm_up(default_source()), kind="warm-up", record=False, lane="map")
     manager.submit("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)",
                    lambda ctx: (manager.yield_to("compute", "map"), compile_umap()), kind="warm-up", record=False,
                    lane="map")
