@@ -5,9 +5,10 @@ best run of each counting (the OpenVINO model converted once beforehand, as the 
 measured once beforehand too, and its first run, calibration included, reported apart). Target: auto at least
 0.9x the fastest explicit pair of the same run.
 
-Accuracy: the linear probe (seeded split) on MNIST-5k features of each precision at 128 px: `auto` may use bf16
-only where its probe stays within 0.3 points of fp32 (calibration.AUTO_ALLOWS_BF16). On a CPU without native
-bf16 only the fp32 pairs run (emulated bf16 would only measure its absence).
+Accuracy: the linear probe (mean over 5 seeded splits) on MNIST-5k features of each pair at 128 px: `auto` may use
+a runtime's bf16 only where its probe stays no more than 0.3 points below that runtime's fp32 (calibration.AUTO_BF16).
+On a CPU without native bf16 only the fp32 pairs run (emulated bf16 would only measure its absence). The pairs are
+every one this machine runs, whatever the gate says (an explicit --precision bf16 runs them all).
 
     python benchmarks/precision_paths.py [--n 1024] [--size 224] [--repeats 2] [--quick] [--no-accuracy]
 """
@@ -22,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,13 +36,17 @@ from ptm_core.extraction_path import candidates  # noqa: E402
 from ptm_core.probes import run_linear_probe  # noqa: E402
 
 AUTO_TARGET = 0.9
+SEEDS = range(5)
 GAP_TARGET_PT = 0.3
 KEPT = ("openvino", "calibration")  # what a user's data directory keeps between runs: the IR, the measurement
 
 
 def _explicit_pairs() -> list[Pair]:
-    auto = ExtractionConfig(precision="auto", runtime="auto", device="cpu")
-    return candidates(auto, torch.device("cpu"))
+    """Every pair this CPU runs natively (bf16 ones only where it has native bf16), whether or not auto may use it."""
+    cpu = torch.device("cpu")
+    precisions = ["fp32", "bf16"] if capabilities().native_bf16(cpu) else ["fp32"]
+    return [pair for precision in precisions
+            for pair in candidates(ExtractionConfig(precision=precision, runtime="auto", device="cpu"), cpu)]
 
 
 @contextlib.contextmanager
@@ -78,8 +84,8 @@ def speed(n: int, size: int, repeats: int) -> dict:
     configs["auto"] = ExtractionConfig(size, 64, "cpu", precision="auto", runtime="auto")
     with data_dir(home):
         if any(name.startswith("openvino") for name in configs):  # the one-off conversion, kept as the app keeps it
-            extract(DatasetConfig("mnist5k", limit=8), BackboneConfig(),
-                    ExtractionConfig(size, 8, "cpu", runtime="openvino", precision="fp32"))
+            extract(DatasetConfig("mnist5k", limit=10), BackboneConfig(),
+                    ExtractionConfig(size, 10, "cpu", runtime="openvino", precision="fp32"))
         first_auto, first = _timed(data, configs["auto"])  # measures, and keeps the measurement in `home`
     rates: dict[str, list[float]] = {name: [] for name in configs}
     metas: dict[str, dict] = {}
@@ -94,7 +100,9 @@ def speed(n: int, size: int, repeats: int) -> dict:
 
 
 def accuracy(size: int, limit: int | None) -> dict[str, float]:
-    """Probe test accuracy on MNIST-5k features of each explicit pair (one cache for all: distinct keys)."""
+    """Mean probe test accuracy over SEEDS seeded splits on MNIST-5k features of each explicit pair (one cache for
+    all: distinct keys). One split of 1,000 test images moves by ~0.5 points from seed to seed: the mean over the
+    same splits for every pair is what the gate compares."""
     data = DatasetConfig("mnist5k", limit=limit)
     home = Path(tempfile.mkdtemp(prefix="ptm-bench-acc-"))
     out = {}
@@ -102,7 +110,8 @@ def accuracy(size: int, limit: int | None) -> dict[str, float]:
         for pair in _explicit_pairs():
             config = ExtractionConfig(size, 64, "cpu", precision=pair.precision, runtime=pair.runtime)
             features = extract(data, BackboneConfig(), config)
-            out[pair.name] = run_linear_probe(features.features, features.labels, ProbeConfig(seed=0)).test_accuracy
+            out[pair.name] = float(np.mean([run_linear_probe(features.features, features.labels,
+                                                             ProbeConfig(seed=seed)).test_accuracy for seed in SEEDS]))
     shutil.rmtree(home, ignore_errors=True)
     return out
 
@@ -114,26 +123,33 @@ def _speed_rows(m: dict, n: int, size: int) -> list[dict]:
     listed = ", ".join(f"{k} {v:.1f}" for k, v in sorted(explicit.items(), key=lambda kv: -kv[1]))
     auto_meta = m["metas"]["auto"]
     figure = f"extraction, auto vs the fastest explicit runtime x precision, lite0 @{size}px, {n} MNIST images"
+    loops = ", ".join(f"{k} {meta['images_per_s']:.1f}" for k, meta in m["metas"].items())
     return [{"figure": figure,
              "ours": f"auto {m['best']['auto']:.1f} img/s ({auto_meta['precision_label']})",
              "baseline": f"{fastest} {explicit[fastest]:.1f} img/s", "ratio": ratio, "target": f"≥ {AUTO_TARGET:g}×",
              "met": ratio >= AUTO_TARGET,
              "note": f"every pair, img/s (model and data loading included): {listed}; auto chose "
-                     f"{auto_meta['path_choice']}; its first run, measuring included: {m['first_auto']:.1f} img/s"}]
+                     f"{auto_meta['path_choice']}; its first run, measuring included: {m['first_auto']:.1f} img/s; "
+                     f"the extraction loops alone (last run of each, the engine's images_per_s): {loops}"}]
 
 
 def _accuracy_rows(acc: dict[str, float], size: int, n_label: str) -> list[dict]:
-    if "torch bf16" not in acc:
-        return []
-    fp32 = acc.get("openvino fp32", acc["torch fp32"])
-    worst = min((v for k, v in acc.items() if k.endswith("bf16")), key=lambda v: v - fp32)
-    gap = 100 * (worst - fp32)
+    """One row per bf16 runtime: its probe against the same runtime's fp32 (they gate `auto`'s bf16 per runtime)."""
     listed = ", ".join(f"{k} {v:.2%}" for k, v in acc.items())
-    return [{"figure": f"bf16 probe accuracy vs fp32, lite0 @{size}px, {n_label}", "ours": f"{worst:.2%} (worst bf16)",
-             "baseline": f"{fp32:.2%} (fp32)", "ratio": worst / max(fp32, 1e-9), "target": f"±{GAP_TARGET_PT} pt",
-             "met": abs(gap) <= GAP_TARGET_PT + 1e-9,
-             "note": f"gap {gap:+.2f} pt; {listed}; seeded split (ProbeConfig seed 0); gates `--precision auto`'s "
-                     f"bf16 (calibration.AUTO_ALLOWS_BF16)"}]
+    out = []
+    for runtime in ("torch", "openvino"):
+        if f"{runtime} bf16" not in acc:
+            continue
+        bf16, fp32 = acc[f"{runtime} bf16"], acc[f"{runtime} fp32"]
+        gap = 100 * (bf16 - fp32)
+        out.append({"figure": f"bf16 probe accuracy vs fp32, {runtime}, lite0 @{size}px, {n_label}",
+                    "ours": f"{bf16:.2%} ({runtime} bf16)", "baseline": f"{fp32:.2%} ({runtime} fp32)",
+                    "ratio": bf16 / max(fp32, 1e-9), "target": f"no worse than fp32 - {GAP_TARGET_PT} pt",
+                    "met": gap >= -GAP_TARGET_PT - 1e-9,
+                    "note": f"gap {gap:+.2f} pt; mean over seeded splits {SEEDS.start}-{SEEDS.stop - 1} "
+                            f"(ProbeConfig seed); all pairs: {listed}; gates `--precision auto`'s {runtime} bf16 "
+                            f"(calibration.AUTO_BF16)"})
+    return out
 
 
 def rows(quick: bool = False, n: int | None = None, size: int = 224, repeats: int | None = None,

@@ -207,7 +207,9 @@ def _check_finite(features: np.ndarray, backbone: str) -> None:
                        f"try other weights or another --image-size.")
 
 
-def _device_and_precision(config: ExtractionConfig) -> tuple[torch.device, str]:
+def device_and_precision(config: ExtractionConfig) -> tuple[torch.device, str]:
+    """The device of a run and its precision where it cannot be measured (fast_paths.resolve_precision: the Ray
+    engine's); bad names fail here, before any loading."""
     check_precision(config.precision)
     check_runtime(config.runtime)
     device = resolve_device(config.device)
@@ -234,7 +236,7 @@ def load_inputs(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
     if config.image_size is not None:
         checks.image_size(config.image_size)
     cache_max_bytes()  # a bad PTM_CACHE_MAX_BYTES fails now, not after the extraction
-    _device_and_precision(config)
+    device_and_precision(config)
     dataset = load_dataset(dataset_config)
     loaded = load_backbone(backbone_config)
     return dataset, loaded, data_config(loaded.model, config.image_size)
@@ -242,10 +244,10 @@ def load_inputs(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
 
 def prepare(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
             config: ExtractionConfig) -> tuple[Dataset, LoadedBackbone, dict, str]:
-    """`load_inputs` and the feature key of a PyTorch run at the precision `resolve_precision` gives by rule
-    (the Ray engine's: its workers run PyTorch on machines this process cannot measure)."""
+    """`load_inputs` and the feature key of a PyTorch run at `device_and_precision`'s precision (the Ray
+    engine's: its workers run PyTorch on machines this process cannot measure)."""
     dataset, loaded, cfg = load_inputs(dataset_config, backbone_config, config)
-    _, precision = _device_and_precision(config)
+    _, precision = device_and_precision(config)
     return dataset, loaded, cfg, feature_key(loaded.identity, dataset, cfg, config, backbone_config.name, precision)
 
 
@@ -269,7 +271,7 @@ def warm_up(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     """What a run of these settings does before its first batch, done ahead (the app does it for its default at
     start-up, while the user reads the page): its images read, its backbone converted for OpenVINO (in a child
     process) and compiled, and the fastest runtime and precision measured. The run then starts on that path."""
-    device, _ = _device_and_precision(config)
+    device, _ = device_and_precision(config)
     dataset, loaded, cfg = load_inputs(dataset_config, backbone_config, config)
     pairs = candidates(config, device)
     if any(p.runtime == "openvino" for p in pairs):
@@ -291,7 +293,7 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     Which runtime and precision compute them: see ptm_core.extraction_path (meta `runtime`, `precision`,
     `path_choice`); features of any pair this run could use are taken from the cache first.
     """
-    device, _ = _device_and_precision(config)  # a bad name fails now, before any loading
+    device, _ = device_and_precision(config)  # a bad name fails now, before any loading
     started = time.perf_counter()
     dataset, loaded, cfg = load_inputs(dataset_config, backbone_config, config)
     pairs = candidates(config, device)

@@ -55,9 +55,8 @@ def runtimes_to_try(name: str, device: torch.device, layer: str) -> list[str]:
 
 def candidates(config: ExtractionConfig, device: torch.device) -> list[Pair]:
     """Every (runtime, precision) pair this run may use on this machine."""
-    precisions = precisions_to_try(config.precision, device)
     pairs = [Pair(runtime, precision) for runtime in runtimes_to_try(config.runtime, device, config.layer)
-             for precision in precisions
+             for precision in precisions_to_try(config.precision, device, runtime)
              if not (runtime == "openvino" and precision == "bf16" and not capabilities().openvino_bf16)]
     if not pairs:  # only an explicit --runtime openvino --precision bf16 gets here
         raise PTMError("OpenVINO computes bf16 only on a CPU with native bf16 (AVX512_BF16 or AMX), and this one "

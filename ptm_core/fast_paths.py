@@ -19,7 +19,7 @@ from timm.data import create_transform
 from timm.layers import BatchNormAct2d
 from torch import nn
 
-from ptm_core.calibration import AUTO_ALLOWS_BF16
+from ptm_core.calibration import AUTO_BF16
 from ptm_core.capabilities import capabilities
 from ptm_core.configs import PRECISIONS
 from ptm_core.errors import PTMError
@@ -40,26 +40,26 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """By rule, for paths that cannot measure (the Ray engine's workers, on machines of their own): 'auto'
-    becomes bf16 where `device` has native bf16, else fp32; an explicit choice is kept.
+    """For work on machines this process cannot measure (a Ray cluster's workers): 'auto' is fp32 there (bf16
+    pays on some hardware and is emulated, slowly, on other); an explicit choice is kept.
 
     An explicit bf16 on hardware without it still runs (slowly, emulated), so features made on a
     bf16 machine can be reproduced anywhere; it is logged.
     """
     check_precision(name)
     if name == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
+        return "fp32"
     if name == "bf16" and not native_bf16(device):
         log.warning("bf16 asked for on %s without native bf16: emulated, expect it slower than fp32", device)
     return name
 
 
-def precisions_to_try(name: str, device: torch.device) -> list[str]:
-    """The precisions a run may use: an explicit one, or for 'auto' fp32 and, where `device` runs bf16 natively
-    (and the accuracy gate allows it: calibration.AUTO_ALLOWS_BF16), bf16 too; calibration picks among them."""
+def precisions_to_try(name: str, device: torch.device, runtime: str = "torch") -> list[str]:
+    """The precisions a run on `runtime` may use: an explicit one, or for 'auto' fp32 and, where `device` runs bf16
+    natively and the runtime's accuracy gate allows it (calibration.AUTO_BF16), bf16 too; calibration picks."""
     if name != "auto":
-        return [resolve_precision(name, device)]
-    return ["fp32", "bf16"] if AUTO_ALLOWS_BF16 and native_bf16(device) else ["fp32"]
+        return [resolve_precision(name, device)]  # checked, and logged where bf16 runs emulated
+    return ["fp32", "bf16"] if AUTO_BF16.get(runtime, False) and native_bf16(device) else ["fp32"]
 
 
 @torch.inference_mode()

@@ -3,8 +3,8 @@
 PyTorch's eager CPU kernels run a network of many small depthwise convolutions one op at a time; OpenVINO
 compiles the graph with fused kernels for the CPU it runs on (speeds: the extraction rows of
 benchmarks/RESULTS.md). Its precision is always set, never left to the plugin: on a CPU with native bf16 the
-CPU plugin's default `INFERENCE_PRECISION_HINT` is bf16, which silently gave features at cosine 0.995 of fp32
-under an fp32 label. fp32 is compiled as f32 (features equal to PyTorch's to 1e-5), bf16 as bf16, and the
+CPU plugin's default `INFERENCE_PRECISION_HINT` is bf16, which silently gave bf16 features under an fp32 label
+(and the fp32 cache key). fp32 is compiled as f32 (features equal to PyTorch's to 1e-5), bf16 as bf16, and the
 compiled model's own setting is read back and recorded.
 
 Converting costs ~10 s (a TorchScript trace read by OpenVINO's PyTorch frontend), so a model is converted

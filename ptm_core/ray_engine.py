@@ -3,41 +3,35 @@
 The pipeline is Ray Data: row indices -> a task map that decodes and preprocesses images with the
 very code the local engine uses (`Dataset.image` + timm's eval transform for the model) -> an actor
 pool where each actor holds the backbone once and embeds batches. The driver collects the features
-and writes them as row-range shards under this machine's cache (see ptm_core.shards): workers on
-other nodes need no shared filesystem, and only the rows of missing shards are ever sent out again.
+and writes them as row-range shards under this machine's cache (see ptm_core.shards): results need no
+shared filesystem, and only the rows of missing shards are ever sent out again.
 
-Ray is optional (requirements-scale.txt): this module imports it only inside functions, so
-ptm_core imports without it and `--engine ray` says how to get it.
+Starting or joining Ray, and the check that every node sees the images of a folder:/zip: dataset, are in
+ptm_core.ray_cluster. Ray is optional (requirements-scale.txt): both modules import it only inside functions,
+so ptm_core imports without it and `--engine ray` says how to get it.
 """
 from __future__ import annotations
 
-import logging
 import math
-import os
-import socket
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-import ptm_core
 from ptm_core import shards
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
 from ptm_core.data import Dataset
-from ptm_core.data.imaging import first_line
 from ptm_core.errors import Cancelled, PTMError
-from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, _device_and_precision, _forward,
+from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, device_and_precision,
                                  _image_batch, cached_features, inference_model, prepare)
-from ptm_core.fast_paths import PRECISION_LABELS, autocast
+from ptm_core.fast_paths import PRECISION_LABELS, autocast, pre_logits
 from ptm_core.logs import native_stderr_to_log
+from ptm_core.ray_cluster import check_paths_on_nodes, check_reachable, import_ray, ray_session
 
-INSTALL_HINT = "pip install -r requirements-scale.txt"
-CONNECT_TIMEOUT_S = 5.0
 ShardFn = Callable[[int, int], None]
 
 
@@ -49,15 +43,6 @@ class RayOptions:
     shard_rows: int = shards.SHARD_ROWS
 
 
-def import_ray():
-    try:
-        import ray
-        import ray.data  # noqa: F401  (fails without the [data] extra: pyarrow, pandas)
-    except ImportError:
-        raise PTMError(f"--engine ray needs Ray, which is not installed here: {INSTALL_HINT}") from None
-    return ray
-
-
 def check_options(options: RayOptions) -> None:
     if not isinstance(options.workers, int) or options.workers < 1:
         raise PTMError(f"--workers must be a whole number of at least 1, got {options.workers}.")
@@ -66,76 +51,6 @@ def check_options(options: RayOptions) -> None:
         raise PTMError(f"--gpus-per-worker must be a number of at least 0, got {gpus}.")
     if options.shard_rows < 1:
         raise PTMError(f"Shards need at least one row, got {options.shard_rows}.")
-
-
-def _host_port(address: str) -> tuple[str, int] | None:
-    """host and port of 'host:port' or 'ray://host:port'; None for 'auto' and other forms Ray resolves."""
-    bare = address.split("://", 1)[-1].rstrip("/")
-    host, sep, port = bare.rpartition(":")
-    if not sep:
-        return None
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise PTMError(f"--address {address}: expected host:port (e.g. 10.0.0.5:6379) or ray://host:10001.")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def _check_reachable(address: str) -> None:
-    """Fail in seconds with a plain sentence; ray.init would retry an unreachable head for a minute."""
-    target = _host_port(address)
-    if target is None:
-        return
-    try:
-        socket.create_connection(target, timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise PTMError(f"Cannot reach a Ray cluster at {address} ({exc.strerror or exc}); start the head with "
-                       f"`ray start --head` and pass its address, or leave --address out to run locally.") from None
-
-
-def _log_level() -> int:
-    return logging.INFO if os.environ.get("PTM_DEBUG") else logging.ERROR
-
-
-def _quiet(ray) -> None:
-    """Keep the CLI's stderr to our own lines: Ray's notices go to its session logs (PTM_DEBUG=1 shows them)."""
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # progress goes through our callback; stdout stays the CLI's
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(_log_level())
-
-
-def start_ray(address: str | None = None) -> None:
-    """Join the cluster at `address`, or start a local instance: all cores, no dashboard, loopback only."""
-    ray = import_ray()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Workers import ptm_core from this copy, shipped with the job: nodes need only timm, torch and Ray.
-    runtime_env = {"py_modules": [str(Path(ptm_core.__file__).parent)]}
-    common = dict(runtime_env=runtime_env, logging_level=_log_level(), log_to_driver=False)
-    try:
-        if address:
-            _check_reachable(address)
-            ray.init(address=address, **common)
-        else:
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                     _node_ip_address="127.0.0.1", **common)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise PTMError(f"Could not start or join {where}: {first_line(exc)}") from None
-    _quiet(ray)
-
-
-@contextmanager
-def ray_session(address: str | None) -> Iterator[object]:
-    """Ray for one run; one this process already joined is used and left running (tests, notebooks)."""
-    ray = import_ray()
-    if ray.is_initialized():
-        _quiet(ray)
-        yield ray
-        return
-    start_ray(address)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 def worker_resources(ray, options: RayOptions, device: str) -> dict[str, float]:
@@ -185,7 +100,7 @@ class Embedder:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         images = torch.from_numpy(batch["image"]).to(self.device).contiguous(memory_format=torch.channels_last)
         with autocast(self.precision, self.device):
-            features = _forward(self.model, images).cpu().numpy()
+            features = pre_logits(self.model, images).cpu().numpy()
         return {"row": batch["row"], "features": features,
                 "unreadable": batch["unreadable"]}
 
@@ -290,9 +205,9 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
     check_options(options)
     import_ray()  # before any loading: without Ray, or with a wrong address, say so at once
     if options.address:
-        _check_reachable(options.address)
+        check_reachable(options.address)
     started = time.perf_counter()
-    _, precision = _device_and_precision(config)
+    _, precision = device_and_precision(config)
     dataset, loaded, cfg, key = prepare(dataset_config, backbone_config, config)
     cached = cached_features(key, started, progress)
     if cached is not None:
@@ -305,6 +220,8 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
     todo = [r for r in ranges if r not in finished]
     resumed = sum(b - a for a, b in finished)
     with native_stderr_to_log(), ray_session(options.address) as ray:
+        if todo:
+            check_paths_on_nodes(ray, dataset)  # folder:/zip: read by path: one sentence if a node lacks them
         resources = worker_resources(ray, options, config.device)
         writer = ShardWriter(folder, options.shard_rows, len(dataset), on_shard)
         t0 = time.perf_counter()
@@ -317,7 +234,9 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
             "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
             "device": f"ray: {options.workers} x {'GPU' if resources['num_gpus'] else 'CPU'} worker(s)",
             "engine": "ray", "workers": options.workers, "shard_rows": options.shard_rows,
-            "precision": precision, "precision_label": PRECISION_LABELS[precision],
+            "precision": precision, "precision_label": PRECISION_LABELS[precision], "numerics": precision,
+            "runtime": "torch", "path_choice": f"torch {precision} ({'asked for' if config.precision != 'auto' else
+                                                'auto is fp32 on Ray: the workers cannot be measured from here'})",
             # Wall time of the run, worker start-up included; `startup_seconds` is the part before the first batch.
             "images_per_s": computed / max(seconds, 1e-9), "compute_seconds": seconds, "startup_seconds": startup,
             "resumed_from": resumed, "rows_computed": computed}

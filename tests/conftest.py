@@ -82,6 +82,16 @@ def _wait_until_fixture():
 
 
 @pytest.fixture()
+def bf16_gates_open(monkeypatch):
+    """`--precision auto` may use bf16 on every runtime (calibration.AUTO_BF16 is set by a measurement that may
+    close a gate): tests of the bf16 branch open them, so the branch runs whatever the measurement said."""
+    from ptm_core.calibration import AUTO_BF16
+
+    for runtime in AUTO_BF16:
+        monkeypatch.setitem(AUTO_BF16, runtime, True)
+
+
+@pytest.fixture()
 def one_torch_thread():
     """Tiny models gain nothing from intra-op threads, and on a busy 2-core box they thrash."""
     import torch

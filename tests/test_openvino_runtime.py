@@ -17,6 +17,7 @@ from ptm_core.configs import BackboneConfig
 from ptm_core.errors import PTMError
 from ptm_core.data import load_dataset
 from ptm_core.extraction import data_config, extract, extract_features
+from ptm_core.calibration import AUTO_BF16
 from ptm_core.extraction_path import candidates
 from ptm_core.fast_paths import BatchTransform, pre_logits
 from ptm_core.openvino_runtime import RuntimeSwitch
@@ -199,7 +200,7 @@ def _names(config, device="cpu") -> list[str]:
     return [p.name for p in candidates(config, torch.device(device))]
 
 
-def test_which_pairs_a_run_may_use(tiny, monkeypatch):
+def test_which_pairs_a_run_may_use(tiny, monkeypatch, bf16_gates_open):
     """The candidates follow what the machine reports (PTM_NATIVE_BF16 overrides the CPU's answer both ways)."""
     monkeypatch.setenv("PTM_NATIVE_BF16", "0")
     auto = _with(tiny.extraction(), precision="auto")
@@ -214,6 +215,10 @@ def test_which_pairs_a_run_may_use(tiny, monkeypatch):
     with_bf16 = ["torch fp32", "torch bf16", "openvino fp32"] + (["openvino bf16"] if capabilities().openvino_bf16
                                                                   else [])
     assert _names(auto) == with_bf16
+    monkeypatch.setitem(AUTO_BF16, "torch", False)  # its probe lost too much in bf16: auto never uses it
+    assert _names(auto) == [name for name in with_bf16 if name != "torch bf16"]
+    assert _names(_with(auto, precision="bf16", runtime="torch")) == ["torch bf16"]  # asked for: kept
+    monkeypatch.setitem(AUTO_BF16, "torch", True)
     assert _names(_with(auto, precision="fp32")) == ["torch fp32", "openvino fp32"]
     assert _names(_with(auto, layer="stages")) == ["torch fp32", "torch bf16"]  # OpenVINO: pre-logits only
     with pytest.raises(PTMError, match="--runtime torch for cuda"):

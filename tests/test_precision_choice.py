@@ -74,7 +74,7 @@ def test_detection_agrees_with_the_cpus_own_flags(monkeypatch):
 
 
 @pytest.mark.skipif(not capabilities().cpu_bf16_detected, reason="this CPU has no native bf16 (AVX512_BF16 or AMX)")
-def test_where_the_cpu_has_native_bf16_auto_measures_the_bf16_paths_for_real(tiny, monkeypatch):
+def test_where_the_cpu_has_native_bf16_auto_measures_the_bf16_paths_for_real(tiny, monkeypatch, bf16_gates_open):
     monkeypatch.delenv("PTM_NATIVE_BF16", raising=False)
     assert precisions_to_try("auto", CPU) == ["fp32", "bf16"]
     run = extract(tiny.data(), tiny.backbone(), _config(tiny, precision="auto", runtime="torch"))
@@ -122,7 +122,7 @@ def test_a_calibration_is_kept_per_machine_and_measured_again_when_the_machine_c
     assert how == "measured" and len(made) == 3  # a damaged record is measured again, not an error
 
 
-def test_fine_tuning_uses_bf16_only_where_it_measured_faster(tiny, monkeypatch):
+def test_fine_tuning_uses_bf16_only_where_it_measured_faster(tiny, monkeypatch, bf16_gates_open):
     from ptm_core.configs import FinetuneConfig
     from ptm_core.training import training_precision
     from ptm_core.weights import load_backbone
@@ -138,9 +138,12 @@ def test_fine_tuning_uses_bf16_only_where_it_measured_faster(tiny, monkeypatch):
     monkeypatch.setattr(calibration, "measure", lambda runs, n: {TORCH_FP32: 10.0, TORCH_BF16: 20.0})
     assert training_precision(model, "m", dataclasses.replace(config, image_size=48), CPU)[0] == "bf16"
     assert training_precision(model, "m", dataclasses.replace(config, precision="fp32"), CPU)[0] == "fp32"
+    monkeypatch.setitem(calibration.AUTO_BF16, "torch", False)  # the accuracy gate closed: fp32, unmeasured
+    assert training_precision(model, "m", dataclasses.replace(config, image_size=64), CPU) == (
+        "fp32", "torch fp32 (the only candidate)")
 
 
-def test_training_calibration_really_trains_each_precision(tiny, monkeypatch):
+def test_training_calibration_really_trains_each_precision(tiny, monkeypatch, bf16_gates_open):
     """The timed calls are forward + backward in that precision, and leave the model as it was."""
     from ptm_core.configs import FinetuneConfig
     from ptm_core.training import training_precision

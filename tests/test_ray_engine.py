@@ -22,7 +22,7 @@ SHARD_ROWS = 64  # 5 shards of 300 rows: a stop after the first leaves some to r
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    from ptm_core.ray_engine import start_ray
+    from ptm_core.ray_cluster import start_ray
 
     start_ray(None)  # the engine's own local start: all cores, no dashboard, ptm_core shipped to workers
     yield
