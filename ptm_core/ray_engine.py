@@ -194,6 +194,10 @@ def _finish(folder: Path, key: str, dataset: Dataset, ranges: list[tuple[int, in
     return result
 
 
+def _why_precision(asked: str) -> str:
+    return "asked for" if asked != "auto" else "auto is fp32 on Ray: the workers cannot be measured from here"
+
+
 def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, config: ExtractionConfig,
                 options: RayOptions = RayOptions(), progress: ProgressFn | None = None,
                 cancelled: CancelFn | None = None, on_shard: ShardFn | None = None) -> FeatureSet:
@@ -235,8 +239,7 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
             "device": f"ray: {options.workers} x {'GPU' if resources['num_gpus'] else 'CPU'} worker(s)",
             "engine": "ray", "workers": options.workers, "shard_rows": options.shard_rows,
             "precision": precision, "precision_label": PRECISION_LABELS[precision], "numerics": precision,
-            "runtime": "torch", "path_choice": f"torch {precision} ({'asked for' if config.precision != 'auto' else
-                                                'auto is fp32 on Ray: the workers cannot be measured from here'})",
+            "runtime": "torch", "path_choice": f"torch {precision} ({_why_precision(config.precision)})",
             # Wall time of the run, worker start-up included; `startup_seconds` is the part before the first batch.
             "images_per_s": computed / max(seconds, 1e-9), "compute_seconds": seconds, "startup_seconds": startup,
             "resumed_from": resumed, "rows_computed": computed}
