@@ -110,14 +110,16 @@ def inference_model(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.M
     return fold_batchnorms(model, pre_logits, input_size)
 
 
-def _image_batch(dataset: Dataset, transform, indices, device: torch.device | None = None) -> torch.Tensor:
-    """Transformed images (normalised once per batch for a BatchTransform); one that fails to decode now is
-    recorded in `dataset.unreadable` and stands in as a blank image, so rows keep their places and one bad
-    file never ends the run."""
-    images = []
+def image_batch(dataset: Dataset, transform, indices, device: torch.device | None = None,
+                 side: int | None = None) -> torch.Tensor:
+    """Transformed images (normalised once per batch for a BatchTransform); one that fails to decode now, or
+    whose resize to `side` (default: a BatchTransform's `resize_side`) would be too large, is recorded in
+    `dataset.unreadable` and stands in as a blank image, so rows keep their places and one bad file never
+    ends the run."""
+    images, side = [], getattr(transform, "resize_side", None) if side is None else side
     for i in map(int, indices):  # plain ints: `unreadable` goes into JSON meta
         try:
-            image = dataset.image(i)
+            image = dataset.image(i, side)
         except ItemUnreadable as exc:
             dataset.unreadable[i] = exc.reason
             image = Image.new("RGB", (32, 32))
@@ -156,7 +158,7 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
                 checkpoint(np.concatenate(out))
             raise Cancelled()
         stop = min(done + batch_size, n)
-        batch = _image_batch(dataset, transform, order[done:stop], device)
+        batch = image_batch(dataset, transform, order[done:stop], device)
         batch = batch.to(device).contiguous(memory_format=torch.channels_last)
         runner = fast_forward(done) if fast_forward is not None else None
         if pace_pending is not None and fast_forward is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import logging
 
 import numpy as np
@@ -75,6 +76,12 @@ def autocast(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
+def resize_side(cfg: dict) -> int:
+    """The most that timm's eval transform for `cfg` scales an image's shorter side to (input / crop_pct):
+    what bounds the pixels a resize makes; a training crop is resized to the input size, which is less."""
+    return math.floor(max(cfg["input_size"][1:]) / (cfg.get("crop_pct") or 0.875))
+
+
 class BatchTransform:
     """timm's preprocessing split the way its own PrefetchLoader splits it: per image, the PIL resize/crop
     (or random crop/flip) ending in a uint8 tensor (`use_prefetcher=True`); per batch, one float conversion
@@ -82,6 +89,7 @@ class BatchTransform:
 
     def __init__(self, cfg: dict, is_training: bool = False, **train_options):
         self.image_transform = create_transform(**cfg, is_training=is_training, use_prefetcher=True, **train_options)
+        self.resize_side = resize_side(cfg)
         self.mean = torch.tensor([255 * m for m in cfg["mean"]]).view(1, -1, 1, 1)
         self.std = torch.tensor([255 * s for s in cfg["std"]]).view(1, -1, 1, 1)
 

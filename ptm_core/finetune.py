@@ -20,6 +20,7 @@ import timm
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader
@@ -28,6 +29,7 @@ from ptm_core.artifacts import artifact_dir, file_sha256, temp_beside
 from ptm_core.configs import (FINETUNE_MODES, BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig,
                               stable_hash)
 from ptm_core.data import Dataset, load_dataset
+from ptm_core.data.types import ItemUnreadable
 from ptm_core import checks
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features,
@@ -187,7 +189,14 @@ class _Images(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         j = int(self.indices[i])
-        return self.transform(self.dataset.image(j)), int(self.dataset.labels[j])
+        try:
+            image = self.dataset.image(j, getattr(self.transform, "resize_side", None))
+        except ItemUnreadable as exc:
+            # As in extraction: one file that went bad since loading (or would resize too large) must not end
+            # the run; a blank stand-in keeps the test rows aligned, and the result lists it as skipped.
+            self.dataset.unreadable[j] = exc.reason
+            image = Image.new("RGB", (32, 32))
+        return self.transform(image), int(self.dataset.labels[j])
 
 
 def _loader(dataset: Dataset, indices: np.ndarray, transform, batch_size: int, seed: int | None = None) -> DataLoader:
@@ -324,7 +333,8 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
         seconds=time.perf_counter() - started, checkpoint=str(checkpoint), stopped_early=trainer.stopped_early,
         n_train=len(fit), n_val=len(val), n_test=len(test), test_indices=test, predictions=predictions,
         probabilities=probabilities, lp_test_accuracy=lp_accuracy, best_step=trainer.best_step, config=config.to_dict(),
-        skipped=list(dataset.skipped), precision=precision, train_images_per_s=trainer.images_per_s(),
+        skipped=list(dataset.skipped) + [(dataset.ids[i], r) for i, r in sorted(dataset.unreadable.items())],
+        precision=precision, train_images_per_s=trainer.images_per_s(),
         precision_choice=precision_choice)
 
 

@@ -13,7 +13,8 @@ from ptm_core.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_n
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, stable_hash
 from ptm_core.data import Dataset, load_dataset
 from ptm_core.errors import Cancelled, PTMError
-from ptm_core.extraction import CancelFn, ProgressFn, data_config, feature_key, resolve_device
+from ptm_core.extraction import CancelFn, ProgressFn, data_config, feature_key, image_batch, resolve_device
+from ptm_core.fast_paths import resize_side
 from ptm_core.probes import run_linear_probe
 from ptm_core.weights import load_backbone
 
@@ -60,8 +61,10 @@ def _stage_batch(model: nn.Module, batch: torch.Tensor) -> list[np.ndarray]:
 
 
 def extract_stages(model: nn.Module, dataset: Dataset, transform, batch_size: int, device: torch.device,
-                   progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> list[np.ndarray]:
-    """Pooled output of every stage for every image, through timm's forward_intermediates."""
+                   progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
+                   side: int | None = None) -> list[np.ndarray]:
+    """Pooled output of every stage for every image, through timm's forward_intermediates. An image that cannot
+    be decoded now (or resized to `side`) is a blank row, noted in `dataset.unreadable`, as in extraction."""
     if not hasattr(model, "forward_intermediates"):
         raise PTMError(f"{type(model).__name__} has no forward_intermediates in this timm; the layer sweep needs it.")
     model = model.to(device=device, memory_format=torch.channels_last).eval()
@@ -70,7 +73,7 @@ def extract_stages(model: nn.Module, dataset: Dataset, transform, batch_size: in
         if cancelled is not None and cancelled():
             raise Cancelled()
         stop = min(start + batch_size, len(dataset))
-        batch = torch.stack([transform(dataset.image(i)) for i in range(start, stop)])
+        batch = image_batch(dataset, transform, range(start, stop), side=side)
         chunks.append(_stage_batch(model, batch.to(device).contiguous(memory_format=torch.channels_last)))
         if progress is not None:
             progress(stop / len(dataset), f"{stop}/{len(dataset)} images through every stage")
@@ -92,7 +95,10 @@ def stage_features(dataset_config: DatasetConfig, backbone_config: BackboneConfi
         return StageFeatures(meta["names"], [arrays[f"stage_{i}"] for i in range(len(meta["names"]))],
                              arrays["labels"], key)
     stages = extract_stages(loaded.model, dataset, create_transform(**cfg, is_training=False), config.batch_size,
-                            resolve_device(config.device), progress, cancelled)
+                            resolve_device(config.device), progress, cancelled, resize_side(cfg))
+    if dataset.unreadable:  # their blank rows are no image's features: leave them out, as extraction does
+        dataset, kept = dataset.without_unreadable()
+        stages = [stage[kept] for stage in stages]
     names = stage_names(loaded.model, len(stages))
     # Always PyTorch fp32 (no autocast): the key's precision part says so, and so does the meta.
     save_npz(path, meta={"names": names, "backbone": backbone_config.name, "weights": loaded.identity,

@@ -27,8 +27,8 @@ from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
 from ptm_core.data import Dataset
 from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, device_and_precision,
-                                 _image_batch, cached_features, inference_model, prepare)
-from ptm_core.fast_paths import PRECISION_LABELS, autocast, pre_logits
+                                 image_batch, cached_features, inference_model, prepare)
+from ptm_core.fast_paths import PRECISION_LABELS, autocast, pre_logits, resize_side
 from ptm_core.logs import native_stderr_to_log
 from ptm_core.ray_cluster import check_paths_on_nodes, check_reachable, import_ray, ray_session
 
@@ -80,7 +80,7 @@ def _decode_batch(batch: dict[str, np.ndarray], dataset_ref, cfg: dict) -> dict[
     dataset: Dataset = ray.get(dataset_ref)  # Ray Data passes fn_kwargs as they are: refs are not resolved
     rows = [int(i) for i in batch["row"]]
     dataset.unreadable.clear()
-    images = _image_batch(dataset, create_transform(**cfg, is_training=False), rows)
+    images = image_batch(dataset, create_transform(**cfg, is_training=False), rows, side=resize_side(cfg))
     reasons = np.array([dataset.unreadable.get(i, "") for i in rows], dtype=str)
     return {"row": batch["row"], "image": images.numpy(), "unreadable": reasons}
 

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -58,11 +59,34 @@ def _is_locked(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
+def _is_read_only(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorname", "") or "").startswith("SQLITE_READONLY") or "readonly" in str(exc)
+
+
+class _Unwritable(Exception):
+    """A store this process cannot write (read-only file or folder, no permission): sound, so never moved aside."""
+
+
+def _write_problem(path: Path) -> str | None:
+    """Why this process cannot write the store, judged before SQLite tries (which would say 'unable to open')."""
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(path.parent, os.W_OK):  # SQLite must create its -wal and -shm files beside the store
+        return "its folder is read-only"
+    return None
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    """An open, checked store; _Unusable for a broken one, OperationalError('locked') for a held one."""
+    """An open, checked store; _Unusable for a broken one, _Unwritable for one this process cannot write,
+    OperationalError('locked') for a held one."""
     if path.exists() and not path.is_file():
         raise _Unusable("a folder or special file is in its place")
-    db = sqlite3.connect(path, check_same_thread=False, timeout=LOCK_WAIT_S, isolation_level=None)
+    if str(path) != ":memory:" and (problem := _write_problem(path)) is not None:
+        raise _Unwritable(problem)
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, timeout=LOCK_WAIT_S, isolation_level=None)
+    except sqlite3.Error as exc:  # a permission, a vanished folder: never "locked", which it is not
+        raise _Unwritable(f"it cannot be opened ({exc})") from None
     try:
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
@@ -76,6 +100,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         if _is_locked(exc):
             raise
+        if _is_read_only(exc):
+            raise _Unwritable(f"it cannot be written ({exc})") from None
         raise _Unusable(f"it is not a readable SQLite database ({exc})") from None
     except _Unusable:
         db.close()
@@ -126,13 +152,16 @@ class RunStore:
             return _connect(self.path)
         except _Unusable as exc:
             problem = exc
+        except _Unwritable as exc:
+            return self._in_memory(f"The run store {self.path} cannot be written here ({exc}); this session's runs "
+                                   f"are kept in memory only and will not be listed after a restart.")
         except sqlite3.OperationalError:
             return self._in_memory(f"The run store {self.path} is locked by another process; this session's runs "
                                    f"are kept in memory only and will not be listed after a restart.")
         try:
             self.moved_to = _move_aside(self.path)
             db = _connect(self.path)
-        except (OSError, sqlite3.Error, _Unusable) as again:
+        except (OSError, sqlite3.Error, _Unusable, _Unwritable) as again:
             return self._in_memory(f"The run store {self.path} could not be used ({problem}) nor replaced ({again}); "
                                    f"this session's runs are kept in memory only.")
         self.recovered_note = (f"The run store {self.path} could not be used ({problem}); it was moved aside to "
@@ -178,8 +207,11 @@ class RunStore:
                     self._write(self._pending[run_id])
                     del self._pending[run_id]
             except sqlite3.OperationalError as exc:
-                if not _is_locked(exc):
+                if not (_is_locked(exc) or _is_read_only(exc)):
                     raise
+                if _is_read_only(exc):  # made read-only mid-session: the runs go on, in memory, and say so
+                    self.recovered_note = (f"The run store {self.path} became read-only ({exc}); this session's "
+                                           f"newest runs are kept in memory only.")
                 log.warning("run store busy, %d record(s) kept in memory: %s", len(self._pending), exc)
 
     @staticmethod

@@ -67,10 +67,26 @@ def check_model_name(name: str) -> None:
         raise PTMError(f"Unknown model '{name}'. List models with: python -m ptm_core models --filter '*{name.split('.')[0]}*'")
 
 
+def _looks_like_safetensors(path: Path) -> bool:
+    """Whether the content is safetensors, whatever the name: an 8-byte little-endian header length, then the
+    JSON header ('{'). A torch zip starts 'PK' and a legacy pickle 0x80: those go to torch.load even when named
+    .safetensors; only content that is neither falls back on the name, so a broken file's message fits it."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        head = b""
+    if len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size:
+        return True
+    if head.startswith((b"PK", b"\x80")):
+        return False
+    return path.suffix == ".safetensors"
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors from a checkpoint without ever running pickled code, bounded in size like an upload."""
     check_packed_file(path, "Checkpoint")
-    if path.suffix == ".safetensors":
+    if _looks_like_safetensors(path):  # by content: a safetensors file named .pth is still safetensors
         from safetensors.torch import load_file
 
         try:
@@ -79,7 +95,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise PTMError(f"{path.name} is not a readable safetensors file ({type(exc).__name__}); "
                            f"check the download or save it again with safetensors.torch.save_file.") from None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as handle:  # a handle, not the name: torch reads a .safetensors name as safetensors
+            state = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError and friends; torch's own text carries ANSI codes
         raise PTMError(f"Refused to load {path.name}: it is not a plain tensor checkpoint ({type(exc).__name__}). "
                        f"Pickled Python objects are never loaded, as they could run code; save the weights with "

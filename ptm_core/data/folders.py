@@ -13,11 +13,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import features
+
 from ptm_core.data.files import FileRejected, FileStamp, read_user_file
 from ptm_core.data.imaging import check_image
 from ptm_core.errors import PTMError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# AVIF only where this Pillow decodes it (Pillow >= 11.3 wheels do); elsewhere an .avif file gets its own reason.
+AVIF_SUFFIXES = {".avif"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"} | (
+    AVIF_SUFFIXES if features.check("avif") else set())
 FILENAME_COLUMN, LABEL_COLUMN = "filename", "label"
 
 
@@ -202,6 +207,8 @@ def unwrap_single_folder(root: Path) -> Path:
 
 def _check_file(path: Path, allowed: list[Path] | None) -> tuple[bytes, FileStamp]:
     """The bytes and stamp of a usable image file, or FileRejected (ImageRejected) with the reason."""
+    if path.suffix.lower() in AVIF_SUFFIXES - IMAGE_SUFFIXES:
+        raise FileRejected("an AVIF image, which this Pillow cannot decode (install Pillow 11.3 or later)")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise FileRejected(f"not an image file ({path.suffix or 'no extension'})")
     data, stamp = read_user_file(path, allowed)

@@ -1,12 +1,13 @@
 """Decoding user images safely into RGB uint8, whatever their mode, size or state.
 
 Every image a user brings (folder, zip, upload) goes through `open_rgb` or `check_image`,
-so a 16-bit scan, a CMYK print file, a transparent icon or a decompression bomb behaves
-the same in every dataset: converted sensibly, or refused with a one-line reason.
+so a 16-bit scan, a CMYK print file, a transparent icon, a decompression bomb or a one-pixel
+line behaves the same in every dataset: converted sensibly, or refused with a one-line reason.
 """
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,11 @@ from ptm_core.data.files import FileRejected
 from ptm_core.limits import env_int
 
 PIXELS_ENV = "PTM_MAX_IMAGE_PIXELS"
+ASPECT_ENV = "PTM_MAX_ASPECT_RATIO"
 DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)  # Pillow's own default (~89.5M)
+# Wide panoramas reach ~10:1 and scanned strips ~20:1; beyond 50:1 an "image" is a line of pixels that
+# only becomes huge once its shorter side is scaled up to the model's input (400,000 x 1 -> 14M x 36).
+DEFAULT_MAX_ASPECT = 50
 _WHITE = (255, 255, 255, 255)
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
@@ -27,6 +32,39 @@ class ImageRejected(FileRejected):
 
 def max_image_pixels() -> int:
     return env_int(PIXELS_ENV, DEFAULT_MAX_PIXELS)
+
+
+def max_aspect_ratio() -> int:
+    return env_int(ASPECT_ENV, DEFAULT_MAX_ASPECT)
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why an image of this size must not be decoded (too many pixels, empty, too thin), or None."""
+    limit, ratio_limit = max_image_pixels(), max_aspect_ratio()
+    if width < 1 or height < 1:
+        return f"an empty image ({width}x{height})"
+    if width * height > limit:
+        return f"too many pixels ({width}x{height}, over the {limit:,} limit set by {PIXELS_ENV})"
+    ratio = max(width, height) / min(width, height)
+    if ratio > ratio_limit:
+        return (f"too thin ({width}x{height}, {ratio:,.0f}:1, over the {ratio_limit}:1 aspect ratio "
+                f"limit set by {ASPECT_ENV})")
+    return None
+
+
+def resize_problem(width: int, height: int, shorter_side: int) -> str | None:
+    """Why resizing this image so its shorter side is `shorter_side` would make too many pixels, or None.
+
+    A model's eval transform scales the shorter side to its input size, upscaling as needed, so the
+    decoded size alone does not bound memory: the resized size is checked against the same pixel limit.
+    """
+    scale = shorter_side / max(min(width, height), 1)
+    out_w, out_h = math.ceil(width * scale), math.ceil(height * scale)
+    limit = max_image_pixels()
+    if out_w * out_h > limit:
+        return (f"too large once resized ({width}x{height} would become {out_w}x{out_h}, over the {limit:,} "
+                f"pixel limit set by {PIXELS_ENV})")
+    return None
 
 
 def _open(source: Path | bytes) -> Image.Image:
@@ -43,10 +81,11 @@ def _open(source: Path | bytes) -> Image.Image:
         raise ImageRejected("not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageRejected(f"unreadable image ({first_line(exc)})") from None
-    if img.width * img.height > limit:
-        size = f"{img.width}x{img.height}"
+    # Checked on the header, before a byte of pixel data is decoded.
+    problem = size_problem(img.width, img.height)
+    if problem is not None:
         img.close()
-        raise ImageRejected(f"too many pixels ({size}, over the {limit:,} limit set by {PIXELS_ENV})")
+        raise ImageRejected(problem)
     return img
 
 
@@ -126,7 +165,7 @@ def _scale_to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
     Mode "I" is Pillow's catch-all 32-bit container: it holds 8-bit data from some TIFFs,
     16-bit data from older PNG readers, or arbitrary values; pick the range that fits.
     """
-    values = pixels.astype(np.float64)
+    values = pixels.astype(np.float32)  # half of float64's memory; exact for 16-bit samples
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
     if mode.startswith("I;16") or (mode == "I" and lo >= 0 and 255 < hi <= 65535):
         scaled = values / 257.0

@@ -3,12 +3,16 @@
 A zip is checked entry by entry from its central directory before a byte is written
 (paths, symlinks, sizes, compression ratios), then extracted into a private temp dir with
 the same limits counted on the bytes actually written, and only then renamed into place.
-So a hostile or broken archive is refused whole and leaves nothing behind.
+So a hostile archive (a bomb, a path out of the target, a link) is refused whole and leaves nothing
+behind, while an entry that is merely unusable (a name no file system holds, a password, corrupt
+data) is skipped and listed, as an unreadable file in a folder would be.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -25,6 +29,7 @@ from ptm_core.data.files import within
 from ptm_core.data.imaging import first_line
 from ptm_core.limits import LOAD_BYTES_ENV, MAX_RATIO, env_int, max_load_bytes, mb
 from ptm_core.paths import data_dir
+from ptm_core.text import printable
 
 ROOTS_ENV = "PTM_ALLOWED_ROOTS"
 ZIP_BYTES_ENV = "PTM_ZIP_MAX_BYTES"
@@ -38,8 +43,15 @@ DEFAULT_UPLOAD_BYTES = 500 * 1024**2
 RATIO_MIN_BYTES = 64 * 1024
 STALE_TEMP_S = 3600.0  # an extraction temp folder whose owner is gone, or this old, is debris
 _CHUNK = 1024**2
-_DRIVE = re.compile(r"^[A-Za-z]:")
+_DRIVE_PATH = re.compile(r"^[A-Za-z]:[\\/]")  # C:/x or C:\x: absolute on Windows
 _SYMLINK = 0o120000
+NAME_MAX = 255  # bytes in one path component: ext4, XFS, btrfs, APFS (NTFS: 255 UTF-16 units)
+SKIPPED_FILE = ".ptm-skipped.json"  # entries left out, with reasons, at the extraction's root (hidden: not data)
+# Errors that concern one entry's name or place, not the disk or the archive as a whole.
+_NAME_ERRNOS = {errno.ENAMETOOLONG: "a name too long for this file system", errno.EILSEQ: "a name this file "
+                "system cannot hold", errno.EINVAL: "a name this file system cannot hold", errno.EEXIST: "another entry "
+                "has the same name", errno.ENOTDIR: "its path clashes with another entry (a file where a folder is)",
+                errno.EISDIR: "its path clashes with another entry (a folder where a file is)"}
 
 
 # --------------------------------------------------------------------------- allowed roots
@@ -94,16 +106,40 @@ def _budget(archive_bytes: int = 0) -> _Budget:
 
 
 def member_parts(info: zipfile.ZipInfo, archive: str) -> tuple[str, ...]:
-    """Path components of an entry, refusing anything that could land outside the target."""
+    """Path components of an entry, refusing anything that could land outside the target.
+
+    A colon is only a drive where it starts a Windows path ("C:/x"); "a: apples" is a folder name on
+    POSIX, and on Windows (where a colon names a drive or a stream) `entry_problem` skips it.
+    """
     name = info.filename.replace("\\", "/")
-    if "\x00" in info.orig_filename or name.startswith("/") or _DRIVE.match(name):
+    if name.startswith("/") or _DRIVE_PATH.match(name):
         raise PTMError(f"Zip {archive} rejected: entry '{info.orig_filename}' has an absolute path.")
     parts = tuple(p for p in name.split("/") if p not in ("", "."))
     if ".." in parts:
         raise PTMError(f"Zip {archive} rejected: entry '{info.orig_filename}' climbs out with '..'.")
-    if any(_DRIVE.match(p) for p in parts):
-        raise PTMError(f"Zip {archive} rejected: entry '{info.orig_filename}' names a drive.")
     return parts
+
+
+def entry_name(info: zipfile.ZipInfo) -> str:
+    """An entry's name as a skip list shows it: controls escaped, a NUL included, a very long one shortened."""
+    name = printable(info.orig_filename)
+    return name if len(name) <= 120 else f"{name[:60]}...{name[-40:]} ({len(name)} characters)"
+
+
+def entry_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why an entry, harmless but unusable, is skipped (never extracted) rather than refusing the zip."""
+    if "\x00" in info.orig_filename:  # zipfile cuts the name at the NUL: extracting would rename the file
+        return "its name holds a NUL byte"
+    if info.flag_bits & 0x1:
+        return "encrypted (password-protected); zip the files again without a password"
+    parts = [p for p in info.filename.replace("\\", "/").split("/") if p not in ("", ".")]
+    if parts and parts[0] == SKIPPED_FILE:
+        return "a name PTM Explorer keeps for its own list of skipped entries"
+    if any(len(os.fsencode(p)) > NAME_MAX for p in parts):
+        return f"a name over {NAME_MAX} bytes, more than a file system holds"
+    if os.name == "nt" and any(":" in p for p in parts):
+        return "a ':' in its name, which Windows does not allow"
+    return None
 
 
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
@@ -154,18 +190,54 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget:
             out.write(chunk)
 
 
-def _extract_members(zf: zipfile.ZipFile, dest: Path, archive: str, archive_bytes: int) -> None:
-    budget, root = _budget(archive_bytes), dest.resolve()
-    for info in zf.infolist():
-        target = root.joinpath(*member_parts(info, archive))
-        if not target.resolve().is_relative_to(root):  # belt and braces after member_parts
-            raise PTMError(f"Zip {archive} rejected: entry '{info.filename}' resolves outside the target.")
+class _Skip(Exception):
+    """An entry left out, with the reason."""
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: _Budget, archive: str) -> None:
+    """One entry to `target`; `_Skip` for a failure that concerns this entry alone."""
+    try:
         if info.is_dir():
             target.mkdir(parents=True, exist_ok=True)
-            continue
+            return
         budget.add_file(archive)
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_member(zf, info, target, budget, archive)
+    except OSError as exc:
+        if exc.errno not in _NAME_ERRNOS:
+            raise  # disk full, permissions: the archive as a whole cannot be extracted here
+        raise _Skip(_NAME_ERRNOS[exc.errno]) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        # bad CRC, truncated or garbled data, a compression method zipfile lacks: this entry only
+        if target.is_file():
+            target.unlink()
+        raise _Skip(f"unreadable in the zip ({first_line(exc)})") from None
+
+
+def _extract_members(zf: zipfile.ZipFile, dest: Path, archive: str, archive_bytes: int) -> list[tuple[str, str]]:
+    """Extract what can be; returns (entry name, reason) for each entry skipped."""
+    budget, root, skipped = _budget(archive_bytes), dest.resolve(), []
+    for info in zf.infolist():
+        parts, problem = member_parts(info, archive), entry_problem(info)
+        if problem is not None:
+            skipped.append((entry_name(info), problem))
+            continue
+        target = root.joinpath(*parts)
+        if not target.resolve().is_relative_to(root):  # belt and braces after member_parts
+            raise PTMError(f"Zip {archive} rejected: entry '{info.filename}' resolves outside the target.")
+        try:
+            _extract_member(zf, info, target, budget, archive)
+        except _Skip as skip:
+            skipped.append((entry_name(info), str(skip)))
+    return skipped
+
+
+def extraction_skips(folder: Path) -> list[tuple[str, str]]:
+    """The entries an extraction left out, with reasons (none for extractions made before this was kept)."""
+    try:
+        return [(str(name), str(reason)) for name, reason in json.loads((folder / SKIPPED_FILE).read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
 
 
 def _publish(tmp: Path, target: Path) -> None:
@@ -183,7 +255,9 @@ def _unzip_into(path: Path, tmp: Path) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             check_members(zf.infolist(), archive, size)
-            _extract_members(zf, tmp, archive, size)
+            skipped = _extract_members(zf, tmp, archive, size)
+        # Written last, always: it replaces any entry of that name, so a zip cannot forge its own skip list.
+        (tmp / SKIPPED_FILE).write_text(json.dumps(skipped))
     except PTMError:
         raise
     except zipfile.BadZipFile as exc:

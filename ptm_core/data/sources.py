@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ptm_core.data.folders import Listing, list_images, unwrap_single_folder, verify_listing
-from ptm_core.data.ingest import allowed_roots, discard_extraction, ensure_allowed, extract_zip
+from ptm_core.data.ingest import allowed_roots, discard_extraction, ensure_allowed, extract_zip, extraction_skips
 from ptm_core.data.registry import register_dataset
 from ptm_core.data.types import Dataset
 from ptm_core.errors import PTMError
@@ -146,7 +146,9 @@ def _zip(arg: str | None) -> Dataset:
         raise PTMError(f"Zip file not found: {path}")
     folder = extract_zip(path)
     try:
-        return _from_listing(f"zip:{path}", list_images(unwrap_single_folder(folder)), [folder.resolve()])
+        listing = list_images(unwrap_single_folder(folder))
+        listing.skipped[:0] = extraction_skips(folder)  # entries never extracted come first, as in the zip
+        return _from_listing(f"zip:{path}", listing, [folder.resolve()])
     except PTMError:
         discard_extraction(folder)  # a refused dataset must not keep its unpacked bytes on disk
         raise

@@ -10,7 +10,7 @@ from PIL import Image
 
 from ptm_core.configs import stable_hash
 from ptm_core.data.files import FileRejected, FileStamp, read_user_file
-from ptm_core.data.imaging import open_rgb, to_rgb
+from ptm_core.data.imaging import open_rgb, resize_problem, to_rgb
 from ptm_core.errors import PTMError
 
 Item = np.ndarray | Path | Image.Image
@@ -74,7 +74,16 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def image(self, i: int) -> Image.Image:
+    def image(self, i: int, shorter_side: int | None = None) -> Image.Image:
+        """Image `i` as RGB; ItemUnreadable if it cannot be decoded, or, with `shorter_side` (what a resize
+        will scale the shorter side to), if that resize would exceed the pixel limit."""
+        image = self._decoded(i)
+        problem = None if shorter_side is None else resize_problem(image.width, image.height, shorter_side)
+        if problem is not None:
+            raise ItemUnreadable(self.ids[i], problem)
+        return image
+
+    def _decoded(self, i: int) -> Image.Image:
         item = self.items[i]
         if isinstance(item, Path):
             try:
