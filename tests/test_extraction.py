@@ -1,7 +1,6 @@
 """Feature extraction with a tiny random-weight model: shapes, caching, integrity, cancellation."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

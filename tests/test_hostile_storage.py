@@ -49,3 +49,85 @@ def test_11_a_damaged_entry_is_refused_and_an_old_sidecar_entry_still_reads(tmp_
     np.savez(old, meta=np.array("{}"), features=np.ones(3))
     old.with_name("old.npz.sha256").write_text(artifacts.file_sha256(old))
     assert npz_intact(old) and load_npz(old)[0]["features"].tolist() == [1, 1, 1]
+
+
+# --------------------------------------------------------------------------- 4: a shared cache entry, own identity
+
+def _twin_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Two folders with the same 12 usable images and a different broken file each."""
+    from ingest_helpers import make_folder, write
+
+    alpha, beta = make_folder(tmp_path / "alpha", {"a": 6, "b": 6}), make_folder(tmp_path / "beta", {"a": 6, "b": 6})
+    write(alpha / "a" / "broken-alpha.png", b"not a png")
+    write(beta / "b" / "broken-beta.jpg", b"not a jpeg either")
+    return alpha, beta
+
+
+def test_4_a_cached_extraction_reports_its_own_dataset_and_skip_list(tmp_path, tiny, one_torch_thread):
+    from ptm_core.configs import DatasetConfig
+    from ptm_core.data.types import Dataset, ItemUnreadable
+    from ptm_core.extraction import FeatureSet, extract
+
+    alpha, beta = _twin_folders(tmp_path)
+    real_image = Dataset.image
+
+    def b0_fails_to_decode(self, i):  # fails at decode in both folders alike: the same bytes
+        if self.ids[i] == "b/b0.png":
+            raise ItemUnreadable(self.ids[i], "truncated pixel data")
+        return real_image(self, i)
+
+    Dataset.image = b0_fails_to_decode
+    try:
+        first = extract(DatasetConfig(f"folder:{alpha}"), tiny.backbone(), tiny.extraction())
+    finally:
+        Dataset.image = real_image
+    second = extract(DatasetConfig(f"folder:{beta}"), tiny.backbone(), tiny.extraction())
+    assert second.meta["cache_hit"] and second.key == first.key and len(second.ids) == 11
+    assert second.meta["dataset"] == f"folder:{beta}"
+    assert dict(map(tuple, second.meta["skipped"])) == {"b/broken-beta.jpg": "not an image Pillow can read",
+                                                        "b/b0.png": "truncated pixel data"}
+    assert second.meta["n_skipped"] == 2
+    assert first.meta["dataset"] == f"folder:{alpha}" and "a/broken-alpha.png" in dict(map(tuple, first.meta["skipped"]))
+    out = tmp_path / "beta.npz"
+    second.to_npz(out)
+    assert FeatureSet.from_npz(out).meta["dataset"] == f"folder:{beta}"  # what the npz says, too
+
+
+# --------------------------------------------------------------------------- 6: a cache that cannot be written
+
+def test_6_a_full_disk_still_delivers_the_features_and_says_they_were_not_cached(tmp_path, tiny, capsys, monkeypatch):
+    from ptm_core import cli, extraction
+    from ptm_core.extraction import FeatureSet
+
+    data_dir = Path(os.environ["PTM_DATA_DIR"]).resolve()
+    real_save = extraction.save_npz
+
+    def full_data_disk(path, *args, **kwargs):
+        if Path(path).resolve().is_relative_to(data_dir):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(extraction, "save_npz", full_data_disk)
+    out = tmp_path / "elsewhere" / "f.npz"
+    out.parent.mkdir()
+    code = cli.main(["extract", "--backbone", tiny.model, "--weights", "random", "--dataset", "digits", "--limit",
+                     "30", "--image-size", "32", "--device", "cpu", "--precision", "fp32", "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert err.strip().startswith("warning: the features could not be cached (No space left on device)")
+    assert len(err.strip().splitlines()) == 1
+    saved = FeatureSet.from_npz(out, discard_invalid=False)
+    assert saved is not None and saved.features.shape[0] == 30 and saved.meta["cached"] is False
+    assert not list((data_dir / "features").glob("*.npz"))
+
+
+def test_6_when_neither_cache_nor_out_can_be_written_the_message_does_not_promise_the_cache(tmp_path):
+    from ptm_core import cli
+    from ptm_core.errors import PTMError
+
+    def fails(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(PTMError, match="could not be cached either") as info:
+        cli._write_output(tmp_path / "x.npz", fails, "abc", cached=False)
+    assert "kept in the cache" not in str(info.value)
