@@ -131,3 +131,95 @@ def test_6_when_neither_cache_nor_out_can_be_written_the_message_does_not_promis
     with pytest.raises(PTMError, match="could not be cached either") as info:
         cli._write_output(tmp_path / "x.npz", fails, "abc", cached=False)
     assert "kept in the cache" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- 3: the app's storage is no one's folder
+
+def _uploaded(tmp_path: Path) -> tuple[str, Path]:
+    """An upload as the app stores it, loaded once: its zip under uploads/, its extraction under datasets/."""
+    from ingest_helpers import load, make_zip, png_bytes
+    from ptm_core.data import ingest_upload
+
+    data = make_zip(tmp_path / "mine.zip", {"cats/1.png": png_bytes(1), "dogs/2.png": png_bytes(2)}).read_bytes()
+    spec = ingest_upload(data, "mine.zip")
+    load(spec)
+    (extracted,) = [p for p in (Path(os.environ["PTM_DATA_DIR"]) / "datasets").iterdir() if not p.name.startswith(".")]
+    return spec, extracted
+
+
+@pytest.mark.parametrize("spelling", ["datasets", "extraction", "data", "dotdot", "symlink", "uploads"])
+def test_3_another_sessions_uploads_cannot_be_listed_or_loaded_as_a_folder(spelling, tmp_path):
+    from ingest_helpers import load
+    from ptm_core.errors import PTMError
+
+    _, extracted = _uploaded(tmp_path)
+    data = Path(os.environ["PTM_DATA_DIR"])
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(data / "datasets")
+    root = {"datasets": data / "datasets", "extraction": extracted, "data": data, "uploads": data / "uploads",
+            "dotdot": tmp_path / "elsewhere" / ".." / data.name / "datasets" / extracted.name,
+            "symlink": tmp_path / "link" / extracted.name}[spelling]
+    with pytest.raises(PTMError, match="own data folder") as info:
+        load(f"folder:{root}")
+    assert extracted.name not in str(info.value).replace(str(root), "")  # says nothing of what is in there
+
+
+def test_3_uploads_still_load_and_nothing_else_in_the_data_folder_does(tmp_path):
+    from ingest_helpers import load, make_zip, png_bytes
+    from ptm_core.errors import PTMError
+
+    spec, extracted = _uploaded(tmp_path)
+    assert load(spec).class_names == ["cats", "dogs"]  # the app's own zip: path as ingest_upload gave it
+    planted = make_zip(Path(os.environ["PTM_DATA_DIR"]) / "features" / "other.zip",
+                       {"a/1.png": png_bytes(1), "b/2.png": png_bytes(2)})
+    with pytest.raises(PTMError, match="own data folder"):
+        load(f"zip:{planted}")
+
+
+def test_3_a_user_folder_that_contains_or_links_into_the_data_folder_never_reads_it(tmp_path):
+    from ingest_helpers import load, make_folder, skip_map
+
+    _, extracted = _uploaded(tmp_path)
+    make_folder(tmp_path, {"a": 2, "b": 2})  # tmp_path is an allowed root and holds the data folder, ptm-data/
+    (tmp_path / "a" / "stolen.png").symlink_to(extracted / "cats" / "1.png")
+    ds = load(f"folder:{tmp_path}")
+    assert ds.class_names == ["a", "b"] and len(ds) == 4
+    skipped = skip_map(ds)
+    assert "own data folder" in skipped["ptm-data/"] and "own data folder" in skipped["a/stolen.png"]
+
+
+# --------------------------------------------------------------------------- 5: an extraction is complete or not used
+
+def _sixteen(tmp_path: Path) -> Path:
+    from ingest_helpers import make_zip, png_bytes
+
+    return make_zip(tmp_path / "d.zip", {f"{c}/{i}.png": png_bytes(10 * i + (c == "b")) for c in "ab" for i in range(8)})
+
+
+@pytest.mark.parametrize("damage", ["five files gone", "no marker (an older extraction)"])
+def test_5_an_extraction_missing_files_is_extracted_again(damage, tmp_path):
+    from ingest_helpers import load
+    from ptm_core.data.completion import MARKER
+
+    path = _sixteen(tmp_path)
+    assert len(load(f"zip:{path}")) == 16
+    (extracted,) = [p for p in (Path(os.environ["PTM_DATA_DIR"]) / "datasets").iterdir() if not p.name.startswith(".")]
+    if damage == "five files gone":  # what a clean-up killed half-way leaves
+        for victim in sorted(extracted.rglob("*.png"))[:5]:
+            victim.unlink()
+    else:
+        (extracted / MARKER).unlink()
+    assert len(load(f"zip:{path}")) == 16
+    assert [p.name for p in extracted.parent.iterdir()] == [extracted.name]  # nothing set aside left behind
+
+
+def test_5_a_reused_extraction_meets_todays_zip_limits(tmp_path, monkeypatch):
+    from ingest_helpers import load
+    from ptm_core.errors import PTMError
+
+    path = _sixteen(tmp_path)
+    load(f"zip:{path}")
+    monkeypatch.setenv("PTM_ZIP_MAX_FILES", "10")
+    with pytest.raises(PTMError, match="PTM_ZIP_MAX_FILES"):
+        load(f"zip:{path}")
+    assert not [p for p in (Path(os.environ["PTM_DATA_DIR"]) / "datasets").iterdir()]  # refused: not kept
