@@ -176,7 +176,7 @@ def _manifest(key: str, dataset: Dataset, unreadable: dict[int, str], ranges: li
               dim: int, meta: dict) -> dict:
     kept = [i for i in range(len(dataset)) if i not in unreadable]
     failed_at_decode = [(dataset.ids[i], r) for i, r in sorted(unreadable.items())]
-    meta = dict(meta, **dataset_fields(dataset, meta["dataset"], failed_at_decode))
+    meta = dict(meta, **dataset_fields(dataset, meta.get("dataset", dataset.name), failed_at_decode))
     return {"complete": True, "key": key, "n_rows": len(dataset), "dim": dim,
             "ids": [dataset.ids[i] for i in kept], "labels": dataset.labels[kept].tolist(),
             "class_names": list(dataset.class_names), "unreadable": {str(i): r for i, r in unreadable.items()},
