@@ -103,6 +103,9 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
     solver = f" ({probe.solver})" if probe.solver else ""
     cols[3].metric(_("Chosen C"), f"{probe.best_C:g}", help=_("Probe sweep and refit took {seconds} s{solver}. {produced_by}.").format(
         seconds=f"{probe.seconds:.1f}", solver=solver, produced_by=produced_by))
+    if fs.meta.get("cached") is False:  # a full disk or read-only data folder: the result stands, uncached
+        st.warning(_("These features could not be cached ({reason}); a rerun computes them again.").format(
+            reason=fs.meta.get("cache_error")), icon=":material/warning:")
     if fs.meta.get("n_skipped"):
         with st.expander(_("{n} files were skipped (not images, corrupt or too large)").format(n=fs.meta["n_skipped"]),
                          icon=":material/warning:"):

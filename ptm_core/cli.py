@@ -86,7 +86,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         if ray_only:
             raise PTMError(f"{', '.join(ray_only)} only apply to --engine ray.")
         features = extract(*_configs(args), progress=_progress)  # cached before --out is written
-    _write_output(out, features.to_npz, features.key)
+    _report_not_cached(features.meta)
+    _write_output(out, features.to_npz, features.key, features.meta.get("cached") is not False)
     n, dim = features.features.shape
     meta = features.meta
     summary = {"n": n, "dim": dim, "seconds": time.perf_counter() - started, "cache_hit": meta["cache_hit"],
@@ -95,7 +96,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
                # What computed them, as measured and read back: OpenVINO's own precision, the choice and the machine.
                "openvino_precision": meta.get("openvino_precision"), "path_choice": meta.get("path_choice"),
                "machine": meta.get("machine"), "batchnorms_folded": meta.get("batchnorms_folded"),
-               **_skipped(meta)}
+               "cached": meta.get("cached") is not False, **_skipped(meta)}
     speed = "cache" if summary["cache_hit"] else f"{summary['images_per_s']:.0f} img/s"
     speed += f", {meta.get('precision_label', meta.get('precision', 'fp32'))}"
     _report_skipped(features.meta, args.json)
@@ -124,11 +125,21 @@ def _report_skipped(meta: dict, as_json: bool) -> None:
         print(f"skipped {n} file{'s' * (n != 1)}: {shown}{more}", file=sys.stderr)
 
 
-def _write_output(out: Path, write, key: str) -> None:
-    """Write --out; if that fails now, say that the computed result is safe in the cache."""
+def _report_not_cached(meta: dict) -> None:
+    """Features delivered but not cached (a full disk, a read-only data folder): one warning line, not an error."""
+    if meta.get("cached") is False:
+        print(f"warning: the features could not be cached ({printable(str(meta.get('cache_error')))}); "
+              f"this run has them, a rerun computes them again", file=sys.stderr)
+
+
+def _write_output(out: Path, write, key: str, cached: bool = True) -> None:
+    """Write --out; if that fails now, say whether the computed result is safe in the cache."""
     try:
         write(out)
     except OSError as exc:
+        if not cached:
+            raise PTMError(f"Could not write {out} ({exc.strerror or exc}), and the result could not be cached "
+                           f"either; free some space and run the command again.") from None
         raise PTMError(f"Could not write {out} ({exc.strerror or exc}); the result is kept in the cache "
                        f"(key {key}): run the same command with another --out to get it instantly.") from None
 
@@ -144,6 +155,7 @@ def _load_features(args: argparse.Namespace):
 
         preview = ProgressivePreview(_print_preview) if args.command == "probe" and sys.stderr.isatty() else None
         features = extract(*_configs(args), progress=_progress, preview=preview)
+        _report_not_cached(features.meta)
     else:
         raise PTMError(f"{args.command} needs --features FILE.npz, or --backbone and --dataset.")
     return features
@@ -186,7 +198,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     result = compute_map(features, config)
     frame = point_frame(features, None, result.coords)  # the same rows as the app's map export
     _write_output(out, lambda path: atomic_write_bytes(path, csv_safe_frame(frame).to_csv(index=False).encode()),
-                  features.key)
+                  features.key, features.meta.get("cached") is not False)
     f = result.faithfulness
     summary = {"out": args.out, "method": args.method, "dims": args.dims, "seconds": result.meta.get("seconds"),
                "cache_hit": result.meta.get("cache_hit"), **{k: f[k] for k in ("trustworthiness", "knn_accuracy_features",

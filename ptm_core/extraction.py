@@ -25,6 +25,7 @@ from ptm_core.extraction_path import ExtractionPath, candidates, numerics_to_loo
 from ptm_core.fast_paths import (BatchTransform, autocast, check_precision, fold_batchnorms, pre_logits,
                                  resolve_precision)
 from ptm_core.feature_files import validate_feature_arrays
+from ptm_core.feature_meta import as_this_run, dataset_fields
 from ptm_core.limits import cache_max_bytes
 from ptm_core.openvino_runtime import RuntimeSwitch, check_runtime
 from ptm_core.preview import ProgressivePreview, extraction_order
@@ -218,9 +219,16 @@ def device_and_precision(config: ExtractionConfig) -> tuple[torch.device, str]:
     return device, resolve_precision(config.precision, device)
 
 
-def _save_cache(result: "FeatureSet", path) -> None:
-    """Write the cache entry, then evict; eviction trouble must never cost the finished features."""
-    result.to_npz(path)
+def save_to_cache(result: "FeatureSet", path) -> None:
+    """Write the cache entry, then evict. A full disk or a read-only cache must never cost finished features:
+    the result is delivered all the same, its meta saying `cached: False` and why (the CLI warns)."""
+    try:
+        result.to_npz(path)
+    except OSError as exc:
+        log.warning("features %s not cached: %s", result.key, exc)
+        result.meta.update(cached=False, cache_error=exc.strerror or str(exc))
+        return
+    result.meta["cached"] = True
     try:
         enforce_cache_cap("features")
     except OSError as exc:
@@ -253,8 +261,11 @@ def prepare(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
     return dataset, loaded, cfg, feature_key(loaded.identity, dataset, cfg, config, backbone_config.name, precision)
 
 
-def cached_features(key: str, started: float, progress: ProgressFn | None = None) -> FeatureSet | None:
-    """The cached features for `key`: the local engine's single file, or a complete Ray shard set."""
+def cached_features(key: str, started: float, progress: ProgressFn | None = None, dataset: Dataset | None = None,
+                    spec: str = "", backbone: str = "") -> FeatureSet | None:
+    """The cached features for `key`: the local engine's single file, or a complete Ray shard set.
+
+    With `dataset`, the meta names this run's dataset (`spec`), skip list and `backbone`, not the entry's."""
     cached = FeatureSet.from_npz(artifact_dir("features") / f"{key}.npz", key) or load_sharded(shard_dir(key), key)
     if cached is not None and "openvino" in str(cached.meta.get("runtime")) and not cached.meta.get(
             "openvino_precision"):
@@ -263,7 +274,9 @@ def cached_features(key: str, started: float, progress: ProgressFn | None = None
         log.info("features %s: OpenVINO's precision unrecorded, computing them again", key)
         return None
     if cached is not None:
-        cached.meta.update(cache_hit=True, from_cache=True, seconds=time.perf_counter() - started)
+        if dataset is not None:
+            cached.meta = as_this_run(cached.meta, cached.ids, dataset, spec, backbone)
+        cached.meta.update(cache_hit=True, from_cache=True, cached=True, seconds=time.perf_counter() - started)
         if progress is not None:
             progress(1.0, "features from cache")
     return cached
@@ -302,7 +315,7 @@ def extract(dataset_config: DatasetConfig, backbone_config: BackboneConfig, conf
     keys = [feature_key(loaded.identity, dataset, cfg, config, backbone_config.name, numerics)
             for numerics in numerics_to_look_up(pairs)]
     for key in keys:
-        cached = cached_features(key, started, progress)
+        cached = cached_features(key, started, progress, dataset, dataset_config.spec, backbone_config.name)
         if cached is not None:
             return cached
     model, n_folded = inference_model(loaded.model, cfg["input_size"])
@@ -324,8 +337,11 @@ def _compute(dataset: Dataset, dataset_config: DatasetConfig, backbone_config: B
 
     def checkpoint(feats: np.ndarray) -> None:
         # The time so far travels with the rows, so a resumed run reports the whole compute time.
-        save_npz(partial_path, meta={"compute_seconds": earlier_seconds + time.perf_counter() - t0,
-                                     "unreadable": dataset.unreadable, "order": ORDER}, features=feats)
+        try:
+            save_npz(partial_path, meta={"compute_seconds": earlier_seconds + time.perf_counter() - t0,
+                                         "unreadable": dataset.unreadable, "order": ORDER}, features=feats)
+        except OSError as exc:  # a full disk: the checkpoint only saves time, the run goes on without it
+            log.warning("extraction checkpoint not written: %s", exc)
 
     features = extract_features(model, dataset, BatchTransform(cfg), config.batch_size, device, hooks["progress"],
                                 hooks["cancelled"], resume=resume, checkpoint=checkpoint,
@@ -334,24 +350,29 @@ def _compute(dataset: Dataset, dataset_config: DatasetConfig, backbone_config: B
                                 pace_pending=hooks["pace_pending"])
     extract_seconds = time.perf_counter() - t0
     n_new = len(dataset) - _rows(resume)
+    failed_at_decode = [(dataset.ids[i], reason) for i, reason in sorted(dataset.unreadable.items())]
+    fields = dataset_fields(dataset, dataset_config.spec, failed_at_decode)
     if dataset.unreadable:
         dataset, kept = dataset.without_unreadable()
         features = features[kept]
     _check_finite(features, backbone_config.name)
     meta = {
-        "key": key, "backbone": backbone_config.name, "weights": loaded.identity, "dataset": dataset_config.spec,
-        "dataset_fingerprint": dataset.fingerprint, "input_size": list(cfg["input_size"]), "layer": config.layer,
+        "key": key, "backbone": backbone_config.name, "weights": loaded.identity,
+        **fields,
+        "input_size": list(cfg["input_size"]), "layer": config.layer,
         "device": str(device), "images_per_s": n_new / max(extract_seconds, 1e-9),
         # Which path ran: features always say what produced them (precision is also in the key).
         **path.meta(_rows(resume)), "batchnorms_folded": n_folded, "machine": capabilities().describe(),
         "preprocessing": "batched",
         "compute_seconds": earlier_seconds + extract_seconds,
         "resumed_from": _rows(resume),
-        "skipped": [list(entry) for entry in dataset.skipped[:200]], "n_skipped": len(dataset.skipped),
     }
     result = FeatureSet(features, dataset.labels, dataset.class_names, dataset.ids, key, meta)
-    _save_cache(result, out)
+    save_to_cache(result, out)
     for leftover in (partial_path, partial_path.with_name(partial_path.name + ".sha256")):
-        leftover.unlink(missing_ok=True)
-    result.meta = dict(meta, cache_hit=False, from_cache=False, seconds=time.perf_counter() - started)
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError:  # a read-only cache: the leftover is harmless, the result is what matters
+            pass
+    result.meta.update(cache_hit=False, from_cache=False, seconds=time.perf_counter() - started)
     return result

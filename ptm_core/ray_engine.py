@@ -29,6 +29,7 @@ from ptm_core.errors import Cancelled, PTMError
 from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, device_and_precision,
                                  image_batch, cached_features, inference_model, prepare)
 from ptm_core.fast_paths import PRECISION_LABELS, autocast, pre_logits, resize_side
+from ptm_core.feature_meta import dataset_fields
 from ptm_core.logs import native_stderr_to_log
 from ptm_core.ray_cluster import check_paths_on_nodes, check_reachable, import_ray, ray_session
 
@@ -174,8 +175,8 @@ def _run(ray, todo: list[tuple[int, int]], writer: ShardWriter, pipeline_args: t
 def _manifest(key: str, dataset: Dataset, unreadable: dict[int, str], ranges: list[tuple[int, int]],
               dim: int, meta: dict) -> dict:
     kept = [i for i in range(len(dataset)) if i not in unreadable]
-    skipped = list(dataset.skipped) + [(dataset.ids[i], r) for i, r in sorted(unreadable.items())]
-    meta = dict(meta, skipped=[list(e) for e in skipped[:200]], n_skipped=len(skipped))
+    failed_at_decode = [(dataset.ids[i], r) for i, r in sorted(unreadable.items())]
+    meta = dict(meta, **dataset_fields(dataset, meta.get("dataset", dataset.name), failed_at_decode))
     return {"complete": True, "key": key, "n_rows": len(dataset), "dim": dim,
             "ids": [dataset.ids[i] for i in kept], "labels": dataset.labels[kept].tolist(),
             "class_names": list(dataset.class_names), "unreadable": {str(i): r for i, r in unreadable.items()},
@@ -195,6 +196,7 @@ def _finish(folder: Path, key: str, dataset: Dataset, ranges: list[tuple[int, in
 
 
 def _why_precision(asked: str) -> str:
+    # Its own function: a conditional inside a multi-line f-string is a syntax error before Python 3.12.
     return "asked for" if asked != "auto" else "auto is fp32 on Ray: the workers cannot be measured from here"
 
 
@@ -213,7 +215,7 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
     started = time.perf_counter()
     _, precision = device_and_precision(config)
     dataset, loaded, cfg, key = prepare(dataset_config, backbone_config, config)
-    cached = cached_features(key, started, progress)
+    cached = cached_features(key, started, progress, dataset, dataset_config.spec, backbone_config.name)
     if cached is not None:
         return cached
     folder = shards.shard_dir(key)

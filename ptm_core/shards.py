@@ -2,7 +2,7 @@
 
 Layout, beside the single-file cache of the local engine and under the same feature key:
 
-    $PTM_DATA_DIR/features/<key>/shards/rows-<start>-<stop>.npz   (+ .sha256, via artifacts.save_npz)
+    $PTM_DATA_DIR/features/<key>/shards/rows-<start>-<stop>.npz   (checksum inside, via artifacts.save_npz)
     $PTM_DATA_DIR/features/<key>/shards/manifest.json              (written last: its presence = complete)
 
 A shard is named by the rows it holds, so a stopped run keeps every finished shard and a rerun
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptm_core.artifacts import _sha256, artifact_dir, atomic_write_bytes, save_npz
+from ptm_core.artifacts import artifact_dir, atomic_write_bytes, npz_intact, save_npz
 from ptm_core.errors import PTMError
 from ptm_core.feature_files import validate_feature_arrays
 from ptm_core.limits import LOAD_BYTES_ENV, max_load_bytes, mb
@@ -45,11 +45,6 @@ def plan(n: int, rows: int = SHARD_ROWS) -> list[tuple[int, int]]:
     return [(start, min(start + rows, n)) for start in range(0, n, rows)]
 
 
-def _checksum_ok(path: Path) -> bool:
-    sidecar = path.with_name(path.name + ".sha256")
-    return path.is_file() and sidecar.is_file() and sidecar.read_text().strip() == _sha256(path)
-
-
 def _remove_shard(path: Path) -> None:
     path.unlink(missing_ok=True)
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
@@ -60,7 +55,7 @@ def finished_shards(folder: Path, ranges: list[tuple[int, int]]) -> set[tuple[in
     done = set()
     for start, stop in ranges:
         path = folder / shard_name(start, stop)
-        if _checksum_ok(path):
+        if npz_intact(path):
             done.add((start, stop))
         elif path.exists():
             _remove_shard(path)
@@ -68,7 +63,7 @@ def finished_shards(folder: Path, ranges: list[tuple[int, int]]) -> set[tuple[in
 
 
 def write_shard(folder: Path, start: int, stop: int, features: np.ndarray, unreadable: dict[int, str]) -> Path:
-    """One shard, atomically (temp file + rename, then its checksum); `unreadable` maps row -> reason."""
+    """One shard, atomically (temp file + rename, its checksum inside); `unreadable` maps row -> reason."""
     meta = {"start": start, "stop": stop, "unreadable": {str(i): r for i, r in unreadable.items()}}
     return save_npz(folder / shard_name(start, stop), meta=meta, features=np.ascontiguousarray(features, np.float32))
 
@@ -123,7 +118,7 @@ def _assemble(folder: Path, manifest: dict) -> np.ndarray:
     for entry in shards:
         start, stop = int(entry["start"]), int(entry["stop"])
         path = folder / entry["file"]
-        if not _checksum_ok(path):
+        if not npz_intact(path):
             raise PTMError(f"Shard {entry['file']} of {folder.parent.name} is missing or damaged.")
         block = mmap_npz_member(path, "features")
         if block.shape != (stop - start, dim):

@@ -330,10 +330,10 @@ def test_12_18_22_an_image_that_breaks_mid_run_is_skipped_listed_and_quiet(tmp_p
     write(root / "a" / "\x1b[2J\x1b]0;owned\x07.txt", b"a name that would clear the terminal")
     real_image = Dataset.image
 
-    def image_then_break(self, i):
+    def image_then_break(self, i, *args, **kwargs):
         if self.ids[i] == "b/b1.png":  # decoded fine at load, truncated on disk before extraction
             write(root / "b" / "b1.png", b"\x89PNG\r\n")
-        return real_image(self, i)
+        return real_image(self, i, *args, **kwargs)
 
     monkeypatch.setattr(Dataset, "image", image_then_break)
     with warnings.catch_warnings():

@@ -36,8 +36,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _drop_local_cache(key: str) -> None:
     from ptm_core.artifacts import artifact_dir
 
-    for name in (f"{key}.npz", f"{key}.npz.sha256"):
-        (artifact_dir("features") / name).unlink()
+    (artifact_dir("features") / f"{key}.npz").unlink()
 
 
 @pytest.fixture(scope="module")

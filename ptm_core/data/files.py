@@ -40,8 +40,28 @@ class FileStamp:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def within(path: Path, roots: list[Path]) -> bool:
+def within(path: Path, roots: list[Path] | tuple[Path, ...]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where a dataset's files may resolve to: inside one of `inside` and inside none of `private`.
+
+    `private` is the app's own storage (caches, every session's uploads and extractions): an allowed
+    root may contain it, a user's folder may link into it, and neither makes it anyone's data.
+    """
+
+    inside: tuple[Path, ...]
+    private: tuple[Path, ...] = ()
+
+    def refusal(self, real: Path) -> str | None:
+        """Why a resolved path may not be read, or None."""
+        if not within(real, self.inside):
+            return "a link to outside the allowed folders"
+        if within(real, self.private):
+            return "inside PTM Explorer's own data folder (not user data)"
+        return None
 
 
 def regular_file_problem(st: os.stat_result, limit: int) -> str | None:
@@ -53,10 +73,11 @@ def regular_file_problem(st: os.stat_result, limit: int) -> str | None:
     return None
 
 
-def _open_checked(path: Path, allowed: list[Path] | None) -> int:
+def _open_checked(path: Path, allowed: Roots | None) -> int:
     real = path.resolve()
-    if allowed is not None and not within(real, allowed):
-        raise FileRejected("a link to outside the allowed folders")
+    refusal = allowed.refusal(real) if allowed is not None else None
+    if refusal is not None:
+        raise FileRejected(refusal)
     try:
         return os.open(real, _FLAGS)
     except OSError as exc:
@@ -65,7 +86,7 @@ def _open_checked(path: Path, allowed: list[Path] | None) -> int:
         raise FileRejected(f"unreadable file ({exc.strerror or exc})") from None
 
 
-def read_user_file(path: Path, allowed: list[Path] | None = None, expect: FileStamp | None = None,
+def read_user_file(path: Path, allowed: Roots | None = None, expect: FileStamp | None = None,
                    limit: int | None = None) -> tuple[bytes, FileStamp]:
     """The file's bytes and stamp, or FileRejected with the reason (never blocks, never follows out)."""
     limit = max_file_bytes() if limit is None else limit

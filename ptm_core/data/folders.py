@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import features
 
-from ptm_core.data.files import FileRejected, FileStamp, read_user_file
+from ptm_core.data.files import FileRejected, FileStamp, Roots, read_user_file, within
 from ptm_core.data.imaging import check_image
 from ptm_core.errors import PTMError
 
@@ -36,6 +36,7 @@ class Listing:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     fingerprint: str = ""
     stamps: dict[Path, FileStamp] = field(default_factory=dict)  # each kept file as it was when checked
+    private: tuple[Path, ...] = ()  # the app's own storage: never walked into, even when below the root
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -66,9 +67,18 @@ def _walk_files(folder: Path, listing: Listing) -> list[Path]:
         visible = sorted(d for d in dirnames if not is_hidden(d))
         for link in (d for d in visible if (base / d).is_symlink()):
             listing.skip(base / link, "a link to a folder (not followed)")
-        dirnames[:] = [d for d in visible if not (base / d).is_symlink()]
+        for own in (d for d in visible if is_private(base / d, listing)):
+            listing.skip(base / own, PRIVATE_REASON)
+        dirnames[:] = [d for d in visible if not (base / d).is_symlink() and not is_private(base / d, listing)]
         found += [base / f for f in sorted(filenames) if not is_hidden(f)]
     return found
+
+
+PRIVATE_REASON = "PTM Explorer's own data folder (not read: it holds caches and every session's uploads)"
+
+
+def is_private(folder: Path, listing: Listing) -> bool:
+    return bool(listing.private) and within(folder.resolve(), listing.private)
 
 
 def _loose_file_reason(entry: Path, csv_count: int, has_folders: bool) -> str:
@@ -79,8 +89,8 @@ def _loose_file_reason(entry: Path, csv_count: int, has_folders: bool) -> str:
     return "not inside a class folder (there are none here)"
 
 
-def list_class_folders(root: Path) -> Listing:
-    listing = Listing(root)
+def list_class_folders(root: Path, private: tuple[Path, ...] = ()) -> Listing:
+    listing = Listing(root, private=private)
     entries = [e for e in sorted(root.iterdir(), key=lambda p: p.name) if not is_hidden(e.name)]
     csv_count = sum(1 for e in entries if e.suffix.lower() == ".csv" and not e.is_dir())
     has_folders = any(e.is_dir() for e in entries)
@@ -88,6 +98,9 @@ def list_class_folders(root: Path) -> Listing:
     for entry in sorted(entries, key=lambda e: (e.is_dir() or e.suffix.lower() != ".csv", e.name)):
         if not entry.is_dir():
             listing.skip(entry, _loose_file_reason(entry, csv_count, has_folders))
+            continue
+        if is_private(entry, listing):
+            listing.skip(entry.name + "/", PRIVATE_REASON)
             continue
         files = _walk_files(entry, listing)
         if not files:
@@ -143,9 +156,9 @@ def _resolve_listed(root: Path, base: Path, name: str, by_basename: dict[str, li
     return matches[0] if len(matches) == 1 and "/" not in name.replace("\\", "/") else None
 
 
-def list_labels_csv(root: Path, csv_path: Path) -> Listing:
+def list_labels_csv(root: Path, csv_path: Path, private: tuple[Path, ...] = ()) -> Listing:
     """Images named in the CSV get its labels; images it does not mention are listed as skipped."""
-    listing = Listing(root)
+    listing = Listing(root, private=private)
     present = [p for p in _walk_files(root, listing) if p != csv_path]
     by_basename: dict[str, list[Path]] = {}
     for path in present:
@@ -176,18 +189,19 @@ def find_labels_csv(root: Path) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
-def list_images(root: Path) -> Listing:
+def list_images(root: Path, private: tuple[Path, ...] = ()) -> Listing:
     """Pick the layout: a labels CSV when there is one, else one sub-folder per class.
 
     A stray CSV next to class folders (notes, metadata) must not hijack the layout, so with
-    sub-folders present the CSV only counts when it has the filename,label header.
+    sub-folders present the CSV only counts when it has the filename,label header. Folders in `private`
+    (the app's own storage, when the root contains it) are listed as skipped, never walked.
     """
     root = root.resolve()  # one canonical root, so lexical checks on CSV names compare like with like
     csv_path = find_labels_csv(root)
     has_folders = any(p.is_dir() and not is_hidden(p.name) for p in root.iterdir())
     if csv_path and (not has_folders or _has_label_header(csv_path)):
-        return list_labels_csv(root, csv_path)
-    return list_class_folders(root)
+        return list_labels_csv(root, csv_path, private)
+    return list_class_folders(root, private)
 
 
 def _has_label_header(csv_path: Path) -> bool:
@@ -205,7 +219,7 @@ def unwrap_single_folder(root: Path) -> Path:
     return root
 
 
-def _check_file(path: Path, allowed: list[Path] | None) -> tuple[bytes, FileStamp]:
+def _check_file(path: Path, allowed: Roots | None) -> tuple[bytes, FileStamp]:
     """The bytes and stamp of a usable image file, or FileRejected (ImageRejected) with the reason."""
     if path.suffix.lower() in AVIF_SUFFIXES - IMAGE_SUFFIXES:
         raise FileRejected("an AVIF image, which this Pillow cannot decode (install Pillow 11.3 or later)")
@@ -216,7 +230,7 @@ def _check_file(path: Path, allowed: list[Path] | None) -> tuple[bytes, FileStam
     return data, stamp
 
 
-def verify_listing(listing: Listing, allowed: list[Path] | None = None) -> Listing:
+def verify_listing(listing: Listing, allowed: Roots | None = None) -> Listing:
     """Keep only files that decode as images (and stay inside `allowed`); hash and stamp what is kept."""
     kept = Listing(listing.root, skipped=list(listing.skipped))
     digest = hashlib.sha256()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ptm_core.artifacts import atomic_write_bytes, clean_stale_temp, enforce_dir_cap, file_sha256, touch
 from ptm_core.errors import PTMError
+from ptm_core.data.completion import is_complete, write_marker
 from ptm_core.data.files import within
 from ptm_core.data.imaging import first_line
 from ptm_core.limits import LOAD_BYTES_ENV, MAX_RATIO, env_int, max_load_bytes, mb
@@ -52,6 +53,7 @@ _NAME_ERRNOS = {errno.ENAMETOOLONG: "a name too long for this file system", errn
                 "system cannot hold", errno.EINVAL: "a name this file system cannot hold", errno.EEXIST: "another entry "
                 "has the same name", errno.ENOTDIR: "its path clashes with another entry (a file where a folder is)",
                 errno.EISDIR: "its path clashes with another entry (a folder where a file is)"}
+_STORED_UPLOAD = re.compile(r"[0-9a-f]{64}\.zip")
 
 
 # --------------------------------------------------------------------------- allowed roots
@@ -61,6 +63,35 @@ def allowed_roots() -> list[Path]:
     listed = [p.strip() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
     extra = [Path(p) for p in listed] if listed else [Path.cwd()]
     return [root.expanduser().resolve() for root in [data_dir(), *extra]]
+
+
+def private_roots() -> tuple[Path, ...]:
+    """The app's own storage: caches, and every session's uploads and extracted zips. It is an allowed root
+    only so that `ingest_upload`'s zips load; it is never a user's folder."""
+    return (data_dir().resolve(),)
+
+
+def _own_storage(path: str | os.PathLike, what: str) -> PTMError:
+    return PTMError(f"{path} is inside PTM Explorer's own data folder ({private_roots()[0]}), which holds caches "
+                    f"and every session's uploads, not your data; point {what} at your own files (or upload a zip).")
+
+
+def ensure_user_folder(path: str | os.PathLike) -> Path:
+    """`ensure_allowed`, and never the data folder or anything in it, however it is spelled (links, `..`)."""
+    resolved = ensure_allowed(path)
+    if within(resolved, private_roots()):
+        raise _own_storage(path, "folder:")
+    return resolved
+
+
+def ensure_user_zip(path: str | os.PathLike) -> Path:
+    """`ensure_allowed`; inside the data folder only a zip `ingest_upload` stored (named by its content's hash,
+    so only whoever has its bytes can name it): not an extraction's file, a cache entry, another file there."""
+    resolved = ensure_allowed(path)
+    stored_upload = resolved.parent == private_roots()[0] / "uploads" and _STORED_UPLOAD.fullmatch(resolved.name)
+    if within(resolved, private_roots()) and not stored_upload:
+        raise _own_storage(path, "zip:")
+    return resolved
 
 
 def ensure_allowed(path: str | os.PathLike) -> Path:
@@ -250,6 +281,15 @@ def _publish(tmp: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _check_again(path: Path) -> None:
+    """An extraction reused after PTM_ZIP_MAX_FILES or _BYTES was lowered must meet today's limits too."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            check_members(zf.infolist(), path.name, path.stat().st_size)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PTMError(f"{path.name} is not a readable zip file ({first_line(exc)}).") from None
+
+
 def _unzip_into(path: Path, tmp: Path) -> None:
     archive, size = path.name, path.stat().st_size
     try:
@@ -258,6 +298,7 @@ def _unzip_into(path: Path, tmp: Path) -> None:
             skipped = _extract_members(zf, tmp, archive, size)
         # Written last, always: it replaces any entry of that name, so a zip cannot forge its own skip list.
         (tmp / SKIPPED_FILE).write_text(json.dumps(skipped))
+        write_marker(tmp)  # last: only a finished extraction is marked complete
     except PTMError:
         raise
     except zipfile.BadZipFile as exc:
@@ -297,10 +338,17 @@ def clean_stale_extractions(folder: Path | None = None) -> list[Path]:
 def extract_zip(path: Path) -> Path:
     """`data_dir()/datasets/<sha256 of the zip>/`, extracted once (atomically) and reused after."""
     target = data_dir() / "datasets" / file_sha256(path)
-    if target.is_dir():
+    if target.is_dir() and is_complete(target):
+        try:
+            _check_again(path)
+        except PTMError:
+            discard_extraction(target)  # refused today: its unpacked bytes must not stay
+            raise
         touch(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():  # files missing (a killed clean-up) or no marker (an older version): extracted again
+        _set_aside(target)
     clean_stale_extractions(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:12]}-{os.getpid()}-", dir=target.parent))
     try:
@@ -311,6 +359,16 @@ def extract_zip(path: Path) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
     enforce_dir_cap(target.parent, keep=target)
     return target
+
+
+def _set_aside(target: Path) -> None:
+    """Move an incomplete extraction out of the way (readers then miss it whole), then remove it."""
+    aside = target.with_name(f".{target.name[:12]}-{os.getpid()}-incomplete-{time.monotonic_ns()}")
+    try:
+        os.rename(target, aside)
+    except FileNotFoundError:  # another process set it aside first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def discard_extraction(folder: Path) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ptm_core.data.files import Roots
 from ptm_core.data.folders import Listing, list_images, unwrap_single_folder, verify_listing
-from ptm_core.data.ingest import allowed_roots, discard_extraction, ensure_allowed, extract_zip, extraction_skips
+from ptm_core.data.ingest import (allowed_roots, discard_extraction, ensure_user_folder, ensure_user_zip, extract_zip,
+                                  extraction_skips, private_roots)
 from ptm_core.data.registry import register_dataset
 from ptm_core.data.types import Dataset
 from ptm_core.errors import PTMError
@@ -98,7 +100,7 @@ def _label_order(name: str) -> tuple[int, int, str]:
     return (0, int(name), name) if name.isdecimal() else (1, 0, name)
 
 
-def _from_listing(name: str, listing: Listing, allowed: list[Path] | None) -> Dataset:
+def _from_listing(name: str, listing: Listing, allowed: Roots) -> Dataset:
     if not listing.files:
         ignored = f" (ignored: {_first_reasons(listing.skipped)})" if listing.skipped else ""
         raise PTMError(f"No images found under {listing.root}; expected one sub-folder of images per class, "
@@ -126,14 +128,15 @@ def _folder(arg: str | None) -> Dataset:
     if not arg:
         raise PTMError("folder needs a path: folder:/path/to/root (one sub-folder per class).")
     root = Path(arg).expanduser()
-    ensure_allowed(root)
+    ensure_user_folder(root)
     if not root.is_dir():
         raise PTMError(f"Folder not found: {root}")
+    private = private_roots()
     try:
-        listing = list_images(root)
+        listing = list_images(root, private)
     except OSError as exc:  # the folder itself cannot be listed
         raise PTMError(f"Could not read folder {root} ({exc.strerror or exc}).") from None
-    return _from_listing(f"folder:{root}", listing, allowed_roots())
+    return _from_listing(f"folder:{root}", listing, Roots(tuple(allowed_roots()), private))
 
 
 @register_dataset("zip", "A zip of class folders, or of images + a labels CSV (filename,label): zip:PATH", True)
@@ -141,14 +144,14 @@ def _zip(arg: str | None) -> Dataset:
     if not arg:
         raise PTMError("zip needs a path: zip:/path/to/data.zip (class folders, or images + labels CSV).")
     path = Path(arg).expanduser()
-    ensure_allowed(path)
+    ensure_user_zip(path)
     if not path.is_file():
         raise PTMError(f"Zip file not found: {path}")
     folder = extract_zip(path)
     try:
         listing = list_images(unwrap_single_folder(folder))
         listing.skipped[:0] = extraction_skips(folder)  # entries never extracted come first, as in the zip
-        return _from_listing(f"zip:{path}", listing, [folder.resolve()])
+        return _from_listing(f"zip:{path}", listing, Roots((folder.resolve(),)))
     except PTMError:
         discard_extraction(folder)  # a refused dataset must not keep its unpacked bytes on disk
         raise

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ptm_core.configs import stable_hash
-from ptm_core.data.files import FileRejected, FileStamp, read_user_file
+from ptm_core.data.files import FileRejected, FileStamp, Roots, read_user_file
 from ptm_core.data.imaging import open_rgb, resize_problem, to_rgb
 from ptm_core.errors import PTMError
 
@@ -63,7 +63,7 @@ class Dataset:
     ids: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     stamps: dict[Path, FileStamp] = field(default_factory=dict)  # file items as they were when checked
-    allowed: list[Path] | None = None  # roots file items must still resolve into when read
+    allowed: Roots | None = None  # where file items must still resolve to when read
     unreadable: dict[int, str] = field(default_factory=dict)  # index -> reason, for items that failed at decode
 
     def __post_init__(self) -> None:
