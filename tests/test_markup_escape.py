@@ -39,7 +39,7 @@ def test_md_leaves_no_markdown_syntax_in_a_class_name(name):
     assert "\n" not in escaped and not UNESCAPED.search(escaped), escaped
     assert not re.match(r"\s*(#|-|\+|>|\d+\.)", escaped)  # no heading, list or quote
     # Unescaping gives the name back (line breaks as spaces): the user reads what they wrote.
-    assert re.sub(r"\\(.)", r"\1", escaped) == re.sub(r"[\r\n]+", " ", name)
+    assert re.sub(r"\\(.)", r"\1", escaped.replace("\u200b", "")) == re.sub(r"[\r\n]+", " ", name)
 
 
 def test_plot_text_neutralises_plotly_html():
@@ -59,7 +59,7 @@ def test_class_names_from_a_csv_are_escaped_on_the_datasets_page(tmp_path):
     shown = [m.value for m in at.markdown if "images" in m.value and "·" in m.value]
     assert len(shown) == 2, [m.value for m in at.markdown]
     assert all(not UNESCAPED.search(v.replace("**", "")) for v in shown), shown
-    assert any("\\[Login\\](https\\://evil.example/login)" in v for v in shown), shown
+    assert any("\\[Login\\](https:\u200b//evil.example/login)" in v for v in shown), shown
     assert not at.error, [e.value for e in at.error]
 
 
