@@ -24,7 +24,7 @@ from ptm_core.errors import PTMError
 from ptm_core.data.files import within
 from ptm_core.data.imaging import first_line
 from ptm_core.limits import LOAD_BYTES_ENV, MAX_RATIO, env_int, max_load_bytes, mb
-from ptm_core.paths import data_dir
+from ptm_core.paths import check_path_text, data_dir
 
 ROOTS_ENV = "PTM_ALLOWED_ROOTS"
 ZIP_BYTES_ENV = "PTM_ZIP_MAX_BYTES"
@@ -51,8 +51,10 @@ def allowed_roots() -> list[Path]:
     return [root.expanduser().resolve() for root in [data_dir(), *extra]]
 
 
-def ensure_allowed(path: str | os.PathLike) -> Path:
-    """The resolved path (symlinks followed), or a PTMError if it lies outside every allowed root."""
+def ensure_allowed(path: str | os.PathLike, what: str = "The path") -> Path:
+    """The resolved path (symlinks followed), or a PTMError if it lies outside every allowed root
+    (or names what no file system holds: a NUL, a name over 255 bytes)."""
+    check_path_text(path, what)
     resolved = Path(path).expanduser().resolve()
     roots = allowed_roots()
     if not within(resolved, roots):
@@ -223,10 +225,29 @@ def clean_stale_extractions(folder: Path | None = None) -> list[Path]:
 def extract_zip(path: Path) -> Path:
     """`data_dir()/datasets/<sha256 of the zip>/`, extracted once (atomically) and reused after."""
     target = data_dir() / "datasets" / file_sha256(path)
-    if target.is_dir():
+    if target.is_dir() and not target.is_symlink():
         touch(target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _make_room(target)
+        return _extract_new(path, target)
+    except OSError as exc:  # a read-only or full disk, a name the file system refuses
+        raise PTMError(f"Zip {path.name} could not be unpacked into {target.parent} ({exc.strerror or exc}); "
+                       f"free or fix that folder, or point PTM_DATA_DIR at another.") from None
+
+
+def _make_room(target: Path) -> None:
+    """The extraction's place made ready: a file or link where its folder belongs (nothing this program
+    writes; it failed every later run) is removed, and a file where `datasets/` belongs is refused in one line."""
+    parent = target.parent
+    if parent.exists() and not parent.is_dir():
+        raise PTMError(f"{parent} is a file, where PTM Explorer keeps unpacked zips; move it away and try again.")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        target.unlink()
+    parent.mkdir(parents=True, exist_ok=True)
+
+
+def _extract_new(path: Path, target: Path) -> Path:
     clean_stale_extractions(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:12]}-{os.getpid()}-", dir=target.parent))
     try:
