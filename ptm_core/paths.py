@@ -19,7 +19,7 @@ def check_path_text(path: str | os.PathLike, what: str) -> None:
     text = os.fspath(path)
     text = text if isinstance(text, str) else os.fsdecode(text)
     if "\x00" in text:
-        raise PTMError(f"{what} contains a NUL character (\\0), which no file name can hold: {text!r}.")
+        raise PTMError(f"{what} contains a NUL character, which no file or folder name can hold.")
     longest = max(text.replace(os.sep, "/").split("/"), key=lambda part: len(os.fsencode(part)))
     if len(os.fsencode(longest)) > NAME_MAX:
         raise PTMError(f"{what} has a name of {len(os.fsencode(longest))} bytes ('{longest[:20]}…'); file systems "

@@ -111,3 +111,15 @@ def test_the_preview_skips_its_map_when_the_rows_are_too_alike():
     features = np.repeat(np.eye(2, 16, dtype=np.float32), 8, axis=0)
     preview = summarise(features, np.repeat([0, 1], 8), ["a", "b"], 16)
     assert preview.coords.shape == (0, 2) and preview.accuracy == 1.0
+
+
+@pytest.mark.parametrize("value", ["/tmp/x\x00y", f"/tmp/{'a' * 300}"])
+def test_an_impossible_folder_path_on_the_explorer_is_one_line(value):
+    from test_app import _run_until
+
+    at = _app()
+    at.selectbox(key="w_dataset").set_value("folder").run()
+    at.text_input(key="w_folder_path").set_value(value).run()
+    at.button(key="run").click().run()
+    _run_until(at, lambda a: len(a.error) > 0, timeout=60)
+    assert "NUL character" in at.error[0].value or "at most 255" in at.error[0].value, at.error[0].value
