@@ -5,11 +5,19 @@ from pages.ui import settings
 from pages.ui.i18n import _, view_controls
 from pages.ui.services import job_manager, start_background_services
 from pages.ui.sidebar import url_options
+from pages.ui.text import md
+from ptm_core.errors import PTMError
+from ptm_core.paths import data_dir
 
 st.set_page_config(page_title="PTM Explorer", page_icon="assets/logo.svg", layout="wide")
+try:  # a data folder that cannot be used (read-only, a file in the way) is one line, not a traceback
+    data_dir()
+except PTMError as exc:
+    st.error(md(exc.for_ui()), icon=":material/error:")
+    st.stop()
 start_background_services()
 if job_manager().store is not None and job_manager().store.recovered_note:
-    st.warning(job_manager().store.recovered_note, icon=":material/database:")
+    st.warning(md(job_manager().store.recovered_note), icon=":material/database:")
 settings.load(url_options())
 settings.mirror_url()  # a page switch drops the query string; the settings put it back
 
@@ -31,6 +39,6 @@ navigation = st.navigation({
 })
 view_controls()
 for problem in settings.problems():
-    st.warning(_("Ignored a setting from the link: {problem}; using the default.").format(problem=problem),
+    st.warning(_("Ignored a setting from the link: {problem}; using the default.").format(problem=md(problem)),
                icon=":material/link_off:")
 navigation.run()

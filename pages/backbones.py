@@ -4,6 +4,7 @@ import streamlit as st
 
 from pages.ui.i18n import _
 from pages.ui.services import backbone_names, model_card
+from pages.ui.text import md
 from ptm_core.errors import PTMError
 
 st.title(_("Backbones"))
@@ -21,12 +22,12 @@ if names:
     try:
         card = model_card(chosen)
     except PTMError as exc:
-        st.error(exc.for_ui())
+        st.error(md(exc.for_ui()))
     else:
         cols = st.columns(3)
         cols[0].metric(_("Parameters"), _("{n} M").format(n=f"{card['parameters'] / 1e6:.1f}"))
         cols[1].metric(_("Feature dim"), card["feature_dim"])
         cols[2].metric(_("Default input"), "×".join(map(str, card["input_size"][1:])))
         # A sentence, not a metric: "download needed" does not fit a metric card's width.
-        st.markdown(_("**Weights for {model}:** {weights}").format(model=chosen, weights=card["weights"]))
+        st.markdown(_("**Weights for {model}:** {weights}").format(model=md(chosen), weights=md(card["weights"])))
         st.json({k: card[k] for k in ("mean", "std", "interpolation", "crop_pct")})

@@ -12,6 +12,7 @@ from pages.ui.i18n import N_, _
 from pages.ui.job_views import job_outcome
 from pages.ui.services import backbone_names, job_manager
 from pages.ui.sidebar import WEIGHT_LABELS, source_controls, source_header
+from pages.ui.text import md
 from ptm_core.backbones import DEFAULT_BACKBONE
 from ptm_core.compare import CompareRequest, CompareResult, run_compare
 from ptm_core.configs import ProjectionConfig, describe_map, stable_hash
@@ -40,8 +41,10 @@ def maps_side_by_side(result: CompareResult, config: ProjectionConfig, colour: s
     rows = views.current_selection(selection_id)
     for side, fs, title, column in zip("AB", (result.a, result.b), result.request.titles(), st.columns(2)):
         with column:
-            st.markdown(f"**{side}:** {title}")
+            st.markdown(f"**{side}:** {md(title)}")
             shown = map_jobs.chosen_map(fs, config, title, button_key=f"draw_map_{side}")
+            if shown is None:  # these features cannot be mapped; chosen_map said why
+                continue
             frame = point_frame(fs, None, shown.coords)
             frame["agreement"] = comparison.agreement
             fig = views.map_figure(frame, colour, fs.class_names, method=shown.meta.get("method", "map"),
@@ -76,13 +79,13 @@ def disagreement_table(result: CompareResult, rows: np.ndarray, n: int = 24) -> 
 
 def show_comparison(result: CompareResult, config: ProjectionConfig) -> None:
     c, produced_by = result.comparison, result.request.title()
-    st.success(_("{title} — done.").format(title=produced_by), icon=":material/check_circle:")
+    st.success(_("{title} — done.").format(title=md(produced_by)), icon=":material/check_circle:")
     cols = st.columns(3)
     cols[0].metric(_("Mean neighbour agreement"), f"{c.agreement.mean():.2f}",
                    help=_("1: every image has the same {k} nearest neighbours in both feature spaces; 0: none "
-                          "shared. {produced_by}.").format(k=c.k, produced_by=produced_by))
-    cols[1].metric(_("Same-class neighbours, A"), f"{c.same_class_a.mean():.1%}", help=result.request.titles()[0])
-    cols[2].metric(_("Same-class neighbours, B"), f"{c.same_class_b.mean():.1%}", help=result.request.titles()[1])
+                          "shared. {produced_by}.").format(k=c.k, produced_by=md(produced_by)))
+    cols[1].metric(_("Same-class neighbours, A"), f"{c.same_class_a.mean():.1%}", help=md(result.request.titles()[0]))
+    cols[2].metric(_("Same-class neighbours, B"), f"{c.same_class_b.mean():.1%}", help=md(result.request.titles()[1]))
     colour = st.segmented_control(_("Colour by"), list(COLOURS), format_func=lambda c: _(COLOURS[c]), default="agreement",
                                   key="compare_colour") or "agreement"
     selection_id = maps_side_by_side(result, config, colour)
@@ -102,12 +105,12 @@ projection = views.current_map(source.dataset.seed)
 choice = settings.get(CompareChoice)
 request = CompareRequest(source, choice.source(source), choice.compare_k)
 source_header(source)
-st.caption(_("B: {title} · k = {k} · map: {map}").format(title=request.titles()[1], k=request.k,
+st.caption(_("B: {title} · k = {k} · map: {map}").format(title=md(request.titles()[1]), k=request.k,
                                                         map=describe_map(projection)))
 clicked = st.button(_("Compare"), type="primary", icon=":material/compare:", key="run_compare")
 job = job_manager().attach_or_submit(request.key(), request.title(), partial(run_compare, request), start=clicked,
                                      restore=True, kind="compare", config=request.to_dict())
 if job is None:
-    st.info(_("Ready: **{title}**. Press **Compare**.").format(title=request.title()), icon=":material/arrow_upward:")
+    st.info(_("Ready: **{title}**. Press **Compare**.").format(title=md(request.title())), icon=":material/arrow_upward:")
 else:
     job_outcome(job, lambda result: show_comparison(result, projection))

@@ -12,6 +12,7 @@ from pages.ui.job_views import format_seconds, job_outcome
 from pages.ui.preview_views import preview_panel
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
+from pages.ui.text import md
 from ptm_core.configs import ProbeConfig, ProjectionConfig, describe_map
 from ptm_core.explore import ExploreRequest, ExploreResult, map_key, run_explore
 from ptm_core import density_map
@@ -41,6 +42,8 @@ def _draw_map(frame, fs, colour: str, shown, map_id: str):
 def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     fs, probe, source = result.features, result.probe, result.request.title()
     shown = map_jobs.chosen_map(fs, config, source)
+    if shown is None:  # these features cannot be mapped; chosen_map said why
+        return
     shown_config = ProjectionConfig(**shown.meta["config"])
     subsampled = bool(shown.meta.get("subsampled"))
     # "Fitted or placed" only where there is something to tell apart.
@@ -83,29 +86,29 @@ def extraction_metric(column, meta: dict, produced_by: str) -> None:
         text = (_("Read from the feature cache; computing them took this long ({rate}). {produced_by}.") if how else
                 _("Read from the feature cache; computing them took this long. {produced_by}."))
         column.metric(_("Extraction (cached)"), format_seconds(seconds),
-                      help=text.format(rate=how, produced_by=produced_by) + choice)
+                      help=text.format(rate=how, produced_by=md(produced_by)) + md(choice))
     else:
-        column.metric(_("Extraction"), format_seconds(seconds), help=f"{how}. {produced_by}.{choice}")
+        column.metric(_("Extraction"), format_seconds(seconds), help=f"{how}. {md(produced_by)}.{md(choice)}")
     if how:
         column.caption(how)
 
 
 def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
     fs, probe, produced_by = result.features, result.probe, result.request.title()
-    st.success(_("{title} — done.").format(title=produced_by), icon=":material/check_circle:")
+    st.success(_("{title} — done.").format(title=md(produced_by)), icon=":material/check_circle:")
     cols = st.columns(4)
     cols[0].metric(_("Linear-probe test accuracy"), f"{probe.test_accuracy:.1%}",
                    help=_("{produced_by}. Logistic regression on standardised features; C chosen on a validation "
                           "split carved from train; scored on a stratified 20% test split ({n} images).").format(
-                       produced_by=produced_by, n=probe.n_test))
-    cols[1].metric(_("Features"), f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}", help=produced_by)
+                       produced_by=md(produced_by), n=probe.n_test))
+    cols[1].metric(_("Features"), f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}", help=md(produced_by))
     extraction_metric(cols[2], fs.meta, produced_by)
     solver = f" ({probe.solver})" if probe.solver else ""
     cols[3].metric(_("Chosen C"), f"{probe.best_C:g}", help=_("Probe sweep and refit took {seconds} s{solver}. {produced_by}.").format(
-        seconds=f"{probe.seconds:.1f}", solver=solver, produced_by=produced_by))
+        seconds=f"{probe.seconds:.1f}", solver=solver, produced_by=md(produced_by)))
     if fs.meta.get("cached") is False:  # a full disk or read-only data folder: the result stands, uncached
         st.warning(_("These features could not be cached ({reason}); a rerun computes them again.").format(
-            reason=fs.meta.get("cache_error")), icon=":material/warning:")
+            reason=md(str(fs.meta.get("cache_error")))), icon=":material/warning:")
     if fs.meta.get("n_skipped"):
         with st.expander(_("{n} files were skipped (not images, corrupt or too large)").format(n=fs.meta["n_skipped"]),
                          icon=":material/warning:"):
@@ -113,7 +116,7 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
     map_section(result, config)
     with st.expander(_("Probe sweep: validation accuracy vs C")):
         st.plotly_chart(sweep_figure(result), width="stretch", key="sweep")
-        st.caption(produced_by)
+        st.caption(md(produced_by))
 
 
 st.title(_("Features & probe"))
@@ -141,10 +144,10 @@ if job is None:
         (j for j in manager.jobs() if j.kind == "explore" and j.status in ("queued", "running")), None)
     if job is not None:
         st.info(_("Showing **{title}**; the settings now describe another run — press the button to start it.").format(
-            title=job.title))
+            title=md(job.title)))
 
 if job is None:
-    st.info(_("Ready: **{title}**. Press **Extract & analyse**.").format(title=request.title()), icon=":material/arrow_upward:")
+    st.info(_("Ready: **{title}**. Press **Extract & analyse**.").format(title=md(request.title())), icon=":material/arrow_upward:")
 else:
     job_outcome(job, lambda result: show_result(result, projection),
                 live_extra=lambda running: preview_panel(running, running.title))

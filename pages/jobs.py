@@ -8,6 +8,7 @@ import streamlit as st
 from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_panel
 from pages.ui.services import job_manager
+from pages.ui.text import md
 from ptm_core.jobs import QUEUED, RUNNING
 from ptm_core.tables import title_parts
 
@@ -41,7 +42,7 @@ def live_queue() -> None:
     if not active:
         st.caption(_("Nothing queued or running."))
     for job in active:
-        st.markdown(_("**{title}** · {lane} lane · {status}").format(title=job.title, lane=job.lane, status=job.status))
+        st.markdown(_("**{title}** · {lane} lane · {status}").format(title=md(job.title), lane=job.lane, status=job.status))
         job_panel(job)
 
 

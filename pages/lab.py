@@ -11,6 +11,7 @@ from pages.ui.i18n import N_, _
 from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
+from pages.ui.text import md
 from ptm_core import lab
 from ptm_core.baselines import random_weights
 from ptm_core.configs import FINETUNE_MODES, ProjectionConfig, Source, describe_data, describe_source, describe_weights
@@ -64,10 +65,10 @@ def probes_tab(source: Source) -> None:
     fs = result.features
     cols = st.columns(3)
     cols[0].metric(_("Linear probe"), f"{result.linear.test_accuracy:.1%}", help=f"C = {result.linear.best_C:g}. "
-                                                                              f"{produced_by}.")
+                                                                              f"{md(produced_by)}.")
     cols[1].metric("k-NN", f"{result.knn.test_accuracy:.1%}",
-                   help=f"k = {result.knn.k}, T = {result.knn.temperature}. {produced_by}.")
-    cols[2].metric(_("Train / test images"), f"{result.linear.n_train:,} / {result.linear.n_test:,}", help=produced_by)
+                   help=f"k = {result.knn.k}, T = {result.knn.temperature}. {md(produced_by)}.")
+    cols[2].metric(_("Train / test images"), f"{result.linear.n_train:,} / {result.linear.n_test:,}", help=md(produced_by))
     st.plotly_chart(views.sweep_chart(result.linear.val_curve, produced_by), width="stretch", key="lab-sweep")
     st.plotly_chart(views.per_class_chart(fs.labels, fs.class_names, {_("linear probe"): result.linear,
                                                                         "k-NN": result.knn}, produced_by),
@@ -88,14 +89,14 @@ def baselines_tab(source: Source) -> None:
                        partial(lab.run_pixels, source), _("Raw-pixel baseline"))
         if job is not None:
             st.metric(_("Raw pixels (32×32 grey)"), f"{job.result.test_accuracy:.1%}",
-                      help=_("Logistic regression on 32×32 grey pixels of {spec}.").format(spec=source.dataset.spec))
+                      help=_("Logistic regression on 32×32 grey pixels of {spec}.").format(spec=md(source.dataset.spec)))
     with cols[1]:
         random_source = Source(source.dataset, random_weights(source.backbone), source.extraction)
         job = job_slot("random", source, [], f"random-init probe · {random_source.describe()}",
                        partial(lab.run_random_probe, source), _("Random-init baseline"))
         if job is not None:
             st.metric(_("Random-init backbone + probe"), f"{job.result.test_accuracy:.1%}",
-                      help=random_source.describe())
+                      help=md(random_source.describe()))
 
 
 def finetune_form() -> None:
@@ -138,10 +139,10 @@ def live_curves(job, label: str) -> None:
 def finetune_result(source: Source, job, produced_by: str) -> None:
     result, config = job.result, settings.get(FinetuneChoice).config()
     cols = st.columns(4)
-    cols[0].metric(_("Test accuracy"), f"{result.test_accuracy:.1%}", help=produced_by)
-    cols[1].metric(_("Best epoch"), result.best_epoch, help=produced_by)
-    cols[2].metric(_("Took"), format_seconds(result.seconds), help=produced_by)
-    cols[3].metric(_("Stopped early"), _("yes") if result.stopped_early else _("no"), help=produced_by)
+    cols[0].metric(_("Test accuracy"), f"{result.test_accuracy:.1%}", help=md(produced_by))
+    cols[1].metric(_("Best epoch"), result.best_epoch, help=md(produced_by))
+    cols[2].metric(_("Took"), format_seconds(result.seconds), help=md(produced_by))
+    cols[3].metric(_("Stopped early"), _("yes") if result.stopped_early else _("no"), help=md(produced_by))
     if result.train_images_per_s:
         st.caption(_("Trained in {precision} at {rate} img/s.").format(
             precision=result.precision, rate=f"{result.train_images_per_s:.0f}"),
@@ -151,7 +152,7 @@ def finetune_result(source: Source, job, produced_by: str) -> None:
             accuracy=f"{result.lp_test_accuracy:.1%}"))
     st.plotly_chart(views.curves_chart([(f"{config.mode} @ {config.image_size}px", job.metrics)]), width="stretch",
                     key="done-curves")
-    st.caption(_("{produced_by}. Train loss: {smoothing}.").format(produced_by=produced_by,
+    st.caption(_("{produced_by}. Train loss: {smoothing}.").format(produced_by=md(produced_by),
                                                                  smoothing=_(views.LOSS_SMOOTHING)))
     checkpoint = Path(result.checkpoint)
     if checkpoint.is_file():

@@ -9,6 +9,7 @@ from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapCh
 from pages.ui.gallery import gallery
 from pages.ui.i18n import _
 from pages.ui.services import job_manager
+from pages.ui.text import md
 from pages.ui.tour_views import (contrast_view, efficiency_chart, estimate_text, finetune_curve,
                                  partial_rows, tour_step, vector_strip)
 from ptm_core import tour
@@ -97,7 +98,7 @@ def step_efficiency() -> None:
     st.plotly_chart(efficiency_chart(job.result, names), width="stretch", key="efficiency")
     notices = [efficiency_notice(job.result, PLAN.shapes.spec, names[PLAN.shapes.spec]),
                efficiency_notice(job.result, PLAN.digits.spec, names[PLAN.digits.spec])]
-    st.caption(" ".join(notices) + " " + " · ".join(sorted({p.produced_by for p in job.result})))
+    st.caption(" ".join(notices) + " " + md(" · ".join(sorted({p.produced_by for p in job.result}))))
 
 
 def efficiency_notice(points: list[tour.EfficiencyPoint], spec: str, name: str) -> str:
@@ -130,15 +131,15 @@ def step_finetune() -> None:
     result, source = job.result, PLAN.finetune_source()
     cols = st.columns(2)
     produced_by = describe_source(source.dataset, source.backbone, config.image_size)
-    cols[0].metric(_("Linear probe (frozen)"), f"{result.lp_test_accuracy:.1%}", help=produced_by)
+    cols[0].metric(_("Linear probe (frozen)"), f"{result.lp_test_accuracy:.1%}", help=md(produced_by))
     cols[1].metric(_("LP-FT (adapted)"), f"{result.test_accuracy:.1%}",
-                   delta=f"{(result.test_accuracy - result.lp_test_accuracy) * 100:+.1f} pt", help=produced_by)
+                   delta=f"{(result.test_accuracy - result.lp_test_accuracy) * 100:+.1f} pt", help=md(produced_by))
     st.plotly_chart(finetune_curve(job.metrics, result.lp_test_accuracy), width="stretch", key="ft-done")
     gain = result.test_accuracy - result.lp_test_accuracy
     notice = (_("Notice: adapting the backbone added {gain} points to the frozen features.") if gain > 0.005 else
               _("Notice: with this little training, adapting did not beat the frozen features ({gain} points); "
                 "try more epochs in the lab.")).format(gain=f"{gain * 100:+.1f}")
-    st.caption(notice + " " + _("{source}; {n} test images.").format(source=produced_by, n=result.n_test))
+    st.caption(notice + " " + _("{source}; {n} test images.").format(source=md(produced_by), n=result.n_test))
 
 
 def open_with(choice: DataChoice, page: str) -> None:

@@ -79,6 +79,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise PTMError("--device cuda asked for, but no CUDA GPU is available; use --device auto or cpu.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise PTMError("--device mps asked for, but this machine has no Apple GPU (MPS); use --device auto or cpu.")
     if name not in ("cpu", "cuda", "mps"):
         raise PTMError(f"Unknown device '{name}'; use auto, cpu, cuda or mps.")
     return torch.device(name)

@@ -134,6 +134,15 @@ def _fold(parent: nn.Module, conv_name: str, norm_name: str) -> None:
     setattr(parent, norm_name, rest)  # what the norm did after normalising stays
 
 
+
+def check_finite_weights(state: dict[str, torch.Tensor], source: str) -> None:
+    """One line when a checkpoint holds NaN or infinite weights: every feature would be NaN."""
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise PTMError(f"{source} holds NaN or infinite weights ({len(bad)} tensor(s), e.g. {bad[0]}); no features "
+                       f"can be computed from it. Use another checkpoint.")
+
+
 @torch.no_grad()
 def fold_batchnorms(model: nn.Module, forward, input_size: tuple[int, ...]) -> tuple[nn.Module, int]:
     """An eval-mode copy of `model` with batch norms folded into their convolutions, and how many were.
@@ -150,6 +159,9 @@ def fold_batchnorms(model: nn.Module, forward, input_size: tuple[int, ...]) -> t
         _fold(parent, conv_name, norm_name)
     probe = torch.randn(2, *input_size, generator=torch.Generator().manual_seed(0))
     expected, got = forward(model.eval(), probe), forward(fused, probe)
+    if not torch.isfinite(expected).all():  # allclose's tolerance from a NaN max raised a RuntimeError here
+        raise PTMError(f"{type(model).__name__} gives NaN or infinite outputs: its weights hold NaN or infinite "
+                       f"values. Use another checkpoint.")
     if expected.shape != got.shape or not torch.allclose(got, expected, rtol=1e-3,
                                                          atol=1e-3 * float(expected.abs().max()) + 1e-6):
         log.warning("batch-norm folding changed %s's output; running it unfolded", type(model).__name__)

@@ -7,14 +7,17 @@ its arrays make sense together, so each is checked and the first problem is name
 from __future__ import annotations
 
 import json
+import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ptm_core.artifacts import file_sha256
-from ptm_core.data.ingest import check_packed_file
+from ptm_core.data.ingest import check_packed_file, ensure_allowed
 from ptm_core.errors import PTMError
+from ptm_core.limits import LOAD_BYTES_ENV, max_load_bytes, mb
 
 REQUIRED = ("features", "labels")
 MAX_CLASSES = 100_000  # class names are made up from label values when a file lists none
@@ -52,6 +55,10 @@ def validate_feature_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
         raise PTMError(f"{where}: 'features' has no rows or no dimensions (shape {features.shape}).")
     if not np.isfinite(features).all():
         raise PTMError(f"{where}: 'features' contains NaN or infinite values.")
+    largest = float(np.abs(features).max())
+    if largest > float(np.finfo(np.float32).max):  # cast to float32 below, they would turn infinite
+        raise PTMError(f"{where}: 'features' holds values as large as {largest:.3g}, beyond float32's "
+                       f"±3.4e38 (the precision probes and maps use); rescale them or extract them again.")
     names = arrays.get("class_names")
     if names is not None and names.ndim != 1:
         raise PTMError(f"{where}: 'class_names' must be a list of names, got shape {names.shape}.")
@@ -59,6 +66,33 @@ def validate_feature_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
     ids = arrays.get("ids")
     if ids is not None and (ids.ndim != 1 or len(ids) != len(features)):
         raise PTMError(f"{where}: 'ids' has {ids.size:,} entries for {len(features):,} rows.")
+
+
+def check_declared_sizes(path: Path, what: str = "--features") -> None:
+    """Bound what each array's .npy header declares before numpy allocates it: a 2 KB npz whose header says
+    (2**31, 64) float64 asked for 1 TiB (MemoryError). The total must fit PTM_MAX_LOAD_BYTES, and no array may
+    declare more bytes than its entry holds (a truncated or forged file)."""
+    limit, total = max_load_bytes(), 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(member)
+                declared = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+                if declared > info.file_size:
+                    raise PTMError(f"{what} {path.name}: array '{info.filename}' declares {mb(declared)} MB but holds "
+                                   f"{mb(info.file_size)} MB; the file is damaged or forged. Extract the features again.")
+                total += declared
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        return  # not readable as arrays: _load says so in its own words
+    if total > limit:
+        raise PTMError(f"{what} {path.name} declares {mb(total)} MB of arrays, over the {mb(limit)} MB limit "
+                       f"({LOAD_BYTES_ENV}).")
 
 
 def _load(path: Path) -> tuple[dict[str, np.ndarray], dict]:
@@ -69,6 +103,7 @@ def _load(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     if not magic.startswith(b"PK"):  # numpy would try it as a pickle and advise allow_pickle
         raise PTMError(f"{path.name} is not an npz archive of arrays; point --features at a file written by "
                        f"`extract --out`.")
+    check_declared_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files if k != "meta"}
@@ -91,6 +126,7 @@ def read_features_file(path: str | Path):
     from ptm_core.shards import find_shard_folder, load_sharded
 
     path = Path(path).expanduser()
+    ensure_allowed(path, "--features")  # like folders, zips and weights: inside PTM_ALLOWED_ROOTS
     folder = find_shard_folder(path)
     if folder is not None:  # a shard set written by `extract --engine ray`, named by its folder or manifest
         return load_sharded(folder, discard_invalid=False)

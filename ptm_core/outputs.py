@@ -6,12 +6,14 @@ import tempfile
 from pathlib import Path
 
 from ptm_core.errors import PTMError
+from ptm_core.paths import check_path_text
 
 
 def check_output(raw: str, suffix: str) -> Path:
     """The output path if a file can be written there now; else one PTMError saying what to fix."""
     if not raw.lower().endswith(suffix):
         raise PTMError(f"--out must name a {suffix} file, got '{raw}'.")
+    check_path_text(raw, "--out")
     path = Path(raw).expanduser()
     if path.is_dir():
         raise PTMError(f"--out {raw} is a folder; name a {suffix} file inside it instead.")

@@ -17,6 +17,7 @@ from sklearn.decomposition import PCA
 from ptm_core.configs import ProbeConfig
 from ptm_core.errors import PTMError
 from ptm_core.probes import run_linear_probe
+from ptm_core.projection import check_degenerate
 
 FIRST_S = 1.0  # seconds into the extraction before the first preview: a few hundred images at 128 px
 EVERY_S = 3.0  # then at most this often ...
@@ -63,7 +64,7 @@ def summarise(features: np.ndarray, labels: np.ndarray, class_names: list[str], 
     if len(features) > MAX_ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(len(features), MAX_ROWS, replace=False))
         features, labels = features[keep], labels[keep]
-    coords = PCA(n_components=2, random_state=seed).fit_transform(features).astype(np.float32)
+    coords = _pca_map(features, seed)
     accuracy, n_test, best_C = None, 0, None
     counts = np.bincount(labels)
     if len(counts[counts > 0]) >= 2 and counts[counts > 0].min() >= MIN_PER_CLASS:
@@ -74,6 +75,16 @@ def summarise(features: np.ndarray, labels: np.ndarray, class_names: list[str], 
             pass
     return Preview(n_done, n_total, coords, labels.copy(), list(class_names), accuracy, n_test, best_C,
                    elapsed, time.perf_counter() - started)
+
+
+def _pca_map(features: np.ndarray, seed: int) -> np.ndarray:
+    """The preview's 2-D PCA, or no points (0 x 2) when these rows cannot make a map yet (too few different
+    ones, e.g. every image of a class identical; non-finite values): the preview then shows the probe alone."""
+    try:
+        check_degenerate(features, 2)
+    except PTMError:
+        return np.empty((0, 2), np.float32)
+    return PCA(n_components=2, random_state=seed).fit_transform(features).astype(np.float32)
 
 
 class ProgressivePreview:

@@ -25,6 +25,7 @@ from ptm_core import checks
 from ptm_core.data.files import within
 from ptm_core.data.ingest import ROOTS_ENV, allowed_roots, check_packed_file
 from ptm_core.errors import PTMError
+from ptm_core.fast_paths import check_finite_weights
 
 BUNDLED_ARCHITECTURE = "tf_efficientnet_lite0"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -65,6 +66,10 @@ def architecture_of(name: str) -> str:
 def check_model_name(name: str) -> None:
     if not timm.is_model(name):
         raise PTMError(f"Unknown model '{name}'. List models with: python -m ptm_core models --filter '*{name.split('.')[0]}*'")
+    arch, _, tag = name.partition(".")
+    if tag and name not in timm.list_pretrained(name):  # is_model checks the architecture only
+        raise PTMError(f"Unknown pretrained tag '{tag}' for {arch}. List its tags with: python -m ptm_core models "
+                       f"--filter '{arch}.*'")
 
 
 def _looks_like_safetensors(path: Path) -> bool:
@@ -127,6 +132,7 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
             problems.append(f"{len(keys)} {label}: {shown}")
     if problems:
         raise PTMError(f"{source} does not match {type(model).__name__}: " + "; ".join(problems))
+    check_finite_weights(state, source)
     model.load_state_dict(state)
 
 

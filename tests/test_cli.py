@@ -18,8 +18,11 @@ from ptm_core.configs import PROBE_CS
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, data_dir: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(*args: str, data_dir: Path, timeout: float = 120, roots: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m ptm_core ARGS`; `roots`: PTM_ALLOWED_ROOTS for it (else the test's own tmp_path)."""
     env = dict(os.environ, PTM_DATA_DIR=str(data_dir), PYTHONDONTWRITEBYTECODE="1")
+    if roots is not None:
+        env["PTM_ALLOWED_ROOTS"] = str(roots)
     env.pop("PTM_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "ptm_core", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -104,7 +107,8 @@ def test_extract_npz_contents(extracted):
 
 def test_probe_json(extracted):
     _json(extracted["first"])
-    summary = _json(run_cli("probe", "--features", str(extracted["out"]), "--json", data_dir=extracted["data_dir"]))
+    summary = _json(run_cli("probe", "--features", str(extracted["out"]), "--json", data_dir=extracted["data_dir"],
+                            roots=extracted["out"].parent))  # --features must lie inside the allowed roots
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     assert summary["best_C"] in PROBE_CS
     assert summary["n_train"] + summary["n_test"] == 60 and summary["n_test"] == 12
@@ -114,7 +118,7 @@ def test_probe_json(extracted):
 
 def test_probe_sklearn_solver(extracted):
     summary = _json(run_cli("probe", "--features", str(extracted["out"]), "--solver", "sklearn", "--json",
-                            data_dir=extracted["data_dir"]))
+                            data_dir=extracted["data_dir"], roots=extracted["out"].parent))
     assert summary["solver"] == "sklearn lbfgs, 9 C values" and 0.0 <= summary["test_accuracy"] <= 1.0
 
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from pages.ui.i18n import _
 from pages.ui.services import load_dataset
+from pages.ui.text import md
 from ptm_core.configs import DatasetConfig
 from ptm_core.errors import PTMError
 
@@ -36,9 +37,9 @@ def gallery(dataset_config: DatasetConfig, rows, captions, feature_ids=None, emp
                 index = row if positions is None else positions[feature_ids[row]]
                 image = dataset.image(index).convert("RGB").resize((size, size))
             except KeyError:
-                column.caption(_("{caption}: no longer in the dataset").format(caption=caption))
+                column.caption(_("{caption}: no longer in the dataset").format(caption=md(caption)))
                 continue
             except PTMError as exc:  # the file changed or went since the dataset was loaded
-                column.caption(f"{caption}: {exc.for_ui()}")
+                column.caption(f"{md(caption)}: {md(exc.for_ui())}")
                 continue
-            column.image(image, caption=caption, width=size)
+            column.image(image, caption=md(caption), width=size)

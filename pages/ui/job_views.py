@@ -5,6 +5,7 @@ import streamlit as st
 
 from pages.ui.i18n import _
 from pages.ui.services import job_manager
+from pages.ui.text import md
 from ptm_core.eta import format_duration
 from ptm_core.jobs import DONE, FINISHED, QUEUED, RUNNING, Job
 
@@ -39,7 +40,7 @@ def job_panel(job: Job) -> None:
     if status in (QUEUED, RUNNING):
         if status == RUNNING:
             # The engine says "estimating time left…" until its estimate is trustworthy (ptm_core/eta.py).
-            text = f"{job.message} — {job.progress:.0%}, {eta_text(job)}"
+            text = f"{md(job.message)} — {job.progress:.0%}, {eta_text(job)}"
         else:
             text = _("queued: waiting for the running job in its lane to finish")
         st.progress(job.progress, text=text)
@@ -47,13 +48,13 @@ def job_panel(job: Job) -> None:
             job.cancel()
             st.toast(_("Cancelling…"))
     elif status == "failed":
-        st.error(job.error or _("The job failed."), icon=":material/error:")
+        st.error(md(job.error) if job.error else _("The job failed."), icon=":material/error:")
     elif status == "cancelled":
         st.warning(_("{title}: cancelled. What it had finished is kept; start it again to continue from there.").format(
-            title=job.title),
+            title=md(job.title)),
                    icon=":material/info:")
     elif status == "interrupted":
-        st.warning(_("{title}: interrupted (the server stopped). Start it again to continue.").format(title=job.title),
+        st.warning(_("{title}: interrupted (the server stopped). Start it again to continue.").format(title=md(job.title)),
                    icon=":material/info:")
 
 
@@ -66,7 +67,7 @@ def job_outcome(job: Job, show_result, live_extra=None) -> None:
     elif status in FINISHED:
         job_panel(job)
     else:
-        st.markdown(f"**{job.title}**")
+        st.markdown(f"**{md(job.title)}**")
         live_job(job.id, live_extra)
 
 

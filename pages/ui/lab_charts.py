@@ -10,6 +10,7 @@ import streamlit as st
 from pages.ui.gallery import gallery
 from pages.ui.i18n import N_, _
 from pages.ui.maps import PALETTE
+from pages.ui.text import md, plot_text
 from ptm_core.configs import DatasetConfig
 from ptm_core.probes import confident_mistakes, confusion, per_class_accuracy
 
@@ -28,7 +29,7 @@ def per_class_chart(labels: np.ndarray, class_names: list[str], results: dict, p
         accuracy = per_class_accuracy(labels[result.test_indices], result.predictions, len(class_names))
         rows += [{"class": c, "accuracy": a, "method": method} for c, a in zip(class_names, accuracy)]
     fig = px.bar(pd.DataFrame(rows), x="class", y="accuracy", color="method", barmode="group", height=300,
-                 title=_("Per-class test accuracy · {produced_by}").format(produced_by=produced_by), range_y=[0, 1],
+                 title=_("Per-class test accuracy · {produced_by}").format(produced_by=plot_text(produced_by)), range_y=[0, 1],
                  color_discrete_sequence=PALETTE,
                  labels={"class": _("class"), "accuracy": _("accuracy"), "method": _("method")})
     # Class names such as 0-9 are categories, not numbers: every one gets its own labelled tick.
@@ -57,7 +58,7 @@ def confusion_explorer(dataset_config: DatasetConfig, labels: np.ndarray, class_
     """A confusion matrix whose cells open as galleries; it opens on the cell with the most mistakes."""
     y_true = labels[result.test_indices]
     matrix = confusion(y_true, result.predictions, len(class_names))
-    title = _("Confusion matrix — {method} · {produced_by}").format(method=_(name), produced_by=produced_by)
+    title = _("Confusion matrix — {method} · {produced_by}").format(method=_(name), produced_by=plot_text(produced_by))
     st.plotly_chart(confusion_chart(matrix, class_names, title),
                     width="stretch", key=f"confusion-{name}")
     worst = largest_confusion(matrix)
@@ -72,7 +73,7 @@ def confusion_explorer(dataset_config: DatasetConfig, labels: np.ndarray, class_
                                   key=f"cell-pred-{name}-{true}")
     hits = np.flatnonzero((y_true == true) & (result.predictions == predicted))
     st.caption(_("{n} test images of class {true} predicted as {predicted}").format(
-        n=len(hits), true=class_names[true], predicted=class_names[predicted]))
+        n=len(hits), true=md(class_names[true]), predicted=md(class_names[predicted])))
     gallery(dataset_config, result.test_indices[hits[:24]], [f"#{i}" for i in result.test_indices[hits[:24]]],
             feature_ids=feature_ids)
 
@@ -99,7 +100,7 @@ def sweep_chart(val_curve, produced_by: str) -> go.Figure:
     frame = pd.DataFrame(val_curve, columns=["C", "validation accuracy"])
     fig = px.line(frame, x="C", y="validation accuracy", markers=True, log_x=True, height=260,
                   labels={"validation accuracy": _("validation accuracy")},
-                  title=_("Linear probe: validation accuracy vs C · {produced_by}").format(produced_by=produced_by))
+                  title=_("Linear probe: validation accuracy vs C · {produced_by}").format(produced_by=plot_text(produced_by)))
     return fig.update_layout(margin=MARGINS, yaxis_tickformat=".0%")
 
 
@@ -126,7 +127,7 @@ def curves_chart(runs: list[tuple[str, dict]]) -> go.Figure:
 def compare_chart(frame: pd.DataFrame, produced_by: str) -> go.Figure:
     fig = px.bar(frame, x="method", y="test accuracy", text="label", height=400, range_y=[0, 1.08],
                  hover_data=["image size", "seconds", "from cache"],
-                 title=_("Test accuracy per method, same split · {produced_by}").format(produced_by=produced_by),
+                 title=_("Test accuracy per method, same split · {produced_by}").format(produced_by=plot_text(produced_by)),
                  labels={"method": _("method"), "test accuracy": _("test accuracy"), "image size": _("image size"),
                          "seconds": _("seconds"), "from cache": _("from cache")})
     fig.update_traces(textposition="outside", marker_color=PALETTE[0])
@@ -147,7 +148,7 @@ def efficiency_chart(rows: list[dict], produced_by: str) -> go.Figure:
                   color_discrete_sequence=PALETTE,
                   labels={"labels per class": _("labels per class"), "method": _("method")},
                   title=_("Label efficiency: test accuracy vs labelled images per class (mean ± std over seeds) · "
-                          "{produced_by}").format(produced_by=produced_by))
+                          "{produced_by}").format(produced_by=plot_text(produced_by)))
     # "all" is a budget like the others: a category axis plots it (a numeric axis silently drops it).
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(dict.fromkeys(frame["labels per class"])))
     return fig.update_layout(margin=MARGINS, yaxis_title=_("test accuracy"), yaxis_tickformat=".0%")
@@ -157,7 +158,7 @@ def layers_chart(rows: list[dict], produced_by: str) -> go.Figure:
     frame = pd.DataFrame(rows)
     fig = px.line(frame, x="name", y="test_accuracy", markers=True, height=320, hover_data=["dim", "best_C"],
                   title=_("Linear-probe accuracy from each stage (pooled), shallow → deep · {produced_by}").format(
-                      produced_by=produced_by))
+                      produced_by=plot_text(produced_by)))
     fig.update_xaxes(type="category")
     return fig.update_layout(margin=MARGINS, xaxis_title=_("stage"), yaxis_title=_("test accuracy"),
                              yaxis_tickformat=".0%")
@@ -174,4 +175,4 @@ def drift_charts(result: dict, produced_by: str) -> None:
                          category_orders={"class": result["class_names"]})
         fig.update_traces(marker={"size": 4})
         col.plotly_chart(fig.update_layout(margin=MARGINS, showlegend=False), width="stretch", key=f"drift-{title}")
-        col.caption(_(DRIFT_CAPTIONS[title]).format(produced_by=produced_by))
+        col.caption(_(DRIFT_CAPTIONS[title]).format(produced_by=md(produced_by)))

@@ -9,7 +9,9 @@ from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.maps import METHODS
 from pages.ui.services import job_manager
+from pages.ui.text import md
 from ptm_core.configs import ProjectionConfig, describe_map
+from ptm_core.errors import PTMError
 from ptm_core.explore import MapResult, compute_map, map_key, run_map
 from ptm_core.extraction import FeatureSet
 from ptm_core.jobs import DONE, FINISHED, Job
@@ -41,8 +43,20 @@ def map_job(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: s
                                     config={"feature_key": fs.key, "projection": config.to_dict()})
 
 
-def chosen_map(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: str = "draw_map") -> MapResult:
-    """The chosen map when it is ready; until then a PCA map (about a second) and the job's progress."""
+def chosen_map(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: str = "draw_map") -> MapResult | None:
+    """The chosen map when it is ready; until then a PCA map (about a second) and the job's progress.
+
+    None, with the reason in one line, when these features cannot be mapped at all (e.g. every image of a
+    class identical: too few different rows); the rest of the page still shows.
+    """
+    try:
+        return _chosen_map(fs, config, source, button_key)
+    except PTMError as exc:
+        st.error(md(exc.for_ui()), icon=":material/error:")
+        return None
+
+
+def _chosen_map(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: str) -> MapResult:
     if config.method == "pca":
         return quick_map(fs, fs.key, config)
     job = map_job(fs, config, source, button_key)

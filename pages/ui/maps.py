@@ -20,6 +20,7 @@ from pages.ui import settings
 from pages.ui.choices import MapChoice
 from pages.ui.gallery import gallery
 from pages.ui.i18n import N_, _
+from pages.ui.text import md
 from ptm_core.configs import DatasetConfig, ProjectionConfig, describe_map
 from ptm_core.explore import MapResult
 from ptm_core.extraction import FeatureSet
@@ -244,7 +245,7 @@ def neighbours_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame
     indices, similarity = nearest_neighbours(fs.features, row, k)
     same = np.mean(fs.labels[indices] == fs.labels[row])
     st.markdown(_("**Image {image}** and its {k} nearest neighbours in the full {dim}-dim feature space (cosine); "
-                  "{share} share its class.").format(image=_caption(frame, row), k=k, dim=f"{fs.features.shape[1]:,}",
+                  "{share} share its class.").format(image=md(_caption(frame, row)), k=k, dim=f"{fs.features.shape[1]:,}",
                                                      share=f"{same:.0%}"))
     gallery(dataset, [row, *indices], [_("{image} (clicked)").format(image=_caption(frame, row)),
                                        *[_caption(frame, int(i), f" · {s:.2f}") for i, s in zip(indices, similarity)]],
@@ -256,11 +257,11 @@ def faithfulness_panel(f: dict, dims: int, produced_by: str) -> None:
     cols = st.columns(4)
     cols[0].metric(_("Trustworthiness"), f"{f['trustworthiness']:.2f}",
                    help=_("1.0: every map neighbour is also a neighbour in the full feature space. {produced_by}.").format(
-                       produced_by=produced_by))
+                       produced_by=md(produced_by)))
     if f.get("knn_accuracy_features") is not None:
-        cols[1].metric(_("{k}-NN accuracy, features").format(k=f["k"]), f"{f['knn_accuracy_features']:.1%}", help=produced_by)
-        cols[2].metric(_("{k}-NN accuracy, map").format(k=f["k"]), f"{f['knn_accuracy_map']:.1%}", help=produced_by)
-    cols[3].metric(_("PCA variance in 2-D"), f"{f['pca_variance_2d']:.1%}", help=produced_by)
+        cols[1].metric(_("{k}-NN accuracy, features").format(k=f["k"]), f"{f['knn_accuracy_features']:.1%}", help=md(produced_by))
+        cols[2].metric(_("{k}-NN accuracy, map").format(k=f["k"]), f"{f['knn_accuracy_map']:.1%}", help=md(produced_by))
+    cols[3].metric(_("PCA variance in 2-D"), f"{f['pca_variance_2d']:.1%}", help=md(produced_by))
     note = " " + _("Measured on the first two map axes.") if dims == 3 else ""
     st.caption(f["summary"] + note)
 
@@ -271,7 +272,7 @@ def map_caption(result: MapResult, source: str) -> str:
     config = ProjectionConfig(**meta["config"]) if "config" in meta else None
     what = describe_map(config) if config else METHODS.get(meta.get("method"), _("Map"))
     text = _("{what} of {n} feature vectors · {source}").format(what=what, n=f"{meta.get('n_points', len(result.coords)):,}",
-                                                                 source=source)
+                                                                 source=md(source))
     if meta.get("subsampled"):
         how = (_("by its own transform") if meta.get("placement") == "transform" else
                _("at the mean of their 10 nearest fitted neighbours"))

@@ -7,6 +7,7 @@ import streamlit as st
 
 from pages.ui.i18n import _, language, presenter, style_figure
 from pages.ui.maps import PALETTE
+from pages.ui.text import md
 from ptm_core.jobs import RUNNING, Job
 from ptm_core.preview import Preview
 
@@ -45,6 +46,8 @@ def preview_panel(job: Job, produced_by: str) -> None:
                  "(C={C:g}) tested on {n_test} of them, and a PCA map of {shown} of them. The full result replaces "
                  "it when the extraction ends.")
     st.caption(note.format(done=f"{preview.n_done:,}", C=preview.best_C or 0, n_test=f"{preview.n_test:,}",
-                           shown=f"{len(preview.coords):,}") + " " + produced_by + ".")
+                           shown=f"{len(preview.coords):,}") + " " + md(produced_by) + ".")
+    if not len(preview.coords):  # too few different rows for a map yet: the probe alone
+        return
     figure = _cached_figure(preview, job.id, preview.n_done, language(), presenter())
     st.plotly_chart(figure, width="stretch", key=f"preview-{job.id}")

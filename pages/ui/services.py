@@ -11,6 +11,7 @@ from ptm_core.jobs import JobManager
 from ptm_core.projection import compile_umap
 from ptm_core.store import RunStore
 from pages.ui.choices import default_source
+from pages.ui.text import md
 
 
 @st.cache_resource
@@ -68,13 +69,20 @@ def dataset_or_error(config: DatasetConfig) -> data.Dataset | None:
     try:
         return load_dataset(config)
     except PTMError as exc:
-        st.error(exc.for_ui(), icon=":material/error:")
+        st.error(md(exc.for_ui()), icon=":material/error:")
         return None
 
 
-def upload_limit_mb() -> int:
-    """One upload limit: the engine's (PTM_UPLOAD_MAX_BYTES), never above the server's (server.maxUploadSize)."""
+def upload_limit_mb() -> int | None:
+    """One upload limit: the engine's (PTM_UPLOAD_MAX_BYTES), never above the server's (server.maxUploadSize).
+
+    None, after one line saying why, when PTM_UPLOAD_MAX_BYTES is not a positive integer: no upload then.
+    """
     from streamlit import config
 
-    engine = upload_limit_bytes() // 1024**2
+    try:
+        engine = upload_limit_bytes() // 1024**2
+    except PTMError as exc:
+        st.error(md(exc.for_ui()), icon=":material/error:")
+        return None
     return max(1, min(engine, int(config.get_option("server.maxUploadSize"))))

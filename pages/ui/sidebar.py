@@ -12,6 +12,7 @@ from pages.ui import settings
 from pages.ui.choices import IMAGE_SIZES, BackboneChoice, DataChoice, ExtractionChoice
 from pages.ui.i18n import N_, _
 from pages.ui.services import backbone_names, dataset_kinds, model_card, upload_limit_mb
+from pages.ui.text import md
 from ptm_core.backbones import DEFAULT_BACKBONE
 from ptm_core.configs import Source
 from ptm_core.data import TV_SOURCES, ingest_upload, list_datasets
@@ -22,15 +23,17 @@ WEIGHT_LABELS = {"bundled": N_("Bundled (offline ImageNet)"), "hub": N_("Hugging
 
 
 def zip_controls() -> None:
-    upload = st.file_uploader(_("Upload a zip (one folder per class, or images + labels.csv)"), type=["zip"],
-                              key="zip_upload", max_upload_size=upload_limit_mb())
+    limit = upload_limit_mb()
+    upload = None if limit is None else st.file_uploader(
+        _("Upload a zip (one folder per class, or images + labels.csv)"), type=["zip"], key="zip_upload",
+        max_upload_size=limit)
     if upload is not None:
         try:
             path = ingest_upload(upload.getvalue(), upload.name).removeprefix("zip:")
             if path != settings.get(DataChoice).zip_path:
                 settings.update(DataChoice, zip_path=path)
         except PTMError as exc:
-            st.error(exc.for_ui(), icon=":material/error:")
+            st.error(md(exc.for_ui()), icon=":material/error:")
     settings.bound(st.text_input, _("Zip path"), DataChoice, "zip_path", placeholder="/path/to/data.zip")
 
 
@@ -71,7 +74,7 @@ def backbone_controls() -> None:
     names = backbone_names(pattern)
     options = ([DEFAULT_BACKBONE] if not pattern else []) + names
     if not names:
-        st.warning(_("No pretrained timm model matches '{pattern}'.").format(pattern=pattern))
+        st.warning(_("No pretrained timm model matches '{pattern}'.").format(pattern=md(pattern)))
     current = settings.get(BackboneChoice).backbone
     if current not in options:  # the current choice stays selectable under any filter
         options.insert(0, current)
@@ -89,7 +92,7 @@ def backbone_controls() -> None:
             card = model_card(name)
             st.dataframe(pd.Series({k: str(v) for k, v in card.items()}, name="value"), width="stretch")
         except PTMError as exc:
-            st.error(exc.for_ui())
+            st.error(md(exc.for_ui()))
 
 
 def current_source() -> Source:
@@ -114,4 +117,4 @@ def url_options() -> dict[str, list]:
 
 def source_header(source: Source) -> None:
     """The line under every analysis page's title: what every number on the page was computed from."""
-    st.markdown(f"**{source.describe()}**")
+    st.markdown(f"**{md(source.describe())}**")

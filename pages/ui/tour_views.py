@@ -13,6 +13,7 @@ from pages.ui.i18n import _, style_figure
 from pages.ui.job_views import duration_text, format_seconds, job_panel, live_job
 from pages.ui.maps import PALETTE
 from pages.ui.services import job_manager
+from pages.ui.text import md
 from ptm_core.jobs import DONE, FINISHED, Job
 from ptm_core.tour import ContrastResult, EfficiencyPoint
 
@@ -70,7 +71,7 @@ def contrast_metrics(rows: list[dict]) -> None:
     for column, row in zip(st.columns(3), rows):
         column.metric(labels[row["kind"]], f"{row['accuracy']:.1%}",
                       help=_("Linear-probe test accuracy on {n} held-out images.").format(n=row["n_test"]))
-        column.caption(row["produced_by"] + (f" · {format_seconds(row['seconds'])}" if row.get("seconds") else ""))
+        column.caption(md(row["produced_by"]) + (f" · {format_seconds(row['seconds'])}" if row.get("seconds") else ""))
 
 
 def contrast_view(result: ContrastResult, map_title: str) -> None:

@@ -29,7 +29,7 @@ from ptm_core.data.completion import is_complete, write_marker
 from ptm_core.data.files import within
 from ptm_core.data.imaging import first_line
 from ptm_core.limits import LOAD_BYTES_ENV, MAX_RATIO, env_int, max_load_bytes, mb
-from ptm_core.paths import data_dir
+from ptm_core.paths import check_path_text, data_dir
 from ptm_core.text import printable
 
 ROOTS_ENV = "PTM_ALLOWED_ROOTS"
@@ -76,26 +76,28 @@ def _own_storage(path: str | os.PathLike, what: str) -> PTMError:
                     f"and every session's uploads, not your data; point {what} at your own files (or upload a zip).")
 
 
-def ensure_user_folder(path: str | os.PathLike) -> Path:
+def ensure_user_folder(path: str | os.PathLike, what: str = "The folder path") -> Path:
     """`ensure_allowed`, and never the data folder or anything in it, however it is spelled (links, `..`)."""
-    resolved = ensure_allowed(path)
+    resolved = ensure_allowed(path, what)
     if within(resolved, private_roots()):
         raise _own_storage(path, "folder:")
     return resolved
 
 
-def ensure_user_zip(path: str | os.PathLike) -> Path:
+def ensure_user_zip(path: str | os.PathLike, what: str = "The zip path") -> Path:
     """`ensure_allowed`; inside the data folder only a zip `ingest_upload` stored (named by its content's hash,
     so only whoever has its bytes can name it): not an extraction's file, a cache entry, another file there."""
-    resolved = ensure_allowed(path)
+    resolved = ensure_allowed(path, what)
     stored_upload = resolved.parent == private_roots()[0] / "uploads" and _STORED_UPLOAD.fullmatch(resolved.name)
     if within(resolved, private_roots()) and not stored_upload:
         raise _own_storage(path, "zip:")
     return resolved
 
 
-def ensure_allowed(path: str | os.PathLike) -> Path:
-    """The resolved path (symlinks followed), or a PTMError if it lies outside every allowed root."""
+def ensure_allowed(path: str | os.PathLike, what: str = "The path") -> Path:
+    """The resolved path (symlinks followed), or a PTMError if it lies outside every allowed root
+    (or names what no file system holds: a NUL, a name over 255 bytes)."""
+    check_path_text(path, what)
     resolved = Path(path).expanduser().resolve()
     roots = allowed_roots()
     if not within(resolved, roots):
@@ -338,7 +340,7 @@ def clean_stale_extractions(folder: Path | None = None) -> list[Path]:
 def extract_zip(path: Path) -> Path:
     """`data_dir()/datasets/<sha256 of the zip>/`, extracted once (atomically) and reused after."""
     target = data_dir() / "datasets" / file_sha256(path)
-    if target.is_dir() and is_complete(target):
+    if target.is_dir() and not target.is_symlink() and is_complete(target):
         try:
             _check_again(path)
         except PTMError:
@@ -346,9 +348,30 @@ def extract_zip(path: Path) -> Path:
             raise
         touch(target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir():  # files missing (a killed clean-up) or no marker (an older version): extracted again
+    try:
+        _make_room(target)
+        return _extract_new(path, target)
+    except OSError as exc:  # a read-only or full disk, a name the file system refuses
+        raise PTMError(f"Zip {path.name} could not be unpacked into {target.parent} ({exc.strerror or exc}); "
+                       f"free or fix that folder, or point PTM_DATA_DIR at another.") from None
+
+
+def _make_room(target: Path) -> None:
+    """The extraction's place made ready: a file or link where its folder belongs (nothing this program
+    writes; it failed every later run) is removed, a file where `datasets/` belongs is refused in one line, and
+    an incomplete extraction (files missing after a killed clean-up, or no marker: an older version) is set
+    aside to be extracted again."""
+    parent = target.parent
+    if parent.exists() and not parent.is_dir():
+        raise PTMError(f"{parent} is a file, where PTM Explorer keeps unpacked zips; move it away and try again.")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        target.unlink()
+    parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
         _set_aside(target)
+
+
+def _extract_new(path: Path, target: Path) -> Path:
     clean_stale_extractions(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:12]}-{os.getpid()}-", dir=target.parent))
     try:

@@ -128,7 +128,7 @@ def _folder(arg: str | None) -> Dataset:
     if not arg:
         raise PTMError("folder needs a path: folder:/path/to/root (one sub-folder per class).")
     root = Path(arg).expanduser()
-    ensure_user_folder(root)
+    ensure_user_folder(root, "The folder path")
     if not root.is_dir():
         raise PTMError(f"Folder not found: {root}")
     private = private_roots()
@@ -144,7 +144,7 @@ def _zip(arg: str | None) -> Dataset:
     if not arg:
         raise PTMError("zip needs a path: zip:/path/to/data.zip (class folders, or images + labels CSV).")
     path = Path(arg).expanduser()
-    ensure_user_zip(path)
+    ensure_user_zip(path, "The zip path")
     if not path.is_file():
         raise PTMError(f"Zip file not found: {path}")
     folder = extract_zip(path)
