@@ -9,9 +9,11 @@ both, and on a GPU it differs again (benchmarks/RESULTS.md has the rows).
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -29,6 +31,14 @@ BF16_MARGIN = 1.1
 # splits: the "bf16 probe accuracy vs fp32" rows of benchmarks/RESULTS.md). An explicit --precision bf16 is kept.
 AUTO_BF16 = {"torch": True, "openvino": True}
 ROUNDS = 2  # timed calls per candidate after one warm-up call; the best round counts (noise only slows)
+_timing = threading.Lock()  # held during each timed call (see _quiesce)
+
+
+@atexit.register
+def _quiesce() -> None:
+    # A process exiting while a warm-up thread is inside a native forward (PyTorch's or OpenVINO's thread pools)
+    # aborts ("terminate called without an active exception"): let that call finish, and hold any later one off.
+    _timing.acquire(timeout=30)
 
 
 @dataclass(frozen=True, order=True)
@@ -66,13 +76,15 @@ def measure(runs: dict[Pair, Callable[[], object]], images_per_call: int) -> dic
     """Images per second of each run: one warm-up call each (allocation, kernel choice), then ROUNDS rounds
     that alternate between the candidates, so that a busy moment of the machine hits all of them alike."""
     for run in runs.values():
-        run()
+        with _timing:
+            run()
     best = {pair: math.inf for pair in runs}
     for _ in range(ROUNDS):
         for pair, run in runs.items():
-            tick = time.perf_counter()
-            run()
-            best[pair] = min(best[pair], time.perf_counter() - tick)
+            with _timing:
+                tick = time.perf_counter()
+                run()
+                best[pair] = min(best[pair], time.perf_counter() - tick)
     return {pair: images_per_call / max(seconds, 1e-9) for pair, seconds in best.items()}
 
 

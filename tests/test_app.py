@@ -64,7 +64,9 @@ def test_a_small_run_shows_accuracy_and_map():
 
 @pytest.mark.parametrize("where,expected", [("outside", "outside the allowed folders"), ("inside", "Folder not found")])
 def test_bad_folder_is_one_clear_line(where, expected):
-    value = "/no/such/folder" if where == "outside" else os.path.join(os.environ["PTM_DATA_DIR"], "missing")
+    # "inside": inside the allowed roots (the test's tmp folder), not in the data folder (the app's own storage).
+    inside = os.path.join(os.path.dirname(os.environ["PTM_DATA_DIR"]), "missing")
+    value = "/no/such/folder" if where == "outside" else inside
     at = _app()
     at.selectbox(key="w_dataset").set_value("folder")
     at.run()
