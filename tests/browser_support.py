@@ -56,6 +56,13 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def user_dir(tmp_path_factory) -> Path:
+    """Where a test puts the user's own image folders: an allowed root, and not inside the data folder (the app's
+    own storage, which `folder:` refuses)."""
+    return tmp_path_factory.mktemp("user")
+
+
+@pytest.fixture(scope="module")
 def server_log(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("log") / "streamlit.log"
 
@@ -82,8 +89,8 @@ def serve(data_dir: Path, server_log: Path, **env_extra: str):
 
 
 @pytest.fixture(scope="module")
-def server(data_dir, server_log):
-    yield from serve(data_dir, server_log)
+def server(data_dir, user_dir, server_log):
+    yield from serve(data_dir, server_log, PTM_ALLOWED_ROOTS=str(user_dir))
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ from urllib.parse import urljoin
 
 from PIL import Image
 
-from browser_support import data_dir, page, screenshot, server, server_log  # noqa: F401 (fixtures)
+from browser_support import data_dir, user_dir, page, screenshot, server, server_log  # noqa: F401 (fixtures)
 from indexed_images import decode, write_indexed_folder
 
 
@@ -168,9 +168,9 @@ def _gallery(page, server) -> list[tuple[int, int]]:
     return shown
 
 
-def test_a_box_selection_shows_each_selected_points_own_image(page, server, data_dir):
+def test_a_box_selection_shows_each_selected_points_own_image(page, server, user_dir):
     """Streamlit issue 8914 in a real browser: drag a box, and every gallery image is its own point's."""
-    folder = write_indexed_folder(data_dir / "indexed")
+    folder = write_indexed_folder(user_dir / "indexed")
     title = f"test_efficientnet.r160_in1k (random init, seed 0) on folder:{folder} @ 32px"
     page.set_viewport_size({"width": 1400, "height": 1800})  # the whole map on screen: no scrolling mid-drag
     page.goto(f"{server}/explore?dataset=folder&folder_path={folder}&backbone=test_efficientnet.r160_in1k&weights=random"

@@ -7,19 +7,19 @@ import pytest
 
 pytest.importorskip("datashader")
 
-from browser_support import data_dir, hover_first_point, page, screenshot, serve, server_log  # noqa: E402,F401 (fixtures)
+from browser_support import data_dir, user_dir, hover_first_point, page, screenshot, serve, server_log  # noqa: E402,F401 (fixtures)
 from indexed_images import write_indexed_folder  # noqa: E402
 from test_browser import _gallery  # noqa: E402
 from test_browser_maps import TINY, _drag_box  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def server(data_dir, server_log):  # noqa: F811 (this module's server: every map is a density view)
-    yield from serve(data_dir, server_log, PTM_SCATTERGL_MAX_POINTS="10")
+def server(data_dir, user_dir, server_log):  # noqa: F811 (this module's server: every map is a density view)
+    yield from serve(data_dir, server_log, PTM_SCATTERGL_MAX_POINTS="10", PTM_ALLOWED_ROOTS=str(user_dir))
 
 
-def test_density_view_selects_by_box_and_by_click(page, server, data_dir):
-    folder = write_indexed_folder(data_dir / "indexed-density")
+def test_density_view_selects_by_box_and_by_click(page, server, user_dir):
+    folder = write_indexed_folder(user_dir / "indexed-density")
     page.set_viewport_size({"width": 1400, "height": 1800})
     page.goto(f"{server}/explore?dataset=folder&folder_path={folder}&backbone={TINY}&weights=random"
               f"&image_size=32&map=pca")

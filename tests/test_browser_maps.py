@@ -5,7 +5,7 @@ of tracebacks (browser_support's `page` fixture checks it after every test).
 """
 import re
 
-from browser_support import data_dir, hover_first_point, page, screenshot, server, server_log  # noqa: F401 (fixtures)
+from browser_support import data_dir, user_dir, hover_first_point, page, screenshot, server, server_log  # noqa: F401 (fixtures)
 from indexed_images import write_indexed_folder
 
 TINY = "test_efficientnet.r160_in1k"
@@ -36,9 +36,9 @@ def _explore_pca(page, server, folder) -> None:
     page.get_by_text("PCA 2-D of 60 feature vectors").wait_for(timeout=180_000)
 
 
-def test_compare_survives_a_second_selection_over_ringed_points(page, server, data_dir):
+def test_compare_survives_a_second_selection_over_ringed_points(page, server, user_dir):
     """Issue 14.1: the second box, over a ringed point, replaced the page with KeyError: 0."""
-    folder = write_indexed_folder(data_dir / "indexed-compare")
+    folder = write_indexed_folder(user_dir / "indexed-compare")
     page.set_viewport_size({"width": 1400, "height": 1600})
     page.goto(f"{server}/compare?{_source(folder)}&backbone_b={TINY}&weights_b=random&image_size_b=64&map=pca")
     page.get_by_role("button", name="Compare").click()
@@ -57,9 +57,9 @@ def test_compare_survives_a_second_selection_over_ringed_points(page, server, da
     screenshot(page, "compare-second-selection.png")
 
 
-def test_clear_selection_clears_the_map_too_and_clicks_work_again(page, server, data_dir):
+def test_clear_selection_clears_the_map_too_and_clicks_work_again(page, server, user_dir):
     """Issue 14.7: after Clear selection the lasso outline and dimming stayed, and clicks did nothing."""
-    folder = write_indexed_folder(data_dir / "indexed-clear")
+    folder = write_indexed_folder(user_dir / "indexed-clear")
     _explore_pca(page, server, folder)
     _drag_box(page, 0, (0.1, 0.1, 0.7, 0.9))
     page.get_by_text("images selected").first.wait_for(timeout=30_000)
@@ -84,9 +84,9 @@ def test_clear_selection_clears_the_map_too_and_clicks_work_again(page, server, 
     page.get_by_text("(clicked)").wait_for(timeout=30_000)
 
 
-def test_hover_says_what_a_point_is_in_plain_words(page, server, data_dir):
+def test_hover_says_what_a_point_is_in_plain_words(page, server, user_dir):
     """Issue 14.8: the hover showed '=1.282917' and a 16-digit confidence."""
-    folder = write_indexed_folder(data_dir / "indexed-hover")
+    folder = write_indexed_folder(user_dir / "indexed-hover")
     _explore_pca(page, server, folder)
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullData?.length > 0")
     x, y = hover_first_point(page)
@@ -95,9 +95,9 @@ def test_hover_says_what_a_point_is_in_plain_words(page, server, data_dir):
     assert re.search(r"confidence \d\.\d\d\)", text) and "=" not in text, text
 
 
-def test_figure_html_keeps_the_class_colours(page, server, data_dir):
+def test_figure_html_keeps_the_class_colours(page, server, user_dir):
     """Issue 14.4: the exported HTML had Streamlit's placeholder colours (#000001...) on every point."""
-    folder = write_indexed_folder(data_dir / "indexed-export")
+    folder = write_indexed_folder(user_dir / "indexed-export")
     _explore_pca(page, server, folder)
     with page.expect_download() as download:
         page.get_by_role("button", name="Figure as HTML").click()
@@ -111,7 +111,7 @@ def test_figure_html_keeps_the_class_colours(page, server, data_dir):
     assert download.value.suggested_filename.startswith("map-pca-2d-")
 
 
-def test_a_finished_map_replaces_the_preview_without_a_reload(page, server, data_dir):
+def test_a_finished_map_replaces_the_preview_without_a_reload(page, server, user_dir):
     """Issue 14.5: small sets stayed on the PCA preview after their UMAP job had finished."""
     page.goto(f"{server}/jobs")
     page.get_by_text("Nothing queued or running.").wait_for(timeout=240_000)  # UMAP's one-off compile is done
