@@ -1,6 +1,8 @@
-"""Benchmark inputs: cached real mnist5k features when there are any, else seeded random ones."""
+"""Benchmark inputs: cached real mnist5k features when there are any, else seeded random ones; a data directory
+for a benchmark run."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -50,3 +52,15 @@ def extract_mnist5k(folder: str) -> str:
                     "--image-size", "128", "--out", out], cwd=Path(__file__).resolve().parent.parent, check=True,
                    capture_output=True)
     return out
+
+
+@contextlib.contextmanager
+def data_dir(path: Path | str):
+    """PTM_DATA_DIR set to `path` for the block, and as it was after."""
+    previous, os.environ["PTM_DATA_DIR"] = os.environ.get("PTM_DATA_DIR"), str(path)
+    try:
+        yield
+    finally:
+        os.environ.pop("PTM_DATA_DIR")
+        if previous is not None:
+            os.environ["PTM_DATA_DIR"] = previous

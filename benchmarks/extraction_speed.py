@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import sys
 import tempfile
@@ -27,7 +26,9 @@ import torch
 from timm.data import create_transform
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _features import data_dir  # noqa: E402
 from ptm_core import openvino_runtime  # noqa: E402
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig  # noqa: E402
 from ptm_core.data import load_dataset  # noqa: E402
@@ -63,26 +64,18 @@ IR_DIR = Path(tempfile.mkdtemp(prefix="ptm-bench-openvino-"))  # the converted m
 def fresh_cache():
     """A temporary PTM_DATA_DIR, so features are computed, never read back from an earlier run (the
     OpenVINO IR and auto's measurement, made once by `convert_once`, are copied in: the app keeps them too)."""
-    previous = os.environ.get("PTM_DATA_DIR")
     with tempfile.TemporaryDirectory() as cache:
         for kept in ("openvino", "calibration"):
             if (IR_DIR / kept).exists():
                 shutil.copytree(IR_DIR / kept, Path(cache) / kept)
-        os.environ["PTM_DATA_DIR"] = cache
-        try:
+        with data_dir(cache):
             yield
-        finally:
-            os.environ.pop("PTM_DATA_DIR")
-            if previous is not None:
-                os.environ["PTM_DATA_DIR"] = previous
 
 
 def convert_once(size: int) -> float | None:
     """Seconds the one-off OpenVINO conversion of the bundled model took (None: OpenVINO not installed); then
     auto's one-off measurement of the pairs at `size`, kept with it."""
-    previous = os.environ.get("PTM_DATA_DIR")
-    os.environ["PTM_DATA_DIR"] = str(IR_DIR)
-    try:
+    with data_dir(IR_DIR):
         start, seconds = time.perf_counter(), None
         if openvino_runtime.available():
             extract(DatasetConfig("mnist5k", limit=10), BackboneConfig(),
@@ -90,10 +83,6 @@ def convert_once(size: int) -> float | None:
             seconds = time.perf_counter() - start
         extract(DatasetConfig("mnist5k", limit=10), BackboneConfig(), ExtractionConfig(size, 10, "cpu"))
         return seconds
-    finally:
-        os.environ["PTM_DATA_DIR"] = previous or ""
-        if previous is None:
-            os.environ.pop("PTM_DATA_DIR")
 
 
 def ours(dataset_config: DatasetConfig, size: int, batch_size: int = 64, runtime: str = "auto"

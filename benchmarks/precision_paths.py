@@ -15,8 +15,6 @@ every one this machine runs, whatever the gate says (an explicit --precision bf1
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import shutil
 import sys
 import tempfile
@@ -27,6 +25,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _features import data_dir  # noqa: E402
 
 from ptm_core.calibration import Pair  # noqa: E402
 from ptm_core.capabilities import capabilities  # noqa: E402
@@ -47,17 +48,6 @@ def _explicit_pairs() -> list[Pair]:
     precisions = ["fp32", "bf16"] if capabilities().native_bf16(cpu) else ["fp32"]
     return [pair for precision in precisions
             for pair in candidates(ExtractionConfig(precision=precision, runtime="auto", device="cpu"), cpu)]
-
-
-@contextlib.contextmanager
-def data_dir(path: Path):
-    previous, os.environ["PTM_DATA_DIR"] = os.environ.get("PTM_DATA_DIR"), str(path)
-    try:
-        yield
-    finally:
-        os.environ.pop("PTM_DATA_DIR")
-        if previous is not None:
-            os.environ["PTM_DATA_DIR"] = previous
 
 
 def _timed(data: DatasetConfig, config: ExtractionConfig) -> tuple[float, FeatureSet]:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from browser_support import ROOT, data_dir, page, screenshot, server, server_log  # noqa: F401 (fixtures)
+from browser_support import ROOT, data_dir, user_dir, page, screenshot, server, server_log  # noqa: F401 (fixtures)
 from ptm_core.tour import TourPlan
 
 TINY = "test_efficientnet.r160_in1k"
