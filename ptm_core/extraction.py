@@ -204,7 +204,7 @@ def _partial(path, dataset: Dataset) -> tuple[np.ndarray | None, float]:
     return loaded[0]["features"], float(loaded[1].get("compute_seconds") or 0.0)
 
 
-def _check_finite(features: np.ndarray, backbone: str) -> None:
+def check_finite(features: np.ndarray, backbone: str) -> None:
     """NaN/inf features would fail later inside sklearn with its own words; say it here, with what to try."""
     bad = int((~np.isfinite(features).all(axis=1)).sum())
     if bad:
@@ -357,7 +357,7 @@ def _compute(dataset: Dataset, dataset_config: DatasetConfig, backbone_config: B
     if dataset.unreadable:
         dataset, kept = dataset.without_unreadable()
         features = features[kept]
-    _check_finite(features, backbone_config.name)
+    check_finite(features, backbone_config.name)
     meta = {
         "key": key, "backbone": backbone_config.name, "weights": loaded.identity,
         **fields,

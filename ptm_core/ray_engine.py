@@ -26,7 +26,7 @@ from ptm_core import shards
 from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
 from ptm_core.data import Dataset
 from ptm_core.errors import Cancelled, PTMError
-from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, _check_finite, device_and_precision,
+from ptm_core.extraction import (CancelFn, FeatureSet, ProgressFn, check_finite, device_and_precision,
                                  image_batch, cached_features, inference_model, prepare)
 from ptm_core.fast_paths import PRECISION_LABELS, autocast, pre_logits, resize_side
 from ptm_core.feature_meta import dataset_fields
@@ -191,7 +191,7 @@ def _finish(folder: Path, key: str, dataset: Dataset, ranges: list[tuple[int, in
     dim = int(shards.mmap_npz_member(folder / shards.shard_name(*ranges[0]), "features").shape[1])
     shards.write_manifest(folder, _manifest(key, dataset, unreadable, ranges, dim, meta))
     result = shards.load_sharded(folder, key, discard_invalid=False)
-    _check_finite(result.features, meta["backbone"])
+    check_finite(result.features, meta["backbone"])
     return result
 
 
