@@ -30,34 +30,26 @@ sys.path.insert(0, str(HERE))
 MODULES = ("extraction_speed", "precision_paths", "finetune_speed", "probe_sweep", "first_umap", "browser_points",
            "large_map", "first_run", "eta_accuracy")
 COLUMNS = ("figure", "cpu", "ours", "baseline", "ratio", "target", "met", "note")
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-
-
-def _cpu() -> tuple[str, list[str]]:
-    """CPU model and which of the flags that decide bf16/AMX speed this machine has."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown", []
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
-                 "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return model, [f for f in CPU_FLAGS if f in flags]
 
 
 def cpu_cell() -> str:
-    """The row's machine in a few words, e.g. 'AMD EPYC, 2 cores: avx2 avx512f avx512_bf16'."""
-    model, flags = _cpu()
-    return f"{model}, {os.cpu_count()} cores: {' '.join(flags) or 'no AVX2'}"
+    """The row's machine in a few words, e.g. 'AMD EPYC, 2 cores: avx2 avx512f avx512_bf16' (the flags that decide
+    the fast paths, as the engine reads them: ptm_core.capabilities)."""
+    from ptm_core.capabilities import capabilities
+
+    caps = capabilities()
+    return f"{caps.cpu_name}, {caps.cores} cores: {' '.join(caps.cpu_flags) or 'no AVX2'}"
 
 
 def machine() -> list[str]:
     import timm
     import torch
 
-    model, flags = _cpu()
-    absent = [f for f in CPU_FLAGS if f not in flags]
-    return [f"- cores: {os.cpu_count()}; CPU: {model}",
+    from ptm_core.capabilities import FLAGS_OF_INTEREST, capabilities
+
+    caps = capabilities()
+    flags, absent = caps.cpu_flags, [f for f in FLAGS_OF_INTEREST if f not in caps.cpu_flags]
+    return [f"- cores: {caps.cores}; CPU: {caps.cpu_name}",
             f"- CPU flags: {', '.join(flags) or 'none of those checked'} (absent: {', '.join(absent) or 'none'})",
             f"- torch {torch.__version__} ({torch.get_num_threads()} threads), timm {timm.__version__}, "
             f"Python {platform.python_version()}",
@@ -65,8 +57,8 @@ def machine() -> list[str]:
 
 
 def _error_row(name: str, note: str) -> dict:
-    return {"figure": name, "cpu": cpu_cell(), "ours": "-", "baseline": "-", "ratio": float("nan"), "target": "-", "met": False,
-            "note": note}
+    return {"figure": name, "cpu": cpu_cell(), "ours": "-", "baseline": "-", "ratio": float("nan"), "target": "-",
+            "met": False, "note": note}
 
 
 def run_module(name: str, quick: bool) -> list[dict]:

@@ -21,7 +21,7 @@ from ptm_core.errors import PTMError
 
 OVERRIDE_ENV = "PTM_NATIVE_BF16"
 # The instruction sets that decide the fast paths; recorded beside every benchmark row and calibration.
-FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import logging
+import math
 
 import numpy as np
 import torch
@@ -132,7 +132,6 @@ def _fold(parent: nn.Module, conv_name: str, norm_name: str) -> None:
     setattr(parent, conv_name, torch.nn.utils.fusion.fuse_conv_bn_eval(getattr(parent, conv_name), norm))
     rest = nn.Sequential(norm.drop, norm.act) if isinstance(norm, BatchNormAct2d) else nn.Identity()
     setattr(parent, norm_name, rest)  # what the norm did after normalising stays
-
 
 
 def check_finite_weights(state: dict[str, torch.Tensor], source: str) -> None:

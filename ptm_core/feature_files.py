@@ -55,8 +55,9 @@ def validate_feature_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
         raise PTMError(f"{where}: 'features' has no rows or no dimensions (shape {features.shape}).")
     if not np.isfinite(features).all():
         raise PTMError(f"{where}: 'features' contains NaN or infinite values.")
-    largest = float(np.abs(features).max())
-    if largest > float(np.finfo(np.float32).max):  # cast to float32 below, they would turn infinite
+    # Cast to float32 below, values beyond its range would turn infinite; a float32 array cannot hold any.
+    largest = float(np.abs(features).max()) if features.dtype.itemsize > 4 else 0.0
+    if largest > float(np.finfo(np.float32).max):
         raise PTMError(f"{where}: 'features' holds values as large as {largest:.3g}, beyond float32's "
                        f"±3.4e38 (the precision probes and maps use); rescale them or extract them again.")
     names = arrays.get("class_names")

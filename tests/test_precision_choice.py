@@ -69,7 +69,7 @@ def test_detection_agrees_with_the_cpus_own_flags(monkeypatch):
     monkeypatch.delenv("PTM_NATIVE_BF16", raising=False)
     flags = _cpu_flags()
     found = capabilities()
-    assert set(found.cpu_flags) == flags & {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
+    assert set(found.cpu_flags) == flags & {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}
     assert found.cpu_bf16_detected == bool(flags & {"avx512_bf16", "amx_tile"})
 
 

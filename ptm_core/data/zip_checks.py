@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ptm_core.errors import PTMError
 from ptm_core.limits import MAX_RATIO, env_int, mb
+from ptm_core.paths import NAME_MAX
 from ptm_core.text import printable
 
 ZIP_BYTES_ENV = "PTM_ZIP_MAX_BYTES"
@@ -22,7 +23,6 @@ DEFAULT_ZIP_FILES = 200_000
 RATIO_MIN_BYTES = 64 * 1024
 _DRIVE_PATH = re.compile(r"^[A-Za-z]:[\\/]")  # C:/x or C:\x: absolute on Windows
 _SYMLINK = 0o120000
-NAME_MAX = 255  # bytes in one path component: ext4, XFS, btrfs, APFS (NTFS: 255 UTF-16 units)
 SKIPPED_FILE = ".ptm-skipped.json"  # entries left out, with reasons, at the extraction's root (hidden: not data)
 
 
