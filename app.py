@@ -6,8 +6,8 @@ from pages.ui.i18n import _, view_controls
 from pages.ui.services import job_manager, start_background_services
 from pages.ui.sidebar import url_options
 from pages.ui.text import md
-from ptm_core.errors import PTMError
-from ptm_core.paths import data_dir
+from ptm_core.base.errors import PTMError
+from ptm_core.base.paths import data_dir
 
 st.set_page_config(page_title="PTM Explorer", page_icon="assets/logo.svg", layout="wide")
 try:  # a data folder that cannot be used (read-only, a file in the way) is one line, not a traceback

@@ -58,7 +58,7 @@ window.addEventListener('mousedown', function () { window.__down = performance.n
 
 
 def synthetic_frame(n: int, seed: int = 0) -> pd.DataFrame:
-    """The columns `ptm_core.tables.point_frame` gives a map without a probe: row, id, class, x, y."""
+    """The columns `ptm_core.flows.tables.point_frame` gives a map without a probe: row, id, class, x, y."""
     rng = np.random.default_rng(seed)
     centres = rng.uniform(-10, 10, size=(len(CLASSES), 2))
     labels = rng.integers(0, len(CLASSES), size=n)

@@ -1,4 +1,4 @@
-"""Measure the constants of ptm_core.projection_estimate.estimate_seconds on this machine.
+"""Measure the constants of ptm_core.maps.estimate.estimate_seconds on this machine.
 
     python benchmarks/calibrate_estimate.py [--features path.npz]
 
@@ -22,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _features import load_features
 
-from ptm_core import projection, projection_estimate
-from ptm_core.configs import ProjectionConfig
+from ptm_core.maps import projection
+
+from ptm_core.maps import estimate as projection_estimate
+from ptm_core.base.configs import ProjectionConfig
 
 
 def timed(features: np.ndarray, config: ProjectionConfig | None = None) -> float:

@@ -26,9 +26,9 @@ ALMOST_DONE_S = 5.0  # the UI says "almost done" below this: right while the tru
 
 def poll_job(limit: int | None) -> tuple[list[tuple[float, float, float | None, float]], float, float]:
     """(time, progress, estimate or None, its step's end) every POLL_S, the job's start and end times."""
-    from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, Source
-    from ptm_core.explore import ExploreRequest, run_explore
-    from ptm_core.jobs import FINISHED, JobManager
+    from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, Source
+    from ptm_core.flows.explore import ExploreRequest, run_explore
+    from ptm_core.runs.jobs import FINISHED, JobManager
 
     request = ExploreRequest(Source(DatasetConfig("mnist5k", limit), BackboneConfig("tf_efficientnet_lite0", "bundled"),
                                     ExtractionConfig(image_size=128)))

@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _features import data_dir  # noqa: E402
-from ptm_core import openvino_runtime  # noqa: E402
-from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig  # noqa: E402
+from ptm_core.models import openvino as openvino_runtime  # noqa: E402
+from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig  # noqa: E402
 from ptm_core.data import load_dataset  # noqa: E402
-from ptm_core.extraction import data_config, extract  # noqa: E402
-from ptm_core.fast_paths import native_bf16  # noqa: E402
-from ptm_core.probes import run_linear_probe  # noqa: E402
-from ptm_core.weights import load_backbone  # noqa: E402
+from ptm_core.features.extraction import data_config, extract  # noqa: E402
+from ptm_core.models.precision import native_bf16  # noqa: E402
+from ptm_core.probes.linear import run_linear_probe  # noqa: E402
+from ptm_core.models.weights import load_backbone  # noqa: E402
 
 TARGET = 3.0
 ACCURACY_TOLERANCE_PT = 0.3

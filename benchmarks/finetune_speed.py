@@ -1,4 +1,4 @@
-"""Fine-tuning throughput: ours (`ptm_core.finetune`, full mode) vs a plain PyTorch loop, and bf16 vs fp32.
+"""Fine-tuning throughput: ours (`ptm_core.finetune.finetuning`, full mode) vs a plain PyTorch loop, and bf16 vs fp32.
 
 Same model (tf_efficientnet_lite0, bundled weights, a fresh seeded 10-class head), same images (the fit
 split of mnist5k's first N), same batch, size, augmentation, optimiser and learning rates. The plain loop:
@@ -24,12 +24,12 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.extraction_speed import fresh_cache  # noqa: E402
-from ptm_core.configs import BackboneConfig, DatasetConfig, FinetuneConfig  # noqa: E402
+from ptm_core.base.configs import BackboneConfig, DatasetConfig, FinetuneConfig  # noqa: E402
 from ptm_core.data import load_dataset  # noqa: E402
-from ptm_core.extraction import data_config  # noqa: E402
-from ptm_core.fast_paths import native_bf16  # noqa: E402
-from ptm_core.finetune import _Images, build_model, finetune, finetune_split  # noqa: E402
-from ptm_core.training import make_optimizer  # noqa: E402
+from ptm_core.features.extraction import data_config  # noqa: E402
+from ptm_core.models.precision import native_bf16  # noqa: E402
+from ptm_core.finetune.finetuning import _Images, build_model, finetune, finetune_split  # noqa: E402
+from ptm_core.finetune.training import make_optimizer  # noqa: E402
 
 LOOP_TARGET, BF16_TARGET, AUTO_TARGET = 0.95, 1.5, 0.9
 CONFIG = FinetuneConfig(mode="full", epochs=1, batch_size=32, image_size=96, val_size=0.0)
@@ -85,7 +85,7 @@ def _bf16_rows(data: DatasetConfig, n: int, repeats: int) -> list[dict]:
             rates[precision].append(rate)
     best = max(("fp32", "bf16"), key=lambda p: max(rates[p]))
     return [_row(figure, max(rates["bf16"]), max(rates["fp32"]), "ours, fp32", BF16_TARGET,
-                 "both through ptm_core.finetune, alternating"),
+                 "both through ptm_core.finetune.finetuning, alternating"),
             _row(f"fine-tune precision auto vs the faster of fp32 and bf16, lite0 @{CONFIG.image_size}px, {n} MNIST "
                  "images", max(rates["auto"]), max(rates[best]), f"ours, {best}", AUTO_TARGET,
                  f"auto trained in {ran}: {choice} (measured in each run's fresh data directory; the few seconds "

@@ -36,8 +36,9 @@ sys.path.insert(0, str(HERE))
 
 def child(mode: str, delay: float, features_path: str | None) -> dict:
     started = time.perf_counter()
-    from ptm_core import projection, projection_estimate
-    from ptm_core.configs import ProjectionConfig
+    from ptm_core.maps import projection
+    from ptm_core.maps import estimate as projection_estimate
+    from ptm_core.base.configs import ProjectionConfig
 
     if mode in ("warm", "instant"):
         warm_up = projection.warm_up_umap()
@@ -62,7 +63,7 @@ def child(mode: str, delay: float, features_path: str | None) -> dict:
 
 
 def instant(projection, features, source: str, warm_up, started: float) -> dict:
-    from ptm_core.configs import ProjectionConfig
+    from ptm_core.base.configs import ProjectionConfig
 
     t0 = time.perf_counter()
     projection.project(features, "bench-features", ProjectionConfig(method="pca"))

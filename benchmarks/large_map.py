@@ -46,9 +46,9 @@ def synthetic_features(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def compute(features: np.ndarray) -> tuple[np.ndarray, dict]:
     """The map lane's projection (no cache), with the fit/placement split of its wall time."""
-    from ptm_core import projection
-    from ptm_core.configs import ProjectionConfig
-    from ptm_core.projection_estimate import estimate_seconds, place_seconds
+    from ptm_core.maps import projection
+    from ptm_core.base.configs import ProjectionConfig
+    from ptm_core.maps.estimate import estimate_seconds, place_seconds
 
     config = ProjectionConfig(pca_dims=50)
     n, dim = features.shape
@@ -77,7 +77,7 @@ def browser(coords: np.ndarray, labels: np.ndarray) -> dict:
     """Server render (s), then browser draw + box select, then the rows of that box found on the server."""
     import pandas as pd
     import browser_points
-    from ptm_core import density_map
+    from ptm_core.maps import density as density_map
 
     frame = pd.DataFrame({"row": np.arange(len(coords)), "id": [f"img_{i:07d}" for i in range(len(coords))],
                           "class": np.asarray(browser_points.CLASSES)[labels], "x": coords[:, 0], "y": coords[:, 1]})

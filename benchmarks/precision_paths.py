@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _features import data_dir  # noqa: E402
 
-from ptm_core.calibration import Pair  # noqa: E402
-from ptm_core.capabilities import capabilities  # noqa: E402
-from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig  # noqa: E402
-from ptm_core.extraction import FeatureSet, extract  # noqa: E402
-from ptm_core.extraction_path import candidates  # noqa: E402
-from ptm_core.probes import run_linear_probe  # noqa: E402
+from ptm_core.models.calibration import Pair  # noqa: E402
+from ptm_core.base.capabilities import capabilities  # noqa: E402
+from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig  # noqa: E402
+from ptm_core.features.extraction import FeatureSet, extract  # noqa: E402
+from ptm_core.models.extraction_path import candidates  # noqa: E402
+from ptm_core.probes.linear import run_linear_probe  # noqa: E402
 
 AUTO_TARGET = 0.9
 SEEDS = range(5)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from _features import load_labelled  # noqa: E402
-from ptm_core.configs import PROBE_CS, ProbeConfig  # noqa: E402
-from ptm_core.probes import LinearProbe, split_indices  # noqa: E402
+from ptm_core.base.configs import PROBE_CS, ProbeConfig  # noqa: E402
+from ptm_core.probes.linear import LinearProbe, split_indices  # noqa: E402
 
 OLD_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # the 5-value default before the torch sweep
 MAX_ACCURACY_DROP = 0.003  # 0.3 points

@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig  # noqa: E402
-from ptm_core.extraction import extract  # noqa: E402
-from ptm_core.ray_cluster import start_ray  # noqa: E402
-from ptm_core.ray_engine import RayOptions, extract_ray  # noqa: E402
+from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig  # noqa: E402
+from ptm_core.features.extraction import extract  # noqa: E402
+from ptm_core.features.ray_cluster import start_ray  # noqa: E402
+from ptm_core.features.ray_engine import RayOptions, extract_ray  # noqa: E402
 
 
 def _cosine_gap(a: np.ndarray, b: np.ndarray) -> float:

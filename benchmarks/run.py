@@ -34,8 +34,8 @@ COLUMNS = ("figure", "cpu", "ours", "baseline", "ratio", "target", "met", "note"
 
 def cpu_cell() -> str:
     """The row's machine in a few words, e.g. 'AMD EPYC, 2 cores: avx2 avx512f avx512_bf16' (the flags that decide
-    the fast paths, as the engine reads them: ptm_core.capabilities)."""
-    from ptm_core.capabilities import capabilities
+    the fast paths, as the engine reads them: ptm_core.base.capabilities)."""
+    from ptm_core.base.capabilities import capabilities
 
     caps = capabilities()
     return f"{caps.cpu_name}, {caps.cores} cores: {' '.join(caps.cpu_flags) or 'no AVX2'}"
@@ -45,7 +45,7 @@ def machine() -> list[str]:
     import timm
     import torch
 
-    from ptm_core.capabilities import FLAGS_OF_INTEREST, capabilities
+    from ptm_core.base.capabilities import FLAGS_OF_INTEREST, capabilities
 
     caps = capabilities()
     flags, absent = caps.cpu_flags, [f for f in FLAGS_OF_INTEREST if f not in caps.cpu_flags]

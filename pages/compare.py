@@ -13,10 +13,10 @@ from pages.ui.job_views import job_outcome
 from pages.ui.services import backbone_names, job_manager
 from pages.ui.sidebar import WEIGHT_LABELS, source_controls, source_header
 from pages.ui.text import md
-from ptm_core.backbones import DEFAULT_BACKBONE
-from ptm_core.compare import CompareRequest, CompareResult, run_compare
-from ptm_core.configs import ProjectionConfig, describe_map, stable_hash
-from ptm_core.tables import disagreement_frame, point_frame
+from ptm_core.models.catalog import DEFAULT_BACKBONE
+from ptm_core.flows.compare import CompareRequest, CompareResult, run_compare
+from ptm_core.base.configs import ProjectionConfig, describe_map, stable_hash
+from ptm_core.flows.tables import disagreement_frame, point_frame
 
 COLOURS = {"class": N_("True class"), "agreement": N_("Neighbour agreement")}
 

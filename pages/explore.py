@@ -13,12 +13,12 @@ from pages.ui.preview_views import preview_panel
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
-from ptm_core.configs import ProbeConfig, ProjectionConfig, describe_map
-from ptm_core.explore import ExploreRequest, ExploreResult, map_key, run_explore
-from ptm_core import density_map
-from ptm_core.jobs import DONE
-from ptm_core.projection import fitted_mask
-from ptm_core.tables import point_frame
+from ptm_core.base.configs import ProbeConfig, ProjectionConfig, describe_map
+from ptm_core.flows.explore import ExploreRequest, ExploreResult, map_key, run_explore
+from ptm_core.maps import density as density_map
+from ptm_core.runs.jobs import DONE
+from ptm_core.maps.projection import fitted_mask
+from ptm_core.flows.tables import point_frame
 
 
 def _draw_map(frame, fs, colour: str, shown, map_id: str):

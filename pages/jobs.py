@@ -9,8 +9,8 @@ from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_panel
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.jobs import QUEUED, RUNNING
-from ptm_core.tables import title_parts
+from ptm_core.runs.jobs import QUEUED, RUNNING
+from ptm_core.flows.tables import title_parts
 
 st.title(_("Jobs"))
 st.caption(_("Long work runs outside the page: switching pages or reloading the browser does not stop it. "

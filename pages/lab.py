@@ -12,11 +12,11 @@ from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
-from ptm_core import lab
-from ptm_core.baselines import random_weights
-from ptm_core.configs import FINETUNE_MODES, ProjectionConfig, Source, describe_data, describe_source, describe_weights
-from ptm_core.jobs import DONE, FINISHED
-from ptm_core.tables import compare_frame, mixed_sizes
+from ptm_core.flows import lab
+from ptm_core.evals.baselines import random_weights
+from ptm_core.base.configs import FINETUNE_MODES, ProjectionConfig, Source, describe_data, describe_source, describe_weights
+from ptm_core.runs.jobs import DONE, FINISHED
+from ptm_core.flows.tables import compare_frame, mixed_sizes
 
 # Methods whose results read back from the caches after a server restart; the rest (fine-tuning, label
 # efficiency, layers, drift) cache nothing and only run when asked.

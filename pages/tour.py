@@ -12,8 +12,8 @@ from pages.ui.services import job_manager
 from pages.ui.text import md
 from pages.ui.tour_views import (contrast_view, efficiency_chart, estimate_text, finetune_curve,
                                  partial_rows, tour_step, vector_strip)
-from ptm_core import tour
-from ptm_core.configs import describe_map, describe_source
+from ptm_core.flows import tour
+from ptm_core.base.configs import describe_map, describe_source
 
 PLAN = tour.TourPlan()
 SHAPES_CHOICE = DataChoice(dataset="shapes", shapes_n=1000, shapes_classes=8, shapes_size=96, shapes_clutter=1)

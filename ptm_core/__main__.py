@@ -1,3 +1,3 @@
-from ptm_core.cli import main
+from ptm_core.cli.commands import main
 
 raise SystemExit(main())

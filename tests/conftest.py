@@ -33,24 +33,24 @@ class TinySetup:
     limit: int = 60
 
     def backbone(self, seed: int = 0):
-        from ptm_core.configs import BackboneConfig
+        from ptm_core.base.configs import BackboneConfig
 
         return BackboneConfig(self.model, "random", seed)
 
     def data(self, limit: int | None = None):
-        from ptm_core.configs import DatasetConfig
+        from ptm_core.base.configs import DatasetConfig
 
         return DatasetConfig(self.dataset, self.limit if limit is None else limit)
 
     def extraction(self, batch_size: int = 64, precision: str = "fp32"):
         """fp32 unless a test asks otherwise: which precision `auto` picks depends on the machine (tests of that
         choice ask for `auto` themselves), and the pipeline's tests compare numbers."""
-        from ptm_core.configs import ExtractionConfig
+        from ptm_core.base.configs import ExtractionConfig
 
         return ExtractionConfig(self.image_size, batch_size, "cpu", precision=precision)
 
     def source(self, seed: int = 0, limit: int | None = None):
-        from ptm_core.configs import Source
+        from ptm_core.base.configs import Source
 
         return Source(self.data(limit), self.backbone(seed), self.extraction())
 
@@ -85,7 +85,7 @@ def _wait_until_fixture():
 def bf16_gates_open(monkeypatch):
     """`--precision auto` may use bf16 on every runtime (calibration.AUTO_BF16 is set by a measurement that may
     close a gate): tests of the bf16 branch open them, so the branch runs whatever the measurement said."""
-    from ptm_core.calibration import AUTO_BF16
+    from ptm_core.models.calibration import AUTO_BF16
 
     for runtime in AUTO_BF16:
         monkeypatch.setitem(AUTO_BF16, runtime, True)

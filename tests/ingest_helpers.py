@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ptm_core.configs import DatasetConfig
+from ptm_core.base.configs import DatasetConfig
 from ptm_core.data import load_dataset
 
 

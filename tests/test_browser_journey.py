@@ -13,7 +13,7 @@ import sys
 import time
 
 from browser_support import ROOT, data_dir, user_dir, page, screenshot, server, server_log  # noqa: F401 (fixtures)
-from ptm_core.tour import TourPlan
+from ptm_core.flows.tour import TourPlan
 
 TINY = "test_efficientnet.r160_in1k"
 SMALL = f"dataset=digits&limit=300&backbone={TINY}&weights=random&image_size=32"

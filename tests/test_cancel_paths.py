@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptm_core.artifacts import artifact_dir, load_npz
-from ptm_core.compare import CompareRequest, run_compare
-from ptm_core.configs import FinetuneConfig, KNNConfig, ProjectionConfig, Source
-from ptm_core.extraction import extract
-from ptm_core.finetune import finetune
-from ptm_core.jobs import CANCELLED, DONE, JobContext, JobManager
-from ptm_core.lab import run_drift, run_finetune, run_label_efficiency_job, run_layers, run_pixels, \
+from ptm_core.runs.artifacts import artifact_dir, load_npz
+from ptm_core.flows.compare import CompareRequest, run_compare
+from ptm_core.base.configs import FinetuneConfig, KNNConfig, ProjectionConfig, Source
+from ptm_core.features.extraction import extract
+from ptm_core.finetune.finetuning import finetune
+from ptm_core.runs.jobs import CANCELLED, DONE, JobContext, JobManager
+from ptm_core.flows.lab import run_drift, run_finetune, run_label_efficiency_job, run_layers, run_pixels, \
     run_random_probe
-from ptm_core.explore import ExploreRequest, run_explore
+from ptm_core.flows.explore import ExploreRequest, run_explore
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FT = FinetuneConfig(mode="full", epochs=3, batch_size=16, image_size=32)

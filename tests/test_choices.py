@@ -5,7 +5,7 @@ import pytest
 
 from pages.ui.choices import (CONCERNS, PARAMETERS, BackboneChoice, CompareChoice, DataChoice, ExtractionChoice,
                               FinetuneChoice, KNNChoice, MapChoice, convert, from_params, problem, to_params)
-from ptm_core.configs import DatasetConfig, ProjectionConfig, Source
+from ptm_core.base.configs import DatasetConfig, ProjectionConfig, Source
 
 
 def test_parameter_names_are_unique_across_concerns():

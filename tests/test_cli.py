@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptm_core.artifacts import npz_intact
-from ptm_core.configs import PROBE_CS
+from ptm_core.runs.artifacts import npz_intact
+from ptm_core.base.configs import PROBE_CS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,8 +39,8 @@ def test_every_engine_module_imports():
     import ptm_core
 
     names = sorted(m.name for m in pkgutil.walk_packages(ptm_core.__path__, "ptm_core.") if m.name != "ptm_core.__main__")
-    assert {"ptm_core.cli", "ptm_core.configs", "ptm_core.data", "ptm_core.data.sources", "ptm_core.extraction",
-            "ptm_core.jobs", "ptm_core.explore", "ptm_core.probes", "ptm_core.weights"} <= set(names)
+    assert {"ptm_core.cli.commands", "ptm_core.base.configs", "ptm_core.data", "ptm_core.data.sources", "ptm_core.features.extraction",
+            "ptm_core.runs.jobs", "ptm_core.flows.explore", "ptm_core.probes.linear", "ptm_core.models.weights"} <= set(names)
     for name in names:
         importlib.import_module(name)
     source = (REPO_ROOT / "ptm_core").rglob("*.py")
@@ -238,7 +238,8 @@ class _Terminal:
 
 
 def test_probe_in_a_terminal_shows_the_answer_forming_then_ends_the_bar(tmp_path, tiny, monkeypatch, capsys):
-    from ptm_core import cli, preview
+    from ptm_core.cli import commands as cli
+    from ptm_core.features import preview
 
     for name, value in (("FIRST_S", 0.0), ("EVERY_S", 0.0), ("BUDGET", 1e9)):  # a preview after every batch
         monkeypatch.setattr(preview, name, value)

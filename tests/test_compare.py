@@ -4,15 +4,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ptm_core.compare import CompareRequest, Comparison, compare_neighbourhoods, run_compare
-from ptm_core.configs import ProjectionConfig
-from ptm_core.errors import PTMError
-from ptm_core.explore import ExploreRequest, map_key, run_explore, run_map
-from ptm_core.extraction import FeatureSet
-from ptm_core.jobs import DONE, JobManager
-from ptm_core.lab import job_key
-from ptm_core.neighbours import neighbour_agreement
-from ptm_core.probes import cached_linear_probe
+from ptm_core.flows.compare import CompareRequest, Comparison, compare_neighbourhoods, run_compare
+from ptm_core.base.configs import ProjectionConfig
+from ptm_core.base.errors import PTMError
+from ptm_core.flows.explore import ExploreRequest, map_key, run_explore, run_map
+from ptm_core.features.featureset import FeatureSet
+from ptm_core.runs.jobs import DONE, JobManager
+from ptm_core.flows.lab import job_key
+from ptm_core.maps.neighbours import neighbour_agreement
+from ptm_core.probes.linear import cached_linear_probe
 
 
 def _feature_set(features, labels, key="k") -> FeatureSet:

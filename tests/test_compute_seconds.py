@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptm_core.artifacts import artifact_dir, load_npz
-from ptm_core.configs import KNNConfig, ProbeConfig, Source
-from ptm_core.errors import Cancelled
-from ptm_core.explore import ExploreRequest, run_explore
-from ptm_core.extraction import extract
-from ptm_core.jobs import DONE, JobManager
-from ptm_core.lab import run_probes
-from ptm_core.probes import cached_linear_probe
+from ptm_core.runs.artifacts import artifact_dir, load_npz
+from ptm_core.base.configs import KNNConfig, ProbeConfig, Source
+from ptm_core.base.errors import Cancelled
+from ptm_core.flows.explore import ExploreRequest, run_explore
+from ptm_core.features.extraction import extract
+from ptm_core.runs.jobs import DONE, JobManager
+from ptm_core.flows.lab import run_probes
+from ptm_core.probes.linear import cached_linear_probe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

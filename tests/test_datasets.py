@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ptm_core.configs import DatasetConfig
+from ptm_core.base.configs import DatasetConfig
 from ptm_core.data import list_datasets, load_dataset, parse_spec, stratified_subset
-from ptm_core.errors import PTMError
+from ptm_core.base.errors import PTMError
 
 
 # --------------------------------------------------------------------------- registry / specs

@@ -6,11 +6,11 @@ pytest.importorskip("datashader")
 
 from pages.ui import density_view  # noqa: E402
 from pages.ui import maps as views  # noqa: E402
-from ptm_core import density_map  # noqa: E402
-from ptm_core.configs import ProjectionConfig  # noqa: E402
-from ptm_core.extraction import FeatureSet  # noqa: E402
-from ptm_core.projection import fitted_mask  # noqa: E402
-from ptm_core.tables import point_frame  # noqa: E402
+from ptm_core.maps import density as density_map  # noqa: E402
+from ptm_core.base.configs import ProjectionConfig  # noqa: E402
+from ptm_core.features.extraction import FeatureSet  # noqa: E402
+from ptm_core.maps.projection import fitted_mask  # noqa: E402
+from ptm_core.flows.tables import point_frame  # noqa: E402
 
 COORDS = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [10.0, 10.0], [10.5, 9.0]], dtype=np.float32)
 

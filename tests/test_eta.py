@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ptm_core.eta import EtaEstimator, eta_phrase, estimate_remaining, format_duration
+from ptm_core.runs.eta import EtaEstimator, eta_phrase, estimate_remaining, format_duration
 
 TRACES = sorted((Path(__file__).parent / "eta_traces").glob("*.json"))
 POLL_S = 0.25  # how often a page asks

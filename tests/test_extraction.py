@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptm_core.artifacts import artifact_dir, npz_intact
+from ptm_core.runs.artifacts import artifact_dir, npz_intact
 from ptm_core.data import load_dataset
-from ptm_core.errors import Cancelled
-from ptm_core.extraction import FeatureSet, extract
-from ptm_core.weights import load_backbone
+from ptm_core.base.errors import Cancelled
+from ptm_core.features.featureset import FeatureSet
+from ptm_core.features.extraction import extract
+from ptm_core.models.weights import load_backbone
 
 
 def _cache_files():
@@ -61,7 +62,7 @@ def test_other_weights_seed_is_another_cache_entry(tiny):
 
 
 def test_other_image_size_or_subset_is_another_cache_entry(tiny):
-    from ptm_core.configs import ExtractionConfig
+    from ptm_core.base.configs import ExtractionConfig
 
     base = extract(tiny.data(), tiny.backbone(), tiny.extraction())
     bigger = extract(tiny.data(), tiny.backbone(), ExtractionConfig(48, 64, "cpu"))
@@ -159,8 +160,8 @@ def test_feature_set_npz_round_trip(tiny, tmp_path):
 
 
 def test_bad_extraction_settings_are_ptm_errors(tiny):
-    from ptm_core.configs import ExtractionConfig
-    from ptm_core.errors import PTMError
+    from ptm_core.base.configs import ExtractionConfig
+    from ptm_core.base.errors import PTMError
 
     with pytest.raises(PTMError):
         extract(tiny.data(), tiny.backbone(), ExtractionConfig(8, 64, "cpu"))
@@ -173,7 +174,7 @@ def test_bad_extraction_settings_are_ptm_errors(tiny):
 def test_out_of_memory_halves_the_batch_and_retries(tiny, monkeypatch):
     from timm.data import create_transform
 
-    from ptm_core import extraction
+    from ptm_core.features import extraction
 
     model = load_backbone(tiny.backbone()).model
     dataset = load_dataset(tiny.data())

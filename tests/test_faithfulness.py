@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from ptm_core.errors import PTMError
-from ptm_core.faithfulness import map_faithfulness, pca_variance
+from ptm_core.base.errors import PTMError
+from ptm_core.maps.faithfulness import map_faithfulness, pca_variance
 
 
 def labelled_blobs(n: int = 300, dim: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 bf16 is forced where the CPU lacks it (emulated: slow, but the tiny model at 32 px keeps it short), so
 its numbers are checked on any machine; `auto` is checked with the hardware's answer overridden both ways
-(PTM_NATIVE_BF16, read by ptm_core.capabilities).
+(PTM_NATIVE_BF16, read by ptm_core.base.capabilities).
 """
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ import torch
 from timm.data import create_transform
 from torch import nn
 
-from ptm_core import fast_paths
-from ptm_core.configs import ExtractionConfig, FinetuneConfig, ProbeConfig, Source
+from ptm_core.models import precision as fast_paths
+from ptm_core.base.configs import ExtractionConfig, FinetuneConfig, ProbeConfig, Source
 from ptm_core.data import load_dataset
-from ptm_core.errors import PTMError
-from ptm_core.extraction import data_config, extract
-from ptm_core.fast_paths import BatchTransform, fold_batchnorms, pre_logits, resolve_precision
-from ptm_core.finetune import finetune
-from ptm_core.probes import run_linear_probe
-from ptm_core.weights import load_backbone
+from ptm_core.base.errors import PTMError
+from ptm_core.features.extraction import data_config, extract
+from ptm_core.models.precision import BatchTransform, fold_batchnorms, pre_logits, resolve_precision
+from ptm_core.finetune.finetuning import finetune
+from ptm_core.probes.linear import run_linear_probe
+from ptm_core.models.weights import load_backbone
 
 CPU = torch.device("cpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ def test_precision_is_in_the_cache_key_and_meta(tiny, monkeypatch, tmp_path, bf1
     again = extract(tiny.data(), tiny.backbone(), _config(tiny, "auto"))
     assert again.meta["cache_hit"] and again.key == fp32.key  # auto takes any entry it could make, fp32 first
     monkeypatch.setenv("PTM_DATA_DIR", str(tmp_path / "fresh"))
-    monkeypatch.setattr("ptm_core.calibration.measure", lambda runs, n: {
+    monkeypatch.setattr("ptm_core.models.calibration.measure", lambda runs, n: {
         pair: 100.0 if pair.precision == "bf16" else 10.0 for pair in runs})  # bf16 measured 10x faster
     auto_bf16 = extract(tiny.data(), tiny.backbone(), _config(tiny, "auto"))
     assert not auto_bf16.meta["cache_hit"] and auto_bf16.key == bf16.key and auto_bf16.meta["precision"] == "bf16"

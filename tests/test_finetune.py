@@ -11,13 +11,13 @@ from safetensors.torch import load_file
 from sklearn.datasets import make_blobs
 from torch import nn
 
-from ptm_core.configs import FinetuneConfig
+from ptm_core.base.configs import FinetuneConfig
 from ptm_core.data import load_dataset
-from ptm_core.errors import Cancelled, PTMError
-from ptm_core.finetune import (build_model, finetune, finetune_split, finetuned_features, init_head_from_probe,
+from ptm_core.base.errors import Cancelled, PTMError
+from ptm_core.finetune.finetuning import (build_model, finetune, finetune_split, finetuned_features, init_head_from_probe,
                                load_finetuned, probe_head_weights, set_trainable)
-from ptm_core.probes import LinearProbe, split_indices
-from ptm_core.training import loss_window, make_scheduler, planned_validations, train_mode, val_interval
+from ptm_core.probes.linear import LinearProbe, split_indices
+from ptm_core.finetune.training import loss_window, make_scheduler, planned_validations, train_mode, val_interval
 
 FAST = FinetuneConfig(mode="full", epochs=1, batch_size=16, image_size=32)
 
@@ -86,7 +86,7 @@ def test_lp_ft_head_reproduces_the_probe_on_frozen_features(tiny, data120):
     """Before any training step, the model with its probe-initialised head predicts what the probe does."""
     from timm.data import create_transform
 
-    from ptm_core.extraction import data_config, extract
+    from ptm_core.features.extraction import data_config, extract
 
     features = extract(data120, tiny.backbone(), tiny.extraction())
     probe = LinearProbe().fit(features.features, features.labels)
@@ -186,9 +186,9 @@ def test_bad_configs_are_one_line_errors(tiny, data120):
 
 
 def test_lp_ft_job_shows_its_probe_stage_moving_then_training(tiny, data120, monkeypatch, wait_until):
-    from ptm_core.jobs import DONE, JobContext, JobManager
-    from ptm_core.configs import Source
-    from ptm_core.lab import LP_STAGE, run_finetune
+    from ptm_core.runs.jobs import DONE, JobContext, JobManager
+    from ptm_core.base.configs import Source
+    from ptm_core.flows.lab import LP_STAGE, run_finetune
 
     seen = []
     original = JobContext.progress

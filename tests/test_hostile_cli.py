@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from ingest_helpers import make_folder, write
-from ptm_core import cli
-from ptm_core.configs import FinetuneConfig, KNNConfig, ProjectionConfig
-from ptm_core.errors import PTMError
+from ptm_core.cli import commands as cli
+from ptm_core.base.configs import FinetuneConfig, KNNConfig, ProjectionConfig
+from ptm_core.base.errors import PTMError
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -38,7 +38,7 @@ def one_line_error(code: int, err: str) -> str:
 
 
 def _features_npz(path: Path, class_names=("a", "b"), n: int = 24) -> Path:
-    from ptm_core.extraction import FeatureSet
+    from ptm_core.features.featureset import FeatureSet
 
     rng = np.random.default_rng(0)
     FeatureSet(rng.normal(size=(n, 6)).astype(np.float32), np.arange(n) % len(class_names), list(class_names),
@@ -76,7 +76,7 @@ def test_8_bad_numbers_are_one_usage_line_and_one_error(argv, capsys):
     (lambda: FinetuneConfig(batch_size=10**9), "--batch-size"),
 ])
 def test_8_engine_checks_fine_tuning_settings_too(make, message):
-    from ptm_core.finetune import _check
+    from ptm_core.finetune.finetuning import _check
 
     with pytest.raises(PTMError, match=message):
         _check(make())
@@ -85,7 +85,7 @@ def test_8_engine_checks_fine_tuning_settings_too(make, message):
 @pytest.mark.parametrize("config", [KNNConfig(temperature=math.nan), KNNConfig(temperature=-0.1),
                                     KNNConfig(seed=-1), KNNConfig(seed=2**40)])
 def test_8_engine_checks_knn_settings(config):
-    from ptm_core.knn import run_knn_probe
+    from ptm_core.probes.knn import run_knn_probe
 
     with pytest.raises(PTMError):
         run_knn_probe(np.random.default_rng(0).normal(size=(40, 4)), np.arange(40) % 2, config)
@@ -94,7 +94,7 @@ def test_8_engine_checks_knn_settings(config):
 @pytest.mark.parametrize("config", [ProjectionConfig(perplexity=math.nan), ProjectionConfig(min_dist=math.nan),
                                     ProjectionConfig(seed=-1), ProjectionConfig(perplexity=-3.0)])
 def test_8_engine_checks_map_settings(config):
-    from ptm_core.projection import validate
+    from ptm_core.maps.projection import validate
 
     with pytest.raises(PTMError):
         validate(config, 100)
@@ -103,7 +103,7 @@ def test_8_engine_checks_map_settings(config):
 def test_8_a_non_finite_checkpoint_is_never_saved(tmp_path):
     import torch
 
-    from ptm_core.finetune import save_checkpoint
+    from ptm_core.finetune.finetuning import save_checkpoint
 
     path = tmp_path / "best.safetensors"
     with pytest.raises(PTMError, match="non-finite"):
@@ -119,7 +119,7 @@ def test_8_a_non_finite_checkpoint_is_never_saved(tmp_path):
                                       np.full((20, 16), np.nan, np.float32),
                                       1 + 1e-10 * np.random.default_rng(0).normal(size=(20, 16))])  # float32: equal
 def test_10_degenerate_features_are_refused_before_any_projection(method, features):
-    from ptm_core.projection import compute_projection
+    from ptm_core.maps.projection import compute_projection
 
     with pytest.raises(PTMError, match="identical|only 3 different|NaN"):
         compute_projection(features, ProjectionConfig(method=method))
@@ -128,7 +128,7 @@ def test_10_degenerate_features_are_refused_before_any_projection(method, featur
 def test_10_a_native_crash_in_tsne_is_an_error_not_a_dead_process(monkeypatch):
     import subprocess
 
-    from ptm_core import projection
+    from ptm_core.maps import projection
 
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, -11, "", "Segmentation fault"))
     with pytest.raises(PTMError, match="signal 11"):
@@ -139,8 +139,8 @@ def test_10_a_native_crash_in_tsne_is_an_error_not_a_dead_process(monkeypatch):
 
 @pytest.mark.parametrize("where", ["outside-existing", "outside-missing", "inside-missing", "inside-folder"])
 def test_3_weights_outside_roots_or_missing_get_one_message(where, tmp_path, tmp_path_factory):
-    from ptm_core.configs import BackboneConfig
-    from ptm_core.weights import load_backbone
+    from ptm_core.base.configs import BackboneConfig
+    from ptm_core.models.weights import load_backbone
 
     base = tmp_path_factory.mktemp("elsewhere") if where.startswith("outside") else tmp_path
     path = base / "w.safetensors"
@@ -161,7 +161,7 @@ def test_3_weights_outside_roots_or_missing_get_one_message(where, tmp_path, tmp
 def test_19_20_bad_checkpoints_get_plain_one_line_advice(name, data, message, tmp_path):
     import pickle
 
-    from ptm_core.weights import read_state_dict
+    from ptm_core.models.weights import read_state_dict
 
     path = tmp_path / name
     path.write_bytes(data if data is not None else pickle.dumps({"w": object()}))
@@ -171,7 +171,7 @@ def test_19_20_bad_checkpoints_get_plain_one_line_advice(name, data, message, tm
 
 
 def test_19_a_damaged_finetuned_checkpoint_is_one_line(tmp_path):
-    from ptm_core.finetune import load_finetuned
+    from ptm_core.finetune.finetuning import load_finetuned
 
     path = write(tmp_path / "ft.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
     with pytest.raises(PTMError, match="not a readable safetensors checkpoint"):
@@ -181,7 +181,7 @@ def test_19_a_damaged_finetuned_checkpoint_is_one_line(tmp_path):
 def test_25_a_checkpoint_that_expands_hugely_is_refused(tmp_path):
     import zipfile
 
-    from ptm_core.weights import read_state_dict
+    from ptm_core.models.weights import read_state_dict
 
     path = tmp_path / "small.pth"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -198,7 +198,7 @@ def test_25_a_checkpoint_that_expands_hugely_is_refused(tmp_path):
     (lambda tmp: tmp / "x.txt", "must name a .npz"),
 ])
 def test_7_bad_out_is_refused_before_any_extraction(make_out, message, tmp_path, capsys, monkeypatch):
-    from ptm_core import extraction
+    from ptm_core.features import extraction
 
     out = make_out(tmp_path)
     if message == "is a folder":
@@ -210,8 +210,8 @@ def test_7_bad_out_is_refused_before_any_extraction(make_out, message, tmp_path,
 
 @pytest.mark.parametrize("extraction", [dict(batch_size=10**9), dict(image_size=100_000)])
 def test_8_extraction_sizes_are_bounded_before_loading_anything(extraction, monkeypatch, tiny):
-    from ptm_core import extraction as module
-    from ptm_core.configs import ExtractionConfig
+    from ptm_core.features import extraction as module
+    from ptm_core.base.configs import ExtractionConfig
 
     monkeypatch.setattr(module, "load_dataset", lambda *a: pytest.fail("loaded data before checking sizes"))
     with pytest.raises(PTMError, match="--batch-size|--image-size"):
@@ -219,7 +219,7 @@ def test_8_extraction_sizes_are_bounded_before_loading_anything(extraction, monk
 
 
 def test_7_invalid_cache_cap_fails_before_loading_anything(monkeypatch, tiny):
-    from ptm_core import extraction
+    from ptm_core.features import extraction
 
     monkeypatch.setenv("PTM_CACHE_MAX_BYTES", "lots")
     monkeypatch.setattr(extraction, "load_dataset", lambda *a: pytest.fail("loaded data before checking the cap"))
@@ -260,7 +260,7 @@ def test_17_the_cli_removes_a_killed_runs_extraction_at_start(capsys):
 
 @pytest.mark.parametrize("cell", ["=HYPERLINK(\"http://x\",\"y\")", "@SUM(A1:A2)", "+1+1", "-2+3", "\tx", "\rx"])
 def test_5_formula_cells_are_neutralised(cell):
-    from ptm_core.text import csv_cell
+    from ptm_core.base.text import csv_cell
 
     assert csv_cell(cell) == "'" + cell and csv_cell("plain") == "plain" and csv_cell(-1.5) == -1.5
 
@@ -268,7 +268,7 @@ def test_5_formula_cells_are_neutralised(cell):
 def test_5_map_csv_and_metrics_csv_neutralise_formulas(tmp_path, capsys):
     import csv
 
-    from ptm_core.store import RunStore
+    from ptm_core.runs.store import RunStore
 
     features = _features_npz(tmp_path / "f.npz", class_names=("=cmd|' /C calc'!A0", "@SUM(1)"))
     out = tmp_path / "map.csv"
@@ -282,7 +282,7 @@ def test_5_map_csv_and_metrics_csv_neutralise_formulas(tmp_path, capsys):
 
 
 def test_21_json_output_is_strict(tmp_path, capsys):
-    from ptm_core.text import dumps
+    from ptm_core.base.text import dumps
 
     assert json.loads(dumps({"a": math.nan, "b": [np.float32("inf"), np.int64(3)]})) == {"a": None, "b": [None, 3]}
     code, out, err = run(capsys, "probe", "--features", str(_features_npz(tmp_path / "f.npz")), "--json")
@@ -290,7 +290,8 @@ def test_21_json_output_is_strict(tmp_path, capsys):
 
 
 def test_24_outputs_respect_the_umask(tmp_path):
-    from ptm_core.artifacts import atomic_write_bytes, save_npz
+    from ptm_core.base.files import atomic_write_bytes
+    from ptm_core.runs.artifacts import save_npz
 
     old = os.umask(0o022)
     try:
@@ -305,17 +306,18 @@ def test_24_outputs_respect_the_umask(tmp_path):
 # --------------------------------------------------------------------------- 9: concurrent eviction
 
 def test_9_eviction_tolerates_files_removed_meanwhile(tmp_path, monkeypatch):
-    from ptm_core import artifacts
+    from ptm_core.base import files
+    from ptm_core.runs import artifacts
 
     folder = artifacts.artifact_dir("features")
     paths = [artifacts.save_npz(folder / f"{i}.npz", x=np.zeros(1000)) for i in range(4)]
-    real_tree_bytes = artifacts._tree_bytes
+    real_tree_bytes = files.tree_bytes
 
     def racing(path):
         paths[0].unlink(missing_ok=True)  # another process evicts while we measure
         return real_tree_bytes(path)
 
-    monkeypatch.setattr(artifacts, "_tree_bytes", racing)
+    monkeypatch.setattr(files, "tree_bytes", racing)
     artifacts.enforce_cache_cap("features", max_bytes=1)
     assert paths[-1].exists()
 
@@ -349,7 +351,7 @@ def test_12_18_22_an_image_that_breaks_mid_run_is_skipped_listed_and_quiet(tmp_p
 
 
 def test_10_nan_features_from_a_backbone_are_one_clear_error(tiny, monkeypatch):
-    from ptm_core import extraction
+    from ptm_core.features import extraction
 
     monkeypatch.setattr(extraction, "extract_features", lambda model, dataset, *a, **k: np.full((len(dataset), 4), np.nan))
     with pytest.raises(PTMError, match="NaN or infinite features for 60 of 60"):
@@ -361,7 +363,7 @@ def test_22_warnings_go_to_the_log_not_stderr(debug, tmp_path):
     import subprocess
     import sys
 
-    script = ("from ptm_core.logs import route_warnings_to_log; route_warnings_to_log(); import warnings, logging; "
+    script = ("from ptm_core.base.logs import route_warnings_to_log; route_warnings_to_log(); import warnings, logging; "
               "warnings.warn('noisy library warning'); logging.getLogger('timm').warning('timm chatter')")
     env = {k: v for k, v in os.environ.items() if k != "PTM_DEBUG"} | {"PTM_DATA_DIR": str(tmp_path)}
     if debug:

@@ -72,8 +72,8 @@ def test_the_aspect_ratio_limit_is_env_configurable(tmp_path, monkeypatch):
 def test_extraction_skips_images_too_large_once_resized(tiny, tmp_path, thin_pngs, monkeypatch, one_torch_thread):
     """With the aspect-ratio limit lifted, the run-time bound on the resize still holds: the resize is never asked
     for more than the pixel limit, the images are listed as skipped, and the run finishes with the others."""
-    from ptm_core.configs import DatasetConfig
-    from ptm_core.extraction import extract
+    from ptm_core.base.configs import DatasetConfig
+    from ptm_core.features.extraction import extract
 
     monkeypatch.setenv("PTM_MAX_ASPECT_RATIO", str(10**9))
     root = _folder(tmp_path, thin_pngs)
@@ -90,8 +90,8 @@ def test_extraction_skips_images_too_large_once_resized(tiny, tmp_path, thin_png
 
 def test_layer_sweep_features_leave_out_images_too_large_once_resized(tiny, tmp_path, thin_pngs, monkeypatch,
                                                                        one_torch_thread):
-    from ptm_core.configs import DatasetConfig
-    from ptm_core.layers import stage_features
+    from ptm_core.base.configs import DatasetConfig
+    from ptm_core.evals.layer_sweep import stage_features
 
     monkeypatch.setenv("PTM_MAX_ASPECT_RATIO", str(10**9))
     stages = stage_features(DatasetConfig(f"folder:{_folder(tmp_path, thin_pngs)}"), tiny.backbone(),
@@ -102,10 +102,10 @@ def test_layer_sweep_features_leave_out_images_too_large_once_resized(tiny, tmp_
 _PEAK = textwrap.dedent("""
     import json, resource, sys
     from timm.data import create_transform
-    from ptm_core.configs import DatasetConfig
+    from ptm_core.base.configs import DatasetConfig
     from ptm_core.data import load_dataset
     from ptm_core.data.types import ItemUnreadable
-    from ptm_core.fast_paths import resize_side
+    from ptm_core.models.precision import resize_side
     cfg = {"input_size": (3, 32, 32), "interpolation": "bicubic", "mean": (0.5,) * 3, "std": (0.5,) * 3,
            "crop_pct": 0.875, "crop_mode": "center"}
     transform, side = create_transform(**cfg), resize_side(cfg)

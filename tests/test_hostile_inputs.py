@@ -19,7 +19,7 @@ from PIL import Image
 from ingest_helpers import datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
 from ptm_core.data import ingest
 from ptm_core.data.ingest import RATIO_MIN_BYTES, check_packed_file, extract_zip, ingest_upload
-from ptm_core.errors import PTMError
+from ptm_core.base.errors import PTMError
 
 ZEROS = zipfile.ZIP_DEFLATED
 
@@ -227,7 +227,7 @@ def _good(n: int = 8) -> dict:
     ({"labels": np.full(8, 10**12), "class_names": None}, "no 'class_names'"),
 ])
 def test_6_features_npz_is_validated_by_content(change, message, tmp_path):
-    from ptm_core.feature_files import read_features_file
+    from ptm_core.features.user_files import read_features_file
 
     arrays = {k: v for k, v in {**_good(), **change}.items() if v is not None}
     with pytest.raises(PTMError, match=message):
@@ -235,7 +235,7 @@ def test_6_features_npz_is_validated_by_content(change, message, tmp_path):
 
 
 def test_6_a_features_file_without_sidecar_loads(tmp_path):
-    from ptm_core.feature_files import read_features_file
+    from ptm_core.features.user_files import read_features_file
 
     features = read_features_file(_npz(tmp_path / "f.npz", **_good()))
     assert features.features.shape == (8, 4) and features.class_names == ["a", "b"]
@@ -247,7 +247,7 @@ def test_6_a_features_file_without_sidecar_loads(tmp_path):
     (b"PK\x03\x04" + bytes(100), "damaged or not an npz"),
 ])
 def test_20_odd_npz_files_get_plain_advice(content, message, tmp_path):
-    from ptm_core.feature_files import read_features_file
+    from ptm_core.features.user_files import read_features_file
 
     path = tmp_path / "odd.npz"
     if content is None:
@@ -292,7 +292,7 @@ def _other_runs_table(path: Path) -> None:
 
 @pytest.mark.parametrize("breaker", [_corrupt, _foreign, _folder, _other_runs_table])
 def test_13_a_broken_store_is_moved_aside_and_a_fresh_one_started(breaker, tmp_path):
-    from ptm_core.store import RunStore
+    from ptm_core.runs.store import RunStore
 
     path = tmp_path / "runs.sqlite"
     breaker(path)
@@ -304,8 +304,8 @@ def test_13_a_broken_store_is_moved_aside_and_a_fresh_one_started(breaker, tmp_p
 
 
 def test_13_a_locked_store_never_blocks_for_long(tmp_path, monkeypatch):
-    from ptm_core import store as store_module
-    from ptm_core.store import RunStore
+    from ptm_core.runs import store as store_module
+    from ptm_core.runs.store import RunStore
 
     monkeypatch.setattr(store_module, "LOCK_WAIT_S", 0.2)
     path = tmp_path / "runs.sqlite"
@@ -334,7 +334,7 @@ def test_13_a_locked_store_never_blocks_for_long(tmp_path, monkeypatch):
 
 
 def test_13_a_broken_store_that_cannot_be_moved_falls_back_to_memory(tmp_path, monkeypatch):
-    from ptm_core import store as store_module
+    from ptm_core.runs import store as store_module
 
     def refuse(path):
         raise PermissionError(13, "Permission denied")
@@ -349,7 +349,7 @@ def test_13_a_broken_store_that_cannot_be_moved_falls_back_to_memory(tmp_path, m
 
 
 def test_13_a_row_with_broken_json_is_shown_not_fatal(tmp_path):
-    from ptm_core.store import RunStore
+    from ptm_core.runs.store import RunStore
 
     store = RunStore(tmp_path / "runs.sqlite")
     store.save({"id": "r", "key": "k", "kind": "x", "title": "t", "status": "done", "created": 1.0})
@@ -358,7 +358,7 @@ def test_13_a_row_with_broken_json_is_shown_not_fatal(tmp_path):
 
 
 def test_13_a_store_damaged_mid_session_keeps_the_app_up(tmp_path):
-    from ptm_core.store import RunStore
+    from ptm_core.runs.store import RunStore
 
     class Damaged:
         def execute(self, *args):

@@ -15,7 +15,7 @@ import torch
 
 from ingest_helpers import load, make_zip, png_bytes, skip_map, write
 from ptm_core.data.ingest import SKIPPED_FILE, ingest_upload
-from ptm_core.errors import PTMError
+from ptm_core.base.errors import PTMError
 
 LONG = "x" * 300 + ".png"
 GOOD = {"a/1.png": png_bytes(1), "a/2.png": png_bytes(2), "b/1.png": png_bytes(3), "b/2.png": png_bytes(4)}
@@ -95,7 +95,7 @@ def test_hostile_entries_still_refuse_the_whole_zip(tmp_path):
 def test_a_safetensors_file_named_pth_loads_by_content(tmp_path):
     from safetensors.torch import save_file
 
-    from ptm_core.weights import read_state_dict
+    from ptm_core.models.weights import read_state_dict
 
     save_file({"w": torch.ones(2)}, str(tmp_path / "weights.pth"))
     assert torch.equal(read_state_dict(tmp_path / "weights.pth")["w"], torch.ones(2))
@@ -111,7 +111,7 @@ def test_a_safetensors_file_named_pth_loads_by_content(tmp_path):
 def test_a_read_only_run_store_says_so_not_locked(how, reason, tmp_path, monkeypatch):
     import os
 
-    from ptm_core import store
+    from ptm_core.runs import store
 
     path = tmp_path / "runs.sqlite"
     store.RunStore(path).close()
@@ -135,7 +135,7 @@ def test_a_read_only_run_store_says_so_not_locked(how, reason, tmp_path, monkeyp
 
 
 def test_a_store_made_read_only_mid_session_keeps_the_run(tmp_path, monkeypatch):
-    from ptm_core import store
+    from ptm_core.runs import store
 
     runs = store.RunStore(tmp_path / "runs.sqlite")
 

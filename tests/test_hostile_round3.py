@@ -15,9 +15,9 @@ import torch
 
 from ingest_helpers import make_folder, make_zip, png_bytes
 from ptm_core import data
-from ptm_core.artifacts import file_sha256
-from ptm_core.configs import DatasetConfig
-from ptm_core.errors import PTMError
+from ptm_core.base.files import file_sha256
+from ptm_core.base.configs import DatasetConfig
+from ptm_core.base.errors import PTMError
 from test_hostile_cli import _features_npz, one_line_error, run
 
 LONG = "n" * 300
@@ -90,7 +90,7 @@ def test_a_bogus_pretrained_tag_is_one_line(capsys):
 
 
 def test_mps_without_mps_is_one_line(monkeypatch):
-    from ptm_core.extraction import resolve_device
+    from ptm_core.features.extraction import resolve_device
 
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(PTMError, match="no Apple GPU"):
@@ -111,7 +111,7 @@ def test_a_checkpoint_of_nan_weights_is_one_line(tiny, tmp_path, capsys):
 
 
 def test_batch_norm_folding_of_a_nan_model_is_one_line():
-    from ptm_core.fast_paths import fold_batchnorms
+    from ptm_core.models.precision import fold_batchnorms
     from torch import nn
 
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptm_core import artifacts
-from ptm_core.artifacts import load_npz, npz_intact, save_npz
+from ptm_core.base import files
+from ptm_core.runs import artifacts
+from ptm_core.runs.artifacts import load_npz, npz_intact, save_npz
 
 # --------------------------------------------------------------------------- 11: racing writers
 
@@ -47,7 +48,7 @@ def test_11_a_damaged_entry_is_refused_and_an_old_sidecar_entry_still_reads(tmp_
     assert load_npz(path) is None and not path.exists()  # a cache entry: gone, to be recomputed
     old = tmp_path / "old.npz"  # written before checksums were embedded: npz + .sha256 sidecar
     np.savez(old, meta=np.array("{}"), features=np.ones(3))
-    old.with_name("old.npz.sha256").write_text(artifacts.file_sha256(old))
+    old.with_name("old.npz.sha256").write_text(files.file_sha256(old))
     assert npz_intact(old) and load_npz(old)[0]["features"].tolist() == [1, 1, 1]
 
 
@@ -64,9 +65,10 @@ def _twin_folders(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_4_a_cached_extraction_reports_its_own_dataset_and_skip_list(tmp_path, tiny, one_torch_thread):
-    from ptm_core.configs import DatasetConfig
+    from ptm_core.base.configs import DatasetConfig
     from ptm_core.data.types import Dataset, ItemUnreadable
-    from ptm_core.extraction import FeatureSet, extract
+    from ptm_core.features.featureset import FeatureSet
+    from ptm_core.features.extraction import extract
 
     alpha, beta = _twin_folders(tmp_path)
     real_image = Dataset.image
@@ -96,18 +98,19 @@ def test_4_a_cached_extraction_reports_its_own_dataset_and_skip_list(tmp_path, t
 # --------------------------------------------------------------------------- 6: a cache that cannot be written
 
 def test_6_a_full_disk_still_delivers_the_features_and_says_they_were_not_cached(tmp_path, tiny, capsys, monkeypatch):
-    from ptm_core import cli, extraction
-    from ptm_core.extraction import FeatureSet
+    from ptm_core.cli import commands as cli
+    from ptm_core.features import featureset
+    from ptm_core.features.featureset import FeatureSet
 
     data_dir = Path(os.environ["PTM_DATA_DIR"]).resolve()
-    real_save = extraction.save_npz
+    real_save = featureset.save_npz
 
     def full_data_disk(path, *args, **kwargs):
         if Path(path).resolve().is_relative_to(data_dir):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(path, *args, **kwargs)
 
-    monkeypatch.setattr(extraction, "save_npz", full_data_disk)
+    monkeypatch.setattr(featureset, "save_npz", full_data_disk)
     out = tmp_path / "elsewhere" / "f.npz"
     out.parent.mkdir()
     code = cli.main(["extract", "--backbone", tiny.model, "--weights", "random", "--dataset", "digits", "--limit",
@@ -122,8 +125,8 @@ def test_6_a_full_disk_still_delivers_the_features_and_says_they_were_not_cached
 
 
 def test_6_when_neither_cache_nor_out_can_be_written_the_message_does_not_promise_the_cache(tmp_path):
-    from ptm_core import cli
-    from ptm_core.errors import PTMError
+    from ptm_core.cli import commands as cli
+    from ptm_core.base.errors import PTMError
 
     def fails(path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -150,7 +153,7 @@ def _uploaded(tmp_path: Path) -> tuple[str, Path]:
 @pytest.mark.parametrize("spelling", ["datasets", "extraction", "data", "dotdot", "symlink", "uploads"])
 def test_3_another_sessions_uploads_cannot_be_listed_or_loaded_as_a_folder(spelling, tmp_path):
     from ingest_helpers import load
-    from ptm_core.errors import PTMError
+    from ptm_core.base.errors import PTMError
 
     _, extracted = _uploaded(tmp_path)
     data = Path(os.environ["PTM_DATA_DIR"])
@@ -166,7 +169,7 @@ def test_3_another_sessions_uploads_cannot_be_listed_or_loaded_as_a_folder(spell
 
 def test_3_uploads_still_load_and_nothing_else_in_the_data_folder_does(tmp_path):
     from ingest_helpers import load, make_zip, png_bytes
-    from ptm_core.errors import PTMError
+    from ptm_core.base.errors import PTMError
 
     spec, extracted = _uploaded(tmp_path)
     assert load(spec).class_names == ["cats", "dogs"]  # the app's own zip: path as ingest_upload gave it
@@ -215,7 +218,7 @@ def test_5_an_extraction_missing_files_is_extracted_again(damage, tmp_path):
 
 def test_5_a_reused_extraction_meets_todays_zip_limits(tmp_path, monkeypatch):
     from ingest_helpers import load
-    from ptm_core.errors import PTMError
+    from ptm_core.base.errors import PTMError
 
     path = _sixteen(tmp_path)
     load(f"zip:{path}")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from ingest_helpers import MODE_CASES, datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
-from ptm_core.errors import PTMError
+from ptm_core.base.errors import PTMError
 from ptm_core.data.imaging import ImageRejected, open_rgb, to_rgb
 from ptm_core.data.ingest import allowed_roots, ingest_upload
 

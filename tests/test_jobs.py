@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from ptm_core.errors import PTMError
-from ptm_core.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobManager
+from ptm_core.base.errors import PTMError
+from ptm_core.runs.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobManager
 
 TIMEOUT = 5.0  # generous deadline for things that should take milliseconds
 
@@ -293,7 +293,7 @@ def test_a_warm_up_yields_to_the_users_work_unless_a_map_waits_for_it(wait_until
 
 def test_attach_or_submit_restores_only_cached_work_after_a_restart(tmp_path, wait_until):
     """A page visit after a server restart re-runs cheap cached work, never a fine-tune nobody asked for."""
-    from ptm_core.store import RunStore
+    from ptm_core.runs.store import RunStore
 
     calls = []
 

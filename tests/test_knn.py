@@ -8,10 +8,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ptm_core.configs import KNNConfig, ProbeConfig
-from ptm_core.errors import PTMError
-from ptm_core.knn import KNNProbe, run_knn_probe
-from ptm_core.probes import (confident_mistakes, confusion, per_class_accuracy, run_linear_probe,
+from ptm_core.base.configs import KNNConfig, ProbeConfig
+from ptm_core.base.errors import PTMError
+from ptm_core.probes.knn import KNNProbe, run_knn_probe
+from ptm_core.probes.linear import (confident_mistakes, confusion, per_class_accuracy, run_linear_probe,
                              split_indices)
 
 
@@ -96,8 +96,8 @@ def test_per_class_accuracy_confusion_and_confident_mistakes():
 
 
 def test_pixel_baseline_uses_the_probe_split():
-    from ptm_core.baselines import pixel_features, run_pixel_baseline
-    from ptm_core.configs import DatasetConfig
+    from ptm_core.evals.baselines import pixel_features, run_pixel_baseline
+    from ptm_core.base.configs import DatasetConfig
     from ptm_core.data import load_dataset
 
     data = DatasetConfig("digits", 120)
@@ -111,9 +111,9 @@ def test_pixel_baseline_uses_the_probe_split():
 
 
 def test_random_weights_baseline_is_extraction_with_random_weights(tiny):
-    from ptm_core.baselines import run_random_weights_baseline
-    from ptm_core.configs import BackboneConfig
-    from ptm_core.extraction import extract
+    from ptm_core.evals.baselines import run_random_weights_baseline
+    from ptm_core.base.configs import BackboneConfig
+    from ptm_core.features.extraction import extract
 
     pretrained_like = BackboneConfig(tiny.model, "bundled", seed=3)  # weights are replaced by 'random'
     result = run_random_weights_baseline(tiny.data(), pretrained_like, tiny.extraction())

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from ptm_core.configs import FinetuneConfig, ProbeConfig
+from ptm_core.base.configs import FinetuneConfig, ProbeConfig
 from ptm_core.data import load_dataset
-from ptm_core.errors import Cancelled
-from ptm_core.label_efficiency import finetune_runner, run_label_efficiency, sample_per_class
-from ptm_core.probes import split_indices
+from ptm_core.base.errors import Cancelled
+from ptm_core.evals.label_efficiency import finetune_runner, run_label_efficiency, sample_per_class
+from ptm_core.probes.linear import split_indices
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

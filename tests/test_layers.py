@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import timm
 
-from ptm_core import layers
-from ptm_core.layers import run_layer_sweep, stage_features
+from ptm_core.evals import layer_sweep as layers
+from ptm_core.evals.layer_sweep import run_layer_sweep, stage_features
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

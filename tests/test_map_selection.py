@@ -6,12 +6,12 @@ import pytest
 
 from indexed_images import decode, encode, write_indexed_folder
 from pages.ui import maps as views
-from ptm_core.configs import DatasetConfig, ProjectionConfig
+from ptm_core.base.configs import DatasetConfig, ProjectionConfig
 from ptm_core.data import load_dataset
-from ptm_core.extraction import FeatureSet
-from ptm_core.probes import run_linear_probe
-from ptm_core.projection import compute_projection
-from ptm_core.tables import point_frame, selection_counts, stratified_sample
+from ptm_core.features.featureset import FeatureSet
+from ptm_core.probes.linear import run_linear_probe
+from ptm_core.maps.projection import compute_projection
+from ptm_core.flows.tables import point_frame, selection_counts, stratified_sample
 
 
 def test_the_index_code_round_trips_through_jpeg():
@@ -169,7 +169,7 @@ def test_exported_html_keeps_the_class_colours(indexed):
 
 
 def test_run_titles_split_into_short_columns():
-    from ptm_core.tables import title_parts
+    from ptm_core.flows.tables import title_parts
 
     assert title_parts("probes · m (bundled) on mnist5k (limit 1000) @ 64px", "lab-probes") == {
         "what": "probes", "model (weights)": "m (bundled)", "data": "mnist5k (limit 1000)", "size": "64px"}

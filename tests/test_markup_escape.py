@@ -91,8 +91,8 @@ def _degenerate_map_script():
     import streamlit as st
 
     from pages.ui.map_jobs import chosen_map
-    from ptm_core.configs import ProjectionConfig
-    from ptm_core.extraction import FeatureSet
+    from ptm_core.base.configs import ProjectionConfig
+    from ptm_core.features.featureset import FeatureSet
 
     features = np.repeat(np.eye(2, 8, dtype=np.float32), 8, axis=0)  # every image of a class identical
     fs = FeatureSet(features, np.repeat([0, 1], 8), ["a", "b"], [f"i{i}" for i in range(16)], "degenerate-key")
@@ -106,7 +106,7 @@ def test_a_map_that_cannot_be_drawn_is_one_line_and_the_page_goes_on():
 
 
 def test_the_preview_skips_its_map_when_the_rows_are_too_alike():
-    from ptm_core.preview import summarise
+    from ptm_core.features.preview import summarise
 
     features = np.repeat(np.eye(2, 16, dtype=np.float32), 8, axis=0)
     preview = summarise(features, np.repeat([0, 1], 8), ["a", "b"], 16)

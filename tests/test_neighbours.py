@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptm_core.errors import PTMError
-from ptm_core.neighbours import nearest_neighbours, neighbour_agreement
+from ptm_core.base.errors import PTMError
+from ptm_core.maps.neighbours import nearest_neighbours, neighbour_agreement
 
 
 def features(n: int = 120, dim: int = 32, seed: int = 0) -> np.ndarray:

@@ -1,7 +1,7 @@
 """OpenVINO as the extraction runtime: the same features as PyTorch in fp32 (its precision set, never the plugin's
 default), converted once, and PyTorch when it cannot run.
 
-`auto` chooses by measurement (ptm_core.calibration); tests of what happens once it has chosen OpenVINO make the
+`auto` chooses by measurement (ptm_core.models.calibration); tests of what happens once it has chosen OpenVINO make the
 measurement say so (`openvino_measured_faster`) rather than rely on which is faster for a tiny model here."""
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from ptm_core import openvino_runtime
-from ptm_core.artifacts import artifact_dir
-from ptm_core.configs import BackboneConfig
-from ptm_core.errors import PTMError
+from ptm_core.models import openvino as openvino_runtime
+from ptm_core.runs.artifacts import artifact_dir
+from ptm_core.base.configs import BackboneConfig
+from ptm_core.base.errors import PTMError
 from ptm_core.data import load_dataset
-from ptm_core.extraction import data_config, extract, extract_features
-from ptm_core.calibration import AUTO_BF16
-from ptm_core.extraction_path import candidates
-from ptm_core.fast_paths import BatchTransform, pre_logits
-from ptm_core.openvino_runtime import RuntimeSwitch
-from ptm_core.weights import load_backbone
+from ptm_core.features.extraction import data_config, extract, extract_features
+from ptm_core.models.calibration import AUTO_BF16
+from ptm_core.models.extraction_path import candidates
+from ptm_core.models.precision import BatchTransform, pre_logits
+from ptm_core.models.openvino import RuntimeSwitch
+from ptm_core.models.weights import load_backbone
 
 pytest.importorskip("openvino")
 
@@ -35,7 +35,7 @@ def openvino_measured_faster(monkeypatch):
     def measure(runs, images):
         measured.append(sorted(p.name for p in runs))
         return {p: 100.0 if p.runtime == "openvino" and p.precision == "fp32" else 10.0 for p in runs}
-    monkeypatch.setattr("ptm_core.calibration.measure", measure)
+    monkeypatch.setattr("ptm_core.models.calibration.measure", measure)
     return measured
 
 
@@ -79,7 +79,7 @@ def test_a_converted_model_is_reused_and_auto_uses_it_where_measured_faster(tiny
 
 def test_auto_stays_on_pytorch_where_it_measures_faster(tiny, monkeypatch):
     extract(tiny.data(limit=40), tiny.backbone(), _with(tiny.extraction(), runtime="openvino"))
-    monkeypatch.setattr("ptm_core.calibration.measure",
+    monkeypatch.setattr("ptm_core.models.calibration.measure",
                         lambda runs, images: {p: 50.0 if p.runtime == "torch" else 20.0 for p in runs})
     again = extract(tiny.data(limit=50), tiny.backbone(), tiny.extraction())
     assert again.meta["runtime"] == "torch" and again.meta["path_rates"] == {"torch fp32": 50.0, "openvino fp32": 20.0}
@@ -87,8 +87,8 @@ def test_auto_stays_on_pytorch_where_it_measures_faster(tiny, monkeypatch):
 
 def test_the_apps_warm_up_leaves_the_default_run_nothing_to_prepare(tiny, monkeypatch, openvino_measured_faster):
     """Converted, compiled and measured ahead (and its images read): the run is on OpenVINO from its first batch."""
-    from ptm_core import explore
-    from ptm_core.configs import Source
+    from ptm_core.flows import explore
+    from ptm_core.base.configs import Source
 
     def convert_here(backbone, identity):  # the child process's work, without its ~10 s start
         return openvino_runtime.convert(load_backbone(backbone).model, backbone.name, identity, (3, 32, 32))
@@ -210,7 +210,7 @@ def test_which_pairs_a_run_may_use(tiny, monkeypatch, bf16_gates_open):
     with pytest.raises(PTMError, match="OpenVINO computes bf16 only on a CPU with native bf16"):
         candidates(_with(auto, precision="bf16", runtime="openvino"), torch.device("cpu"))
     monkeypatch.setenv("PTM_NATIVE_BF16", "1")
-    from ptm_core.capabilities import capabilities
+    from ptm_core.base.capabilities import capabilities
 
     with_bf16 = ["torch fp32", "torch bf16", "openvino fp32"] + (["openvino bf16"] if capabilities().openvino_bf16
                                                                   else [])

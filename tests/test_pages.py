@@ -206,7 +206,7 @@ def test_gallery_finds_feature_rows_by_id_when_extraction_skipped_a_file(tmp_pat
     """A feature set with fewer rows than its dataset (a file unreadable at extraction) shows each row's own image."""
     from indexed_images import decode, write_indexed_folder
     from pages.ui import gallery as gallery_module
-    from ptm_core.configs import DatasetConfig
+    from ptm_core.base.configs import DatasetConfig
     from ptm_core.data import load_dataset
 
     folder = write_indexed_folder(tmp_path / "indexed")

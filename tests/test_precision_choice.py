@@ -1,7 +1,7 @@
 """Precision is a fact of the run, and `auto` is the fastest correct path on this machine, whatever the machine.
 
 Both branches run everywhere: PTM_NATIVE_BF16 makes any CPU count as one with or without native bf16 (read in
-ptm_core.capabilities alone). Where the CPU really has native bf16, a test shows the bf16 paths are measured for
+ptm_core.base.capabilities alone). Where the CPU really has native bf16, a test shows the bf16 paths are measured for
 real; OpenVINO's own bf16 is tested where its plugin offers it, and skipped with the reason elsewhere.
 """
 from __future__ import annotations
@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from ptm_core import calibration
-from ptm_core.calibration import Pair, choose
-from ptm_core.capabilities import capabilities
-from ptm_core.errors import PTMError
-from ptm_core.extraction import extract
-from ptm_core.fast_paths import precisions_to_try
+from ptm_core.models import calibration
+from ptm_core.models.calibration import Pair, choose
+from ptm_core.base.capabilities import capabilities
+from ptm_core.base.errors import PTMError
+from ptm_core.features.extraction import extract
+from ptm_core.models.precision import precisions_to_try
 
 CPU = torch.device("cpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -123,9 +123,9 @@ def test_a_calibration_is_kept_per_machine_and_measured_again_when_the_machine_c
 
 
 def test_fine_tuning_uses_bf16_only_where_it_measured_faster(tiny, monkeypatch, bf16_gates_open):
-    from ptm_core.configs import FinetuneConfig
-    from ptm_core.training import training_precision
-    from ptm_core.weights import load_backbone
+    from ptm_core.base.configs import FinetuneConfig
+    from ptm_core.finetune.training import training_precision
+    from ptm_core.models.weights import load_backbone
 
     model = load_backbone(tiny.backbone()).model
     config = FinetuneConfig(mode="full", image_size=32, batch_size=8)
@@ -145,9 +145,9 @@ def test_fine_tuning_uses_bf16_only_where_it_measured_faster(tiny, monkeypatch, 
 
 def test_training_calibration_really_trains_each_precision(tiny, monkeypatch, bf16_gates_open):
     """The timed calls are forward + backward in that precision, and leave the model as it was."""
-    from ptm_core.configs import FinetuneConfig
-    from ptm_core.training import training_precision
-    from ptm_core.weights import load_backbone
+    from ptm_core.base.configs import FinetuneConfig
+    from ptm_core.finetune.training import training_precision
+    from ptm_core.models.weights import load_backbone
 
     monkeypatch.setenv("PTM_NATIVE_BF16", "1")
     model = load_backbone(tiny.backbone()).model
@@ -218,7 +218,7 @@ def test_the_cli_says_what_computed_the_features(tiny, tmp_path):
 @needs_openvino
 def test_real_images_openvino_fp32_equals_pytorch_fp32(monkeypatch):
     """Bundled ImageNet weights on real MNIST digits: fp32 through OpenVINO is PyTorch's fp32 (cosine >= 0.9999)."""
-    from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig
+    from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig
 
     data, backbone = DatasetConfig("mnist5k", limit=64), BackboneConfig()
     torch_run = extract(data, backbone, ExtractionConfig(96, 32, "cpu", precision="fp32", runtime="torch"))

@@ -6,14 +6,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ptm_core import preview as preview_module
-from ptm_core.artifacts import artifact_dir, load_npz, save_npz
+from ptm_core.features import preview as preview_module
+from ptm_core.runs.artifacts import artifact_dir, load_npz, save_npz
 from ptm_core.data import load_dataset
-from ptm_core.errors import Cancelled
-from ptm_core.explore import ExploreRequest, run_explore
-from ptm_core.extraction import extract
-from ptm_core.jobs import RUNNING, Job, JobContext
-from ptm_core.preview import Preview, ProgressivePreview, extraction_order, summarise
+from ptm_core.base.errors import Cancelled
+from ptm_core.flows.explore import ExploreRequest, run_explore
+from ptm_core.features.extraction import extract
+from ptm_core.runs.jobs import RUNNING, Job, JobContext
+from ptm_core.features.preview import Preview, ProgressivePreview, extraction_order, summarise
 
 
 def _every_batch(published: list) -> ProgressivePreview:
@@ -42,7 +42,7 @@ def test_previews_grow_with_the_rows_done_and_the_features_keep_dataset_order(ti
     assert features.ids == dataset.ids
     # The same features as one image at a time in dataset order (the visiting order changes nothing).
     monkeypatch.setenv("PTM_DATA_DIR", str(tmp_path / "fresh"))
-    monkeypatch.setattr("ptm_core.extraction.extraction_order", lambda n: np.arange(n))
+    monkeypatch.setattr("ptm_core.features.extraction.extraction_order", lambda n: np.arange(n))
     plain = extract(data, tiny.backbone(), tiny.extraction(batch_size=1))
     np.testing.assert_allclose(features.features, plain.features, rtol=1e-4, atol=1e-5)
 

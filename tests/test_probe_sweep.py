@@ -7,10 +7,10 @@ from sklearn.datasets import load_digits, make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ptm_core.configs import PROBE_CS, ProbeConfig
-from ptm_core.errors import Cancelled, PTMError
-from ptm_core.probe_sweep import fit_heads
-from ptm_core.probes import LinearProbe, run_linear_probe
+from ptm_core.base.configs import PROBE_CS, ProbeConfig
+from ptm_core.base.errors import Cancelled, PTMError
+from ptm_core.probes.sweep import fit_heads
+from ptm_core.probes.linear import LinearProbe, run_linear_probe
 
 
 @pytest.fixture(scope="module")

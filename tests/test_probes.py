@@ -8,9 +8,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ptm_core.configs import ProbeConfig
-from ptm_core.errors import PTMError
-from ptm_core.probes import LinearProbe, run_linear_probe, split_indices
+from ptm_core.base.configs import ProbeConfig
+from ptm_core.base.errors import PTMError
+from ptm_core.probes.linear import LinearProbe, run_linear_probe, split_indices
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptm_core.configs import ProjectionConfig
-from ptm_core.errors import PTMError
-from ptm_core.projection import compute_projection, project
-from ptm_core.projection_estimate import estimate_seconds
+from ptm_core.base.configs import ProjectionConfig
+from ptm_core.base.errors import PTMError
+from ptm_core.maps.projection import compute_projection, project
+from ptm_core.maps.estimate import estimate_seconds
 
 
 def blobs(n: int = 60, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -120,7 +120,8 @@ def test_unknown_distance_is_one_line():
 
 
 def test_a_metric_not_yet_compiled_adds_to_the_estimate(monkeypatch):
-    from ptm_core import projection, projection_estimate
+    from ptm_core.maps import projection
+    from ptm_core.maps import estimate as projection_estimate
 
     monkeypatch.setattr(projection, "_compiled_paths", {("euclidean", True)})
     monkeypatch.setattr(projection, "umap_ready", lambda: True)
@@ -130,13 +131,14 @@ def test_a_metric_not_yet_compiled_adds_to_the_estimate(monkeypatch):
 
 
 def test_exact_knn_graph_for_whole_fits_of_blas_metrics():
-    from ptm_core import projection, projection_estimate
+    from ptm_core.maps import projection
+    from ptm_core.maps import estimate as projection_estimate
 
-    assert projection._exact_graph(ProjectionConfig(), 5000, n_rest=0)
-    assert projection._exact_graph(ProjectionConfig(metric="cosine"), 5000, n_rest=0)
-    assert not projection._exact_graph(ProjectionConfig(), 5000, n_rest=5)  # placing the rest needs NN-descent
-    assert not projection._exact_graph(ProjectionConfig(metric="manhattan"), 5000, n_rest=0)
-    assert not projection._exact_graph(ProjectionConfig(), projection.EXACT_KNN_MAX + 1, n_rest=0)
+    assert projection.exact_graph(ProjectionConfig(), 5000, n_rest=0)
+    assert projection.exact_graph(ProjectionConfig(metric="cosine"), 5000, n_rest=0)
+    assert not projection.exact_graph(ProjectionConfig(), 5000, n_rest=5)  # placing the rest needs NN-descent
+    assert not projection.exact_graph(ProjectionConfig(metric="manhattan"), 5000, n_rest=0)
+    assert not projection.exact_graph(ProjectionConfig(), projection.EXACT_KNN_MAX + 1, n_rest=0)
     indices, distances, index = projection._exact_knn(blobs(30), ProjectionConfig(n_neighbors=5))
     assert indices.shape == distances.shape == (30, 5) and index is None
     np.testing.assert_array_equal(indices[:, 0], np.arange(30))  # umap-learn expects each point first
@@ -154,7 +156,7 @@ def test_exact_knn_graph_for_whole_fits_of_blas_metrics():
 @pytest.mark.parametrize("config", [ProjectionConfig(method="pca", fit_max=20),
                                     ProjectionConfig(method="tsne", fit_max=30, perplexity=5, pca_dims=8)])
 def test_placing_in_chunks_reports_progress_and_matches_one_pass(monkeypatch, config):
-    from ptm_core import projection
+    from ptm_core.maps import projection
 
     x = blobs(90)
     one_pass = compute_projection(x, config)
@@ -168,8 +170,8 @@ def test_placing_in_chunks_reports_progress_and_matches_one_pass(monkeypatch, co
 
 
 def test_placing_stops_between_chunks_when_cancelled(monkeypatch):
-    from ptm_core import projection
-    from ptm_core.errors import Cancelled
+    from ptm_core.maps import projection
+    from ptm_core.base.errors import Cancelled
 
     monkeypatch.setattr(projection, "PLACE_CHUNK", 10)
     seen = []
@@ -180,7 +182,7 @@ def test_placing_stops_between_chunks_when_cancelled(monkeypatch):
 
 
 def test_fitted_mask_is_the_seeded_fit_sample():
-    from ptm_core.projection import fitted_mask
+    from ptm_core.maps.projection import fitted_mask
 
     config = ProjectionConfig(method="pca", fit_max=20)
     mask = fitted_mask(50, config)
@@ -190,7 +192,7 @@ def test_fitted_mask_is_the_seeded_fit_sample():
 
 
 def test_estimate_splits_into_fit_and_placement():
-    from ptm_core.projection_estimate import place_seconds
+    from ptm_core.maps.estimate import place_seconds
 
     config = ProjectionConfig(pca_dims=50)
     assert place_seconds(5000, 1280, config) == 0
@@ -198,10 +200,10 @@ def test_estimate_splits_into_fit_and_placement():
 
 
 def test_the_map_job_says_how_many_points_it_has_placed(monkeypatch, tmp_path):
-    from ptm_core import projection
-    from ptm_core.explore import run_map
-    from ptm_core.extraction import FeatureSet
-    from ptm_core.jobs import Job, JobContext
+    from ptm_core.maps import projection
+    from ptm_core.flows.explore import run_map
+    from ptm_core.features.featureset import FeatureSet
+    from ptm_core.runs.jobs import Job, JobContext
 
     monkeypatch.setenv("PTM_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(projection, "PLACE_CHUNK", 25)

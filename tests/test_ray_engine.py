@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from ptm_core.cli import main
-from ptm_core.errors import Cancelled
+from ptm_core.cli.commands import main
+from ptm_core.base.errors import Cancelled
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-scale.txt")
 
@@ -22,7 +22,7 @@ SHARD_ROWS = 64  # 5 shards of 300 rows: a stop after the first leaves some to r
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    from ptm_core.ray_cluster import start_ray
+    from ptm_core.features.ray_cluster import start_ray
 
     start_ray(None)  # the engine's own local start: all cores, no dashboard, ptm_core shipped to workers
     yield
@@ -34,7 +34,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _drop_local_cache(key: str) -> None:
-    from ptm_core.artifacts import artifact_dir
+    from ptm_core.runs.artifacts import artifact_dir
 
     (artifact_dir("features") / f"{key}.npz").unlink()
 
@@ -47,9 +47,9 @@ def stopped_then_resumed(tiny, ray_cluster, tmp_path_factory):
     """
     import torch
 
-    from ptm_core import shards
-    from ptm_core.extraction import extract
-    from ptm_core.ray_engine import RayOptions, extract_ray
+    from ptm_core.features import shards
+    from ptm_core.features.extraction import extract
+    from ptm_core.features.ray_engine import RayOptions, extract_ray
 
     data_dir, threads = tmp_path_factory.mktemp("ray-data"), torch.get_num_threads()
     configs = (tiny.data(N_IMAGES), tiny.backbone(), tiny.extraction(batch_size=32))
@@ -76,7 +76,7 @@ def stopped_then_resumed(tiny, ray_cluster, tmp_path_factory):
 
 
 def test_a_stopped_run_keeps_its_shards_and_the_rerun_does_only_the_rest(stopped_then_resumed):
-    from ptm_core import shards
+    from ptm_core.features import shards
 
     run = stopped_then_resumed
     all_ranges = shards.plan(N_IMAGES, SHARD_ROWS)
@@ -97,8 +97,8 @@ def test_same_features_ids_order_and_key_as_the_local_engine(stopped_then_resume
 
 
 def test_the_feature_cache_and_features_dir_read_the_shards(stopped_then_resumed, tiny, monkeypatch):
-    from ptm_core.extraction import extract
-    from ptm_core.feature_files import read_features_file
+    from ptm_core.features.extraction import extract
+    from ptm_core.features.user_files import read_features_file
 
     run = stopped_then_resumed
     monkeypatch.setenv("PTM_DATA_DIR", str(run["data_dir"]))
@@ -175,7 +175,7 @@ class _FakeCluster:
     ([8], 2, 2, 0.0, {"num_cpus": 2.0, "num_gpus": 0.0}),  # --gpus-per-worker 0: CPU actors
 ])
 def test_worker_resources_leave_cpus_for_decoding(nodes, gpus, workers, per_gpu, expected):
-    from ptm_core.ray_engine import RayOptions, worker_resources
+    from ptm_core.features.ray_engine import RayOptions, worker_resources
 
     assert worker_resources(_FakeCluster(nodes, gpus), RayOptions(workers=workers, gpus_per_worker=per_gpu),
                             "auto") == expected

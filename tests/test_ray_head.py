@@ -168,9 +168,9 @@ def test_the_head_listens_on_127_0_0_1_only(head):
 
 
 def test_the_cli_joins_the_head_and_matches_the_local_engine(head, tiny, tmp_path, one_torch_thread):
-    from ptm_core.configs import ExtractionConfig
-    from ptm_core.extraction import extract
-    from ptm_core.feature_files import read_features_file
+    from ptm_core.base.configs import ExtractionConfig
+    from ptm_core.features.extraction import extract
+    from ptm_core.features.user_files import read_features_file
 
     out = tmp_path / "ray.npz"
     args = ["extract", "--backbone", tiny.model, "--weights", "random", "--dataset", tiny.dataset,
@@ -197,10 +197,10 @@ from pathlib import Path
 
 import ray
 
-from ptm_core.configs import DatasetConfig
+from ptm_core.base.configs import DatasetConfig
 from ptm_core.data import Dataset, load_dataset
-from ptm_core.errors import PTMError
-from ptm_core.ray_cluster import check_paths_on_nodes, start_ray
+from ptm_core.base.errors import PTMError
+from ptm_core.features.ray_cluster import check_paths_on_nodes, start_ray
 
 address, folder, gone = sys.argv[1:]
 start_ray(address)
@@ -240,7 +240,7 @@ def test_folder_datasets_are_checked_on_every_node_before_the_run(head, tmp_path
 def test_loopback_mode_is_on_only_while_joining():
     import ray._private.ray_constants as constants
 
-    from ptm_core.ray_cluster import MULTI_NODE_ENV, is_loopback, loopback_only
+    from ptm_core.features.ray_cluster import MULTI_NODE_ENV, is_loopback, loopback_only
 
     assert is_loopback(None) and is_loopback("127.0.0.1:6379") and is_loopback("localhost:1")
     assert not is_loopback("10.0.0.5:6379") and not is_loopback("auto")
@@ -255,7 +255,7 @@ def test_loopback_mode_is_on_only_while_joining():
 def test_a_local_ray_starts_with_a_home_that_stops_its_cloud_probe(tmp_path, monkeypatch):
     """The processes a local start spawns inherit HOME: ours holds the config whose presence skips Ray's
     request to the cloud metadata address, so a local run sends nothing beyond loopback."""
-    from ptm_core.ray_cluster import no_cloud_probe
+    from ptm_core.features.ray_cluster import no_cloud_probe
 
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     with no_cloud_probe():

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptm_core import shards
+from ptm_core.features import shards
 from ptm_core.data import Dataset
-from ptm_core.errors import PTMError
-from ptm_core.feature_files import read_features_file
-from ptm_core.ray_engine import ShardWriter, _finish
+from ptm_core.base.errors import PTMError
+from ptm_core.features.user_files import read_features_file
+from ptm_core.features.ray_engine import ShardWriter, _finish
 
 N, DIM, ROWS = 10, 3, 4
 

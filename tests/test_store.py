@@ -7,10 +7,10 @@ import time
 
 import numpy as np
 
-from ptm_core.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
-from ptm_core.errors import PTMError
-from ptm_core.jobs import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, JobManager
-from ptm_core.store import RunStore
+from ptm_core.runs.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
+from ptm_core.base.errors import PTMError
+from ptm_core.runs.jobs import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, JobManager
+from ptm_core.runs.store import RunStore
 
 
 def _wait(predicate, timeout=10.0):

@@ -2,15 +2,15 @@
 import numpy as np
 import pytest
 
-from ptm_core import tour
-from ptm_core.baselines import pixel_features
-from ptm_core.configs import BackboneConfig, DatasetConfig, FinetuneConfig, ProbeConfig, ProjectionConfig
+from ptm_core.flows import tour
+from ptm_core.evals.baselines import pixel_features
+from ptm_core.base.configs import BackboneConfig, DatasetConfig, FinetuneConfig, ProbeConfig, ProjectionConfig
 from ptm_core.data import load_dataset
 from ptm_core.data.synthetic import render_shapes
-from ptm_core.errors import PTMError
-from ptm_core.extraction import extract
-from ptm_core.jobs import Job, JobContext
-from ptm_core.probes import run_linear_probe
+from ptm_core.base.errors import PTMError
+from ptm_core.features.extraction import extract
+from ptm_core.runs.jobs import Job, JobContext
+from ptm_core.probes.linear import run_linear_probe
 
 
 @pytest.fixture()

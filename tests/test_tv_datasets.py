@@ -19,9 +19,9 @@ import pytest
 import torchvision.datasets as tvd
 
 from ptm_core.data import tv as tv_datasets
-from ptm_core.configs import DatasetConfig
+from ptm_core.base.configs import DatasetConfig
 from ptm_core.data import LazyItems, list_datasets, load_dataset
-from ptm_core.errors import PTMError
+from ptm_core.base.errors import PTMError
 from ptm_core.data.tv import SOURCES, parse_tv_arg, reachable, tv_root
 
 

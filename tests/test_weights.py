@@ -10,9 +10,9 @@ import timm
 import torch
 from PIL import Image
 
-from ptm_core.configs import BackboneConfig
-from ptm_core.errors import PTMError
-from ptm_core.weights import load_backbone
+from ptm_core.base.configs import BackboneConfig
+from ptm_core.base.errors import PTMError
+from ptm_core.models.weights import load_backbone
 
 
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -193,7 +193,7 @@ def test_missing_or_odd_weight_files_are_ptm_errors(tiny, tmp_path):
 # --------------------------------------------------------------------------- hub
 
 def test_hub_unreachable_fails_fast_with_offline_choices(monkeypatch):
-    from ptm_core.weights import cached_hub_file, hub_reachable
+    from ptm_core.models.weights import cached_hub_file, hub_reachable
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     if cached_hub_file("resnet18.a1_in1k") is not None:

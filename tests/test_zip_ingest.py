@@ -11,8 +11,8 @@ from PIL import Image
 
 from ingest_helpers import datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
 from ptm_core.data import ingest
-from ptm_core.artifacts import file_sha256
-from ptm_core.errors import PTMError
+from ptm_core.base.files import file_sha256
+from ptm_core.base.errors import PTMError
 from ptm_core.data.ingest import extract_zip, ingest_upload
 
 

@@ -1,6 +1,6 @@
 """The map of a large set (beyond density_map.SCATTERGL_MAX_POINTS): a datashader image with click targets.
 
-The selection it returns is turned into rows on the server (ptm_core.density_map.selected_rows) and
+The selection it returns is turned into rows on the server (ptm_core.maps.density.selected_rows) and
 stored where `maps.current_selection` reads it, so the gallery, neighbours and counts work as on a
 scatter map.
 """
@@ -17,7 +17,7 @@ import streamlit as st
 
 from pages.ui.i18n import _
 from pages.ui.maps import CORRECT_COLOURS, FITTED_COLOURS, METHODS, MODEBAR, PALETTE, remember_rows
-from ptm_core import density_map
+from ptm_core.maps import density as density_map
 
 CONFIDENCE_BINS = 10
 

@@ -6,8 +6,8 @@ import streamlit as st
 from pages.ui.i18n import _
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.eta import format_duration
-from ptm_core.jobs import DONE, FINISHED, QUEUED, RUNNING, Job
+from ptm_core.runs.eta import format_duration
+from ptm_core.runs.jobs import DONE, FINISHED, QUEUED, RUNNING, Job
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -19,7 +19,7 @@ def format_seconds(seconds: float | None) -> str:
 
 
 def eta_text(job: Job) -> str:
-    """The engine's time-left phrase (ptm_core.eta.eta_phrase), in the interface's language."""
+    """The engine's time-left phrase (ptm_core.runs.eta.eta_phrase), in the interface's language."""
     seconds, step = job.eta_seconds, job.eta_step_only
     if seconds is None:
         return _("estimating time left…")
@@ -29,7 +29,7 @@ def eta_text(job: Job) -> str:
 
 
 def duration_text(seconds: float) -> str:
-    """ptm_core.eta.format_duration's rounding, in the interface's language."""
+    """ptm_core.runs.eta.format_duration's rounding, in the interface's language."""
     return format_duration(seconds, {"s": _("{s} s"), "min": _("{m} min"), "h": _("{h} h"),
                                      "h_min": _("{h} h {m} min")})
 
@@ -39,7 +39,7 @@ def job_panel(job: Job) -> None:
     status = job.status
     if status in (QUEUED, RUNNING):
         if status == RUNNING:
-            # The engine says "estimating time left…" until its estimate is trustworthy (ptm_core/eta.py).
+            # The engine says "estimating time left…" until its estimate is trustworthy (ptm_core/runs/eta.py).
             text = f"{md(job.message)} — {job.progress:.0%}, {eta_text(job)}"
         else:
             text = _("queued: waiting for the running job in its lane to finish")

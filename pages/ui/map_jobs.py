@@ -10,13 +10,13 @@ from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.maps import METHODS
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.configs import ProjectionConfig, describe_map
-from ptm_core.errors import PTMError
-from ptm_core.explore import MapResult, compute_map, map_key, run_map
-from ptm_core.extraction import FeatureSet
-from ptm_core.jobs import DONE, FINISHED, Job
-from ptm_core.projection import projection_path
-from ptm_core.projection_estimate import estimate_seconds
+from ptm_core.base.configs import ProjectionConfig, describe_map
+from ptm_core.base.errors import PTMError
+from ptm_core.flows.explore import MapResult, compute_map, map_key, run_map
+from ptm_core.features.featureset import FeatureSet
+from ptm_core.runs.jobs import DONE, FINISHED, Job
+from ptm_core.maps.projection import projection_path
+from ptm_core.maps.estimate import estimate_seconds
 
 AUTO_DRAW_SECONDS = 20  # maps estimated under this start by themselves; longer ones wait for the button
 

@@ -21,14 +21,14 @@ from pages.ui.choices import MapChoice
 from pages.ui.gallery import gallery
 from pages.ui.i18n import N_, _
 from pages.ui.text import md
-from ptm_core.configs import DatasetConfig, ProjectionConfig, describe_map
-from ptm_core.explore import MapResult
-from ptm_core.extraction import FeatureSet
-from ptm_core.neighbours import nearest_neighbours
-from ptm_core.projection import METRICS, umap_ready
-from ptm_core.projection_estimate import estimate_seconds
-from ptm_core.tables import selection_counts, stratified_sample
-from ptm_core.text import csv_safe_frame
+from ptm_core.base.configs import DatasetConfig, ProjectionConfig, describe_map
+from ptm_core.flows.explore import MapResult
+from ptm_core.features.featureset import FeatureSet
+from ptm_core.maps.neighbours import nearest_neighbours
+from ptm_core.maps.projection import METRICS, umap_ready
+from ptm_core.maps.estimate import estimate_seconds
+from ptm_core.flows.tables import selection_counts, stratified_sample
+from ptm_core.base.text import csv_safe_frame
 
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 COLOUR_BY = {"class": N_("True class"), "prediction": N_("Probe prediction"), "correct": N_("Probe right or wrong"),

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ptm_core import backbones, data, explore
-from ptm_core.configs import DatasetConfig
-from ptm_core.errors import PTMError
+from ptm_core.models import catalog as backbones
+
+from ptm_core import data
+
+from ptm_core.flows import explore
+from ptm_core.base.configs import DatasetConfig
+from ptm_core.base.errors import PTMError
 from ptm_core.data.ingest import clean_stale_extractions, upload_limit_bytes
-from ptm_core.jobs import JobManager
-from ptm_core.projection import compile_umap
-from ptm_core.store import RunStore
+from ptm_core.runs.jobs import JobManager
+from ptm_core.maps.projection import compile_umap
+from ptm_core.runs.store import RunStore
 from pages.ui.choices import default_source
 from pages.ui.text import md
 

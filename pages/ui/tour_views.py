@@ -14,8 +14,8 @@ from pages.ui.job_views import duration_text, format_seconds, job_panel, live_jo
 from pages.ui.maps import PALETTE
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.jobs import DONE, FINISHED, Job
-from ptm_core.tour import ContrastResult, EfficiencyPoint
+from ptm_core.runs.jobs import DONE, FINISHED, Job
+from ptm_core.flows.tour import ContrastResult, EfficiencyPoint
 
 
 def kind_labels() -> dict[str, str]:

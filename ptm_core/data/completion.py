@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from ptm_core.artifacts import atomic_write_bytes
+from ptm_core.base.files import atomic_write_bytes
 
 MARKER = ".ptm-complete.json"  # hidden: folder listings never take it for data
 

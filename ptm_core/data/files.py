@@ -14,8 +14,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ptm_core.errors import PTMError
-from ptm_core.limits import FILE_BYTES_ENV, max_file_bytes, mb
+from ptm_core.base.errors import PTMError
+from ptm_core.base.limits import FILE_BYTES_ENV, max_file_bytes, mb
 
 _FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",

@@ -17,7 +17,7 @@ from PIL import features
 
 from ptm_core.data.files import FileRejected, FileStamp, Roots, read_user_file, within
 from ptm_core.data.imaging import check_image
-from ptm_core.errors import PTMError
+from ptm_core.base.errors import PTMError
 
 # AVIF only where this Pillow decodes it (Pillow >= 11.3 wheels do); elsewhere an .avif file gets its own reason.
 AVIF_SUFFIXES = {".avif"}

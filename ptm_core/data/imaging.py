@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ptm_core.data.files import FileRejected
-from ptm_core.limits import env_int
+from ptm_core.base.limits import env_int
 
 PIXELS_ENV = "PTM_MAX_IMAGE_PIXELS"
 ASPECT_ENV = "PTM_MAX_ASPECT_RATIO"

@@ -23,16 +23,16 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from ptm_core.artifacts import atomic_write_bytes, clean_stale_temp, enforce_dir_cap, file_sha256, touch
-from ptm_core.errors import PTMError
+from ptm_core.base.files import atomic_write_bytes, clean_stale_temp, enforce_dir_cap, file_sha256, touch
+from ptm_core.base.errors import PTMError
 from ptm_core.data.completion import is_complete, write_marker
 from ptm_core.data.files import within
 from ptm_core.data.imaging import first_line
 from ptm_core.data.zip_checks import (RATIO_MIN_BYTES, SKIPPED_FILE, ZIP_BYTES_ENV, ZIP_FILES_ENV,  # noqa: F401
                                       Budget, check_members, entry_name, entry_problem, member_parts, ratio_too_high,
                                       zip_budget)
-from ptm_core.limits import LOAD_BYTES_ENV, env_int, max_load_bytes, mb
-from ptm_core.paths import check_path_text, data_dir
+from ptm_core.base.limits import LOAD_BYTES_ENV, env_int, max_load_bytes, mb
+from ptm_core.base.paths import check_path_text, data_dir
 
 ROOTS_ENV = "PTM_ALLOWED_ROOTS"
 UPLOAD_ENV = "PTM_UPLOAD_MAX_BYTES"

@@ -11,10 +11,10 @@ from typing import Callable
 
 import numpy as np
 
-from ptm_core.configs import DatasetConfig
+from ptm_core.base.configs import DatasetConfig
 from ptm_core.data.types import Dataset
-from ptm_core import checks
-from ptm_core.errors import PTMError
+from ptm_core.base import checks
+from ptm_core.base.errors import PTMError
 
 
 @dataclass(frozen=True)

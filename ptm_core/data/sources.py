@@ -14,7 +14,7 @@ from ptm_core.data.ingest import (allowed_roots, discard_extraction, ensure_user
                                   extraction_skips, private_roots)
 from ptm_core.data.registry import register_dataset
 from ptm_core.data.types import Dataset
-from ptm_core.errors import PTMError
+from ptm_core.base.errors import PTMError
 
 
 def _array_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:

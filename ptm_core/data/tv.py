@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ptm_core.configs import stable_hash
+from ptm_core.base.configs import stable_hash
 from ptm_core.data.types import Dataset, LazyItems
-from ptm_core.errors import PTMError
+from ptm_core.base.errors import PTMError
 from ptm_core.data.imaging import first_line
-from ptm_core.paths import data_dir
+from ptm_core.base.paths import data_dir
 
 PROBE_TIMEOUT_S = 3.0
 _FALLBACK = "Put the files there or use mnist5k/digits/shapes/folder:PATH."

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ptm_core.configs import stable_hash
+from ptm_core.base.configs import stable_hash
 from ptm_core.data.files import FileRejected, FileStamp, Roots, read_user_file
 from ptm_core.data.imaging import open_rgb, resize_problem, to_rgb
-from ptm_core.errors import PTMError
+from ptm_core.base.errors import PTMError
 
 Item = np.ndarray | Path | Image.Image
 

@@ -9,10 +9,10 @@ import re
 import zipfile
 from dataclasses import dataclass
 
-from ptm_core.errors import PTMError
-from ptm_core.limits import MAX_RATIO, env_int, mb
-from ptm_core.paths import NAME_MAX
-from ptm_core.text import printable
+from ptm_core.base.errors import PTMError
+from ptm_core.base.limits import MAX_RATIO, env_int, mb
+from ptm_core.base.paths import NAME_MAX
+from ptm_core.base.text import printable
 
 ZIP_BYTES_ENV = "PTM_ZIP_MAX_BYTES"
 ZIP_FILES_ENV = "PTM_ZIP_MAX_FILES"

@@ -35,7 +35,7 @@ class RecordingEstimator:
 
 
 def record(name: str, work, description: str) -> dict:
-    from ptm_core.jobs import RUNNING, Job, JobContext
+    from ptm_core.runs.jobs import RUNNING, Job, JobContext
 
     job = Job(key=name, title=name, status=RUNNING)
     job._eta = RecordingEstimator()
@@ -50,11 +50,11 @@ def record(name: str, work, description: str) -> dict:
 def runs() -> dict:
     import dataclasses
 
-    from ptm_core.configs import BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, KNNConfig
-    from ptm_core.extraction import extract
-    from ptm_core.configs import Source
-    from ptm_core.explore import ExploreRequest, run_explore
-    from ptm_core.lab import run_finetune, run_pixels, run_probes
+    from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, KNNConfig
+    from ptm_core.features.extraction import extract
+    from ptm_core.base.configs import Source
+    from ptm_core.flows.explore import ExploreRequest, run_explore
+    from ptm_core.flows.lab import run_finetune, run_pixels, run_probes
 
     backbone = BackboneConfig("test_efficientnet", "random", 0)
     source = Source(DatasetConfig("digits"), backbone, ExtractionConfig(224, 32, "cpu"))

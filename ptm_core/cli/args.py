@@ -1,0 +1,158 @@
+"""The CLI's arguments: one parser per command, value checks that fail as one line, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import math
+
+from ptm_core.base.checks import MAX_SEED
+from ptm_core.base.configs import PRECISIONS, PROBE_SOLVERS, ProbeConfig, ProjectionConfig
+from ptm_core.base.text import printable
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake prints one usage line and the error, not the whole usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"usage: {self.prog} [options] (see --help)\nerror: {printable(message)}\n")
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {printable(text)!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {printable(text)!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value:g}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value:g}")
+    return value
+
+
+def _add_source_args(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--backbone", required=required, help="timm model name, e.g. tf_efficientnet_lite0")
+    parser.add_argument("--weights", default="bundled", help="bundled, hub, random, or a path to a checkpoint")
+    parser.add_argument("--dataset", required=required, help="mnist5k, digits, shapes[:n=..,classes=..], folder:PATH")
+    parser.add_argument("--image-size", type=_positive_int, default=None, help="square input size (default: the model's)")
+    parser.add_argument("--limit", type=_positive_int, default=None, help="seeded stratified subset of N images")
+    parser.add_argument("--batch-size", type=_positive_int, default=64)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto: fp32, or bf16 where the CPU/GPU runs it natively and it measured faster here; "
+                             "fp32/bf16: that precision (bf16 is emulated, slow, without native support)")
+    parser.add_argument("--runtime", default="auto", choices=["auto", "torch", "openvino"],
+                        help="auto: the fastest measured here of PyTorch and OpenVINO (a CPU, where installed; "
+                             "converted once per model); fp32 features are the same either way, bf16 ones differ")
+    parser.add_argument("--init-seed", type=_seed, default=0, help="seed for --weights random")
+
+
+def _add_engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="local: this process; ray: a Ray cluster (pip install -r requirements-scale.txt)")
+    parser.add_argument("--address", default=None, help="Ray head, e.g. 10.0.0.5:6379 (default: a local Ray)")
+    parser.add_argument("--workers", type=_positive_int, default=None, help="Ray model actors (default 1)")
+    parser.add_argument("--gpus-per-worker", type=_non_negative_float, default=None,
+                        help="GPUs per Ray actor (default: share the cluster's GPUs, if any)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m ptm_core", description="PTM Explorer engine, headless.")
+    parser.add_argument("--data-dir", help="cache and store directory (default $PTM_DATA_DIR or ~/.cache/ptm-explorer)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    models = sub.add_parser("models", help="list timm backbones with pretrained weights")
+    models.add_argument("--filter", default="", help="glob, e.g. '*efficientnet*'")
+    models.add_argument("--card", action="store_true", help="also build each model and print its card")
+    models.add_argument("--json", action="store_true")
+
+    datasets = sub.add_parser("datasets", help="list dataset specs")
+    datasets.add_argument("--json", action="store_true")
+
+    extract = sub.add_parser("extract", help="extract pooled pre-logit features to an npz")
+    _add_source_args(extract, required=True)
+    extract.add_argument("--out", required=True, help="FILE.npz")
+    extract.add_argument("--json", action="store_true")
+    _add_engine_args(extract)
+
+    probe = sub.add_parser("probe", help="linear probe on features (an npz, or extracted on the fly)")
+    probe.add_argument("--features", help="npz written by extract")
+    _add_source_args(probe, required=False)
+    probe.add_argument("--seed", type=_seed, default=0, help="split seed")
+    probe.add_argument("--method", default="logreg", choices=["logreg", "knn"],
+                       help="logreg: linear probe with a C sweep; knn: DINO-style weighted k-NN")
+    probe.add_argument("--k", type=_positive_int, default=20, help="neighbours for --method knn")
+    probe.add_argument("--temperature", type=_positive_float, default=0.07, help="vote temperature for --method knn")
+    probe.add_argument("--solver", default=ProbeConfig().solver, choices=PROBE_SOLVERS,
+                       help="torch: every C at once as a batch of heads (a GPU if --device allows); "
+                            "sklearn: one LogisticRegression per C (the reference)")
+    probe.add_argument("--json", action="store_true")
+    _add_finetune_parser(sub)
+    _add_map_parser(sub)
+    return parser
+
+
+def _add_map_parser(sub) -> None:
+    from ptm_core.maps.projection import METHODS, METRICS
+
+    d = ProjectionConfig()
+    mp = sub.add_parser("map", help="2-D/3-D map of features as CSV, with how faithful it is")
+    mp.add_argument("--features", help="npz written by extract")
+    _add_source_args(mp, required=False)
+    mp.add_argument("--method", default=d.method, choices=METHODS)
+    mp.add_argument("--dims", type=int, default=d.n_components, choices=[2, 3])
+    mp.add_argument("--n-neighbors", type=_positive_int, default=d.n_neighbors, help="UMAP")
+    mp.add_argument("--min-dist", type=_non_negative_float, default=d.min_dist, help="UMAP")
+    mp.add_argument("--perplexity", type=_positive_float, default=d.perplexity, help="t-SNE")
+    mp.add_argument("--metric", default=d.metric, choices=METRICS)
+    mp.add_argument("--seed", type=_seed, default=0)
+    mp.add_argument("--out", required=True, help="FILE.csv: row, id, class, x, y[, z]")
+    mp.add_argument("--json", action="store_true")
+
+
+def _add_finetune_parser(sub) -> None:
+    from ptm_core.base.configs import FINETUNE_MODES, FinetuneConfig
+
+    d = FinetuneConfig()
+    ft = sub.add_parser("finetune", help="fine-tune a backbone on the probes' train split, test once")
+    _add_source_args(ft, required=True)
+    ft.set_defaults(image_size=d.image_size, batch_size=d.batch_size)
+    ft.add_argument("--mode", default=d.mode, choices=FINETUNE_MODES)
+    ft.add_argument("--epochs", type=_positive_int, default=d.epochs)
+    ft.add_argument("--lr-head", type=_positive_float, default=d.lr_head)
+    ft.add_argument("--lr-backbone", type=_non_negative_float, default=d.lr_backbone)
+    ft.add_argument("--last-n", type=_positive_int, default=d.last_n, help="trainable blocks for --mode last-n")
+    ft.add_argument("--no-augment", action="store_true", help="no random resized crop / flip")
+    ft.add_argument("--seed", type=_seed, default=0, help="split seed (as for probe) and init/shuffle seed")
+    ft.add_argument("--json", action="store_true")

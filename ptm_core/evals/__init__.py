@@ -1,0 +1,9 @@
+"""Evaluations built on features, probes and fine-tuning: baselines (pixels, random weights), label
+efficiency and the layer sweep.
+"""
+from ptm_core.evals.baselines import PIXEL_SIZE, random_weights, run_pixel_baseline, run_random_weights_baseline
+from ptm_core.evals.label_efficiency import run_label_efficiency
+from ptm_core.evals.layer_sweep import run_layer_sweep
+
+__all__ = ["PIXEL_SIZE", "random_weights", "run_label_efficiency", "run_layer_sweep", "run_pixel_baseline",
+           "run_random_weights_baseline"]

@@ -1,0 +1,127 @@
+"""Layer sweep: linear-probe accuracy of each stage's globally average-pooled output."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from timm.data import create_transform
+from torch import nn
+
+from ptm_core.runs.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
+from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, stable_hash
+from ptm_core.data import Dataset, load_dataset
+from ptm_core.base.errors import Cancelled, PTMError
+from ptm_core.features.extraction import CancelFn, ProgressFn, data_config, feature_key, image_batch, resolve_device
+from ptm_core.models.precision import resize_side
+from ptm_core.probes.linear import run_linear_probe
+from ptm_core.models.weights import load_backbone
+
+STAGES_SHARE = 0.8  # of the sweep's progress: the stage features; the per-stage probes take the rest
+
+
+@dataclass
+class StageFeatures:
+    names: list[str]
+    features: list[np.ndarray]  # one N x C_i array per stage, shallow to deep
+    labels: np.ndarray
+    key: str
+
+
+@dataclass
+class LayerResult:
+    index: int
+    name: str
+    dim: int
+    test_accuracy: float
+    best_C: float
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "name": self.name, "dim": self.dim, "test_accuracy": self.test_accuracy,
+                "best_C": self.best_C}
+
+
+def stage_names(model: nn.Module, n_stages: int) -> list[str]:
+    """timm's feature_info module names when they line up with forward_intermediates' outputs."""
+    info = getattr(model, "feature_info", None) or []
+    names = [entry.get("module", f"stage{i}") if isinstance(entry, dict) else f"stage{i}" for i, entry in enumerate(info)]
+    return names if len(names) == n_stages else [f"stage{i}" for i in range(n_stages)]
+
+
+def _pool(output: torch.Tensor) -> torch.Tensor:
+    # NCHW maps average over space; token sequences (N, L, C) average over tokens.
+    return output.mean(dim=(2, 3)) if output.ndim == 4 else output.mean(dim=1) if output.ndim == 3 else output
+
+
+@torch.inference_mode()
+def _stage_batch(model: nn.Module, batch: torch.Tensor) -> list[np.ndarray]:
+    outputs = model.forward_intermediates(batch, intermediates_only=True)
+    return [_pool(o).flatten(1).float().cpu().numpy() for o in outputs]
+
+
+def extract_stages(model: nn.Module, dataset: Dataset, transform, batch_size: int, device: torch.device,
+                   progress: ProgressFn | None = None, cancelled: CancelFn | None = None,
+                   side: int | None = None) -> list[np.ndarray]:
+    """Pooled output of every stage for every image, through timm's forward_intermediates. An image that cannot
+    be decoded now (or resized to `side`) is a blank row, noted in `dataset.unreadable`, as in extraction."""
+    if not hasattr(model, "forward_intermediates"):
+        raise PTMError(f"{type(model).__name__} has no forward_intermediates in this timm; the layer sweep needs it.")
+    model = model.to(device=device, memory_format=torch.channels_last).eval()
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, len(dataset), batch_size):
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        stop = min(start + batch_size, len(dataset))
+        batch = image_batch(dataset, transform, range(start, stop), side=side)
+        chunks.append(_stage_batch(model, batch.to(device).contiguous(memory_format=torch.channels_last)))
+        if progress is not None:
+            progress(stop / len(dataset), f"{stop}/{len(dataset)} images through every stage")
+    return [np.concatenate(stage).astype(np.float32) for stage in zip(*chunks)]
+
+
+def stage_features(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
+                   config: ExtractionConfig = ExtractionConfig(), progress: ProgressFn | None = None,
+                   cancelled: CancelFn | None = None) -> StageFeatures:
+    """Per-stage pooled features, cached on disk keyed like the pre-logit features plus 'stages'."""
+    dataset = load_dataset(dataset_config)
+    loaded = load_backbone(backbone_config)
+    cfg = data_config(loaded.model, config.image_size)
+    key = stable_hash(["stages", feature_key(loaded.identity, dataset, cfg, config, backbone_config.name)])
+    path = artifact_dir("stages") / f"{key}.npz"
+    cached = load_npz(path)
+    if cached is not None:
+        arrays, meta = cached
+        return StageFeatures(meta["names"], [arrays[f"stage_{i}"] for i in range(len(meta["names"]))],
+                             arrays["labels"], key)
+    stages = extract_stages(loaded.model, dataset, create_transform(**cfg, is_training=False), config.batch_size,
+                            resolve_device(config.device), progress, cancelled, resize_side(cfg))
+    if dataset.unreadable:  # their blank rows are no image's features: leave them out, as extraction does
+        dataset, kept = dataset.without_unreadable()
+        stages = [stage[kept] for stage in stages]
+    names = stage_names(loaded.model, len(stages))
+    # Always PyTorch fp32 (no autocast): the key's precision part says so, and so does the meta.
+    save_npz(path, meta={"names": names, "backbone": backbone_config.name, "weights": loaded.identity,
+                         "precision": "fp32", "runtime": "torch"},
+             labels=dataset.labels, **{f"stage_{i}": s for i, s in enumerate(stages)})
+    enforce_cache_cap("stages")
+    return StageFeatures(names, stages, dataset.labels, key)
+
+
+def run_layer_sweep(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
+                    config: ExtractionConfig = ExtractionConfig(), probe_config: ProbeConfig = ProbeConfig(),
+                    progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> list[LayerResult]:
+    """Linear-probe test accuracy per stage, shallow to deep, on the probes' usual split."""
+    started = time.perf_counter()
+    stages = stage_features(dataset_config, backbone_config, config,
+                            None if progress is None else lambda f, m="": progress(STAGES_SHARE * f, m), cancelled)
+    results = []
+    for index, (name, features) in enumerate(zip(stages.names, stages.features)):
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        probe = run_linear_probe(features, stages.labels, probe_config, cancelled=cancelled)
+        results.append(LayerResult(index, name, int(features.shape[1]), probe.test_accuracy, probe.best_C))
+        if progress is not None:
+            progress(STAGES_SHARE + (1 - STAGES_SHARE) * (index + 1) / len(stages.names),
+                     f"probed {name} ({time.perf_counter() - started:.0f} s)")
+    return results

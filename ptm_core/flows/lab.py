@@ -1,0 +1,197 @@
+"""The probe-vs-fine-tune lab as jobs: every method on the same data, backbone and split.
+
+Each `run_*` takes frozen configs plus a JobContext, records its metrics for the run store (so
+the Compare view can read every method's accuracy and time) and returns its full result.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ptm_core.evals.baselines import PIXEL_SIZE, run_pixel_baseline, run_random_weights_baseline
+from ptm_core.base.configs import FinetuneConfig, KNNConfig, ProbeConfig, ProjectionConfig, Source, stable_hash
+from ptm_core.features.featureset import FeatureSet
+from ptm_core.features.extraction import extract
+from ptm_core.finetune.finetuning import FinetuneResult, finetune, finetuned_features
+from ptm_core.runs.jobs import JobContext
+from ptm_core.probes.knn import KNNResult, run_knn_probe
+from ptm_core.evals.label_efficiency import finetune_runner, run_label_efficiency
+from ptm_core.evals.layer_sweep import STAGES_SHARE, run_layer_sweep
+from ptm_core.probes.linear import ProbeResult, cached_linear_probe, sweep_message
+from ptm_core.maps.projection import compute_projection
+
+METHOD_LABELS = {
+    "pixels": "Raw pixels (logistic regression)",
+    "random-probe": "Random-init backbone + linear probe",
+    "linear-probe": "Pretrained + linear probe",
+    "knn": "Pretrained + k-NN",
+    "finetune": "Fine-tune",
+}
+
+
+def job_key(kind: str, source: Source, parts: list) -> str:
+    """The job key of one lab method on one source: the same settings find the same job."""
+    return stable_hash(["lab", kind, source.key(), parts])
+
+
+@dataclass
+class ProbesResult:
+    features: FeatureSet
+    linear: ProbeResult
+    knn: KNNResult
+
+
+def compute_seconds(*parts: float | None) -> float | None:
+    """The compute time behind a number: the sum of its parts' original times; None if one is unknown."""
+    return None if any(p is None for p in parts) else float(sum(parts))
+
+
+def _record(ctx: JobContext, method: str, accuracy: float, seconds: float | None, from_cache: bool,
+            started: float, image_size: int | None, **extra) -> None:
+    """method_seconds: compute time of the runs that produced the number (a cache read keeps the original).
+
+    The image size goes with every number: a fine-tune runs at its own size, the probes at the source's.
+    """
+    ctx.record(metrics={"method": method, "test_accuracy": accuracy, "method_seconds": seconds,
+                        "from_cache": from_cache, "wall_seconds": time.perf_counter() - started,
+                        "image_size": image_size, **extra})
+
+
+def _sweep_progress(progress) -> Callable[[int, int], None]:
+    return lambda done, total: progress(done / total, sweep_message(done, total))
+
+
+def run_probes(source: Source, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
+    started = time.perf_counter()
+    ctx.stage("extracting features")
+    features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.7), ctx.cancelled,
+                       pace_pending=ctx.pace_pending)
+    ctx.stage("linear probe: sweeping C on a validation split")
+    linear = cached_linear_probe(features.features, features.labels, features.key, ProbeConfig(seed=source.split_seed),
+                                 callback=_sweep_progress(ctx.scaled(0.7, 0.95)), cancelled=ctx.cancelled)
+    ctx.stage(f"linear probe: {linear.test_accuracy:.3f}; k-NN (k={knn.k}, T={knn.temperature})")
+    ctx.check_cancelled()
+    neighbours = run_knn_probe(features.features, features.labels, dataclasses.replace(knn, seed=source.split_seed))
+    ctx.stage(f"k-NN: {neighbours.test_accuracy:.3f}")
+    feature_seconds = features.meta.get("compute_seconds")
+    _record(ctx, "linear-probe", linear.test_accuracy, compute_seconds(feature_seconds, linear.seconds),
+            bool(features.meta.get("from_cache") or linear.from_cache), started, source.extraction.image_size,
+            knn_accuracy=neighbours.test_accuracy, knn_seconds=compute_seconds(feature_seconds, neighbours.seconds),
+            feature_seconds=feature_seconds, features_from_cache=bool(features.meta.get("from_cache")),
+            probe_seconds=linear.seconds, probe_from_cache=linear.from_cache, best_C=linear.best_C,
+            n_train=linear.n_train, n_test=linear.n_test)
+    return ProbesResult(features, linear, neighbours)
+
+
+def run_pixels(source: Source, ctx: JobContext) -> ProbeResult:
+    started = time.perf_counter()
+    ctx.stage(f"raw pixels at {PIXEL_SIZE}x{PIXEL_SIZE} grey: logistic regression")
+    result = run_pixel_baseline(source.dataset, ProbeConfig(seed=source.split_seed),
+                                callback=_sweep_progress(ctx.progress), cancelled=ctx.cancelled)
+    _record(ctx, "pixels", result.test_accuracy, result.seconds, result.from_cache, started, PIXEL_SIZE)
+    return result
+
+
+def run_random_probe(source: Source, ctx: JobContext) -> ProbeResult:
+    started = time.perf_counter()
+    ctx.stage("random-init backbone: extracting features")
+    result = run_random_weights_baseline(source.dataset, source.backbone, source.extraction,
+                                         ProbeConfig(seed=source.split_seed), ctx.scaled(0, 0.9), ctx.cancelled)
+    _record(ctx, "random-probe", result.test_accuracy, result.seconds, result.from_cache, started,
+            source.extraction.image_size)
+    return result
+
+
+def _finetune_progress(ctx: JobContext, curves: dict[str, list]) -> Callable[[dict], None]:
+    """The trainer's records as live curves and job progress; never raises (the trainer polls cancel)."""
+    stages_seen: set[str] = set()
+
+    def on_step(record: dict) -> None:
+        phase = record.get("phase")
+        if phase == "validate":
+            curves["val_curve"].append({k: record.get(k) for k in ("epoch", "step", "val_accuracy")})
+            ctx.progress(record["run_fraction"], f"validated at step {record['step']}: {record['val_accuracy']:.3f}")
+        elif phase == "train":
+            curves["train_curve"].append({k: record.get(k) for k in ("epoch", "step", "train_loss", "loss", "lr_head")})
+            if record["step"] == 1:
+                ctx.stage("fine-tuning: training")
+            total = max(record.get("total_steps") or 1, 1)
+            ctx.progress(record["run_fraction"], f"epoch {record['epoch']}, step {record['step']}/{total}, "
+                                                 f"loss {record['train_loss']:.3f}")
+        elif phase == "linear-probe":
+            if LP_STAGE not in stages_seen:  # its own stage, so its pace is not taken for training's
+                stages_seen.add(LP_STAGE)
+                ctx.stage(LP_STAGE)
+            ctx.progress(record["run_fraction"], f"{LP_STAGE}: {record.get('message', '')}", step_end=record["step_end"])
+    return on_step
+
+
+LP_STAGE = "fitting the linear probe that initialises the head"
+
+
+def run_finetune(source: Source, config: FinetuneConfig, ctx: JobContext) -> FinetuneResult:
+    """Fine-tune with live curves: the job's metrics carry the curves while it runs.
+
+    Cancel stops training at the next step; the best weights so far are kept, tested and recorded
+    with stopped_early, and the job ends DONE. Cancelled in LP-FT's probe stage, it ends CANCELLED.
+    """
+    started = time.perf_counter()
+    config = dataclasses.replace(config, split_seed=source.split_seed)
+    curves: dict[str, list] = {"train_curve": [], "val_curve": []}
+    ctx.record(metrics=curves)
+    ctx.stage(f"fine-tuning ({config.mode}, {config.epochs} epoch(s) at {config.image_size}px)")
+    result = finetune(source.dataset, source.backbone, config, on_step=_finetune_progress(ctx, curves),
+                      cancelled=ctx.cancelled)
+    _record(ctx, "finetune", result.test_accuracy, result.seconds, False, started, config.image_size, mode=config.mode,
+            best_epoch=result.best_epoch, best_step=result.best_step, stopped_early=result.stopped_early,
+            lp_test_accuracy=result.lp_test_accuracy)
+    ctx.record(artifacts={"checkpoint": result.checkpoint})
+    if result.stopped_early:
+        ctx.stage(f"stopped early: best weights (epoch {result.best_epoch}, step {result.best_step}) kept, test accuracy "
+                  f"{result.test_accuracy:.3f}")
+    return result
+
+
+def run_label_efficiency_job(source: Source, knn: KNNConfig, with_finetune: bool,
+                             finetune_config: FinetuneConfig, ctx: JobContext) -> list[dict]:
+    ctx.stage("features for the label-efficiency curve")
+    features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.3), ctx.cancelled,
+                       pace_pending=ctx.pace_pending)
+    runner = finetune_runner(source.dataset, source.backbone, finetune_config, cancelled=ctx.cancelled) \
+        if with_finetune else None
+    rows = run_label_efficiency(features.features, features.labels, probe_config=ProbeConfig(seed=source.split_seed),
+                                knn_config=dataclasses.replace(knn, seed=source.split_seed), finetune=runner,
+                                progress=ctx.scaled(0.3, 1.0), cancelled=ctx.cancelled)
+    table = [row.to_dict() for row in rows]
+    ctx.record(metrics={"method": "label-efficiency", "rows": table})
+    return table
+
+
+def run_layers(source: Source, ctx: JobContext) -> list[dict]:
+    ctx.stage("features from every stage")
+    def progress(fraction: float, message: str = "") -> None:
+        # Stage features and the per-stage probes go at different paces: estimate each step on its own.
+        ctx.progress(fraction, message, step_end=STAGES_SHARE if fraction < STAGES_SHARE else 1.0)
+
+    results = [r.to_dict() for r in run_layer_sweep(source.dataset, source.backbone, source.extraction,
+                                                     ProbeConfig(seed=source.split_seed), progress, ctx.cancelled)]
+    ctx.record(metrics={"method": "layer-sweep", "rows": results})
+    return results
+
+
+def run_drift(source: Source, checkpoint: str, image_size: int, projection: ProjectionConfig,
+              ctx: JobContext) -> dict:
+    """The backbone's features before and after fine-tuning (same images, same size), each mapped to 2-D."""
+    ctx.stage("features before fine-tuning")
+    extraction = dataclasses.replace(source.extraction, image_size=image_size)
+    before = extract(source.dataset, source.backbone, extraction, ctx.scaled(0, 0.35), ctx.cancelled,
+                     pace_pending=ctx.pace_pending)
+    ctx.stage("features after fine-tuning")
+    after = finetuned_features(checkpoint, source.dataset, progress=ctx.scaled(0.35, 0.7), cancelled=ctx.cancelled)
+    ctx.check_cancelled()  # the maps cannot stop part-way, and there is nothing to keep
+    ctx.progress(0.7, f"{projection.method.upper()} of both")
+    maps = {"before": compute_projection(before.features, projection),
+            "after": compute_projection(after.features, projection)}
+    return {"maps": maps, "labels": before.labels, "class_names": before.class_names}

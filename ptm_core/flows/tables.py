@@ -1,0 +1,139 @@
+"""The tables that pages show and the CLI writes: points of a map, selections, lab runs side by side.
+
+Pure pandas on engine results, so the page, the CSV export and the tests read the same rows.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from ptm_core.flows.compare import CompareResult
+from ptm_core.features.featureset import FeatureSet
+from ptm_core.flows.lab import METHOD_LABELS
+from ptm_core.probes.linear import ProbeResult
+
+
+def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, selected=None,
+                fitted: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per image: map position, label, the probe's verdict, and (given a selection) whether it is selected.
+
+    `fitted`: for a map fitted on a subsample, the mask of fitted points (projection.fitted_mask);
+    it becomes the column "fitted" ("fitted" or "placed").
+    """
+    names = np.asarray(fs.class_names)
+    frame = pd.DataFrame({"row": np.arange(len(fs.labels)), "id": fs.ids, "class": names[fs.labels]})
+    for axis, column in zip("xyz", coords.T):
+        frame[axis] = column
+    if probe is not None and probe.all_predictions is not None:
+        frame["prediction"] = names[probe.all_predictions]
+        frame["correct"] = np.where(probe.all_predictions == fs.labels, "right", "wrong")
+        frame["confidence"] = probe.all_confidence
+        frame["split"] = probe.split(len(frame))
+    if fitted is not None:
+        frame["fitted"] = np.where(fitted, "fitted", "placed")
+    if selected is not None:
+        frame["selected"] = frame["row"].isin(np.asarray(selected, dtype=int))
+    return frame
+
+
+def selection_counts(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """Per class: how many are selected, of how many, and how many of those the probe got wrong."""
+    chosen = frame.loc[frame["row"].isin(rows)]
+    counts = pd.DataFrame({"selected": chosen["class"].value_counts(), "in dataset": frame["class"].value_counts()})
+    counts = counts.fillna(0).astype(int).query("selected > 0").sort_values("selected", ascending=False)
+    counts["share of class"] = (counts["selected"] / counts["in dataset"]).map("{:.0%}".format)
+    if "correct" in chosen:
+        wrong = chosen.loc[chosen["correct"] == "wrong", "class"].value_counts()
+        counts["probe wrong"] = wrong.reindex(counts.index).fillna(0).astype(int)
+    return counts.rename_axis("class")
+
+
+def stratified_sample(rows: np.ndarray, labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Up to n of `rows`, spread over their classes in proportion (each class at least one), seeded.
+
+    A gallery of "the first 60 by row number" shows whatever class happens to come first in the data.
+    """
+    rows = np.asarray(rows, dtype=int)
+    if len(rows) <= n:
+        return rows
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels[rows], return_counts=True)
+    quota = np.maximum(1, np.floor(counts * n / len(rows))).astype(int)
+    while quota.sum() > n:  # more classes than places: the largest classes give one back first
+        quota[np.argmax(quota)] -= 1
+    spare = n - quota.sum()
+    for i in np.argsort(-(counts * n / len(rows) - quota), kind="stable")[:spare]:
+        quota[i] += 1
+    picked = [rng.choice(rows[labels[rows] == c], size=min(q, k), replace=False)
+              for c, q, k in zip(classes, quota, counts) if q > 0]
+    return np.sort(np.concatenate(picked))
+
+
+def disagreement_frame(result: CompareResult, rows: np.ndarray) -> pd.DataFrame:
+    """Per image: neighbour agreement between A and B and the share of same-class neighbours in each."""
+    c, labels = result.comparison, result.a.labels
+    names = np.asarray(result.a.class_names)
+    return pd.DataFrame({"image": rows, "id": np.asarray(result.a.ids)[rows], "class": names[labels[rows]],
+                         "agreement": c.agreement[rows], "same class in A": c.same_class_a[rows],
+                         "same class in B": c.same_class_b[rows]})
+
+
+def _method_rows(run: dict) -> list[tuple[str, str, float, float | None]]:
+    """(method, its label, accuracy, compute seconds) of one lab run; the probes run carries k-NN too."""
+    metrics = run["metrics"] or {}
+    method = metrics.get("method")
+    if method not in METHOD_LABELS or metrics.get("test_accuracy") is None:
+        return []
+    label = METHOD_LABELS[method] + (f" ({metrics['mode']})" if method == "finetune" else "")
+    seconds = metrics.get("method_seconds")  # the compute time behind the number, also when read from a cache
+    rows = [(method, label, metrics["test_accuracy"], seconds)]
+    if method == "linear-probe" and metrics.get("knn_accuracy") is not None:
+        rows.append(("knn", METHOD_LABELS["knn"], metrics["knn_accuracy"], metrics.get("knn_seconds")))
+    return rows
+
+
+def compare_frame(runs: list[dict]) -> pd.DataFrame:
+    """Latest finished run per method (runs come newest first), one row each, with the size it ran at."""
+    rows, seen = [], set()
+    for run in runs:
+        metrics = run["metrics"] or {}
+        size = metrics.get("image_size") or ((run["config"] or {}).get("extraction") or {}).get("image_size")
+        for method, name, accuracy, seconds in _method_rows(run):
+            if name in seen:
+                continue
+            seen.add(name)
+            cached = bool(metrics.get("from_cache"))
+            timing = ("time unknown" if seconds is None else f"{seconds:.0f} s") + (" (cached)" if cached else "")
+            size_text = f"{size}×{size} grey pixels" if method == "pixels" else f"{size}px"
+            rows.append({"method": name, "kind": method, "test accuracy": accuracy, "image size": size,
+                         "seconds": None if seconds is None else round(seconds, 1), "from cache": cached,
+                         "label": f"{accuracy:.1%} · {size_text} · {timing}", "run": run["id"]})
+    return pd.DataFrame(rows)
+
+
+def mixed_sizes(frame: pd.DataFrame) -> list[int]:
+    """The distinct image sizes the backbone methods ran at; more than one means bars are not like for like.
+
+    The raw-pixel baseline is 32 x 32 grey by design and says so on its bar, so it does not count.
+    """
+    if frame.empty:
+        return []
+    sizes = frame.loc[frame["kind"] != "pixels", "image size"].dropna()
+    return sorted({int(s) for s in sizes})
+
+
+def title_parts(title: str, kind: str) -> dict[str, str]:
+    """A run title split into short columns: what ran, on which model (weights), which data, at which size.
+
+    Titles read "[what · ]model (weights) on data @ size", or "A @ size vs B @ size on data" for a
+    comparison; anything else keeps its text under "data".
+    """
+    what, _, source = title.rpartition(" · ")
+    parts = {"what": what or kind, "model (weights)": "", "data": source, "size": ""}
+    if match := re.fullmatch(r"(.+ vs .+) on (.+)", source):
+        parts.update({"model (weights)": match[1], "data": match[2]})
+    elif match := re.fullmatch(r"(.+?) on (.+) @ (\S+)", source):
+        parts.update({"model (weights)": match[1], "data": match[2], "size": match[3]})
+    return parts

@@ -1,0 +1,100 @@
+"""How far to trust a 2-D/3-D map: does it keep neighbourhoods and class structure of the features?"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.manifold import trustworthiness
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+
+from ptm_core.base.errors import PTMError
+
+KNN_MAX = 10_000  # kNN accuracy on at most this many points: a fixed split keeps it to ~1 s at 1280 dims
+TEST_SIZE = 0.25
+
+
+def _subsample(n: int, size: int, seed: int) -> np.ndarray:
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def map_trustworthiness(features: np.ndarray, coords: np.ndarray, k: int = 10, sample: int = 2000, seed: int = 0,
+                        metric: str = "cosine") -> float:
+    """sklearn's trustworthiness (1 = no false neighbours in the map) on a seeded subsample."""
+    idx = _subsample(len(features), sample, seed)
+    k = max(1, min(k, (len(idx) - 1) // 2))  # sklearn requires n_neighbors < n / 2
+    return float(trustworthiness(features[idx], coords[idx], n_neighbors=k, metric=metric))
+
+
+def knn_accuracies(features: np.ndarray, coords: np.ndarray, labels: np.ndarray, k: int = 10, seed: int = 0,
+                   metric: str = "cosine") -> tuple[float, float] | None:
+    """kNN test accuracy in the feature space and in the map on the same seeded split; None if unlabelled."""
+    idx = _subsample(len(features), KNN_MAX, seed)
+    y = labels[idx]
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2 or len(idx) < 8:
+        return None
+    # Stratify when every class can appear on both sides; otherwise a plain seeded split still compares fairly.
+    stratify = y if counts.min() >= 2 and int(np.ceil(TEST_SIZE * len(y))) >= len(classes) else None
+    train, test = train_test_split(np.arange(len(idx)), test_size=TEST_SIZE, random_state=seed, stratify=stratify)
+    k = max(1, min(k, len(train)))
+    scores = []
+    for space, space_metric in ((features[idx], metric), (coords[idx], "euclidean")):
+        knn = KNeighborsClassifier(n_neighbors=k, metric=space_metric).fit(space[train], y[train])
+        scores.append(float(knn.score(space[test], y[test])))
+    return scores[0], scores[1]
+
+
+def pca_variance(features: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """Fraction of the feature variance the first 2 and first 3 principal components explain."""
+    idx = _subsample(len(features), KNN_MAX, seed)
+    n_components = min(3, *features[idx].shape)
+    ratios = PCA(n_components=n_components, random_state=seed).fit(features[idx]).explained_variance_ratio_
+    cumulative = np.cumsum(np.pad(ratios, (0, 3 - len(ratios))))
+    return float(cumulative[1]), float(cumulative[2])
+
+
+def _summary(trust: float, knn: tuple[float, float] | None, pca2: float) -> str:
+    local = ("keeps local neighbourhoods well" if trust >= 0.9 else
+             "keeps local neighbourhoods reasonably" if trust >= 0.8 else "distorts many local neighbourhoods")
+    text = f"The map {local} (trustworthiness {trust:.2f})"
+    if knn is not None:
+        feat, mapped = knn
+        if mapped >= feat + 0.02:
+            classes = "separates classes more cleanly than the features do"
+        elif mapped <= feat - 0.02:
+            classes = "separates classes less well than the features do"
+        else:
+            classes = "separates classes about as well as the features do"
+        text += f" and {classes} (kNN accuracy {mapped:.0%} in the map vs {feat:.0%} in the features)"
+    linear = "so a linear view would already show much of the structure" if pca2 >= 0.5 else \
+        "so most of the structure is non-linear or spread over many directions"
+    return f"{text}; the first two principal components explain {pca2:.0%} of the variance, {linear}."
+
+
+def map_faithfulness(features: np.ndarray, coords: np.ndarray, labels: np.ndarray | None, k: int = 10,
+                     sample: int = 2000, seed: int = 0, metric: str = "cosine") -> dict:
+    """Trustworthiness, kNN accuracy in features vs map, PCA variance, and a one-sentence summary.
+
+    `metric` is the feature-space metric (cosine: how backbone features are usually compared); the
+    map is always measured with euclidean distance, which is what the eye sees.
+    Keys: trustworthiness, knn_accuracy_features, knn_accuracy_map (None without 2+ classes),
+    pca_variance_2d, pca_variance_3d, k, n_points, n_trust_sample, summary.
+    """
+    features, coords = np.asarray(features), np.asarray(coords)
+    if len(features) != len(coords) or (labels is not None and len(labels) != len(features)):
+        raise PTMError(f"Features ({len(features)}), map ({len(coords)}) and labels must cover the same images.")
+    if len(features) < 4:
+        raise PTMError("Faithfulness needs at least 4 points.")
+    trust = map_trustworthiness(features, coords, k, sample, seed, metric)
+    knn = None if labels is None else knn_accuracies(features, coords, np.asarray(labels), k, seed, metric)
+    pca2, pca3 = pca_variance(features, seed)
+    return {
+        "trustworthiness": trust,
+        "knn_accuracy_features": None if knn is None else knn[0],
+        "knn_accuracy_map": None if knn is None else knn[1],
+        "pca_variance_2d": pca2, "pca_variance_3d": pca3,
+        "k": k, "n_points": len(features), "n_trust_sample": min(len(features), sample),
+        "summary": _summary(trust, knn, pca2),
+    }
