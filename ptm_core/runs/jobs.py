@@ -2,7 +2,7 @@
 
 A job outlives the widget change, page switch or browser refresh that would stop a Streamlit
 script run; the same key returns the same job, so a page reattaches to work already running.
-Jobs run in lanes, each with a cap on how many run at once (1 on a CPU); the rest wait as `queued`.
+Jobs run in lanes, each with a cap on how many run at once (the app runs one per lane); the rest wait as `queued`.
 The `compute` lane takes extraction, probes and fine-tuning; the `map` lane takes UMAP's one-off
 compile and the maps, so a fresh server's 50 s compile never holds up a probe, and a long extraction
 never holds up a map of features already computed.
@@ -24,6 +24,28 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = "queued", "running", "done", "failed", "cancelled", "interrupted"
 FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
+ACTIVE = (QUEUED, RUNNING)
+COMPUTE, MAP = "compute", "map"  # the lanes: extraction, probes, fine-tuning | UMAP's compile and the maps
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything the job manager needs to find, restore or start one piece of work; a flow builds it, a page
+    attaches to it (`JobManager.attach`).
+
+    `restore`: a run that a previous server finished is started again when a page asks for it, for work whose
+    steps read back from the caches in about a second; work that caches nothing (a fine-tune) is never re-run
+    unasked. `record`: kept in the run store (housekeeping such as warm-ups is not).
+    """
+
+    key: str
+    title: str
+    work: Callable[[JobContext], Any] = field(compare=False)
+    kind: str = "job"
+    lane: str = COMPUTE
+    restore: bool = False
+    config: dict = field(default_factory=dict, compare=False)
+    record: bool = True
 
 
 @dataclass
@@ -183,6 +205,16 @@ class JobManager:
         self._persist(job)
         threading.Thread(target=self._run, args=(job, work), name=f"job-{job.id}", daemon=True).start()
         return job
+
+    def attach(self, spec: JobSpec, start: bool = False) -> Job | None:
+        """The job a page shows for `spec`; None when there is none yet and `start` (the user's click) is False."""
+        return self.attach_or_submit(spec.key, spec.title, spec.work, start=start, restore=spec.restore,
+                                     kind=spec.kind, config=spec.config, lane=spec.lane)
+
+    def start(self, spec: JobSpec) -> Job:
+        """Submit `spec` (or return its queued, running or done job): background work no page waits for."""
+        return self.submit(spec.key, spec.title, spec.work, kind=spec.kind, config=spec.config, record=spec.record,
+                           lane=spec.lane)
 
     def attach_or_submit(self, key: str, title: str, work: Callable[[JobContext], Any], *, start: bool = False,
                          restore: bool = False, kind: str = "job", config: dict | None = None,
