@@ -1,7 +1,8 @@
 """Maps too large for a WebGL scatter: one datashader image of every point, selections answered here.
 
-Up to SCATTERGL_MAX_POINTS the browser draws each point (plotly scattergl: plot + box select stayed
-under 2 s up to 300,000 points in headless Chromium, benchmarks/browser_points.py; 1M took 2.4 + 1.8 s).
+Up to SCATTERGL_MAX_POINTS the browser draws each point (plotly scattergl: plot + box select within 2 s in
+headless Chromium up to there, not at 1M: `python benchmarks/browser_points.py --sizes 300000,1000000`; the
+browser-map rows of benchmarks/RESULTS.md are its quick sizes).
 Beyond that the server renders the points to an image (datashader, the colours of the classes mixed
 per pixel) and the browser draws the image plus a coarse grid of invisible click targets, one per grid
 cell that holds points. A box or lasso comes back as its outline and a click as a grid node; the rows

@@ -11,31 +11,34 @@ import os
 from ptm_core.maps import projection
 from ptm_core.base.configs import ProjectionConfig
 
-# Time model, measured by benchmarks/calibrate_estimate.py on the shared 2-core dev box (real mnist5k
-# x 1280 features, load average ~3; expect +-50%). Seconds = fixed cost + per-unit costs, each unit a
-# product of sizes. E.g. UMAP 5000 x 1280 seeded: 1.0 + 0.77 (kNN) + 4.1 (layout) = 5.9 s; measured 6.0.
-PCA_BASE_SECONDS = 0.3  # a cold process's first PCA (BLAS start-up) measured 0.43 s for 5000 x 1280
+# Time model: seconds = fixed cost + per-unit costs, each unit a product of sizes. The per-unit constants were
+# measured on the shared 2-core dev box (real mnist5k x 1280 features); benchmarks/calibrate_estimate.py
+# measures the main ones again and prints each beside the value here. How close whole estimates come: the
+# large-map rows of benchmarks/RESULTS.md (target within +-50 %).
+PCA_BASE_SECONDS = 0.3  # a cold process's first PCA pays BLAS's start-up
 PCA_SECONDS_PER_CELL = 2.2e-8  # n * dim, randomized-SVD PCA
 UMAP_BASE_SECONDS = 1.0
 UMAP_KNN_SECONDS_PER_CELL = 1.2e-7  # n * dim, nearest-neighbour descent (exact kNN below 1000 is as cheap)
-# n^2 * dim, the exact kNN graph of a whole-set fit: 5000 x 1280 took 0.8 s more than NN-descent's (3.4 vs 2.6
-# CPU seconds for the whole warm map, same process, load ~7).
+# n^2 * dim, the exact kNN graph of a whole-set fit (projection.EXACT_KNN_METRICS): dearer than NN-descent's
+# once both are compiled, and growing with n^2.
 EXACT_KNN_SECONDS_PER_CELL = 3e-11
 UMAP_LAYOUT_SECONDS_PER_EDGE_EPOCH = 1.1e-7  # n * n_neighbors * epochs, single-threaded SGD
 # Placing points beyond fit_max: a kNN query per point (n_rest * dim) and a layout step per point, whatever
-# its dims. 3000 x 1280 measured 2.7e-6 s per cell all told; 80,000 x 50 (benchmarks/large_map.py, chunks
-# of 20,000 after a 20,000 fit, load ~2.5) 9.1e-6 per cell, i.e. 0.46 ms per point: the two give these.
+# its dims. Fitted to a high-dim placement (3000 x 1280) and a low-dim one (benchmarks/large_map.py, chunks of
+# 20,000 after a 20,000 fit; its steady ms per point is in the large-map rows of benchmarks/RESULTS.md).
 UMAP_TRANSFORM_SECONDS_PER_CELL = 2.5e-6  # n_rest * dim
 UMAP_TRANSFORM_SECONDS_PER_POINT = 3.4e-4  # n_rest
-# numba compilation on a process's first UMAP call (see warm_up_umap): ~7 CPU seconds on the exact kNN
-# graph (cold 9.9 vs warm 2.5 for 5000 x 1280), where nearest-neighbour descent's kernels took ~40.
+# numba compilation on a process's first UMAP call, which the app pays ahead (projection.compile_umap, its
+# map lane's warm-up job): a cold map minus a warm one, `python benchmarks/first_umap.py --detail`; the whole
+# first map: the "First UMAP in a fresh process" row of benchmarks/RESULTS.md. Nearest-neighbour descent's
+# kernels take several times the exact-kNN default path's.
 UMAP_COMPILE_SECONDS = 8.0
-UMAP_DESCENT_COMPILE_SECONDS = 30.0  # NN-descent, compiled on first use (~38 CPU s measured, shared box)
-UMAP_TRANSFORM_COMPILE_SECONDS = 4.0  # a process's first transform: its first 20k chunk took 13.3 s vs 9.1 after
-UMAP_VARIANT_COMPILE_SECONDS = 10.0  # a further metric or the parallel layout: cosine's first map 15.8 s vs 6.0 warm
+UMAP_DESCENT_COMPILE_SECONDS = 30.0  # NN-descent, compiled on first use (not ahead: projection.compile_umap)
+UMAP_TRANSFORM_COMPILE_SECONDS = 4.0  # a process's first transform: its first placed chunk against the steady ones
+UMAP_VARIANT_COMPILE_SECONDS = 10.0  # a further metric or the parallel layout: a first map of it vs a warm one
 TSNE_BASE_SECONDS = 0.1
 # t-SNE runs in a child process (a native crash must not take the server down): interpreter start plus
-# numpy/sklearn imports; 40 points took 3.8 s end to end on the shared 2-core box, nearly all of it this.
+# numpy/sklearn imports, nearly all of a small t-SNE's time end to end.
 TSNE_WORKER_START_SECONDS = 3.0
 TSNE_KNN_SECONDS_PER_CELL = 1.0e-7  # n * dim, 3*perplexity nearest neighbours
 TSNE_SECONDS_PER_POINT_LOG = 4.2e-4  # n * log2(n), 1000 Barnes-Hut iterations
@@ -43,7 +46,7 @@ BRUTE_KNN_SECONDS_PER_CELL = 1.0e-9  # n_rest * n_fit * dim, t-SNE placement (no
 
 
 def _parallel_speedup() -> float:
-    # Unseeded parallel UMAP of 5000 x 1280 took 10 s vs 5.9 s seeded on the shared 2-core box (0.6x:
+    # Unseeded parallel UMAP ran slower than the seeded single-threaded one on the shared 2-core box (0.6x:
     # thread overhead, no spare core). Beyond 2 cores, linear in cores/2 up to 16 is a guess, not measured.
     return 0.6 * max(1.0, min(os.cpu_count() or 1, 16) / 2)
 

@@ -38,8 +38,8 @@ from ptm_core.base.errors import Cancelled, PTMError
 log = logging.getLogger(__name__)
 METHODS = ("umap", "pca", "tsne")
 METRICS = ("euclidean", "cosine", "correlation", "manhattan")  # distances UMAP and t-SNE both accept
-# Beyond these many points the map is fitted on a subsample. By estimate_seconds on the 2-core dev box
-# a 1280-dim fit at the cap costs ~11 s for UMAP and ~26 s for t-SNE (~5x slower per point).
+# Beyond these many points the map is fitted on a subsample. t-SNE is several times slower per point than
+# UMAP, so its cap is lower; estimate_seconds (maps.estimate) gives a fit at either cap.
 FIT_MAX = {"umap": 20_000, "tsne": 5_000}
 PLACE_K = 10
 # Points placed per step (20,000 x 1280 float32 is 100 MB read at a time); progress and Cancel act between steps.
@@ -47,15 +47,18 @@ PLACE_CHUNK = 20_000
 # umap-learn uses exact kNN below 4096 points, but nearest-neighbour descent was faster here from
 # 1000 points on (3000 x 1280: 3.4 s vs 10.2 s, 1000: 1.3 vs 1.7 s), so it is forced from there.
 UMAP_APPROXIMATE_FROM = 1000
-# A fit of every point (nothing left to place) gets its kNN graph from sklearn's exact, BLAS-backed
-# search, handed to umap-learn as `precomputed_knn`: nearest-neighbour descent's kernels are numba
-# closures that no on-disk cache keeps, and compiling them was ~38 of a cold 5000 x 1280 map's ~50 CPU
-# seconds, while the exact kNN costs ~2 s. Only metrics BLAS computes; a subsampled fit keeps NN-descent,
-# whose search index UMAP.transform needs to place the other points.
+# A fit of every point (nothing left to place) gets its kNN graph from an exact search (float32 GEMMs,
+# _exact_knn), handed to umap-learn as `precomputed_knn`: nearest-neighbour descent's kernels are numba
+# closures that no on-disk cache keeps, and compiling them was most of a cold 5000 x 1280 map's time,
+# far more than the exact kNN costs (maps.estimate's UMAP_DESCENT_COMPILE_SECONDS vs
+# EXACT_KNN_SECONDS_PER_CELL; the first map: benchmarks/RESULTS.md's "First UMAP in a fresh process").
+# Only metrics a matrix product computes; a subsampled fit keeps NN-descent, whose search index
+# UMAP.transform needs to place the other points.
 EXACT_KNN_METRICS = ("euclidean", "cosine")
-# Exact kNN grows with n^2: 5k x 1280 costs ~1 s, 10k ~4 s, 20k ~15 s, while NN-descent, once compiled, stays
-# ~linear (~1.5 s at 10k). Up to 10k points the cold process's ~40 s compile saved is worth the warm server's
-# extra seconds; beyond, NN-descent. The rule depends on the data only, so a map stays the same map.
+# Exact kNN grows with n^2 (maps.estimate.EXACT_KNN_SECONDS_PER_CELL), while NN-descent, once compiled, stays
+# ~linear (UMAP_KNN_SECONDS_PER_CELL there). Up to 10k points the cold process's NN-descent compile saved is
+# worth the warm server's extra seconds; beyond, NN-descent. The rule depends on the data only, so a map stays
+# the same map.
 EXACT_KNN_MAX = 10_000
 KNN_CHUNK = 1024  # rows per distance block: 1024 x 20,000 float32 is 80 MB
 
@@ -106,7 +109,7 @@ def _exact_knn(x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, np.
     """(indices, distances, no search index) in umap-learn's `precomputed_knn` layout, each point first.
 
     Float32 GEMMs in torch, a chunk of rows at a time: sklearn's brute search upcasts float32 to float64
-    for euclidean distances and took 1.85 vs 1.27 CPU seconds for 5000 x 1280.
+    for euclidean distances and was the slower of the two.
     """
     import torch
 
@@ -238,7 +241,7 @@ def _tsne(features: np.ndarray, config: ProjectionConfig) -> np.ndarray:
 
 
 def _as_input(x: np.ndarray) -> np.ndarray:
-    # numba specialises on dtype and layout: float32 C-order is what warm_up_umap() compiled for.
+    # numba specialises on dtype and layout: float32 C-order is what compile_umap() compiles for.
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -349,20 +352,23 @@ def project(features: np.ndarray, feature_key: str, config: ProjectionConfig,
 
 
 def umap_ready() -> bool:
-    """True once this process has compiled UMAP's default path (by warm_up_umap() or a real map)."""
+    """True once this process has compiled UMAP's default path (by compile_umap(), the app's warm-up job, or a
+    real map)."""
     return _warm_done.is_set()
 
 
 def warm_up_umap() -> threading.Thread:
-    """Pay umap-learn's one-off numba compilation in the background, once per process.
+    """compile_umap() on a background thread, once per process (the benchmarks' and scripts' warm-up; the app
+    runs compile_umap() as a job of its map lane instead, pages/ui/services.py).
 
     A real first call then costs only its own compute. numba's on-disk cache does not remove the
     compilation for a fresh process: only pynndescent's `cache=True` kernels are cached (already, in
-    site-packages/__pycache__, ~35 s saved at import), and even forcing cache=True on every
-    umap/pynndescent kernel left a second process at ~52 s, as the NN-descent and layout kernels are
-    built from closures over the metric and numba does not cache those. What did cut it: not running
-    NN-descent at all for whole-set fits (EXACT_KNN_METRICS): a cold 5000 x 1280 map went from ~64 to
-    ~24 CPU seconds for the whole CLI command (benchmarks/first_umap.py), compile ~7 s of it.
+    site-packages/__pycache__), and forcing cache=True on every umap/pynndescent kernel saved little, as
+    the NN-descent and layout kernels are built from closures over the metric and numba does not cache
+    those. What did cut it: not running NN-descent at all for whole-set fits (EXACT_KNN_METRICS). The
+    first map's cost: the "First UMAP in a fresh process" row of benchmarks/RESULTS.md
+    (benchmarks/first_umap.py; its --detail separates the compile, cold vs warm), and the estimate's
+    share for it: maps.estimate.UMAP_COMPILE_SECONDS.
     """
     thread = threading.Thread(target=compile_umap, name="umap-warm-up", daemon=True)
     thread.start()
@@ -373,7 +379,8 @@ def compile_umap() -> None:
     """The warm-up itself, on the calling thread (the app runs it as the first job of the map lane).
 
     It shares the map lane with real maps (one UMAP at a time: numba's workqueue layer is not
-    thread-safe) and runs beside the compute lane: a 10.9 s probe took 19.9 s next to it on 2 cores.
+    thread-safe). It holds the GIL for most of its run, so work on the compute lane beside it slows down
+    on 2 cores; the app's warm-up job waits for the compute lane first (JobManager.yield_to).
     """
     if _warm.is_set():
         return
@@ -384,8 +391,9 @@ def compile_umap() -> None:
     _compiled_paths.add(_umap_path(ProjectionConfig()))
     _warm_done.set()
     # Nearest-neighbour descent (sets beyond EXACT_KNN_MAX, other metrics) is not compiled ahead: its
-    # ~30 s of compilation holds the GIL and slowed a job started beside it 3x (the tour's first step
-    # after a cold start took 41 s instead of 25). estimate_seconds() adds it before such a first map.
+    # compilation (several times the default path's, maps.estimate.UMAP_DESCENT_COMPILE_SECONDS) holds
+    # the GIL and slowed a job started beside it severalfold (the tour's first step after a cold start).
+    # estimate_seconds() adds it before such a first map.
 
 
 if __name__ == "__main__":  # the t-SNE worker: python -m ptm_core.maps.projection IN.npy OUT.npy CONFIG_JSON

@@ -5,10 +5,10 @@ the hardware has it and the user allows it with `--precision auto`); with more t
 measurement wins (ptm_core.models.calibration). The pair that ran is a fact of the run: its precision goes into the
 feature key (as `Pair.numerics`), the meta, `--json` and the label beside img/s.
 
-OpenVINO needs a converted model (~10 s, once per model and weights). Where `auto` has none yet and the run is
-big enough to pay for it, the conversion runs in a child process beside the run; OpenVINO then takes over at
-the next batch only where it gives the same numbers as the PyTorch batches before it (fp32), and otherwise is
-ready for the next run, which measures it.
+OpenVINO needs a converted model (seconds, once per model and weights: models.openvino). Where `auto` has
+none yet and the run is big enough to pay for it, the conversion runs in a child process beside the run;
+OpenVINO then takes over at the next batch only where it gives the same numbers as the PyTorch batches before
+it (fp32), and otherwise is ready for the next run, which measures it.
 """
 from __future__ import annotations
 

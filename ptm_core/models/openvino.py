@@ -7,8 +7,9 @@ CPU plugin's default `INFERENCE_PRECISION_HINT` is bf16, which silently gave bf1
 (and the fp32 cache key). fp32 is compiled as f32 (features equal to PyTorch's to 1e-5), bf16 as bf16, and the
 compiled model's own setting is read back and recorded.
 
-Converting costs ~10 s (a TorchScript trace read by OpenVINO's PyTorch frontend), so a model is converted
-once per weights, with a dynamic batch and image size, and kept in the data directory (`openvino/`).
+Converting takes seconds (a TorchScript trace read by OpenVINO's PyTorch frontend; the one-off conversion is
+in the extraction rows' notes of benchmarks/RESULTS.md), so a model is converted once per weights, with a
+dynamic batch and image size, and kept in the data directory (`openvino/`).
 `ovc`'s `convert_model` is not used: it sends usage telemetry unless a user opted out; the frontend it
 calls does not. The IR is saved to a temporary name and renamed, the `.xml` last: an `.xml` is complete.
 """
@@ -39,7 +40,8 @@ from ptm_core.base.errors import PTMError
 log = logging.getLogger(__name__)
 RUNTIMES = ("auto", "torch", "openvino")
 # `auto` converts a model not converted before only for a run worth it: n * (size / 128)^2 images of work.
-# 2,000 at 128 px is ~18 s of PyTorch here, twice the conversion; smaller runs use PyTorch (and convert nothing).
+# 2,000 at 128 px took PyTorch about twice the conversion on the 2-core dev box; smaller runs use PyTorch (and
+# convert nothing).
 WORTH_CONVERTING = 2_000
 INSTALL = "pip install openvino==2026.4.1"
 _converting = threading.Lock()  # one conversion at a time in this process
@@ -99,7 +101,7 @@ def convert(model: nn.Module, model_name: str, identity: str, input_size: tuple[
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit.trace's deprecation: the frontend's call
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            # No check_trace re-run (2.5 of the ~6 s here): the features are compared with PyTorch's in the tests.
+            # No check_trace re-run (a large share of the conversion): the tests compare the features with PyTorch's.
             decoder = TorchScriptPythonDecoder(_PreLogits(model).eval(), example_input=(torch.zeros(2, *input_size),),
                                                trace_kwargs={"check_trace": False})
         frontend = FrontEndManager().load_by_framework("pytorch")

@@ -124,7 +124,11 @@ def format_duration(seconds: float, units: dict[str, str] = DURATION_UNITS) -> s
 
 
 def eta_phrase(seconds: float | None, step_only: bool = False) -> str:
-    """What the UI shows next to a running job's progress."""
+    """A running job's time left in English words (`Job.eta_text`), for headless callers and the tests.
+
+    The app does not show this string: pages/ui/job_views.eta_text words the same cases through its message
+    catalogue, with these phrases as the English msgids.
+    """
     if seconds is None:
         return "estimating time left…"
     where = " in this step" if step_only else ""

@@ -4,8 +4,9 @@ A job outlives the widget change, page switch or browser refresh that would stop
 script run; the same key returns the same job, so a page reattaches to work already running.
 Jobs run in lanes, each with a cap on how many run at once (the app runs one per lane); the rest wait as `queued`.
 The `compute` lane takes extraction, probes and fine-tuning; the `map` lane takes UMAP's one-off
-compile and the maps, so a fresh server's 50 s compile never holds up a probe, and a long extraction
-never holds up a map of features already computed.
+compile and the maps, so a fresh server's compile (its cost: the "First UMAP in a fresh process" row of
+benchmarks/RESULTS.md) never holds up a probe, and a long extraction never holds up a map of features
+already computed.
 """
 from __future__ import annotations
 
@@ -92,7 +93,9 @@ class Job:
 
     @property
     def eta_text(self) -> str:
-        """'about 2 min left' ('… left in this step'), 'estimating time left…' or 'almost done'; '' unless running."""
+        """'about 2 min left' ('… left in this step'), 'estimating time left…' or 'almost done'; '' unless running.
+
+        English (eta.eta_phrase); the app translates its own (pages/ui/job_views.eta_text)."""
         return eta_phrase(self.eta_seconds, self.eta_step_only) if self.status == RUNNING else ""
 
     def cancel(self) -> None:
