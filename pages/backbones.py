@@ -5,7 +5,7 @@ import streamlit as st
 from pages.ui.i18n import _
 from pages.ui.services import backbone_names, model_card
 from pages.ui.text import md
-from ptm_core.base.errors import PTMError
+from ptm_core.base import PTMError
 
 st.title(_("Backbones"))
 st.caption(_("Every timm model with pretrained weights. Offline, `tf_efficientnet_lite0` has real bundled ImageNet "

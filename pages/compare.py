@@ -1,6 +1,4 @@
 """Compare two backbones: two maps of the same images, linked selection, where their neighbourhoods disagree."""
-from functools import partial
-
 import numpy as np
 import streamlit as st
 
@@ -13,10 +11,9 @@ from pages.ui.job_views import job_outcome
 from pages.ui.services import backbone_names, job_manager
 from pages.ui.sidebar import WEIGHT_LABELS, source_controls, source_header
 from pages.ui.text import md
-from ptm_core.models.catalog import DEFAULT_BACKBONE
-from ptm_core.flows.compare import CompareRequest, CompareResult, run_compare
-from ptm_core.base.configs import ProjectionConfig, describe_map, stable_hash
-from ptm_core.flows.tables import disagreement_frame, point_frame
+from ptm_core.base import ProjectionConfig, describe_map, stable_hash
+from ptm_core.flows import (DEFAULT_BACKBONE, CompareRequest, CompareResult, compare_spec, disagreement_frame,
+                            point_frame)
 
 COLOURS = {"class": N_("True class"), "agreement": N_("Neighbour agreement")}
 
@@ -108,8 +105,7 @@ source_header(source)
 st.caption(_("B: {title} · k = {k} · map: {map}").format(title=md(request.titles()[1]), k=request.k,
                                                         map=describe_map(projection)))
 clicked = st.button(_("Compare"), type="primary", icon=":material/compare:", key="run_compare")
-job = job_manager().attach_or_submit(request.key(), request.title(), partial(run_compare, request), start=clicked,
-                                     restore=True, kind="compare", config=request.to_dict())
+job = job_manager().attach(compare_spec(request), start=clicked)
 if job is None:
     st.info(_("Ready: **{title}**. Press **Compare**.").format(title=md(request.title())), icon=":material/arrow_upward:")
 else:

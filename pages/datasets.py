@@ -8,10 +8,8 @@ from pages.ui.gallery import gallery
 from pages.ui.i18n import _
 from pages.ui.services import dataset_or_error, upload_limit_mb
 from pages.ui.text import md, plot_text
-from ptm_core.base.configs import DatasetConfig
-from ptm_core.data import list_datasets
-from ptm_core.base.errors import PTMError
-from ptm_core.data.ingest import ingest_upload
+from ptm_core.base import DatasetConfig, PTMError
+from ptm_core.flows import ingest_upload, list_datasets
 
 SAMPLES_PER_CLASS = 8
 

@@ -1,6 +1,4 @@
 """Features & probe: pick data and a backbone, extract features, explore the map, read the probe's accuracy."""
-from functools import partial
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -13,12 +11,10 @@ from pages.ui.preview_views import preview_panel
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
-from ptm_core.base.configs import ProbeConfig, ProjectionConfig, describe_map
-from ptm_core.flows.explore import ExploreRequest, ExploreResult, map_key, run_explore
-from ptm_core.maps import density as density_map
-from ptm_core.runs.jobs import DONE
-from ptm_core.maps.projection import fitted_mask
-from ptm_core.flows.tables import point_frame
+from ptm_core.base import ProbeConfig, ProjectionConfig, describe_map
+from ptm_core.flows import (DONE, ExploreRequest, ExploreResult, active_explore, explore_spec, fitted_mask, map_key,
+                            point_frame)
+from ptm_core.flows import density as density_map
 
 
 def _draw_map(frame, fs, colour: str, shown, map_id: str):
@@ -131,8 +127,7 @@ source_header(source)
 st.caption(_("Map: {map}").format(map=describe_map(projection)))
 manager = job_manager()
 clicked = st.button(_("Extract & analyse"), type="primary", icon=":material/play_arrow:", key="run")
-job = manager.attach_or_submit(request.key(), request.title(), partial(run_explore, request), start=clicked,
-                               restore=True, kind="explore", config=request.to_dict())
+job = manager.attach(explore_spec(request), start=clicked)
 if job is not None and job.status == DONE:
     st.sidebar.caption(views.estimate_text(*job.result.features.features.shape, projection))
 if clicked:
@@ -140,8 +135,7 @@ if clicked:
 
 if job is None:
     # Settings changed since: keep showing this session's last run, or whatever explore job is running.
-    job = manager.get(st.session_state.get("explore_job")) or next(
-        (j for j in manager.jobs() if j.kind == "explore" and j.status in ("queued", "running")), None)
+    job = manager.get(st.session_state.get("explore_job")) or active_explore(manager)
     if job is not None:
         st.info(_("Showing **{title}**; the settings now describe another run — press the button to start it.").format(
             title=md(job.title)))

@@ -9,8 +9,7 @@ from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_panel
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.runs.jobs import QUEUED, RUNNING
-from ptm_core.flows.tables import title_parts
+from ptm_core.flows import ACTIVE, title_parts
 
 st.title(_("Jobs"))
 st.caption(_("Long work runs outside the page: switching pages or reloading the browser does not stop it. "
@@ -37,7 +36,7 @@ def _when(timestamp: float | None) -> str:
 
 @st.fragment(run_every=1.0)
 def live_queue() -> None:
-    active = [job for job in job_manager().jobs() if job.status in (QUEUED, RUNNING)]
+    active = [job for job in job_manager().jobs() if job.status in ACTIVE]
     st.subheader(_("Queue ({n})").format(n=len(active)))
     if not active:
         st.caption(_("Nothing queued or running."))

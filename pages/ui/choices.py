@@ -12,10 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping, TypeVar
 
-from ptm_core.models.catalog import DEFAULT_BACKBONE
-from ptm_core.base.configs import (FINETUNE_MODES, BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig,
-                              KNNConfig, ProjectionConfig, Source)
-from ptm_core.maps.projection import METHODS as MAP_METHODS, METRICS as MAP_METRICS
+from ptm_core.base import (FINETUNE_MODES, BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, KNNConfig,
+                           ProjectionConfig, Source)
+from ptm_core.flows import DEFAULT_BACKBONE, MAP_METHODS, MAP_METRICS
 
 IMAGE_SIZES = (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 384)
 FINETUNE_SIZES = (32, 64, 96, 128, 160, 224)

@@ -17,7 +17,7 @@ import streamlit as st
 
 from pages.ui.i18n import _
 from pages.ui.maps import CORRECT_COLOURS, FITTED_COLOURS, METHODS, MODEBAR, PALETTE, remember_rows
-from ptm_core.maps import density as density_map
+from ptm_core.flows import density as density_map
 
 CONFIDENCE_BINS = 10
 

@@ -6,8 +6,7 @@ import streamlit as st
 from pages.ui.i18n import _
 from pages.ui.services import load_dataset
 from pages.ui.text import md
-from ptm_core.base.configs import DatasetConfig
-from ptm_core.base.errors import PTMError
+from ptm_core.base import DatasetConfig, PTMError
 
 PER_ROW = 8
 

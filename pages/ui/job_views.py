@@ -6,8 +6,7 @@ import streamlit as st
 from pages.ui.i18n import _
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.runs.eta import format_duration
-from ptm_core.runs.jobs import DONE, FINISHED, QUEUED, RUNNING, Job
+from ptm_core.flows import DONE, FINISHED, QUEUED, RUNNING, Job, format_duration
 
 
 def format_seconds(seconds: float | None) -> str:

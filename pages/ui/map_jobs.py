@@ -1,8 +1,6 @@
 """Which map a page draws: PCA at once, the chosen UMAP or t-SNE from the map lane once it is ready."""
 from __future__ import annotations
 
-from functools import partial
-
 import streamlit as st
 
 from pages.ui.i18n import _
@@ -10,15 +8,8 @@ from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.maps import METHODS
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.base.configs import ProjectionConfig, describe_map
-from ptm_core.base.errors import PTMError
-from ptm_core.flows.explore import MapResult, compute_map, map_key, run_map
-from ptm_core.features.featureset import FeatureSet
-from ptm_core.runs.jobs import DONE, FINISHED, Job
-from ptm_core.maps.projection import projection_path
-from ptm_core.maps.estimate import estimate_seconds
-
-AUTO_DRAW_SECONDS = 20  # maps estimated under this start by themselves; longer ones wait for the button
+from ptm_core.base import PTMError, ProjectionConfig
+from ptm_core.flows import DONE, FINISHED, FeatureSet, Job, MapResult, compute_map, map_plan
 
 
 @st.cache_data(show_spinner="Drawing a PCA map…", max_entries=16)
@@ -29,18 +20,14 @@ def quick_map(_features: FeatureSet, feature_key: str, config: ProjectionConfig)
 def map_job(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: str = "draw_map") -> Job | None:
     """The job computing this map: found, started when cheap or cached, or started by the user's click."""
     manager = job_manager()
-    key = map_key(fs.key, config)
-    job = manager.find(key)
-    if job is not None and (job.status == DONE or job.status not in FINISHED):
-        return job
-    estimate = estimate_seconds(*fs.features.shape, config)
-    cheap = job is None and (estimate <= AUTO_DRAW_SECONDS or projection_path(fs.key, config).exists())
+    plan = map_plan(fs, config, source, manager)
+    if plan.job is not None:
+        return plan.job
     label = _("Draw the {method} map (about {time})").format(method=METHODS[config.method],
-                                                             time=format_seconds(max(estimate, 1)))
-    clicked = not cheap and st.button(label, type="primary", icon=":material/scatter_plot:", key=button_key)
-    return manager.attach_or_submit(key, f"{describe_map(config)} map · {source}", partial(run_map, fs, config),
-                                    start=cheap or clicked, restore=True, kind="map", lane="map",
-                                    config={"feature_key": fs.key, "projection": config.to_dict()})
+                                                             time=format_seconds(max(plan.estimate_s, 1)))
+    clicked = not plan.starts_itself and st.button(label, type="primary", icon=":material/scatter_plot:",
+                                                   key=button_key)
+    return manager.attach(plan.spec, start=plan.starts_itself or clicked)
 
 
 def chosen_map(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: str = "draw_map") -> MapResult | None:

@@ -21,14 +21,9 @@ from pages.ui.choices import MapChoice
 from pages.ui.gallery import gallery
 from pages.ui.i18n import N_, _
 from pages.ui.text import md
-from ptm_core.base.configs import DatasetConfig, ProjectionConfig, describe_map
-from ptm_core.flows.explore import MapResult
-from ptm_core.features.featureset import FeatureSet
-from ptm_core.maps.neighbours import nearest_neighbours
-from ptm_core.maps.projection import METRICS, umap_ready
-from ptm_core.maps.estimate import estimate_seconds
-from ptm_core.flows.tables import selection_counts, stratified_sample
-from ptm_core.base.text import csv_safe_frame
+from ptm_core.base import DatasetConfig, ProjectionConfig, csv_safe_frame, describe_map
+from ptm_core.flows import (MAP_METRICS, FeatureSet, MapResult, estimate_seconds, nearest_neighbours, selection_counts,
+                            stratified_sample, umap_ready)
 
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 COLOUR_BY = {"class": N_("True class"), "prediction": N_("Probe prediction"), "correct": N_("Probe right or wrong"),
@@ -61,7 +56,7 @@ def map_controls() -> None:
         if method == "tsne":
             settings.bound(st.slider, _("Perplexity"), MapChoice, "perplexity", min_value=5.0, max_value=50.0, step=1.0)
         if method != "pca":
-            settings.bound(st.selectbox, _("Distance"), MapChoice, "metric", options=list(METRICS))
+            settings.bound(st.selectbox, _("Distance"), MapChoice, "metric", options=list(MAP_METRICS))
             settings.bound(st.toggle, _("Reproducible (seeded, one thread)"), MapChoice, "reproducible",
                            help=_("Off: UMAP runs unseeded on every core; faster on big machines, a new map each time."))
 

@@ -8,8 +8,7 @@ import streamlit as st
 from pages.ui.i18n import _, language, presenter, style_figure
 from pages.ui.maps import PALETTE
 from pages.ui.text import md
-from ptm_core.runs.jobs import RUNNING, Job
-from ptm_core.features.preview import Preview
+from ptm_core.flows import RUNNING, Job, Preview
 
 
 def preview_figure(preview: Preview):

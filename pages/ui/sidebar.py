@@ -13,10 +13,8 @@ from pages.ui.choices import IMAGE_SIZES, BackboneChoice, DataChoice, Extraction
 from pages.ui.i18n import N_, _
 from pages.ui.services import backbone_names, dataset_kinds, model_card, upload_limit_mb
 from pages.ui.text import md
-from ptm_core.models.catalog import DEFAULT_BACKBONE
-from ptm_core.base.configs import Source
-from ptm_core.data import TV_SOURCES, ingest_upload, list_datasets
-from ptm_core.base.errors import PTMError
+from ptm_core.base import PTMError, Source
+from ptm_core.flows import DEFAULT_BACKBONE, TV_SOURCES, ingest_upload, list_datasets
 
 WEIGHT_LABELS = {"bundled": N_("Bundled (offline ImageNet)"), "hub": N_("Hugging Face hub"), "random": N_("Random init"),
                  "file": N_("Local file")}

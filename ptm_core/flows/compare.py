@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -9,7 +10,7 @@ from ptm_core.base.configs import DatasetConfig, Source, describe_data, describe
 from ptm_core.base.errors import PTMError
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.extraction import extract
-from ptm_core.runs.jobs import JobContext
+from ptm_core.runs.jobs import JobContext, JobSpec
 from ptm_core.maps.neighbours import knn_sets, sets_agreement
 
 
@@ -99,3 +100,10 @@ def run_compare(request: CompareRequest, ctx: JobContext) -> CompareResult:
                         "same_class_b": float(comparison.same_class_b.mean()), "k": request.k},
                artifacts={"feature_key_a": features[0].key, "feature_key_b": features[1].key})
     return CompareResult(request, features[0], features[1], comparison)
+
+
+def compare_spec(request: CompareRequest) -> JobSpec:
+    """The comparison job of `request` in the compute lane; restored after a server restart (both feature sets
+    read back from the cache)."""
+    return JobSpec(request.key(), request.title(), partial(run_compare, request), kind="compare", restore=True,
+                   config=request.to_dict())

@@ -9,6 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.extraction import extract
 from ptm_core.features.extraction import warm_up as extraction_warm_up
 from ptm_core.maps.faithfulness import map_faithfulness
-from ptm_core.runs.jobs import JobContext
+from ptm_core.runs.jobs import ACTIVE, Job, JobContext, JobManager, JobSpec
 from ptm_core.features.preview import ProgressivePreview
 from ptm_core.probes.linear import ProbeResult, cached_linear_probe, sweep_message
 from ptm_core.maps.projection import project
@@ -79,6 +80,18 @@ def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
                  "precision": features.meta.get("precision")},
         artifacts={"features": str(artifact_dir("features") / f"{features.key}.npz"), "feature_key": features.key})
     return ExploreResult(request, features, probe)
+
+
+def explore_spec(request: ExploreRequest) -> JobSpec:
+    """The explore job of `request` in the compute lane; restored after a server restart (its features and
+    probe read back from the caches in about a second)."""
+    return JobSpec(request.key(), request.title(), partial(run_explore, request), kind="explore", restore=True,
+                   config=request.to_dict())
+
+
+def active_explore(manager: JobManager) -> Job | None:
+    """The newest explore job queued or running in `manager`: what a page whose settings changed since shows."""
+    return next((job for job in manager.jobs() if job.kind == "explore" and job.status in ACTIVE), None)
 
 
 @dataclass
