@@ -55,11 +55,9 @@ def upload_limit_mb() -> int | None:
 
     None, after one line saying why, when PTM_UPLOAD_MAX_BYTES is not a positive integer: no upload then.
     """
-    from streamlit import config
-
     try:
         engine = upload_limit_bytes() // 1024**2
     except PTMError as exc:
         st.error(md(exc.for_ui()), icon=":material/error:")
         return None
-    return max(1, min(engine, int(config.get_option("server.maxUploadSize"))))
+    return max(1, min(engine, int(st.get_option("server.maxUploadSize"))))
