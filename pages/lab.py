@@ -12,30 +12,23 @@ from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
-from ptm_core.flows import lab
-from ptm_core.evals.baselines import random_weights
-from ptm_core.base.configs import FINETUNE_MODES, ProjectionConfig, Source, describe_data, describe_source, describe_weights
-from ptm_core.runs.jobs import DONE, FINISHED
-from ptm_core.flows.tables import compare_frame, mixed_sizes
+from ptm_core.base import FINETUNE_MODES, Source, describe_data, describe_weights
+from ptm_core.flows import (ACTIVE, DONE, FINISHED, LabRequest, compare_frame, finetune_title, lab_spec,
+                            mixed_sizes, random_source, source_runs)
 
-# Methods whose results read back from the caches after a server restart; the rest (fine-tuning, label
-# efficiency, layers, drift) cache nothing and only run when asked.
-RESTORABLE = ("probes", "pixels", "random")
 MODE_HELP = {"full": N_("everything trainable"), "last-n": N_("last N blocks + head; the rest frozen"),
              "lp-ft": N_("head initialised from the linear probe, then everything (Kumar et al. 2022)"),
              "scratch": N_("random init, everything trainable — what pretraining buys")}
 INSPECT = [N_("linear probe"), "k-NN"]  # the method names the confusion explorer keys its widgets by
 
 
-def job_slot(kind: str, source: Source, parts: list, title: str, work, label: str, *, live_extra=None,
-             button_help: str | None = None):
-    """A button that starts (or reattaches to) one job; returns the job when it has finished."""
-    key = lab.job_key(kind, source, parts)
+def job_slot(kind: str, request: LabRequest, label: str, *, live_extra=None, button_help: str | None = None):
+    """A button that starts (or reattaches to) one lab method's job; returns the job when it has finished."""
+    spec = lab_spec(kind, request)
     manager = job_manager()
-    running = (job := manager.find(key)) is not None and job.status in ("queued", "running")
+    running = (job := manager.find(spec.key)) is not None and job.status in ACTIVE
     clicked = st.button(label, key=f"start-{kind}", help=button_help, disabled=running)
-    job = manager.attach_or_submit(key, title, work, start=clicked, restore=kind in RESTORABLE, kind=f"lab-{kind}",
-                                   config=source.to_dict() | {"parts": parts})
+    job = manager.attach(spec, start=clicked)
     if job is None:
         return None
     status = job.status  # one reading, as in job_outcome
@@ -55,10 +48,9 @@ def probes_tab(source: Source) -> None:
                        step=0.01)
     knn = settings.get(KNNChoice).config()
     produced_by = source.describe()
-    job = job_slot("probes", source, [knn.key()], f"probes · {produced_by}",
-                   partial(lab.run_probes, source, knn), _("Run linear probe + k-NN"), button_help=_(
-                       "Standardised features, L-BFGS logistic regression with C swept on a validation split; "
-                       "k-NN on L2-normalised features with cosine similarity and a temperature-weighted vote (DINO)."))
+    job = job_slot("probes", LabRequest(source, knn=knn), _("Run linear probe + k-NN"), button_help=_(
+        "Standardised features, L-BFGS logistic regression with C swept on a validation split; "
+        "k-NN on L2-normalised features with cosine similarity and a temperature-weighted vote (DINO)."))
     if job is None:
         return
     result = job.result
@@ -85,18 +77,15 @@ def baselines_tab(source: Source) -> None:
                  "architecture without pretraining — the difference is what pretraining buys."))
     cols = st.columns(2)
     with cols[0]:
-        job = job_slot("pixels", source, [], f"raw pixels (32×32 grey) · {source.dataset.spec}",
-                       partial(lab.run_pixels, source), _("Raw-pixel baseline"))
+        job = job_slot("pixels", LabRequest(source), _("Raw-pixel baseline"))
         if job is not None:
             st.metric(_("Raw pixels (32×32 grey)"), f"{job.result.test_accuracy:.1%}",
                       help=_("Logistic regression on 32×32 grey pixels of {spec}.").format(spec=md(source.dataset.spec)))
     with cols[1]:
-        random_source = Source(source.dataset, random_weights(source.backbone), source.extraction)
-        job = job_slot("random", source, [], f"random-init probe · {random_source.describe()}",
-                       partial(lab.run_random_probe, source), _("Random-init baseline"))
+        job = job_slot("random", LabRequest(source), _("Random-init baseline"))
         if job is not None:
             st.metric(_("Random-init backbone + probe"), f"{job.result.test_accuracy:.1%}",
-                      help=md(random_source.describe()))
+                      help=md(random_source(source).describe()))
 
 
 def finetune_form() -> None:
@@ -159,9 +148,8 @@ def finetune_result(source: Source, job, produced_by: str) -> None:
         st.download_button(_("Best checkpoint (.safetensors)"), checkpoint.read_bytes, checkpoint.name,
                            "application/octet-stream", icon=":material/download:", key="download-checkpoint",
                            on_click="ignore")
-    drift = job_slot("drift", source, [result.checkpoint], f"feature drift · {produced_by}",
-                     partial(lab.run_drift, source, result.checkpoint, config.image_size,
-                             ProjectionConfig(method="pca")), _("Show feature drift (before vs after)"))
+    drift = job_slot("drift", LabRequest(source, finetune=config, checkpoint=result.checkpoint),
+                     _("Show feature drift (before vs after)"))
     if drift is not None:
         views.drift_charts(drift.result, produced_by)
 
@@ -169,9 +157,9 @@ def finetune_result(source: Source, job, produced_by: str) -> None:
 def finetune_tab(source: Source) -> None:
     finetune_form()
     config = settings.get(FinetuneChoice).config()
-    produced_by = f"fine-tune {config.mode} · " + describe_source(source.dataset, source.backbone, config.image_size)
-    job = job_slot("finetune", source, [config.key()], produced_by, partial(lab.run_finetune, source, config),
-                   _("Start fine-tuning"), live_extra=partial(live_curves, label=f"{config.mode} @ {config.image_size}px"),
+    produced_by = finetune_title(source, config)
+    job = job_slot("finetune", LabRequest(source, finetune=config), _("Start fine-tuning"),
+                   live_extra=partial(live_curves, label=f"{config.mode} @ {config.image_size}px"),
                    button_help=_("Runs as a job: switch pages or reload freely. Cancel stops it and keeps the best "
                                  "checkpoint so far, which is still scored on the test split."))
     if job is not None:
@@ -180,9 +168,7 @@ def finetune_tab(source: Source) -> None:
 
 
 def overlay_runs(source: Source) -> None:
-    store = job_manager().store
-    runs = [r for r in store.runs(kind="lab-finetune") if (r["config"] or {}).get("source_key") == source.key()
-            and r["status"] == DONE] if store else []
+    runs = source_runs(job_manager().store, source, kind="finetune")
     if len(runs) > 1:
         st.markdown(_("**All fine-tune runs on this data and backbone**"))
         st.plotly_chart(views.curves_chart([(f"{r['metrics'].get('mode')} @ {r['metrics'].get('image_size')}px · "
@@ -192,7 +178,7 @@ def overlay_runs(source: Source) -> None:
 
 def compare_tab(source: Source) -> None:
     store = job_manager().store
-    runs = [r for r in store.runs() if (r["config"] or {}).get("source_key") == source.key() and r["status"] == DONE]
+    runs = source_runs(store, source)
     frame = compare_frame(runs)
     if frame.empty:
         st.info(_("Run the probes, the baselines or a fine-tune: each result lands here, on the same split."))
@@ -215,10 +201,8 @@ def compare_tab(source: Source) -> None:
 def efficiency_tab(source: Source) -> None:
     with_finetune = st.toggle(_("Include fine-tuning (slow on a CPU: 16 short runs)"), False, key="eff_ft")
     ft = settings.get(FinetuneChoice).config()
-    job = job_slot("efficiency", source, [with_finetune, ft.key() if with_finetune else None],
-                   f"label efficiency · {source.describe()}",
-                   partial(lab.run_label_efficiency_job, source, settings.get(KNNChoice).config(), with_finetune, ft),
-                   _("Run label efficiency (1, 2, 5, 10, 25, all per class)"))
+    request = LabRequest(source, knn=settings.get(KNNChoice).config(), finetune=ft, with_finetune=with_finetune)
+    job = job_slot("efficiency", request, _("Run label efficiency (1, 2, 5, 10, 25, all per class)"))
     if job is not None:
         st.plotly_chart(views.efficiency_chart(job.result, source.describe()), width="stretch", key="efficiency")
         st.dataframe(views.efficiency_frame(job.result)[["labels per class", "method", "mean", "std"]],
@@ -226,8 +210,7 @@ def efficiency_tab(source: Source) -> None:
 
 
 def layers_tab(source: Source) -> None:
-    job = job_slot("layers", source, [], f"layer sweep · {source.describe()}", partial(lab.run_layers, source),
-                   _("Run the layer sweep"))
+    job = job_slot("layers", LabRequest(source), _("Run the layer sweep"))
     if job is not None:
         st.plotly_chart(views.layers_chart(job.result, source.describe()), width="stretch", key="layers")
 

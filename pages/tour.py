@@ -1,6 +1,4 @@
 """Tour: when does pretraining help? Five live steps on the offline data, then the user's turn."""
-from functools import partial
-
 import numpy as np
 import streamlit as st
 
@@ -12,24 +10,14 @@ from pages.ui.services import job_manager
 from pages.ui.text import md
 from pages.ui.tour_views import (contrast_view, efficiency_chart, estimate_text, finetune_curve,
                                  partial_rows, tour_step, vector_strip)
-from ptm_core.flows import tour
-from ptm_core.base.configs import describe_map, describe_source
+from ptm_core.base import describe_map, describe_source
+from ptm_core.flows import (TOUR_STEPS, VECTOR_SHOWN, EfficiencyPoint, TourPlan, dataset_size,
+                            estimate_step_seconds, step_spec, step_specs)
 
-PLAN = tour.TourPlan()
+PLAN = TourPlan()
 SHAPES_CHOICE = DataChoice(dataset="shapes", shapes_n=1000, shapes_classes=8, shapes_size=96, shapes_clutter=1)
 DIGITS_CHOICE = DataChoice(dataset="mnist5k", limit=2000)
 assert SHAPES_CHOICE.config() == PLAN.shapes and DIGITS_CHOICE.config() == PLAN.digits  # one truth for both
-# Each step's job (key, title, work), started by its own button or by "Run every step": the same job either way.
-STEP_JOBS = {
-    "neighbours": (PLAN.step_key("neighbours"), "tour 1: nearest neighbours", partial(tour.run_neighbours, PLAN)),
-    "shapes": (PLAN.step_key("contrast", PLAN.shapes.key()), f"tour 2: contrast on {PLAN.shapes.spec}",
-               partial(tour.run_contrast, PLAN, PLAN.shapes)),
-    "digits": (PLAN.step_key("contrast", PLAN.digits.key()), f"tour 3: contrast on {PLAN.digits.spec}",
-               partial(tour.run_contrast, PLAN, PLAN.digits)),
-    "efficiency": (PLAN.step_key("efficiency"), "tour 4: label efficiency", partial(tour.run_efficiency, PLAN)),
-    "finetune": (PLAN.step_key("finetune"), "tour 5: linear probe vs LP-FT",
-                 partial(tour.run_frozen_vs_adapted, PLAN)),
-}
 
 
 def step_neighbours() -> None:
@@ -37,8 +25,8 @@ def step_neighbours() -> None:
     st.markdown(_("A backbone turns each image into a vector of numbers (its features). Images whose vectors point "
                   "the same way look alike to the network. Here: one shape of each of {q} classes, and the {k} "
                   "images whose features are nearest (cosine similarity) among {n} cluttered shapes.").format(
-        q=PLAN.queries, k=PLAN.neighbours, n=f"{tour.dataset_size(PLAN.shapes):,}"))
-    job = tour_step(1, *STEP_JOBS["neighbours"], estimate=tour.estimate_step_seconds(PLAN, "neighbours"))
+        q=PLAN.queries, k=PLAN.neighbours, n=f"{dataset_size(PLAN.shapes):,}"))
+    job = tour_step(1, step_spec(PLAN, "neighbours"), estimate=estimate_step_seconds(PLAN, "neighbours"))
     if job is None:
         return
     result = job.result
@@ -54,7 +42,7 @@ def step_neighbours() -> None:
     total = sum(len(found) for found in result.neighbours)
     st.caption(_("Notice: {same} of the {total} neighbours share the query's shape, whatever its colour and "
                  "background. Each strip shows the first {shown} of the query's {dim} numbers. {source}.").format(
-        same=same, total=total, shown=tour.VECTOR_SHOWN, dim=result.feature_dim, source=result.produced_by))
+        same=same, total=total, shown=VECTOR_SHOWN, dim=result.feature_dim, source=result.produced_by))
 
 
 def step_contrast(number: int, data_key: str) -> None:
@@ -65,8 +53,8 @@ def step_contrast(number: int, data_key: str) -> None:
                       "pretrained on ImageNet."))
     else:
         st.header(_("3 · When it helps less: handwritten digits"))
-        st.markdown(_("The same three on {n} MNIST digits.").format(n=f"{tour.dataset_size(PLAN.digits):,}"))
-    job = tour_step(number, *STEP_JOBS[data_key], estimate=tour.estimate_step_seconds(PLAN, data_key),
+        st.markdown(_("The same three on {n} MNIST digits.").format(n=f"{dataset_size(PLAN.digits):,}"))
+    job = tour_step(number, step_spec(PLAN, data_key), estimate=estimate_step_seconds(PLAN, data_key),
                     live_extra=partial_rows)
     if job is None:
         return
@@ -91,7 +79,7 @@ def step_efficiency() -> None:
     st.markdown(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
                   "labelled training images per class; mean and spread over {n} random draws.").format(
         lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
-    job = tour_step(4, *STEP_JOBS["efficiency"], estimate=tour.estimate_step_seconds(PLAN, "efficiency"))
+    job = tour_step(4, step_spec(PLAN, "efficiency"), estimate=estimate_step_seconds(PLAN, "efficiency"))
     if job is None:
         return
     names = {PLAN.shapes.spec: _("cluttered shapes"), PLAN.digits.spec: _("MNIST digits")}
@@ -101,7 +89,7 @@ def step_efficiency() -> None:
     st.caption(" ".join(notices) + " " + md(" · ".join(sorted({p.produced_by for p in job.result}))))
 
 
-def efficiency_notice(points: list[tour.EfficiencyPoint], spec: str, name: str) -> str:
+def efficiency_notice(points: list[EfficiencyPoint], spec: str, name: str) -> str:
     """What the curves of one dataset say, read from the numbers: the fewest labels where pretrained wins."""
     mean = {(p.kind, p.k): p.mean for p in points if p.dataset == spec}
     most = max(PLAN.ks)
@@ -124,7 +112,7 @@ def step_finetune() -> None:
     st.markdown(_("A linear probe keeps the backbone frozen. LP-FT starts from that probe and then trains every "
                   "weight for {epochs} epoch(s) at {size} px (Kumar et al., 2022): can adapting the features close "
                   "the domain gap that step 3 showed?").format(epochs=config.epochs, size=config.image_size))
-    job = tour_step(5, *STEP_JOBS["finetune"], estimate=tour.estimate_step_seconds(PLAN, "finetune"), restore=False,
+    job = tour_step(5, step_spec(PLAN, "finetune"), estimate=estimate_step_seconds(PLAN, "finetune"),
                     live_extra=live_finetune)
     if job is None:
         return
@@ -168,15 +156,15 @@ def step_your_turn() -> None:
 
 def run_everything() -> None:
     """Queue every step; they run one after another while the page is read."""
-    for key, title, work in STEP_JOBS.values():
-        job_manager().attach_or_submit(key, title, work, start=True, kind="tour")
+    for spec in step_specs(PLAN):
+        job_manager().attach(spec, start=True)
 
 
 st.title(_("When does pretraining help?"))
 st.markdown(_("A short tour, computed live on this machine from offline data: {backbone} with ImageNet weights, "
               "at {size} px. Each step runs once (then it is cached); its time estimate is on its button.").format(
     backbone=PLAN.backbone.name, size=PLAN.image_size))
-total = sum(tour.estimate_step_seconds(PLAN, step) for step in STEP_JOBS)
+total = sum(estimate_step_seconds(PLAN, step) for step in TOUR_STEPS)
 if st.button(_("Run every step ({estimate})").format(estimate=estimate_text(total)), key="tour-run-all",
              icon=":material/playlist_play:"):
     run_everything()

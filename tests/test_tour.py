@@ -85,3 +85,23 @@ def test_estimates_exist_for_every_step_and_grow_with_the_data(plan):
     default = {s: tour.estimate_step_seconds(tour.TourPlan(), s) for s in small}
     assert all(0 < small[s] < default[s] for s in small)
     assert tour.dataset_size(tour.TourPlan().shapes) == 1000 and tour.dataset_size(tour.TourPlan().digits) == 2000
+
+
+def test_every_step_has_one_job_in_the_order_run_every_step_queues_them(plan):
+    specs = tour.step_specs(plan)
+    assert [s.key for s in specs] == [tour.step_spec(plan, step).key for step in tour.TOUR_STEPS]
+    assert tour.TOUR_STEPS == ("neighbours", "shapes", "digits", "efficiency", "finetune")
+    assert [s.title.split(":")[0] for s in specs] == [f"tour {n}" for n in range(1, 6)]
+    assert len({s.key for s in specs}) == len(specs) and all(s.kind == "tour" for s in specs)
+    assert [s.key for s in tour.step_specs(plan)] == [s.key for s in specs]  # stable across calls
+    assert specs[0].key != tour.step_specs(tour.TourPlan())[0].key  # another plan, other jobs
+    # The keys of earlier versions, so a restarted server finds their runs.
+    assert specs[1].key == plan.step_key("contrast", plan.shapes.key())
+    assert specs[4].key == plan.step_key("finetune")
+    with pytest.raises(ValueError, match="unknown tour step"):
+        tour.step_spec(plan, "nonsense")
+
+
+def test_every_step_but_the_fine_tune_is_restored_after_a_restart(plan):
+    restored = {step for step in tour.TOUR_STEPS if tour.step_spec(plan, step).restore}
+    assert restored == set(tour.RESTORED_STEPS) == set(tour.TOUR_STEPS) - {"finetune"}

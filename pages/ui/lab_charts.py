@@ -11,13 +11,13 @@ from pages.ui.gallery import gallery
 from pages.ui.i18n import N_, _
 from pages.ui.maps import PALETTE
 from pages.ui.text import md, plot_text
-from ptm_core.base.configs import DatasetConfig
-from ptm_core.probes.linear import confident_mistakes, confusion, per_class_accuracy
+from ptm_core.base import DatasetConfig
+from ptm_core.flows import confident_mistakes, confusion, per_class_accuracy
 
 MARGINS = {"l": 10, "r": 10, "t": 40, "b": 10}
 LOSS_SMOOTHING = N_("the mean of the last steps (a tenth of the run, 3-50 steps), exact from the first step; a rise "
                     "early on is the learning rate warming up")
-# The drift job's maps are keyed "before" and "after" (ptm_core.flows.lab.run_drift).
+# The drift job's maps are keyed "before" and "after" (the lab flow's run_drift).
 DRIFT_TITLES = {"before": N_("Features before fine-tuning"), "after": N_("Features after fine-tuning")}
 DRIFT_CAPTIONS = {"before": N_("PCA of the features before fine-tuning · {produced_by}"),
                   "after": N_("PCA of the features after fine-tuning · {produced_by}")}

@@ -14,8 +14,7 @@ from pages.ui.job_views import duration_text, format_seconds, job_panel, live_jo
 from pages.ui.maps import PALETTE
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.runs.jobs import DONE, FINISHED, Job
-from ptm_core.flows.tour import ContrastResult, EfficiencyPoint
+from ptm_core.flows import DONE, FINISHED, ContrastResult, EfficiencyPoint, Job, JobSpec
 
 
 def kind_labels() -> dict[str, str]:
@@ -28,16 +27,16 @@ def estimate_text(seconds: float) -> str:
     return _("about {time}").format(time=duration_text(seconds))
 
 
-def tour_step(number: int, key: str, title: str, work: Callable, *, estimate: float, restore: bool = True,
+def tour_step(number: int, spec: JobSpec, *, estimate: float,
               live_extra: Callable[[Job], None] | None = None) -> Job | None:
     """Its button (with the time estimate) until it has run; then its live progress; the done job when it is."""
     manager = job_manager()
-    job = manager.attach_or_submit(key, title, work, restore=restore, kind="tour")
+    job = manager.attach(spec)
     if job is None:
         label = _("Run step {n} ({estimate} the first time)").format(n=number, estimate=estimate_text(estimate))
         if st.button(label, key=f"tour-run-{number}", type="primary" if number == 2 else "secondary",
                      icon=":material/play_arrow:"):
-            manager.attach_or_submit(key, title, work, start=True, kind="tour")
+            manager.attach(spec, start=True)
             st.rerun()  # the page redrawn without the button, the step's progress in its place
     if job is None:
         return None
@@ -47,7 +46,7 @@ def tour_step(number: int, key: str, title: str, work: Callable, *, estimate: fl
     if status in FINISHED:
         job_panel(job)
         if st.button(_("Run step {n} again").format(n=number), key=f"tour-rerun-{number}"):
-            manager.submit(key, title, work, kind="tour")
+            manager.start(spec)
             st.rerun()
         return None
     live_job(job.id, live_extra)

@@ -2,20 +2,25 @@
 
 Each `run_*` takes frozen configs plus a JobContext, records its metrics for the run store (so
 the Compare view can read every method's accuracy and time) and returns its full result.
+`lab_spec(kind, request)` is the one place a page gets a method's job from: its key, title, work, kind and
+whether a previous server's run is restored.
 """
 from __future__ import annotations
 
 import dataclasses
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
-from ptm_core.evals.baselines import PIXEL_SIZE, run_pixel_baseline, run_random_weights_baseline
-from ptm_core.base.configs import FinetuneConfig, KNNConfig, ProbeConfig, ProjectionConfig, Source, stable_hash
+from ptm_core.evals.baselines import PIXEL_SIZE, random_weights, run_pixel_baseline, run_random_weights_baseline
+from ptm_core.base.configs import (FinetuneConfig, KNNConfig, ProbeConfig, ProjectionConfig, Source, describe_source,
+                                   stable_hash)
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.extraction import extract
 from ptm_core.finetune.finetuning import FinetuneResult, finetune, finetuned_features
-from ptm_core.runs.jobs import JobContext
+from ptm_core.runs.jobs import DONE, JobContext, JobSpec
+from ptm_core.runs.store import RunStore
 from ptm_core.probes.knn import KNNResult, run_knn_probe
 from ptm_core.evals.label_efficiency import finetune_runner, run_label_efficiency
 from ptm_core.evals.layer_sweep import STAGES_SHARE, run_layer_sweep
@@ -31,9 +36,6 @@ METHOD_LABELS = {
 }
 
 
-def job_key(kind: str, source: Source, parts: list) -> str:
-    """The job key of one lab method on one source: the same settings find the same job."""
-    return stable_hash(["lab", kind, source.key(), parts])
 
 
 @dataclass
@@ -195,3 +197,76 @@ def run_drift(source: Source, checkpoint: str, image_size: int, projection: Proj
     maps = {"before": compute_projection(before.features, projection),
             "after": compute_projection(after.features, projection)}
     return {"maps": maps, "labels": before.labels, "class_names": before.class_names}
+
+
+# The lab's methods as jobs: what a page asks for, and attaches to.
+LAB_METHODS = ("probes", "pixels", "random", "finetune", "drift", "efficiency", "layers")
+# Methods whose results read back from the caches after a server restart; the rest (fine-tuning, label
+# efficiency, layers, drift) cache nothing and only run when asked.
+RESTORED_METHODS = ("probes", "pixels", "random")
+
+
+@dataclass(frozen=True)
+class LabRequest:
+    """One lab method's settings on one source; each method reads the settings it needs and ignores the rest."""
+
+    source: Source
+    knn: KNNConfig = KNNConfig()  # probes, label efficiency
+    finetune: FinetuneConfig = FinetuneConfig()  # fine-tune; label efficiency with_finetune; drift (size, title)
+    with_finetune: bool = False  # label efficiency: fine-tune at every budget too
+    checkpoint: str | None = None  # drift: the fine-tuned weights
+
+
+def job_key(kind: str, source: Source, parts: list) -> str:
+    """The job key of one lab method on one source: the same settings find the same job."""
+    return stable_hash(["lab", kind, source.key(), parts])
+
+
+def random_source(source: Source) -> Source:
+    """The random-init baseline's source: the same architecture, data and extraction without pretraining."""
+    return Source(source.dataset, random_weights(source.backbone), source.extraction)
+
+
+def finetune_title(source: Source, config: FinetuneConfig) -> str:
+    """What produced a fine-tune's numbers: its mode, the data and backbone, and its own image size."""
+    return f"fine-tune {config.mode} · " + describe_source(source.dataset, source.backbone, config.image_size)
+
+
+def _method(kind: str, request: LabRequest) -> tuple[list, str, Callable[[JobContext], object]]:
+    """(the settings that key the job besides the source, title, work) of one method."""
+    source, ft = request.source, request.finetune
+    if kind == "probes":
+        return [request.knn.key()], f"probes · {source.describe()}", partial(run_probes, source, request.knn)
+    if kind == "pixels":
+        return ([], f"raw pixels ({PIXEL_SIZE}×{PIXEL_SIZE} grey) · {source.dataset.spec}",
+                partial(run_pixels, source))
+    if kind == "random":
+        return ([], f"random-init probe · {random_source(source).describe()}",
+                partial(run_random_probe, source))
+    if kind == "finetune":
+        return [ft.key()], finetune_title(source, ft), partial(run_finetune, source, ft)
+    if kind == "drift":
+        return ([request.checkpoint], f"feature drift · {finetune_title(source, ft)}",
+                partial(run_drift, source, request.checkpoint, ft.image_size, ProjectionConfig(method="pca")))
+    if kind == "efficiency":
+        return ([request.with_finetune, ft.key() if request.with_finetune else None],
+                f"label efficiency · {source.describe()}",
+                partial(run_label_efficiency_job, source, request.knn, request.with_finetune, ft))
+    if kind == "layers":
+        return [], f"layer sweep · {source.describe()}", partial(run_layers, source)
+    raise ValueError(f"unknown lab method {kind!r}; one of {', '.join(LAB_METHODS)}")
+
+
+def lab_spec(kind: str, request: LabRequest) -> JobSpec:
+    """The job of one lab method (`LAB_METHODS`): the same settings give the same key, so a page reattaches to it."""
+    parts, title, work = _method(kind, request)
+    return JobSpec(job_key(kind, request.source, parts), title, work, kind=f"lab-{kind}",
+                   restore=kind in RESTORED_METHODS, config=request.source.to_dict() | {"parts": parts})
+
+
+def source_runs(store: RunStore | None, source: Source, kind: str | None = None) -> list[dict]:
+    """The finished (done) runs on this source, newest first; only one lab method's with `kind`."""
+    if store is None:
+        return []
+    runs = store.runs(kind=f"lab-{kind}" if kind else None)
+    return [r for r in runs if (r["config"] or {}).get("source_key") == source.key() and r["status"] == DONE]

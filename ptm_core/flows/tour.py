@@ -5,12 +5,15 @@
 4. label efficiency: 1-25 labels per class, pretrained features vs pixels, on both;
 5. frozen vs adapted: the linear probe vs LP-FT on digits.
 Every number keeps the source that produced it; the page never shows a number it did not compute.
+`step_spec(plan, step)` is each step's job, the same whether its own button or "run every step" starts it.
 """
 from __future__ import annotations
 
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
 
 import numpy as np
 
@@ -19,7 +22,7 @@ from ptm_core.base.configs import (BackboneConfig, DatasetConfig, ExtractionConf
                               ProjectionConfig, Source, Keyed, stable_hash)
 from ptm_core.data import load_dataset
 from ptm_core.features.extraction import extract
-from ptm_core.runs.jobs import JobContext
+from ptm_core.runs.jobs import JobContext, JobSpec
 from ptm_core.evals.label_efficiency import run_label_efficiency
 from ptm_core.flows.lab import run_finetune
 from ptm_core.maps.neighbours import nearest_neighbours
@@ -229,3 +232,36 @@ def estimate_step_seconds(plan: TourPlan, step: str) -> float:
     per_image = (plan.finetune.image_size / 128) ** 2 / EXTRACT_IMAGES_PER_S_128
     return (_extract_seconds(plan.finetune_limit, plan.finetune.image_size) + PROBE_SECONDS
             + plan.finetune.epochs * n_train * per_image * TRAIN_COST)
+
+
+# The steps as jobs, in the order "run every step" queues them (one after another, in one lane).
+TOUR_STEPS = ("neighbours", "shapes", "digits", "efficiency", "finetune")
+# Steps whose work reads back from the caches in about a second: a previous server's run is started again when
+# the page shows them. The fine-tune caches nothing and only runs when asked.
+RESTORED_STEPS = ("neighbours", "shapes", "digits", "efficiency")
+
+
+def _step(plan: TourPlan, step: str) -> tuple[str, str, Callable[[JobContext], object]]:
+    """(key, title, work) of one step."""
+    if step == "neighbours":
+        return plan.step_key("neighbours"), "tour 1: nearest neighbours", partial(run_neighbours, plan)
+    if step in ("shapes", "digits"):
+        dataset, number = (plan.shapes, 2) if step == "shapes" else (plan.digits, 3)
+        return (plan.step_key("contrast", dataset.key()), f"tour {number}: contrast on {dataset.spec}",
+                partial(run_contrast, plan, dataset))
+    if step == "efficiency":
+        return plan.step_key("efficiency"), "tour 4: label efficiency", partial(run_efficiency, plan)
+    if step == "finetune":
+        return plan.step_key("finetune"), "tour 5: linear probe vs LP-FT", partial(run_frozen_vs_adapted, plan)
+    raise ValueError(f"unknown tour step {step!r}; one of {', '.join(TOUR_STEPS)}")
+
+
+def step_spec(plan: TourPlan, step: str) -> JobSpec:
+    """One step's job (`TOUR_STEPS`): the same whether its own button or "run every step" starts it."""
+    key, title, work = _step(plan, step)
+    return JobSpec(key, title, work, kind="tour", restore=step in RESTORED_STEPS)
+
+
+def step_specs(plan: TourPlan) -> list[JobSpec]:
+    """Every step's job, in the order "run every step" queues them."""
+    return [step_spec(plan, step) for step in TOUR_STEPS]
