@@ -76,10 +76,10 @@ def test_8_bad_numbers_are_one_usage_line_and_one_error(argv, capsys):
     (lambda: FinetuneConfig(batch_size=10**9), "--batch-size"),
 ])
 def test_8_engine_checks_fine_tuning_settings_too(make, message):
-    from ptm_core.finetune.finetuning import _check
+    from ptm_core.finetune.finetuning import check_config
 
     with pytest.raises(PTMError, match=message):
-        _check(make())
+        check_config(make())
 
 
 @pytest.mark.parametrize("config", [KNNConfig(temperature=math.nan), KNNConfig(temperature=-0.1),

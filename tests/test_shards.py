@@ -8,7 +8,7 @@ from ptm_core.features import shards
 from ptm_core.data import Dataset
 from ptm_core.base.errors import PTMError
 from ptm_core.features.user_files import read_features_file
-from ptm_core.features.ray_engine import ShardWriter, _finish
+from ptm_core.features.ray_engine import ShardWriter, finish_shards
 
 N, DIM, ROWS = 10, 3, 4
 
@@ -34,7 +34,7 @@ def _write_all(folder, unreadable_row: int | None = None) -> np.ndarray:
 def test_shards_load_in_row_order_with_unreadable_rows_left_out(tmp_path):
     folder, dataset = tmp_path / "k" / "shards", _dataset()
     features = _write_all(folder, unreadable_row=5)
-    result = _finish(folder, "k", dataset, shards.plan(N, ROWS), {"backbone": "toy"})
+    result = finish_shards(folder, "k", dataset, shards.plan(N, ROWS), {"backbone": "toy"})
     kept = [i for i in range(N) if i != 5]
     np.testing.assert_array_equal(result.features, features[kept])
     assert result.ids == [dataset.ids[i] for i in kept]
@@ -46,7 +46,7 @@ def test_shards_load_in_row_order_with_unreadable_rows_left_out(tmp_path):
 def test_a_damaged_shard_is_redone_and_never_read(tmp_path):
     folder = tmp_path / "k" / "shards"
     _write_all(folder)
-    _finish(folder, "k", _dataset(), shards.plan(N, ROWS), {"backbone": "toy"})
+    finish_shards(folder, "k", _dataset(), shards.plan(N, ROWS), {"backbone": "toy"})
     damaged = folder / shards.shard_name(4, 8)
     damaged.write_bytes(damaged.read_bytes()[:-7] + b"garbage")
     with pytest.raises(PTMError, match="missing or damaged"):

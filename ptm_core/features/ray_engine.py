@@ -183,7 +183,7 @@ def _manifest(key: str, dataset: Dataset, unreadable: dict[int, str], ranges: li
             "shards": [{"file": shards.shard_name(a, b), "start": a, "stop": b} for a, b in ranges], "meta": meta}
 
 
-def _finish(folder: Path, key: str, dataset: Dataset, ranges: list[tuple[int, int]], meta: dict) -> FeatureSet:
+def finish_shards(folder: Path, key: str, dataset: Dataset, ranges: list[tuple[int, int]], meta: dict) -> FeatureSet:
     """Write the manifest once every shard is on disk, then load the set the way every reader will."""
     unreadable: dict[int, str] = {}
     for start, stop in ranges:
@@ -245,6 +245,6 @@ def extract_ray(dataset_config: DatasetConfig, backbone_config: BackboneConfig, 
             # Wall time of the run, worker start-up included; `startup_seconds` is the part before the first batch.
             "images_per_s": computed / max(seconds, 1e-9), "compute_seconds": seconds, "startup_seconds": startup,
             "resumed_from": resumed, "rows_computed": computed}
-    result = _finish(folder, key, dataset, ranges, meta)
+    result = finish_shards(folder, key, dataset, ranges, meta)
     result.meta.update(cache_hit=False, from_cache=False, seconds=time.perf_counter() - started)
     return result

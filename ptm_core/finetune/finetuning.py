@@ -261,7 +261,7 @@ def finetuned_features(checkpoint: str | os.PathLike, dataset_config: DatasetCon
     return result
 
 
-def _check(config: FinetuneConfig) -> None:
+def check_config(config: FinetuneConfig) -> None:
     if config.mode not in FINETUNE_MODES:
         raise PTMError(f"Unknown fine-tuning mode '{config.mode}'; use one of {', '.join(FINETUNE_MODES)}.")
     check_precision(config.precision)
@@ -293,7 +293,7 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
     fraction of that stage, message). Every record has run_fraction: the whole run's progress.
     `train_subset` (indices inside the probes' train split) trains on fewer labels.
     """
-    _check(config)
+    check_config(config)
     started = time.perf_counter()
     dataset = load_dataset(dataset_config)
     fit, val, test = finetune_split(dataset.labels, config, train_subset)
