@@ -28,7 +28,7 @@ from ptm_core.base.configs import BackboneConfig, DatasetConfig, FinetuneConfig 
 from ptm_core.data import load_dataset  # noqa: E402
 from ptm_core.features.extraction import data_config  # noqa: E402
 from ptm_core.models.precision import native_bf16  # noqa: E402
-from ptm_core.finetune.finetuning import _Images, build_model, finetune, finetune_split  # noqa: E402
+from ptm_core.finetune.finetuning import TrainingImages, build_model, finetune, finetune_split  # noqa: E402
 from ptm_core.finetune.training import make_optimizer  # noqa: E402
 
 LOOP_TARGET, BF16_TARGET, AUTO_TARGET = 0.95, 1.5, 0.9
@@ -44,7 +44,7 @@ def plain_loop(data: DatasetConfig, config: FinetuneConfig) -> float:
     model, _ = build_model(BackboneConfig(), config, len(dataset.class_names))
     transform = create_transform(**data_config(model, config.image_size), is_training=True, scale=(0.5, 1.0),
                                  hflip=0.5, color_jitter=None)
-    loader = DataLoader(_Images(dataset, fit, transform), batch_size=config.batch_size, shuffle=True, drop_last=True,
+    loader = DataLoader(TrainingImages(dataset, fit, transform), batch_size=config.batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(config.seed))
     optimizer, loss_fn, images_seen = make_optimizer(model, config), nn.CrossEntropyLoss(), 0
     model.train()

@@ -189,9 +189,9 @@ def test_label_efficiency_draws_every_budget_including_all():
 
 
 def test_confident_mistakes_never_read_a_rounded_100_percent():
-    from pages.ui.lab_charts import _probability
+    from pages.ui.lab_charts import probability_text
 
-    assert _probability(0.99996) == "> 99.99%" and _probability(0.9876) == "98.76%" and _probability(1.0) == "> 99.99%"
+    assert probability_text(0.99996) == "> 99.99%" and probability_text(0.9876) == "98.76%" and probability_text(1.0) == "> 99.99%"
 
 
 def test_fine_tune_curves_tick_validation_at_round_percentages():

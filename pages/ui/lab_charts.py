@@ -87,11 +87,11 @@ def mistakes_gallery(dataset_config: DatasetConfig, labels: np.ndarray, class_na
     indices = result.test_indices[positions]
     caption = _("true {true} → {predicted} (p {p})")
     captions = [caption.format(true=class_names[labels[i]], predicted=class_names[result.predictions[p]],
-                               p=_probability(result.probabilities[p].max())) for i, p in zip(indices, positions)]
+                               p=probability_text(result.probabilities[p].max())) for i, p in zip(indices, positions)]
     gallery(dataset_config, indices, captions, feature_ids=feature_ids, empty=_("No mistakes at all."))
 
 
-def _probability(p: float) -> str:
+def probability_text(p: float) -> str:
     """Two decimals of a percentage, never a rounded-up '100.00%' for a probability short of 1."""
     return f"{p:.2%}" if p < 0.99995 else "> 99.99%"
 

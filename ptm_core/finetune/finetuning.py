@@ -182,7 +182,7 @@ def fit_probe_head(model: nn.Module, dataset_config: DatasetConfig, backbone_con
     return float(probe.score(features.features[test], features.labels[test]))
 
 
-class _Images(torch.utils.data.Dataset):
+class TrainingImages(torch.utils.data.Dataset):
     def __init__(self, dataset: Dataset, indices: np.ndarray, transform):
         self.dataset, self.indices, self.transform = dataset, indices, transform
 
@@ -204,7 +204,7 @@ class _Images(torch.utils.data.Dataset):
 def _loader(dataset: Dataset, indices: np.ndarray, transform, batch_size: int, seed: int | None = None) -> DataLoader:
     # num_workers=0: jobs run on threads inside the app's server process, where worker processes misbehave.
     shuffle = seed is not None
-    return DataLoader(_Images(dataset, indices, transform), batch_size=batch_size, shuffle=shuffle, num_workers=0,
+    return DataLoader(TrainingImages(dataset, indices, transform), batch_size=batch_size, shuffle=shuffle, num_workers=0,
                       collate_fn=getattr(transform, "collate", None),  # a BatchTransform normalises per batch
                       drop_last=shuffle and len(indices) > batch_size,  # a batch of one breaks batch norm
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
