@@ -29,7 +29,8 @@ const note = () => {
   const sections = texts('[data-testid="stNavSectionHeader"]');
   const seen = window.__sidebarSeen;
   const key = JSON.stringify([links, sections]);
-  if (!seen.length || seen[seen.length - 1].key !== key) seen.push({t: Math.round(performance.now()), key, links, sections});
+  if (!seen.length || seen[seen.length - 1].key !== key)
+    seen.push({t: Math.round(performance.now()), key, links, sections});
 };
 new MutationObserver(note).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
 """

@@ -7,10 +7,10 @@ no settings from the URL, no background services. Every page imports the page la
 import of a process hands over: `st.navigation` with the app's pages (same files, same URLs, hidden) and
 a rerun of the same request, now through app.py.
 
-The legacy mode also lists the folder's file names (app, backbones, compare, …) in the sidebar until app.py
-draws its own navigation, seconds later on a fresh server; `client.showSidebarNavigation = false` in
-.streamlit/config.toml hides that list, and app.py switches the option back on (`st.set_option`, allowed
-in a script) for its own navigation, which the option would hide too.
+A legacy run also sends the folder's file names (app, backbones, compare, …) as the sidebar's navigation
+before any code of ours runs; `client.showSidebarNavigation = false` in .streamlit/config.toml hides that
+list, and app.py switches the option back on (`st.set_option`, allowed in a script) for its own
+navigation, which the option would hide too.
 """
 from __future__ import annotations
 
