@@ -21,6 +21,9 @@ if job_manager().store is not None and job_manager().store.recovered_note:
 settings.load(url_options())
 settings.mirror_url()  # a page switch drops the query string; the settings put it back
 
+# The sidebar list of pages is off in .streamlit/config.toml, so that the legacy pages-folder mode never draws its
+# file names (pages/ui/nav.py); on again for this navigation, which the option would hide as well.
+st.set_option("client.showSidebarNavigation", True)
 navigation = st.navigation({
     _("Start"): [
         st.Page("pages/tour.py", title=_("Tour: when does pretraining help?"), icon=":material/school:",
