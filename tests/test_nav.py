@@ -35,4 +35,4 @@ def test_the_legacy_file_list_is_hidden_and_app_shows_its_own():
 
 
 def test_hand_over_does_nothing_outside_streamlit():
-    nav.hand_over_to_app()  # no runtime (a test, a benchmark): no navigation, no rerun, no error
+    nav.hand_over_to_app()  # outside a server (a test, a benchmark) navigation and rerun do nothing: no error

@@ -15,7 +15,6 @@ navigation, which the option would hide too.
 from __future__ import annotations
 
 import streamlit as st
-from streamlit import runtime
 
 # Each page is pages/<name>.py at the URL /<name>; app.py gives titles and icons (tests/test_nav.py checks both agree).
 PAGES = ("tour", "explore", "compare", "lab", "backbones", "datasets", "jobs")
@@ -27,8 +26,9 @@ handed_over = False
 def hand_over_to_app() -> None:
     """Once per process, inside a script run: leave the legacy mode and run this request again through app.py."""
     global handed_over
-    if handed_over or not runtime.exists():  # done, or imported outside Streamlit (tests, benchmarks)
+    if handed_over:
         return
+    # Outside a Streamlit server (tests and benchmarks import the page layer) both calls below do nothing.
     handed_over = True
     st.navigation([st.Page(f"pages/{name}.py", default=name == DEFAULT) for name in PAGES], position="hidden")
     st.rerun()
