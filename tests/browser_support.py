@@ -1,8 +1,11 @@
 """Shared pieces of the real-browser tests: Debian's chromium, driven by Playwright, against `streamlit run app.py`.
 
-Each test module gets its own server (module-scoped fixture); every test fails on a traceback that
-the server logged while it ran, not only on one the page shows.
+Each test module gets its own server (conftest's module-scoped `server` fixture); every test fails on a traceback
+that the server logged while it ran, not only on one the page shows (conftest's `page`, through `open_page`).
+Importing this module skips the importing test module where chromium is missing, or fails it under
+PTM_REQUIRE_BROWSER=1 (CI), so every browser test module imports it.
 """
+import io
 import os
 import shutil
 import socket
@@ -10,8 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
+from PIL import Image
+
+from indexed_images import decode
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -50,23 +57,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="module")
-def user_dir(tmp_path_factory) -> Path:
-    """Where a test puts the user's own image folders: an allowed root, and not inside the data folder (the app's
-    own storage, which `folder:` refuses)."""
-    return tmp_path_factory.mktemp("user")
-
-
-@pytest.fixture(scope="module")
-def server_log(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("log") / "streamlit.log"
-
-
 def serve(data_dir: Path, server_log: Path, **env_extra: str):
     """`streamlit run app.py` on a free port with PTM_DATA_DIR (and env_extra) set; yields its URL."""
     port = _free_port()
@@ -88,22 +78,18 @@ def serve(data_dir: Path, server_log: Path, **env_extra: str):
     log.close()
 
 
-@pytest.fixture(scope="module")
-def server(data_dir, user_dir, server_log):
-    yield from serve(data_dir, server_log, PTM_ALLOWED_ROOTS=str(user_dir))
-
-
-@pytest.fixture()
-def page(server, server_log, request):
+def open_page(server: str, server_log: Path, node):
+    """A chromium page on `server` for the test `node` (conftest's `page` fixture); what the page showed goes into a
+    failed test's report, and a traceback the server logged while the test ran fails it."""
     start = server_log.stat().st_size if server_log.exists() else 0
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server)
         yield page
-        report = getattr(request.node, "report_call", None)
+        report = getattr(node, "report_call", None)
         if report is not None and report.failed:
-            describe_failure(page, request.node.name)
+            describe_failure(page, node.name)
         browser.close()
     logged = server_log.read_text(errors="replace")[start:]
     assert "Traceback" not in logged, f"the server logged a traceback during this test:\n{logged[-3000:]}"
@@ -147,3 +133,28 @@ def hover_first_point(page) -> tuple[float, float]:
     page.mouse.move(x - 15, y - 15)
     page.mouse.move(x, y, steps=5)  # WebGL points are picked on hover
     return x, y
+
+
+def drag_box(page, chart: int, fractions=(0.1, 0.1, 0.9, 0.9)) -> None:
+    """Box Select on the chart's toolbar, then a drag over the given share of its plot area."""
+    plot = page.locator(".js-plotly-plot").nth(chart)
+    plot.hover()
+    plot.locator('.modebar-btn[data-title="Box Select"]').click()
+    area = plot.locator(".nsewdrag").first.bounding_box()
+    x0, y0, x1, y1 = fractions
+    page.mouse.move(area["x"] + area["width"] * x0, area["y"] + area["height"] * y0)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * x1, area["y"] + area["height"] * y1, steps=12)
+    page.mouse.up()
+
+
+def gallery(page, server: str) -> list[tuple[int, int]]:
+    """(caption's row, the row its image encodes) for each image of the gallery (images of indexed_images)."""
+    shown = []
+    images = page.locator('[data-testid="stImageContainer"]')
+    for i in range(images.count()):
+        caption = images.nth(i).get_by_test_id("stImageCaption").inner_text()  # "#row · class ..."
+        src = images.nth(i).locator("img").get_attribute("src")
+        pixels = Image.open(io.BytesIO(page.request.get(urljoin(server + "/", src)).body()))
+        shown.append((int(caption.split("·")[0].strip().lstrip("#")), decode(pixels)))
+    return shown

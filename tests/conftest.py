@@ -1,4 +1,9 @@
-"""Shared fixtures for the ptm_core engine tests (no streamlit, no network)."""
+"""The tests' shared fixtures: an isolated data dir for every test, the tiny model setup, the real-browser server and
+page, and the per-marker time limits (the markers themselves are registered in the repo root's .pytest.ini).
+
+Shared helpers that are not fixtures live in modules beside this one (arrays, ingest_helpers, indexed_images,
+browser_support), imported by name.
+"""
 from __future__ import annotations
 
 import time
@@ -8,6 +13,23 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Seconds a test may run (setup and teardown included) before pytest-timeout fails it, by marker; every other test
+# gets .pytest.ini's `timeout`. A test's own @pytest.mark.timeout wins. Generous: they catch hangs, not slowness,
+# on a shared 2-core machine.
+MARKER_TIMEOUTS = {"browser": 1800, "slow": 900}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        for marker, seconds in MARKER_TIMEOUTS.items():
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.timeout(seconds))
+                break
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +43,14 @@ def _isolated_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("PTM_DATA_DIR", str(data))
     monkeypatch.setenv("PTM_ALLOWED_ROOTS", str(tmp_path))
     return data
+
+
+@pytest.fixture(autouse=True)
+def _restore_pillow_limit(monkeypatch):
+    """The loaders set Image.MAX_IMAGE_PIXELS from the env; do not leak a tiny one to other tests."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
 
 
 @dataclass(frozen=True)
@@ -108,3 +138,41 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
+
+
+# --------------------------------------------------------------------------- real browser (tests/test_browser*.py)
+# Importing browser_support skips the importing module where Debian's chromium is missing (and fails it instead
+# under PTM_REQUIRE_BROWSER=1); these fixtures import it only when a test asks for them.
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """The browser server's PTM_DATA_DIR, one per test module."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def user_dir(tmp_path_factory) -> Path:
+    """Where a test puts the user's own image folders: an allowed root, and not inside the data folder (the app's
+    own storage, which `folder:` refuses)."""
+    return tmp_path_factory.mktemp("user")
+
+
+@pytest.fixture(scope="module")
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("log") / "streamlit.log"
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, user_dir, server_log):
+    """`streamlit run app.py` for the module (a module may define its own `server` with other settings)."""
+    from browser_support import serve
+
+    yield from serve(data_dir, server_log, PTM_ALLOWED_ROOTS=str(user_dir))
+
+
+@pytest.fixture()
+def page(server, server_log, request):
+    """A chromium page on the server; the test fails on any traceback the server logged while it ran."""
+    from browser_support import open_page
+
+    yield from open_page(server, server_log, request.node)

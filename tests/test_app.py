@@ -78,6 +78,7 @@ def test_bad_folder_is_one_clear_line(where, expected):
     assert expected in message and "\n" not in message and "Traceback" not in message
 
 
+@pytest.mark.slow
 def test_map_settings_draw_a_3d_tsne_coloured_by_the_probe():
     at = _app()
     _small_run(at)

@@ -1,12 +1,12 @@
 """Real browser: Debian's chromium, driven by Playwright, against `streamlit run app.py`."""
-import io
 import re
-from urllib.parse import urljoin
 
-from PIL import Image
+import pytest
 
-from browser_support import data_dir, user_dir, page, screenshot, server, server_log  # noqa: F401 (fixtures)
-from indexed_images import decode, write_indexed_folder
+from browser_support import gallery, screenshot
+from indexed_images import write_indexed_folder
+
+pytestmark = pytest.mark.browser
 
 
 def _run_and_wait(page, title: str, timeout_ms: int = 300_000) -> None:
@@ -156,18 +156,6 @@ _PIXEL_OF_ROW = """(row) => {
 }"""
 
 
-def _gallery(page, server) -> list[tuple[int, int]]:
-    """(caption's row, the row its image encodes) for each image of the gallery."""
-    shown = []
-    images = page.locator('[data-testid="stImageContainer"]')
-    for i in range(images.count()):
-        caption = images.nth(i).get_by_test_id("stImageCaption").inner_text()  # "#row · class ..."
-        src = images.nth(i).locator("img").get_attribute("src")
-        pixels = Image.open(io.BytesIO(page.request.get(urljoin(server + "/", src)).body()))
-        shown.append((int(caption.split("·")[0].strip().lstrip("#")), decode(pixels)))
-    return shown
-
-
 def test_a_box_selection_shows_each_selected_points_own_image(page, server, user_dir):
     """Streamlit issue 8914 in a real browser: drag a box, and every gallery image is its own point's."""
     folder = write_indexed_folder(user_dir / "indexed")
@@ -188,7 +176,7 @@ def test_a_box_selection_shows_each_selected_points_own_image(page, server, user
     page.get_by_text(f"c{clicked // 20}/img_{clicked:04d}.png").wait_for(timeout=10_000)  # the hover label
     page.mouse.click(x, y)
     page.get_by_text("(clicked)").wait_for(timeout=30_000)
-    shown = _gallery(page, server)
+    shown = gallery(page, server)
     assert shown[0] == (clicked, clicked) and len(shown) == 13
     assert all(row == image for row, image in shown), shown
 
@@ -205,7 +193,7 @@ def test_a_box_selection_shows_each_selected_points_own_image(page, server, user
     page.mouse.up()
     page.get_by_text(f"{len(expected)} images selected").wait_for(timeout=30_000)
     page.locator('[data-testid="stImageContainer"]').nth(len(expected) - 1).wait_for(timeout=30_000)
-    shown = _gallery(page, server)
+    shown = gallery(page, server)
     assert [row for row, _ in shown] == expected
     assert all(row == image for row, image in shown), shown
     screenshot(page, "selection.png")

@@ -7,14 +7,15 @@ import pytest
 
 pytest.importorskip("datashader")
 
-from browser_support import data_dir, user_dir, hover_first_point, page, screenshot, serve, server_log  # noqa: E402,F401 (fixtures)
+from browser_support import drag_box, gallery, hover_first_point, screenshot, serve  # noqa: E402
 from indexed_images import write_indexed_folder  # noqa: E402
-from test_browser import _gallery  # noqa: E402
-from test_browser_maps import TINY, _drag_box  # noqa: E402
+from test_browser_maps import TINY  # noqa: E402
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def server(data_dir, user_dir, server_log):  # noqa: F811 (this module's server: every map is a density view)
+def server(data_dir, user_dir, server_log):  # this module's server: every map is a density view
     yield from serve(data_dir, server_log, PTM_SCATTERGL_MAX_POINTS="10", PTM_ALLOWED_ROOTS=str(user_dir))
 
 
@@ -27,10 +28,10 @@ def test_density_view_selects_by_box_and_by_click(page, server, user_dir):
     page.get_by_text("60 points drawn as one image").wait_for(timeout=180_000)
     page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
                            " return gd && gd._fullLayout && gd._fullLayout.images.length === 1; }", timeout=30_000)
-    _drag_box(page, 0, (0.01, 0.01, 0.99, 0.99))  # the whole image: every one of the 60 images
+    drag_box(page, 0, (0.01, 0.01, 0.99, 0.99))  # the whole image: every one of the 60 images
     page.get_by_text("60 images selected").wait_for(timeout=30_000)
     page.locator('[data-testid="stImageContainer"]').nth(59).wait_for(timeout=30_000)
-    shown = _gallery(page, server)  # (caption's row, the row its image encodes) for each gallery image
+    shown = gallery(page, server)  # (caption's row, the row its image encodes) for each gallery image
     assert sorted(row for row, _ in shown) == list(range(60)) and all(row == image for row, image in shown)
     screenshot(page, "density-box.png")
     page.get_by_role("button", name="Clear selection").click()

@@ -10,8 +10,10 @@ from urllib.parse import quote, urlparse
 
 import pytest
 
-from browser_support import data_dir, page, serve, server_log  # noqa: F401
+from browser_support import serve
 from ingest_helpers import png_bytes, write
+
+pytestmark = pytest.mark.browser
 
 LINK = "[Session expired: click to sign in](https://evil.example/login)"
 IMAGE = "![](https://evil.example/p.png)"
@@ -26,12 +28,12 @@ def allowed(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(data_dir, server_log, allowed):  # noqa: F811
+def server(data_dir, server_log, allowed):
     yield from serve(data_dir, server_log, PTM_ALLOWED_ROOTS=str(allowed))
 
 
 @pytest.fixture()
-def outside(page):  # noqa: F811
+def outside(page):
     """Requests to anything but 127.0.0.1, recorded and aborted."""
     attempted: list[str] = []
 

@@ -12,8 +12,12 @@ import subprocess
 import sys
 import time
 
-from browser_support import ROOT, data_dir, user_dir, page, screenshot, server, server_log  # noqa: F401 (fixtures)
+import pytest
+
+from browser_support import ROOT, screenshot
 from ptm_core.flows.tour import TourPlan
+
+pytestmark = pytest.mark.browser
 
 TINY = "test_efficientnet.r160_in1k"
 SMALL = f"dataset=digits&limit=300&backbone={TINY}&weights=random&image_size=32"

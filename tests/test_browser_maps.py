@@ -5,27 +5,18 @@ of tracebacks (browser_support's `page` fixture checks it after every test).
 """
 import re
 
-from browser_support import data_dir, user_dir, hover_first_point, page, screenshot, server, server_log  # noqa: F401 (fixtures)
+import pytest
+
+from browser_support import drag_box, hover_first_point, screenshot
 from indexed_images import write_indexed_folder
+
+pytestmark = pytest.mark.browser
 
 TINY = "test_efficientnet.r160_in1k"
 
 
 def _source(folder) -> str:
     return f"dataset=folder&folder_path={folder}&backbone={TINY}&weights=random&image_size=32"
-
-
-def _drag_box(page, chart: int, fractions=(0.1, 0.1, 0.9, 0.9)) -> None:
-    """Box Select on the chart's toolbar, then a drag over the given share of its plot area."""
-    plot = page.locator(".js-plotly-plot").nth(chart)
-    plot.hover()
-    plot.locator('.modebar-btn[data-title="Box Select"]').click()
-    area = plot.locator(".nsewdrag").first.bounding_box()
-    x0, y0, x1, y1 = fractions
-    page.mouse.move(area["x"] + area["width"] * x0, area["y"] + area["height"] * y0)
-    page.mouse.down()
-    page.mouse.move(area["x"] + area["width"] * x1, area["y"] + area["height"] * y1, steps=12)
-    page.mouse.up()
 
 
 def _explore_pca(page, server, folder) -> None:
@@ -44,13 +35,13 @@ def test_compare_survives_a_second_selection_over_ringed_points(page, server, us
     page.get_by_role("button", name="Compare").click()
     page.get_by_text("Mean neighbour agreement").wait_for(timeout=180_000)
     page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)
-    _drag_box(page, 0, (0.05, 0.05, 0.6, 0.95))
+    drag_box(page, 0, (0.05, 0.05, 0.6, 0.95))
     heading = page.get_by_text(re.compile(r"^The \d+ selected images"))
     heading.first.wait_for(timeout=30_000)
     first = int(heading.first.inner_text().split()[1])
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].every("
                            "(gd) => gd._fullData && gd._fullData.some((t) => t.name === 'selected'))", timeout=30_000)
-    _drag_box(page, 1, (0.02, 0.08, 0.98, 0.98))  # map B, over the rings and more
+    drag_box(page, 1, (0.02, 0.08, 0.98, 0.98))  # map B, over the rings and more
     page.wait_for_function("(first) => { const m = document.body.innerText.match(/The (\\d+) selected images/);"
                            " return m && Number(m[1]) > first; }", arg=first, timeout=30_000)
     assert page.get_by_test_id("stException").count() == 0
@@ -61,7 +52,7 @@ def test_clear_selection_clears_the_map_too_and_clicks_work_again(page, server, 
     """Issue 14.7: after Clear selection the lasso outline and dimming stayed, and clicks did nothing."""
     folder = write_indexed_folder(user_dir / "indexed-clear")
     _explore_pca(page, server, folder)
-    _drag_box(page, 0, (0.1, 0.1, 0.7, 0.9))
+    drag_box(page, 0, (0.1, 0.1, 0.7, 0.9))
     page.get_by_text("images selected").first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Clear selection").click()
     page.get_by_text("images selected").wait_for(state="detached", timeout=30_000)

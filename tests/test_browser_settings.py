@@ -6,7 +6,11 @@ the page reloaded. Throughout, the sidebar, the URL and each analysis page's hea
 """
 from urllib.parse import parse_qs, urlparse
 
-from browser_support import SIDEBAR_STATE, data_dir, user_dir, page, screenshot, server, server_log  # noqa: F401
+import pytest
+
+from browser_support import SIDEBAR_STATE, screenshot
+
+pytestmark = pytest.mark.browser
 
 SOURCE = "tf_efficientnet_lite0 (random init, seed 0) on mnist5k (limit 300) @ 96px"
 MAP = "UMAP 3-D (30 neighbours, min dist 0.25, cosine, unseeded)"

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ptm_core.runs.artifacts import npz_intact
-from ptm_core.base.configs import PROBE_CS
+from ptm_core.base.configs import PROBE_CS, ProbeConfig
+from ptm_core.probes.linear import run_linear_probe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,7 @@ def test_datasets_json(tmp_path):
     assert all(row["description"] for row in rows)
 
 
+@pytest.mark.slow
 def test_models_filter_json(tmp_path):
     rows = _json(run_cli("models", "--filter", "*lite0*", "--json", data_dir=tmp_path))
     names = [row["name"] for row in rows]
@@ -59,6 +61,7 @@ def extracted(tmp_path_factory, tiny):
     return {"first": first, "second": second, "out": out, "data_dir": data_dir}
 
 
+@pytest.mark.slow
 def test_extract_json(extracted):
     summary = _json(extracted["first"])
     assert summary["n"] == 60
@@ -70,6 +73,7 @@ def test_extract_json(extracted):
     assert list((extracted["data_dir"] / "features").glob("*.npz"))  # cached under PTM_DATA_DIR
 
 
+@pytest.mark.slow
 def test_extract_second_run_is_a_cache_hit(extracted):
     first, second = _json(extracted["first"]), _json(extracted["second"])
     assert second["cache_hit"] is True
@@ -77,6 +81,7 @@ def test_extract_second_run_is_a_cache_hit(extracted):
     assert (second["n"], second["dim"]) == (first["n"], first["dim"])
 
 
+@pytest.mark.slow
 def test_extract_npz_contents(extracted):
     _json(extracted["first"])
     out = extracted["out"]
@@ -90,21 +95,27 @@ def test_extract_npz_contents(extracted):
         assert len(data["ids"]) == 60
 
 
+@pytest.mark.slow
 def test_probe_json(extracted):
     _json(extracted["first"])
     summary = _json(run_cli("probe", "--features", str(extracted["out"]), "--json", data_dir=extracted["data_dir"],
                             roots=extracted["out"].parent))  # --features must lie inside the allowed roots
-    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    with np.load(extracted["out"]) as data:  # the engine's own probe on the written features: the same numbers
+        engine = run_linear_probe(data["features"], data["labels"], ProbeConfig())
+    assert summary["test_accuracy"] == engine.test_accuracy and summary["best_C"] == engine.best_C
     assert summary["best_C"] in PROBE_CS
     assert summary["n_train"] + summary["n_test"] == 60 and summary["n_test"] == 12
     assert summary["seconds"] >= 0
     assert summary["solver"].startswith("torch L-BFGS, 9 C values")
 
 
+@pytest.mark.slow
 def test_probe_sklearn_solver(extracted):
     summary = _json(run_cli("probe", "--features", str(extracted["out"]), "--solver", "sklearn", "--json",
                             data_dir=extracted["data_dir"], roots=extracted["out"].parent))
-    assert summary["solver"] == "sklearn lbfgs, 9 C values" and 0.0 <= summary["test_accuracy"] <= 1.0
+    with np.load(extracted["out"]) as data:
+        engine = run_linear_probe(data["features"], data["labels"], ProbeConfig(solver="sklearn"))
+    assert summary["solver"] == "sklearn lbfgs, 9 C values" and summary["test_accuracy"] == engine.test_accuracy
 
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -118,6 +129,7 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> 
     return lines[0]
 
 
+@pytest.mark.slow
 def test_unknown_model_is_a_one_line_error(tmp_path):
     proc = run_cli("extract", "--backbone", "no_such_model_xyz", "--weights", "random", "--dataset", "digits",
                    "--limit", "60", "--image-size", "32", "--out", str(tmp_path / "x.npz"), data_dir=tmp_path)
@@ -125,17 +137,20 @@ def test_unknown_model_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "x.npz").exists()
 
 
+@pytest.mark.slow
 def test_unknown_dataset_is_a_one_line_error(tmp_path, tiny):
     proc = run_cli("extract", "--backbone", tiny.model, "--weights", "random", "--dataset", "imagenet_nope",
                    "--out", str(tmp_path / "x.npz"), data_dir=tmp_path)
     _assert_one_line_error(proc, "imagenet_nope")
 
 
+@pytest.mark.slow
 def test_missing_features_file_is_a_one_line_error(tmp_path):
     proc = run_cli("probe", "--features", str(tmp_path / "missing.npz"), data_dir=tmp_path)
     _assert_one_line_error(proc, "missing.npz")
 
 
+@pytest.mark.slow
 def test_probe_reads_a_features_file_without_checksum_and_keeps_a_damaged_one(extracted, tmp_path):
     """Checksums guard the cache; a user's own file is validated by content, and never deleted."""
     import shutil
@@ -170,6 +185,7 @@ def _tiny_source(tiny) -> tuple[str, ...]:
             "--image-size", str(tiny.image_size))
 
 
+@pytest.mark.slow
 def test_probe_knn_json(tmp_path, tiny, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a tiny model; intra-op threads only contend on a busy box
     summary = _json(run_cli("probe", *_tiny_source(tiny), "--method", "knn", "--k", "5", "--json", data_dir=tmp_path))
@@ -178,6 +194,7 @@ def test_probe_knn_json(tmp_path, tiny, monkeypatch):
     assert summary["n_train"] + summary["n_test"] == 120 and summary["n_test"] == 24 and summary["seconds"] >= 0
 
 
+@pytest.mark.slow
 def test_finetune_json(tmp_path, tiny, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     from safetensors.torch import load_file
@@ -191,6 +208,7 @@ def test_finetune_json(tmp_path, tiny, monkeypatch):
 
 
 
+@pytest.mark.slow
 def test_map_writes_a_csv_of_points_with_its_faithfulness(tmp_path, tiny):
     out = tmp_path / "map.csv"
     summary = _json(run_cli("map", "--backbone", tiny.model, "--weights", "random", "--dataset", "digits", "--limit", "60",
@@ -222,6 +240,7 @@ class _Terminal:
         pass
 
 
+@pytest.mark.slow
 def test_probe_in_a_terminal_shows_the_answer_forming_then_ends_the_bar(tmp_path, tiny, monkeypatch, capsys):
     from ptm_core.cli import commands as cli
     from ptm_core.features import preview

@@ -61,6 +61,7 @@ def test_other_weights_seed_is_another_cache_entry(tiny):
     assert len(_cache_files()) == 2
 
 
+@pytest.mark.slow
 def test_other_image_size_or_subset_is_another_cache_entry(tiny):
     from ptm_core.base.configs import ExtractionConfig
 
@@ -99,6 +100,7 @@ def test_cache_file_failing_its_checksum_is_not_used(tiny):
     assert extract(tiny.data(), tiny.backbone(), tiny.extraction()).meta["cache_hit"] is False
 
 
+@pytest.mark.slow
 def test_cancellation_keeps_what_was_done_and_a_rerun_resumes(tiny):
     checks = []
 
@@ -148,7 +150,6 @@ def test_feature_set_npz_round_trip(tiny, tmp_path):
     features.to_npz(out)
     assert out.exists() and npz_intact(out)
     back = FeatureSet.from_npz(out)
-    assert back is not None
     np.testing.assert_array_equal(back.features, features.features)
     np.testing.assert_array_equal(back.labels, features.labels)
     assert back.features.dtype == np.float32 and back.labels.dtype == np.int64

@@ -29,6 +29,7 @@ from ptm_core.models.precision import BatchTransform, fold_batchnorms, pre_logit
 from ptm_core.finetune.finetuning import finetune
 from ptm_core.probes.linear import run_linear_probe
 from ptm_core.models.weights import load_backbone
+from arrays import cosines
 
 CPU = torch.device("cpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -68,17 +69,13 @@ def test_fast_fp32_features_match_the_plain_timm_forward(tiny, one_torch_thread,
     np.testing.assert_allclose(features.features, reference, rtol=1e-3, atol=1e-4 * np.abs(reference).max())
 
 
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
 def test_bf16_features_agree_with_fp32_in_direction_and_probe_accuracy(tiny, one_torch_thread):
     data = tiny.data(limit=300)
     fp32 = extract(data, tiny.backbone(), _config(tiny, "fp32"))
     bf16 = extract(data, tiny.backbone(), _config(tiny, "bf16"))
     assert fp32.features.dtype == bf16.features.dtype == np.float32
     assert bf16.meta["precision"] == "bf16" and not np.array_equal(fp32.features, bf16.features)  # bf16 did run
-    cosine = _cosines(fp32.features, bf16.features)
+    cosine = cosines(fp32.features, bf16.features)
     assert cosine.min() > 0.99, cosine.min()
     accuracy = [run_linear_probe(f.features, f.labels, ProbeConfig(seed=0)).test_accuracy for f in (fp32, bf16)]
     assert abs(accuracy[0] - accuracy[1]) <= 2 / 60 + 1e-9, accuracy  # at most 2 of the 60 test images
@@ -124,9 +121,15 @@ def test_auto_offers_bf16_by_what_the_machine_reports_and_bad_names_are_refused(
         extract(tiny.data(), tiny.backbone(), _config(tiny, "x"))
 
 
-def test_native_bf16_is_false_off_cpu_and_cuda():
-    assert fast_paths.native_bf16(torch.device("meta")) is False
-    assert isinstance(fast_paths.native_bf16(CPU), bool)
+def test_native_bf16_is_the_cpus_answer_unless_overridden_and_false_off_cpu_and_cuda(monkeypatch):
+    from ptm_core.base.capabilities import capabilities
+
+    monkeypatch.delenv("PTM_NATIVE_BF16", raising=False)
+    assert fast_paths.native_bf16(CPU) is capabilities().cpu_bf16_detected
+    for override, native in (("1", True), ("0", False)):
+        monkeypatch.setenv("PTM_NATIVE_BF16", override)
+        assert fast_paths.native_bf16(CPU) is native
+        assert fast_paths.native_bf16(torch.device("meta")) is False
 
 
 class _NormBeforeConv(nn.Module):
@@ -183,6 +186,7 @@ def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_reports_the_precision_and_refuses_a_bad_one(tiny, tmp_path):
     args = ["extract", "--backbone", tiny.model, "--weights", "random", "--dataset", "digits", "--limit", "40",
             "--image-size", "32", "--out", str(tmp_path / "f.npz")]

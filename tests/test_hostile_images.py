@@ -121,6 +121,7 @@ _PEAK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_peak_memory_stays_bounded_with_a_thin_image(tmp_path, thin_pngs):
     """In a fresh process (ru_maxrss is a high-water mark): decoding and transforming every image, the thin ones
     included (aspect limit lifted), adds under 200 MB to the peak; unbounded, the 400,000 x 1 one took ~2 GB."""

@@ -14,12 +14,6 @@ from ptm_core.data.imaging import ImageRejected, open_rgb, to_rgb
 from ptm_core.data.ingest import allowed_roots, ingest_upload
 
 
-@pytest.fixture(autouse=True)
-def _restore_pillow_limit(monkeypatch):
-    """The loaders set Image.MAX_IMAGE_PIXELS from the env; do not leak a tiny one to other tests."""
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
-
-
 # --------------------------------------------------------------------------- image modes
 
 @pytest.mark.parametrize("case", sorted(MODE_CASES))

@@ -22,6 +22,7 @@ from ptm_core.models.extraction_path import candidates
 from ptm_core.models.precision import BatchTransform, pre_logits
 from ptm_core.models.openvino import RuntimeSwitch
 from ptm_core.models.weights import load_backbone
+from arrays import cosines
 
 pytest.importorskip("openvino")
 
@@ -39,14 +40,11 @@ def openvino_measured_faster(monkeypatch):
     return measured
 
 
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-
 def _irs() -> list:
     return sorted(artifact_dir("openvino").glob("*.xml"))
 
 
+@pytest.mark.slow
 def test_openvino_features_equal_pytorch_under_the_same_key(tiny, tmp_path, monkeypatch):
     torch_run = extract(tiny.data(), tiny.backbone(), _with(tiny.extraction(), runtime="torch"))
     monkeypatch.setenv("PTM_DATA_DIR", str(tmp_path / "openvino-run"))
@@ -56,10 +54,11 @@ def test_openvino_features_equal_pytorch_under_the_same_key(tiny, tmp_path, monk
     assert ov_run.meta["precision_label"] == "fp32, OpenVINO" and ov_run.meta["openvino_from"] == 0
     assert ov_run.meta["openvino_precision"] == "f32"  # read back from the compiled model
     np.testing.assert_allclose(ov_run.features, torch_run.features, rtol=1e-3, atol=1e-4)
-    assert _cosines(ov_run.features, torch_run.features).min() > 0.9999
+    assert cosines(ov_run.features, torch_run.features).min() > 0.9999
     assert len(_irs()) == 1
 
 
+@pytest.mark.slow
 def test_a_converted_model_is_reused_and_auto_uses_it_where_measured_faster(tiny, monkeypatch,
                                                                            openvino_measured_faster):
     extract(tiny.data(limit=40), tiny.backbone(), _with(tiny.extraction(), runtime="openvino"))
@@ -77,6 +76,7 @@ def test_a_converted_model_is_reused_and_auto_uses_it_where_measured_faster(tiny
     assert len(openvino_measured_faster) == 1  # measured once per machine, model and size
 
 
+@pytest.mark.slow
 def test_auto_stays_on_pytorch_where_it_measures_faster(tiny, monkeypatch):
     extract(tiny.data(limit=40), tiny.backbone(), _with(tiny.extraction(), runtime="openvino"))
     monkeypatch.setattr("ptm_core.models.calibration.measure",
@@ -104,6 +104,7 @@ def test_the_apps_warm_up_leaves_the_default_run_nothing_to_prepare(tiny, monkey
     assert len(openvino_measured_faster) == 1 and "cached" in run.meta["path_choice"]  # measured at the warm-up
 
 
+@pytest.mark.slow
 def test_auto_converts_nothing_for_a_small_run_and_other_weights_are_another_model(tiny):
     small = extract(tiny.data(), tiny.backbone(), tiny.extraction())
     assert small.meta["runtime"] == "torch" and _irs() == []
@@ -122,9 +123,12 @@ def test_the_switch_hands_over_at_the_next_batch_once_converted(tiny, monkeypatc
         ready.wait(10)
         return "model.xml"
 
+    runners = []
+
     def fake_runner(path, precision="fp32"):
+        runners.append(lambda batch: np.zeros((len(batch), 4), dtype=np.float32))
         converted.set()
-        return lambda batch: np.zeros((len(batch), 4), dtype=np.float32)
+        return runners[-1]
 
     monkeypatch.setattr(openvino_runtime, "convert_in_child", slow_convert)
     monkeypatch.setattr(openvino_runtime, "runner", fake_runner)
@@ -132,10 +136,11 @@ def test_the_switch_hands_over_at_the_next_batch_once_converted(tiny, monkeypatc
     assert switch(0) is None and switch(64) is None  # PyTorch's turn while it converts
     ready.set()
     assert converted.wait(10)
-    assert switch(128) is not None and switch(192) is not None
+    assert switch(128) is runners[0] and switch(192) is runners[0]  # the converted model, from then on
     assert switch.from_row == 128 and switch.describe(0) == "torch+openvino" and switch.describe(128) == "openvino"
 
 
+@pytest.mark.slow
 def test_the_extraction_says_its_pace_will_change_until_the_switch(tiny, monkeypatch):
     ready = threading.Event()
     monkeypatch.setattr(openvino_runtime, "convert_in_child", lambda backbone, identity: ready.wait(10) and "m.xml")
@@ -175,6 +180,7 @@ def test_a_failed_conversion_keeps_auto_on_pytorch_and_fails_an_explicit_choice(
         RuntimeSwitch(torch.nn.Linear(2, 2), BackboneConfig("m", "random"), "random:0", (3, 32, 32), wait=True)
 
 
+@pytest.mark.slow
 def test_a_background_conversion_runs_in_a_child_process_and_the_run_switches_over(tiny, monkeypatch, tmp_path,
                                                                                   openvino_measured_faster):
     monkeypatch.setattr(openvino_runtime, "WORTH_CONVERTING", 0)  # this small run is "worth" converting for

@@ -143,6 +143,7 @@ def _lab_job(kind: str):
     return next((j for j in job_manager().jobs() if j.kind == f"lab-{kind}"), None)
 
 
+@pytest.mark.slow
 def test_cancelling_a_fine_tune_keeps_and_scores_its_best_checkpoint():
     """Issue 14.2: Cancel at epoch 2 threw the run away ('cancelled. Start it again')."""
     import time
@@ -169,6 +170,7 @@ def test_cancelling_a_fine_tune_keeps_and_scores_its_best_checkpoint():
     assert job.title == title  # the run's own image size, not the sidebar's
 
 
+@pytest.mark.slow
 def test_label_efficiency_draws_every_budget_including_all():
     """Issue 14.6: 'all' was not plotted, and each rerun logged ArrowInvalid for the mixed k column."""
     import json

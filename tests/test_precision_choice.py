@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -25,6 +24,7 @@ from ptm_core.base.capabilities import capabilities
 from ptm_core.base.errors import PTMError
 from ptm_core.features.extraction import extract
 from ptm_core.models.precision import precisions_to_try
+from arrays import cosines
 
 CPU = torch.device("cpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,10 +38,6 @@ def _cpu_flags() -> set[str]:
     except OSError:
         return set()
     return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def _config(tiny, **changes):
@@ -143,6 +139,7 @@ def test_fine_tuning_uses_bf16_only_where_it_measured_faster(tiny, monkeypatch, 
         "fp32", "torch fp32 (the only candidate)")
 
 
+@pytest.mark.slow
 def test_training_calibration_really_trains_each_precision(tiny, monkeypatch, bf16_gates_open):
     """The timed calls are forward + backward in that precision, and leave the model as it was."""
     from ptm_core.base.configs import FinetuneConfig
@@ -185,7 +182,7 @@ def test_openvino_bf16_is_its_own_cache_entry_and_says_so(tiny):
     assert not ov_bf16.meta["cache_hit"] and len({fp32.key, torch_bf16.key, ov_bf16.key}) == 3
     assert (ov_bf16.meta["openvino_precision"], ov_bf16.meta["numerics"]) == ("bf16", "bf16-openvino")
     assert ov_bf16.meta["precision_label"] == "bf16, OpenVINO"
-    assert _cosines(ov_bf16.features, fp32.features).min() > 0.99
+    assert cosines(ov_bf16.features, fp32.features).min() > 0.99
 
 
 @needs_openvino
@@ -200,6 +197,7 @@ def test_an_openvino_entry_without_its_precision_is_computed_again(tiny):
     assert extract(tiny.data(limit=20), tiny.backbone(), _config(tiny, runtime="openvino")).meta["cache_hit"]
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_the_cli_says_what_computed_the_features(tiny, tmp_path):
     command = [sys.executable, "-m", "ptm_core", "--data-dir", str(tmp_path / "d"), "extract", "--backbone", tiny.model,
@@ -215,6 +213,7 @@ def test_the_cli_says_what_computed_the_features(tiny, tmp_path):
     assert summary["machine"] == capabilities().describe()
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_real_images_openvino_fp32_equals_pytorch_fp32(monkeypatch):
     """Bundled ImageNet weights on real MNIST digits: fp32 through OpenVINO is PyTorch's fp32 (cosine >= 0.9999)."""
@@ -225,4 +224,4 @@ def test_real_images_openvino_fp32_equals_pytorch_fp32(monkeypatch):
     monkeypatch.setenv("PTM_DATA_DIR", str(Path(calibration.artifact_dir("x")).parent / "openvino-run"))
     ov_run = extract(data, backbone, ExtractionConfig(96, 32, "cpu", precision="fp32", runtime="openvino"))
     assert ov_run.meta["openvino_precision"] == "f32" and ov_run.key == torch_run.key
-    assert _cosines(ov_run.features, torch_run.features).min() >= 0.9999
+    assert cosines(ov_run.features, torch_run.features).min() >= 0.9999

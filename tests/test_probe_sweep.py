@@ -37,6 +37,7 @@ def test_each_head_reaches_sklearns_optimum(n_classes):
             np.testing.assert_allclose(ours, theirs - theirs.mean(1, keepdims=True), atol=2e-2)
 
 
+@pytest.mark.slow
 def test_torch_sweep_chooses_like_sklearn_on_digits(digits):
     X, y = digits
     config = ProbeConfig(seed=0)
@@ -53,6 +54,7 @@ def test_torch_sweep_chooses_like_sklearn_on_digits(digits):
     assert sklearn_result.solver == "sklearn lbfgs, 9 C values"
 
 
+@pytest.mark.slow
 def test_single_C_predictions_match_sklearn_on_digits(digits):
     X, y = digits
     ours = LinearProbe((0.1,), solver="torch").fit(X, y)

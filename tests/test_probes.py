@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.datasets import make_blobs
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -11,12 +10,12 @@ from sklearn.preprocessing import StandardScaler
 from ptm_core.base.configs import ProbeConfig
 from ptm_core.base.errors import PTMError
 from ptm_core.probes.linear import LinearProbe, run_linear_probe, split_indices
+from arrays import gaussian_blobs
 
 
 @pytest.fixture(scope="module")
 def blobs():
-    X, y = make_blobs(n_samples=300, centers=3, n_features=8, cluster_std=1.0, random_state=0)
-    return X.astype(np.float32), y.astype(np.int64)
+    return gaussian_blobs(300, centres=3, dim=8, spread=1.0)
 
 
 def test_split_indices_is_stratified_seeded_and_disjoint():
@@ -66,7 +65,7 @@ def test_best_C_is_one_of_the_Cs(blobs):
 
 def test_single_C_matches_a_plain_sklearn_pipeline():
     rng = np.random.default_rng(0)
-    X, y = make_blobs(n_samples=240, centers=4, n_features=6, cluster_std=4.0, random_state=1)
+    X, y = gaussian_blobs(240, centres=4, dim=6, spread=4.0, seed=1)
     X = X + rng.normal(scale=2.0, size=X.shape)  # overlapping classes, so predictions are not trivial
     C = 0.05
     config = ProbeConfig(Cs=(C,), seed=3)

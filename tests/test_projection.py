@@ -153,6 +153,7 @@ def test_exact_knn_graph_for_whole_fits_of_blas_metrics():
         np.testing.assert_allclose(ours_d, ref_d, atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", [ProjectionConfig(method="pca", fit_max=20),
                                     ProjectionConfig(method="tsne", fit_max=30, perplexity=5, pca_dims=8)])
 def test_placing_in_chunks_reports_progress_and_matches_one_pass(monkeypatch, config):

@@ -13,8 +13,11 @@ import pytest
 
 from ptm_core.cli.commands import main
 from ptm_core.base.errors import Cancelled
+from arrays import cosines
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-scale.txt")
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a Ray start is many seconds of worker start-up
 
 N_IMAGES = 300
 SHARD_ROWS = 64  # 5 shards of 300 rows: a stop after the first leaves some to resume
@@ -27,10 +30,6 @@ def ray_cluster():
     start_ray(None)  # the engine's own local start: all cores, no dashboard, ptm_core shipped to workers
     yield
     ray.shutdown()
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def _drop_local_cache(key: str) -> None:
@@ -93,7 +92,7 @@ def test_same_features_ids_order_and_key_as_the_local_engine(stopped_then_resume
     assert result.ids == local.ids
     np.testing.assert_array_equal(result.labels, local.labels)
     assert result.class_names == local.class_names
-    assert _cosines(result.features, local.features).min() >= 0.999
+    assert cosines(result.features, local.features).min() >= 0.999
 
 
 def test_the_feature_cache_and_features_dir_read_the_shards(stopped_then_resumed, tiny, monkeypatch):

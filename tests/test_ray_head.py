@@ -26,8 +26,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                                reason="Ray is optional: pip install -r requirements-scale.txt")
+from arrays import cosines
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                                                    reason="Ray is optional: pip install -r requirements-scale.txt")]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
@@ -187,8 +189,7 @@ def test_the_cli_joins_the_head_and_matches_the_local_engine(head, tiny, tmp_pat
     assert summary["n"] == len(local.ids) and summary["cache_hit"] is False and summary["key"] == local.key
     assert remote.ids == local.ids
     np.testing.assert_array_equal(remote.labels, local.labels)
-    a, b = remote.features, local.features
-    assert ((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min() >= 0.999
+    assert cosines(remote.features, local.features).min() >= 0.999
 
 
 CHECK_SCRIPT = """

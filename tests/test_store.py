@@ -90,7 +90,7 @@ def test_restart_marks_unfinished_runs_interrupted_and_keeps_finished_ones(tmp_p
     assert second.interrupted_on_start == 1
     assert second.store.get(running.id)["status"] == INTERRUPTED
     assert second.store.get(done.id)["status"] == DONE
-    assert second.store.latest("done", DONE) is not None
+    assert second.store.latest("done", DONE)["id"] == done.id and second.store.latest("run", DONE) is None
     release.set()
 
 

@@ -50,6 +50,7 @@ def test_neighbours_step_finds_each_querys_nearest_images(plan):
     assert len(result.vectors[0]) == tour.VECTOR_SHOWN and result.feature_dim == features.shape[1]
 
 
+@pytest.mark.slow
 def test_contrast_numbers_are_the_engines_probe_on_each_feature_kind(plan):
     job = Job("key", "title")
     result = tour.run_contrast(plan, plan.shapes, JobContext(job))
@@ -67,6 +68,7 @@ def test_contrast_numbers_are_the_engines_probe_on_each_feature_kind(plan):
     assert result.row("pixels").produced_by.startswith("32×32 grey pixels of shapes:n=96")
 
 
+@pytest.mark.slow
 def test_efficiency_step_has_every_budget_for_both_kinds_on_both_sets(plan):
     points = tour.run_efficiency(plan, _ctx())
     assert {(p.dataset, p.kind, p.k) for p in points} == {
@@ -74,10 +76,33 @@ def test_efficiency_step_has_every_budget_for_both_kinds_on_both_sets(plan):
     assert all(len(p.accuracies) == len(plan.seeds) and 0 <= p.mean <= 1 for p in points)
 
 
+@pytest.mark.slow
 def test_finetune_step_reports_the_probe_it_started_from(plan):
-    result = tour.run_frozen_vs_adapted(plan, _ctx())
-    assert result.lp_test_accuracy is not None and 0 <= result.test_accuracy <= 1
-    assert result.val_curve
+    import dataclasses
+
+    from ptm_core.base.configs import ExtractionConfig
+    from ptm_core.finetune.finetuning import finetune_split
+    from ptm_core.probes.linear import LinearProbe
+
+    job = Job("key", "title")
+    result = tour.run_frozen_vs_adapted(plan, JobContext(job))
+    source = plan.finetune_source()
+    config = dataclasses.replace(plan.finetune, split_seed=source.split_seed)
+    labels = load_dataset(source.dataset).labels
+    fit, val, test = finetune_split(labels, config)
+    assert (result.n_train, result.n_val, result.n_test) == (len(fit), len(val), len(test)) == (64, 16, 20)
+    # The page's "Linear probe (frozen)": the engine's probe on the frozen features of the same train images.
+    frozen = extract(source.dataset, source.backbone, ExtractionConfig(config.image_size, config.batch_size, "auto",
+                                                                       precision=config.precision))
+    probe = LinearProbe(random_state=config.split_seed).fit(frozen.features[fit], frozen.labels[fit])
+    assert result.lp_test_accuracy == probe.score(frozen.features[test], frozen.labels[test])
+    # The fine-tuned number beside it: its own predictions on the same test images.
+    np.testing.assert_array_equal(result.test_indices, test)
+    assert result.test_accuracy == np.mean(result.predictions == labels[test])
+    # The curve the page draws from the job's metrics: a validation after every step (val_every_steps=1).
+    shown = job.metrics["val_curve"]
+    assert shown == [{k: r[k] for k in ("epoch", "step", "val_accuracy")} for r in result.val_curve]
+    assert [r["step"] for r in shown if r["step"]] == list(range(1, len(result.train_curve) + 1))
 
 
 def test_estimates_exist_for_every_step_and_grow_with_the_data(plan):

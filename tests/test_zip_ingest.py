@@ -16,12 +16,6 @@ from ptm_core.base.errors import PTMError
 from ptm_core.data.ingest import extract_zip, ingest_upload
 
 
-@pytest.fixture(autouse=True)
-def _restore_pillow_limit(monkeypatch):
-    """The loaders set Image.MAX_IMAGE_PIXELS from the env; do not leak a tiny one to other tests."""
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
-
-
 # --------------------------------------------------------------------------- zip layouts
 
 def test_per_class_zip_under_one_top_level_folder(tmp_path):
