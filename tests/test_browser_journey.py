@@ -2,12 +2,13 @@
 select, gallery, CSV export) -> lab (probe, baselines, a tiny fine-tune) -> compare.
 
 Every number read off the screen that the CLI can compute is recomputed through `python -m ptm_core`
-in a separate data directory (nothing shared but the code) and must read the same. The test fails on
+in a separate data directory (nothing shared but the code and the machine's calibration) and must read the same. The test fails on
 any Streamlit exception box, and (browser_support's `page` fixture) on any traceback the server logged.
 """
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -126,8 +127,18 @@ def _compare(page, server) -> None:
     screenshot(page, "journey-compare.png")
 
 
-def test_the_whole_journey(page, server, tmp_path):
+def _same_machine(data_dir, tmp_path) -> None:
+    """The CLI's data folder gets the server's calibration: which runtime and precision `auto` runs is a measured
+    fact of the machine (calibration.py), and under load two measurements may choose differently (bf16 or fp32,
+    whose numbers differ). Only that fact is shared, no cached features or results."""
+    calibration = data_dir / "calibration"
+    if calibration.is_dir():
+        shutil.copytree(calibration, tmp_path / "cli-data" / "calibration", dirs_exist_ok=True)
+
+
+def test_the_whole_journey(page, server, data_dir, tmp_path):
     shown = _tour(page, server)
+    _same_machine(data_dir, tmp_path)
     pretrained = _cli_accuracy(tmp_path, "--backbone", PLAN.backbone.name, "--weights", "bundled",
                                "--dataset", PLAN.shapes.spec, "--image-size", str(PLAN.image_size))
     random_init = _cli_accuracy(tmp_path, "--backbone", PLAN.backbone.name, "--weights", "random",

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, data_dir, screenshot, serve, server_log, sync_api  # noqa: F401
+from browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, screenshot, serve, sync_api
+
+pytestmark = pytest.mark.browser
 
 FILE_NAMES = {"app", *(path.stem for path in (ROOT / "pages").glob("*.py"))}
 TITLES = ["Tour: when does pretraining help?", "Features & probe", "Compare backbones", "Probe vs fine-tune",
@@ -37,7 +39,8 @@ new MutationObserver(note).observe(document, {subtree: true, childList: true, ch
 
 
 @pytest.fixture()
-def fresh_server(data_dir, server_log):  # noqa: F811 (one server per test: only a fresh one starts in the legacy mode)
+def fresh_server(data_dir, server_log):
+    """One server per test: only a fresh process starts in the legacy pages mode."""
     yield from serve(data_dir, server_log)
 
 
