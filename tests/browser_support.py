@@ -73,9 +73,23 @@ def serve(data_dir: Path, server_log: Path, **env_extra: str):
         except OSError:
             time.sleep(0.5)
     yield f"http://127.0.0.1:{port}"
+    stop(proc, log)
+
+
+def stop(proc: subprocess.Popen, log) -> None:
+    """SIGTERM, as Ctrl-C would; a server stopped while its start-up warm-up is inside a native forward waits for
+    that call (ptm_core.models.calibration waits up to 30 s at exit, rather than abort mid-call), so it gets 40 s.
+    Past that it is killed and the stacks of its threads, if py-spy is installed, are left in its log."""
     proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        if shutil.which("py-spy"):
+            subprocess.run(["py-spy", "dump", "--pid", str(proc.pid)], stdout=log, stderr=subprocess.STDOUT, timeout=60)
+        proc.kill()
+        proc.wait(timeout=20)
+    finally:
+        log.close()
 
 
 def open_page(server: str, server_log: Path, node):
