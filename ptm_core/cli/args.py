@@ -120,7 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true")
     _add_finetune_parser(sub)
     _add_map_parser(sub)
+    _add_versus_parser(sub)
     return parser
+
+
+def _add_versus_parser(sub) -> None:
+    versus = sub.add_parser("versus", help="the same linear probe on two feature sets of the same images, "
+                                           "compared image by image (McNemar's exact test)")
+    versus.add_argument("--a", required=True, metavar="FEATURES_A", help="npz written by extract")
+    versus.add_argument("--b", required=True, metavar="FEATURES_B", help="npz of the same images, another extractor")
+    versus.add_argument("--seed", type=_seed, default=0, help="split seed (the same split for both)")
+    versus.add_argument("--solver", default=ProbeConfig().solver, choices=PROBE_SOLVERS)
+    versus.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="where the torch solver runs (speed only)")
+    versus.add_argument("--json", action="store_true")
 
 
 def _add_map_parser(sub) -> None:

@@ -185,6 +185,26 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_versus(args: argparse.Namespace) -> int:
+    from ptm_core.evals.versus import probe_versus
+    from ptm_core.features.user_files import read_features_file
+
+    result = probe_versus(read_features_file(args.a), read_features_file(args.b),
+                    ProbeConfig(seed=args.seed, solver=args.solver), device=args.device)
+    summary = result.summary()
+    if args.json:
+        print(dumps(summary))
+        return 0
+    words = {"a": "A is better", "b": "B is better", "tie": "A and B cannot be told apart"}[summary["verdict"]]
+    for name in ("a", "b"):
+        side = summary[name]
+        low, high = side["test_accuracy_ci95"]
+        print(f"{name.upper()}: test accuracy {side['test_accuracy']:.4f} (95 % CI {low:.4f}-{high:.4f})")
+    print(f"{words} on these {summary['n_test']} test images: A alone right on {summary['a_only_right']}, "
+          f"B alone on {summary['b_only_right']} (McNemar exact p = {summary['p_value']:.3g})")
+    return 0
+
+
 def _cmd_map(args: argparse.Namespace) -> int:
     from ptm_core.flows.explore import compute_map
     from ptm_core.maps.projection import validate
@@ -255,7 +275,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_extract, "probe": _cmd_probe,
-            "finetune": _cmd_finetune, "map": _cmd_map}
+            "finetune": _cmd_finetune, "map": _cmd_map, "versus": _cmd_versus}
 
 
 def _use_data_dir(path: str | None) -> None:

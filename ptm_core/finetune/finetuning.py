@@ -33,6 +33,7 @@ from ptm_core.base.configs import (FINETUNE_MODES, BackboneConfig, DatasetConfig
 from ptm_core.data import Dataset, load_dataset
 from ptm_core.data.types import ItemUnreadable
 from ptm_core.base import checks
+from ptm_core.base.stats import accuracy_interval
 from ptm_core.base.errors import Cancelled, PTMError
 from ptm_core.features.extraction import (CancelFn, FeatureSet, ProgressFn, data_config, extract, extract_features,
                                  inference_model, resolve_device)
@@ -73,7 +74,13 @@ class FinetuneResult:
         keys = ("test_accuracy", "best_epoch", "best_step", "best_val_accuracy", "seconds", "checkpoint", "stopped_early",
                 "n_train", "n_val", "n_test", "lp_test_accuracy", "config", "precision", "train_images_per_s",
                 "precision_choice")
-        return {k: getattr(self, k) for k in keys} | {"steps": len(self.train_curve), "val_curve": self.val_curve}
+        return ({k: getattr(self, k) for k in keys} | {"test_accuracy_ci95": list(self.test_accuracy_ci95)}
+                | {"steps": len(self.train_curve), "val_curve": self.val_curve})
+
+    @property
+    def test_accuracy_ci95(self) -> tuple[float, float]:
+        """Wilson's 95 % interval of `test_accuracy` on these n_test images."""
+        return accuracy_interval(self.test_accuracy, self.n_test)
 
 
 def finetune_split(labels: np.ndarray, config: FinetuneConfig,

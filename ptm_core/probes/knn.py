@@ -12,6 +12,7 @@ from sklearn.preprocessing import normalize
 
 from ptm_core.base.configs import KNNConfig
 from ptm_core.base import checks
+from ptm_core.base.stats import accuracy_interval
 from ptm_core.base.errors import PTMError
 from ptm_core.probes.linear import split_indices
 
@@ -62,8 +63,14 @@ class KNNResult:
     predictions: np.ndarray
     probabilities: np.ndarray
 
+    @property
+    def test_accuracy_ci95(self) -> tuple[float, float]:
+        """Wilson's 95 % interval of `test_accuracy` on these n_test images."""
+        return accuracy_interval(self.test_accuracy, self.n_test)
+
     def summary(self) -> dict:
-        return {"method": "knn", "test_accuracy": self.test_accuracy, "k": self.k, "temperature": self.temperature,
+        return {"method": "knn", "test_accuracy": self.test_accuracy,
+                "test_accuracy_ci95": list(self.test_accuracy_ci95), "k": self.k, "temperature": self.temperature,
                 "n_train": self.n_train, "n_test": self.n_test, "seconds": self.seconds}
 
 

@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from ptm_core.runs.artifacts import artifact_dir, load_npz, save_npz
 from ptm_core.base.configs import PROBE_CS, PROBE_SOLVERS, ProbeConfig, stable_hash
 from ptm_core.base import checks
+from ptm_core.base.stats import accuracy_interval
 from ptm_core.base.errors import Cancelled, PTMError
 
 SweepCallback = Callable[[int, int], None]  # (fits done, fits in all): the sweep's C values plus the refit
@@ -134,8 +135,14 @@ class ProbeResult:
         names[self.test_indices] = "test"
         return names
 
+    @property
+    def test_accuracy_ci95(self) -> tuple[float, float]:
+        """Wilson's 95 % interval of `test_accuracy` on these n_test images."""
+        return accuracy_interval(self.test_accuracy, self.n_test)
+
     def summary(self) -> dict:
-        return {"test_accuracy": self.test_accuracy, "best_C": self.best_C, "n_train": self.n_train,
+        return {"test_accuracy": self.test_accuracy, "test_accuracy_ci95": list(self.test_accuracy_ci95),
+                "best_C": self.best_C, "n_train": self.n_train,
                 "n_test": self.n_test, "seconds": self.seconds, "from_cache": self.from_cache, "solver": self.solver,
                 "val_curve": [{"C": c, "val_accuracy": a} for c, a in self.val_curve]}
 
