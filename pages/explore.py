@@ -6,6 +6,7 @@ import streamlit as st
 from pages.ui import density_view, map_jobs
 from pages.ui import maps as views
 from pages.ui.i18n import _
+from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import format_seconds, job_outcome
 from pages.ui.preview_views import preview_panel
 from pages.ui.services import job_manager
@@ -93,10 +94,10 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
     fs, probe, produced_by = result.features, result.probe, result.request.title()
     st.success(_("{title} — done.").format(title=md(produced_by)), icon=":material/check_circle:")
     cols = st.columns(4)
-    cols[0].metric(_("Linear-probe test accuracy"), f"{probe.test_accuracy:.1%}",
-                   help=_("{produced_by}. Logistic regression on standardised features; C chosen on a validation "
-                          "split carved from train; scored on a stratified 20% test split ({n} images).").format(
-                       produced_by=md(produced_by), n=probe.n_test))
+    accuracy_metric(cols[0], _("Linear-probe test accuracy"), probe.test_accuracy, probe.n_test,
+                    _("{produced_by}. Logistic regression on standardised features; C chosen on a validation "
+                      "split carved from train; scored on a stratified 20% test split ({n} images).").format(
+                        produced_by=md(produced_by), n=probe.n_test))
     cols[1].metric(_("Features"), f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}", help=md(produced_by))
     extraction_metric(cols[2], fs.meta, produced_by)
     solver = f" ({probe.solver})" if probe.solver else ""

@@ -8,12 +8,13 @@ from pages.ui import lab_charts as views
 from pages.ui import settings
 from pages.ui.choices import FINETUNE_SIZES, FinetuneChoice, KNNChoice
 from pages.ui.i18n import N_, _
+from pages.ui.intervals import accuracy_metric, interval_text, pair_sentence
 from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
 from ptm_core.base import FINETUNE_MODES, Source, describe_data, describe_weights
-from ptm_core.flows import (ACTIVE, DONE, FINISHED, LabRequest, compare_frame, finetune_title, lab_spec,
+from ptm_core.flows import (ACTIVE, DONE, FINISHED, LabRequest, compare_frame, compare_pairs, finetune_title, lab_spec,
                             mixed_sizes, random_source, source_runs)
 
 MODE_HELP = {"full": N_("everything trainable"), "last-n": N_("last N blocks + head; the rest frozen"),
@@ -56,10 +57,10 @@ def probes_tab(source: Source) -> None:
     result = job.result
     fs = result.features
     cols = st.columns(3)
-    cols[0].metric(_("Linear probe"), f"{result.linear.test_accuracy:.1%}", help=f"C = {result.linear.best_C:g}. "
-                                                                              f"{md(produced_by)}.")
-    cols[1].metric("k-NN", f"{result.knn.test_accuracy:.1%}",
-                   help=f"k = {result.knn.k}, T = {result.knn.temperature}. {md(produced_by)}.")
+    accuracy_metric(cols[0], _("Linear probe"), result.linear.test_accuracy, result.linear.n_test,
+                    f"C = {result.linear.best_C:g}. {md(produced_by)}.")
+    accuracy_metric(cols[1], "k-NN", result.knn.test_accuracy, result.knn.n_test,
+                    f"k = {result.knn.k}, T = {result.knn.temperature}. {md(produced_by)}.")
     cols[2].metric(_("Train / test images"), f"{result.linear.n_train:,} / {result.linear.n_test:,}", help=md(produced_by))
     st.plotly_chart(views.sweep_chart(result.linear.val_curve, produced_by), width="stretch", key="lab-sweep")
     st.plotly_chart(views.per_class_chart(fs.labels, fs.class_names, {_("linear probe"): result.linear,
@@ -79,13 +80,14 @@ def baselines_tab(source: Source) -> None:
     with cols[0]:
         job = job_slot("pixels", LabRequest(source), _("Raw-pixel baseline"))
         if job is not None:
-            st.metric(_("Raw pixels (32×32 grey)"), f"{job.result.test_accuracy:.1%}",
-                      help=_("Logistic regression on 32×32 grey pixels of {spec}.").format(spec=md(source.dataset.spec)))
+            accuracy_metric(st, _("Raw pixels (32×32 grey)"), job.result.test_accuracy, job.result.n_test,
+                            _("Logistic regression on 32×32 grey pixels of {spec}.").format(
+                                spec=md(source.dataset.spec)))
     with cols[1]:
         job = job_slot("random", LabRequest(source), _("Random-init baseline"))
         if job is not None:
-            st.metric(_("Random-init backbone + probe"), f"{job.result.test_accuracy:.1%}",
-                      help=md(random_source(source).describe()))
+            accuracy_metric(st, _("Random-init backbone + probe"), job.result.test_accuracy, job.result.n_test,
+                            md(random_source(source).describe()))
 
 
 def finetune_form() -> None:
@@ -128,7 +130,7 @@ def live_curves(job, label: str) -> None:
 def finetune_result(source: Source, job, produced_by: str) -> None:
     result, config = job.result, settings.get(FinetuneChoice).config()
     cols = st.columns(4)
-    cols[0].metric(_("Test accuracy"), f"{result.test_accuracy:.1%}", help=md(produced_by))
+    accuracy_metric(cols[0], _("Test accuracy"), result.test_accuracy, result.n_test, md(produced_by))
     cols[1].metric(_("Best epoch"), result.best_epoch, help=md(produced_by))
     cols[2].metric(_("Took"), format_seconds(result.seconds), help=md(produced_by))
     cols[3].metric(_("Stopped early"), _("yes") if result.stopped_early else _("no"), help=md(produced_by))
@@ -176,6 +178,15 @@ def overlay_runs(source: Source) -> None:
                         width="stretch", key="overlay-curves")
 
 
+def compare_table(frame):
+    """The compare frame as the user reads it: the interval as one column, per-image results left out."""
+    ci = [interval_text(low, high) if high == high and high is not None else "—"
+          for low, high in zip(frame["ci95 low"], frame["ci95 high"])]
+    table = frame.drop(columns=["label", "kind", "ci95 low", "ci95 high", "test_split", "test_correct"])
+    table.insert(2, _("95 % CI (Wilson)"), ci)
+    return table.rename(columns={"n_test": _("test images")})
+
+
 def compare_tab(source: Source) -> None:
     store = job_manager().store
     runs = source_runs(store, source)
@@ -193,8 +204,13 @@ def compare_tab(source: Source) -> None:
                                                             weights=describe_weights(source.backbone),
                                                             data=describe_data(source.dataset))
     st.plotly_chart(views.compare_chart(frame, produced_by), width="stretch", key="compare")
-    st.dataframe(frame.drop(columns=["label", "kind"]), hide_index=True, width="stretch",
+    st.dataframe(compare_table(frame), hide_index=True, width="stretch",
                  column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    pairs = compare_pairs(frame)
+    if pairs:
+        st.markdown(_("**Which differences are real** · McNemar's exact test on the test images both methods were "
+                      "scored on; p ≥ 0.05 counts as a tie"))
+        st.markdown("\n".join(f"- {pair_sentence(p)}" for p in pairs))
     st.download_button(_("Runs as CSV"), store.metrics_csv([r["id"] for r in runs]), "lab-runs.csv", "text/csv")
 
 

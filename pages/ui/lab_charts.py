@@ -125,12 +125,17 @@ def curves_chart(runs: list[tuple[str, dict]]) -> go.Figure:
 
 
 def compare_chart(frame: pd.DataFrame, produced_by: str) -> go.Figure:
+    """Each method's accuracy with its Wilson 95 % interval as an error bar (none where the run lacks its n)."""
+    low, high = frame["ci95 low"].astype(float), frame["ci95 high"].astype(float)  # None (unknown n) as NaN
+    frame = frame.assign(above=high - frame["test accuracy"], below=frame["test accuracy"] - low)
     fig = px.bar(frame, x="method", y="test accuracy", text="label", height=400, range_y=[0, 1.08],
+                 error_y="above", error_y_minus="below",
                  hover_data=["image size", "seconds", "from cache"],
                  title=_("Test accuracy per method, same split · {produced_by}").format(produced_by=plot_text(produced_by)),
                  labels={"method": _("method"), "test accuracy": _("test accuracy"), "image size": _("image size"),
                          "seconds": _("seconds"), "from cache": _("from cache")})
-    fig.update_traces(textposition="outside", marker_color=PALETTE[0])
+    # The text inside each bar, at its foot: above it, it would sit under the error bar.
+    fig.update_traces(textposition="inside", insidetextanchor="start", marker_color=PALETTE[0])
     return fig.update_layout(margin=MARGINS, yaxis_tickformat=".0%")
 
 

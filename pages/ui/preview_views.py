@@ -6,6 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from pages.ui.i18n import _, language, presenter, style_figure
+from pages.ui.intervals import accuracy_metric
 from pages.ui.maps import PALETTE
 from pages.ui.text import md
 from ptm_core.flows import RUNNING, Job, Preview
@@ -33,10 +34,12 @@ def preview_panel(job: Job, produced_by: str) -> None:
     if preview is None or job.status != RUNNING:
         return
     left, right = st.columns(2)
-    accuracy = "—" if preview.accuracy is None else f"{preview.accuracy:.1%}"
-    left.metric(_("Linear probe so far"), accuracy,
-                help=_("Tested on {n_test} of the images done so far; the final number replaces it.").format(
-                    n_test=preview.n_test))
+    so_far = _("Tested on {n_test} of the images done so far; the final number replaces it.").format(
+        n_test=preview.n_test)
+    if preview.accuracy is None or not preview.n_test:
+        left.metric(_("Linear probe so far"), "—", help=so_far)
+    else:
+        accuracy_metric(left, _("Linear probe so far"), preview.accuracy, preview.n_test, so_far)
     right.metric(_("Images so far"), f"{preview.n_done:,} / {preview.n_total:,}")
     if preview.accuracy is None:
         note = _("Preview of the {done} images extracted so far: too few of the rarest class for a probe yet.")

@@ -17,9 +17,10 @@ from ptm_core.flows.explore import (ExploreRequest, ExploreResult, MapResult, ac
 from ptm_core.flows.lab import (LAB_METHODS, RESTORED_METHODS, LabRequest, finetune_title, lab_spec, random_source,
                                 source_runs)
 from ptm_core.flows.maps import AUTO_DRAW_SECONDS, MapPlan, map_plan, map_spec
+from ptm_core.flows.pairs import MethodPair, interval
 from ptm_core.flows.server import new_job_manager, start_background_work, warm_up_specs
-from ptm_core.flows.tables import (compare_frame, disagreement_frame, mixed_sizes, point_frame, selection_counts,
-                                   stratified_sample, title_parts)
+from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_frame, mixed_sizes, point_frame,
+                                   selection_counts, stratified_sample, title_parts)
 from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, ContrastResult, EfficiencyPoint, TourPlan,
                                  dataset_size, estimate_step_seconds, step_spec, step_specs)
 from ptm_core.maps import density
@@ -35,12 +36,12 @@ from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, Job, Job
 __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE",
            "DONE", "Dataset", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED", "FeatureSet", "Job",
            "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "MAP_METHODS", "MAP_METRICS", "MapPlan", "MapResult",
-           "Preview", "QUEUED", "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS", "TV_SOURCES",
-           "TourPlan", "VECTOR_SHOWN", "active_explore", "catalog", "compare_frame", "compare_spec", "compute_map",
-           "confident_mistakes", "confusion", "dataset_size", "density", "disagreement_frame", "estimate_seconds",
-           "estimate_step_seconds", "explore_spec", "finetune_title", "fitted_mask", "format_duration",
-           "ingest_upload", "lab_spec", "list_datasets", "load_dataset", "map_key", "map_plan", "map_spec",
-           "mixed_sizes", "model_card", "nearest_neighbours", "new_job_manager", "per_class_accuracy", "point_frame",
-           "random_source", "run_compare", "run_explore", "run_map", "selection_counts", "source_runs",
-           "start_background_work", "step_spec", "step_specs", "stratified_sample", "title_parts", "umap_ready",
-           "upload_limit_bytes", "warm_up_specs"]
+           "MethodPair", "Preview", "QUEUED", "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS",
+           "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "active_explore", "catalog", "compare_frame", "compare_pairs",
+           "compare_spec", "compute_map", "confident_mistakes", "confusion", "dataset_size", "density",
+           "disagreement_frame", "estimate_seconds", "estimate_step_seconds", "explore_spec", "finetune_title",
+           "fitted_mask", "format_duration", "ingest_upload", "interval", "lab_spec", "list_datasets", "load_dataset",
+           "map_key", "map_plan", "map_spec", "mixed_sizes", "model_card", "nearest_neighbours", "new_job_manager",
+           "per_class_accuracy", "point_frame", "random_source", "run_compare", "run_explore", "run_map",
+           "selection_counts", "source_runs", "start_background_work", "step_spec", "step_specs", "stratified_sample",
+           "title_parts", "umap_ready", "upload_limit_bytes", "warm_up_specs"]

@@ -16,6 +16,7 @@ from typing import Callable
 from ptm_core.evals.baselines import PIXEL_SIZE, random_weights, run_pixel_baseline, run_random_weights_baseline
 from ptm_core.base.configs import (FinetuneConfig, KNNConfig, ProbeConfig, ProjectionConfig, Source, describe_source,
                                    stable_hash)
+from ptm_core.data.registry import load_dataset
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.extraction import extract
 from ptm_core.finetune.finetuning import FinetuneResult, finetune, finetuned_features
@@ -26,6 +27,7 @@ from ptm_core.evals.label_efficiency import finetune_runner, run_label_efficienc
 from ptm_core.evals.layer_sweep import STAGES_SHARE, run_layer_sweep
 from ptm_core.probes.linear import ProbeResult, cached_linear_probe, sweep_message
 from ptm_core.maps.projection import compute_projection
+from ptm_core.flows.pairs import per_image
 
 METHOD_LABELS = {
     "pixels": "Raw pixels (logistic regression)",
@@ -61,6 +63,11 @@ def _record(ctx: JobContext, method: str, accuracy: float, seconds: float | None
                         "image_size": image_size, **extra})
 
 
+def _per_image(result: ProbeResult | FinetuneResult, source: Source) -> dict:
+    """A result's test images and which it got right (flows.pairs), against the source's labels."""
+    return per_image(result.test_indices, result.predictions, load_dataset(source.dataset).labels)
+
+
 def _sweep_progress(progress) -> Callable[[int, int], None]:
     return lambda done, total: progress(done / total, sweep_message(done, total))
 
@@ -83,7 +90,8 @@ def run_probes(source: Source, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
             knn_accuracy=neighbours.test_accuracy, knn_seconds=compute_seconds(feature_seconds, neighbours.seconds),
             feature_seconds=feature_seconds, features_from_cache=bool(features.meta.get("from_cache")),
             probe_seconds=linear.seconds, probe_from_cache=linear.from_cache, best_C=linear.best_C,
-            n_train=linear.n_train, n_test=linear.n_test)
+            n_train=linear.n_train, **per_image(linear.test_indices, linear.predictions, features.labels),
+            **per_image(neighbours.test_indices, neighbours.predictions, features.labels, prefix="knn_"))
     return ProbesResult(features, linear, neighbours)
 
 
@@ -92,7 +100,8 @@ def run_pixels(source: Source, ctx: JobContext) -> ProbeResult:
     ctx.stage(f"raw pixels at {PIXEL_SIZE}x{PIXEL_SIZE} grey: logistic regression")
     result = run_pixel_baseline(source.dataset, ProbeConfig(seed=source.split_seed),
                                 callback=_sweep_progress(ctx.progress), cancelled=ctx.cancelled)
-    _record(ctx, "pixels", result.test_accuracy, result.seconds, result.from_cache, started, PIXEL_SIZE)
+    _record(ctx, "pixels", result.test_accuracy, result.seconds, result.from_cache, started, PIXEL_SIZE,
+            **_per_image(result, source))
     return result
 
 
@@ -102,7 +111,7 @@ def run_random_probe(source: Source, ctx: JobContext) -> ProbeResult:
     result = run_random_weights_baseline(source.dataset, source.backbone, source.extraction,
                                          ProbeConfig(seed=source.split_seed), ctx.scaled(0, 0.9), ctx.cancelled)
     _record(ctx, "random-probe", result.test_accuracy, result.seconds, result.from_cache, started,
-            source.extraction.image_size)
+            source.extraction.image_size, **_per_image(result, source))
     return result
 
 
@@ -148,7 +157,7 @@ def run_finetune(source: Source, config: FinetuneConfig, ctx: JobContext) -> Fin
                       cancelled=ctx.cancelled)
     _record(ctx, "finetune", result.test_accuracy, result.seconds, False, started, config.image_size, mode=config.mode,
             best_epoch=result.best_epoch, best_step=result.best_step, stopped_early=result.stopped_early,
-            lp_test_accuracy=result.lp_test_accuracy)
+            lp_test_accuracy=result.lp_test_accuracy, **_per_image(result, source))
     ctx.record(artifacts={"checkpoint": result.checkpoint})
     if result.stopped_early:
         ctx.stage(f"stopped early: best weights (epoch {result.best_epoch}, step {result.best_step}) kept, test accuracy "

@@ -12,6 +12,7 @@ import pandas as pd
 from ptm_core.flows.compare import CompareResult
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.flows.lab import METHOD_LABELS
+from ptm_core.flows.pairs import MethodPair, best_pairs, interval
 from ptm_core.probes.linear import ProbeResult
 
 
@@ -80,37 +81,56 @@ def disagreement_frame(result: CompareResult, rows: np.ndarray) -> pd.DataFrame:
                          "same class in B": c.same_class_b[rows]})
 
 
-def _method_rows(run: dict) -> list[tuple[str, str, float, float | None]]:
-    """(method, its label, accuracy, compute seconds) of one lab run; the probes run carries k-NN too."""
+def _method_rows(run: dict) -> list[tuple[str, str, float, float | None, dict]]:
+    """(method, its label, accuracy, compute seconds, per-image metrics) of one lab run; the probes run carries k-NN
+    too (its per-image metrics prefixed "knn_")."""
     metrics = run["metrics"] or {}
     method = metrics.get("method")
     if method not in METHOD_LABELS or metrics.get("test_accuracy") is None:
         return []
     label = METHOD_LABELS[method] + (f" ({metrics['mode']})" if method == "finetune" else "")
     seconds = metrics.get("method_seconds")  # the compute time behind the number, also when read from a cache
-    rows = [(method, label, metrics["test_accuracy"], seconds)]
+    rows = [(method, label, metrics["test_accuracy"], seconds, _per_image(metrics))]
     if method == "linear-probe" and metrics.get("knn_accuracy") is not None:
-        rows.append(("knn", METHOD_LABELS["knn"], metrics["knn_accuracy"], metrics.get("knn_seconds")))
+        knn = _per_image(metrics, "knn_")
+        knn["n_test"] = knn["n_test"] or metrics.get("n_test")  # k-NN tests on the probe's split
+        rows.append(("knn", METHOD_LABELS["knn"], metrics["knn_accuracy"], metrics.get("knn_seconds"), knn))
     return rows
 
 
+def _per_image(metrics: dict, prefix: str = "") -> dict:
+    return {key: metrics.get(prefix + key) for key in ("n_test", "test_split", "test_correct")}
+
+
 def compare_frame(runs: list[dict]) -> pd.DataFrame:
-    """Latest finished run per method (runs come newest first), one row each, with the size it ran at."""
+    """Latest finished run per method (runs come newest first), one row each, with the size it ran at, Wilson's 95 %
+    interval ("ci95 low", "ci95 high"; empty where the run did not record its number of test images) and the per-image
+    results that `compare_pairs` pairs ("test_split", "test_correct": not for display)."""
     rows, seen = [], set()
     for run in runs:
         metrics = run["metrics"] or {}
         size = metrics.get("image_size") or ((run["config"] or {}).get("extraction") or {}).get("image_size")
-        for method, name, accuracy, seconds in _method_rows(run):
+        for method, name, accuracy, seconds, images in _method_rows(run):
             if name in seen:
                 continue
             seen.add(name)
             cached = bool(metrics.get("from_cache"))
             timing = ("time unknown" if seconds is None else f"{seconds:.0f} s") + (" (cached)" if cached else "")
             size_text = f"{size}×{size} grey pixels" if method == "pixels" else f"{size}px"
-            rows.append({"method": name, "kind": method, "test accuracy": accuracy, "image size": size,
+            low, high = interval(accuracy, images["n_test"]) or (None, None)
+            shown = f"{accuracy:.1%}" + ("" if low is None else f" ({low * 100:.1f}–{high:.1%})")
+            rows.append({"method": name, "kind": method, "test accuracy": accuracy, "ci95 low": low,
+                         "ci95 high": high, "n_test": images["n_test"], "image size": size,
                          "seconds": None if seconds is None else round(seconds, 1), "from cache": cached,
-                         "label": f"{accuracy:.1%} · {size_text} · {timing}", "run": run["id"]})
+                         "label": f"{shown} · {size_text} · {timing}", "run": run["id"],
+                         "test_split": images["test_split"], "test_correct": images["test_correct"]})
     return pd.DataFrame(rows)
+
+
+def compare_pairs(frame: pd.DataFrame) -> list[MethodPair]:
+    """The most accurate method in a compare_frame against each other one: McNemar's exact test on their shared test
+    images, or why there is none."""
+    return [] if frame.empty else best_pairs(frame.to_dict("records"))
 
 
 def mixed_sizes(frame: pd.DataFrame) -> list[int]:
