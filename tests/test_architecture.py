@@ -287,3 +287,15 @@ def test_package_interface_is_declared(name):
 def test_every_subpackage_is_checked():
     assert {"ptm_core.base", "ptm_core.runs", "ptm_core.data", "ptm_core.models", "ptm_core.features", "ptm_core.probes",
             "ptm_core.finetune", "ptm_core.evals", "ptm_core.maps", "ptm_core.flows", "ptm_core.cli"} <= set(_engine_packages())
+
+
+def test_the_import_contracts_hold():
+    """`.importlinter`'s contracts, also from README's test command (CI runs `lint-imports` on its own as well)."""
+    import shutil
+    import subprocess
+
+    lint = shutil.which("lint-imports")
+    assert lint, "import-linter is in requirements-dev.txt: install it"
+    out = subprocess.run([lint, "--no-cache"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+    assert "0 broken" in out.stdout and "BROKEN" not in out.stdout
