@@ -8,14 +8,14 @@ from pages.ui import lab_charts as views
 from pages.ui import settings
 from pages.ui.choices import FINETUNE_SIZES, FinetuneChoice, KNNChoice
 from pages.ui.i18n import N_, _
-from pages.ui.intervals import accuracy_metric, interval_text, pair_sentence
+from pages.ui.intervals import accuracy_metric, pair_sentence
 from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
 from ptm_core.base import FINETUNE_MODES, Source, describe_data, describe_weights
 from ptm_core.flows import (ACTIVE, DONE, FINISHED, LabRequest, compare_frame, compare_pairs, finetune_title, lab_spec,
-                            mixed_sizes, random_source, source_runs)
+                            interval_text, mixed_sizes, random_source, source_runs)
 
 MODE_HELP = {"full": N_("everything trainable"), "last-n": N_("last N blocks + head; the rest frozen"),
              "lp-ft": N_("head initialised from the linear probe, then everything (Kumar et al. 2022)"),

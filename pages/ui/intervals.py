@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from pages.ui.i18n import _
 from pages.ui.text import md
-from ptm_core.flows import MethodPair, interval
-
-
-def interval_text(low: float, high: float) -> str:
-    """"92.0–94.8%": the interval in the accuracy's own format."""
-    return f"{low * 100:.1f}–{high:.1%}"
+from ptm_core.flows import MethodPair, interval, interval_text
 
 
 def p_text(p: float) -> str:

@@ -17,7 +17,7 @@ from ptm_core.flows.explore import (ExploreRequest, ExploreResult, MapResult, ac
 from ptm_core.flows.lab import (LAB_METHODS, RESTORED_METHODS, LabRequest, finetune_title, lab_spec, random_source,
                                 source_runs)
 from ptm_core.flows.maps import AUTO_DRAW_SECONDS, MapPlan, map_plan, map_spec
-from ptm_core.flows.pairs import MethodPair, interval
+from ptm_core.flows.pairs import MethodPair, interval, interval_text
 from ptm_core.flows.server import new_job_manager, start_background_work, warm_up_specs
 from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_frame, mixed_sizes, point_frame,
                                    selection_counts, stratified_sample, title_parts)
@@ -40,8 +40,8 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "CompareRequest", "CompareResult", "Co
            "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "active_explore", "catalog", "compare_frame", "compare_pairs",
            "compare_spec", "compute_map", "confident_mistakes", "confusion", "dataset_size", "density",
            "disagreement_frame", "estimate_seconds", "estimate_step_seconds", "explore_spec", "finetune_title",
-           "fitted_mask", "format_duration", "ingest_upload", "interval", "lab_spec", "list_datasets", "load_dataset",
-           "map_key", "map_plan", "map_spec", "mixed_sizes", "model_card", "nearest_neighbours", "new_job_manager",
-           "per_class_accuracy", "point_frame", "random_source", "run_compare", "run_explore", "run_map",
-           "selection_counts", "source_runs", "start_background_work", "step_spec", "step_specs", "stratified_sample",
-           "title_parts", "umap_ready", "upload_limit_bytes", "warm_up_specs"]
+           "fitted_mask", "format_duration", "ingest_upload", "interval", "interval_text", "lab_spec", "list_datasets",
+           "load_dataset", "map_key", "map_plan", "map_spec", "mixed_sizes", "model_card", "nearest_neighbours",
+           "new_job_manager", "per_class_accuracy", "point_frame", "random_source", "run_compare", "run_explore",
+           "run_map", "selection_counts", "source_runs", "start_background_work", "step_spec", "step_specs",
+           "stratified_sample", "title_parts", "umap_ready", "upload_limit_bytes", "warm_up_specs"]

@@ -35,6 +35,11 @@ def interval(accuracy: float, n_test: int | None) -> tuple[float, float] | None:
     return accuracy_interval(accuracy, int(n_test))
 
 
+def interval_text(low: float, high: float) -> str:
+    """"92.0–94.8%": an interval in its accuracy's own format (the lab's bars, tables and metrics)."""
+    return f"{low * 100:.1f}–{high:.1%}"
+
+
 @dataclass(frozen=True)
 class MethodPair:
     """The best method (a) against another (b): McNemar's test on their shared test images, or why there is none

@@ -12,7 +12,7 @@ import pandas as pd
 from ptm_core.flows.compare import CompareResult
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.flows.lab import METHOD_LABELS
-from ptm_core.flows.pairs import MethodPair, best_pairs, interval
+from ptm_core.flows.pairs import MethodPair, best_pairs, interval, interval_text
 from ptm_core.probes.linear import ProbeResult
 
 
@@ -118,7 +118,7 @@ def compare_frame(runs: list[dict]) -> pd.DataFrame:
             timing = ("time unknown" if seconds is None else f"{seconds:.0f} s") + (" (cached)" if cached else "")
             size_text = f"{size}×{size} grey pixels" if method == "pixels" else f"{size}px"
             low, high = interval(accuracy, images["n_test"]) or (None, None)
-            shown = f"{accuracy:.1%}" + ("" if low is None else f" ({low * 100:.1f}–{high:.1%})")
+            shown = f"{accuracy:.1%}" + ("" if low is None else f" ({interval_text(low, high)})")
             rows.append({"method": name, "kind": method, "test accuracy": accuracy, "ci95 low": low,
                          "ci95 high": high, "n_test": images["n_test"], "image size": size,
                          "seconds": None if seconds is None else round(seconds, 1), "from cache": cached,
