@@ -1,15 +1,22 @@
 """Real browser: the lab's accuracies carry their Wilson intervals, and the Compare tab words McNemar's verdict.
 
 On 200 digits at 32 px (bundled backbone) the linear probe and k-NN differ by a few of the 40 test images
-(measured: 75 % vs 70 %, 3 vs 1 discordant, p = 0.62): a tie, which the page must call a tie.
+(measured: 75 % vs 70 %, 3 vs 1 discordant, p = 0.62): a tie, which the page must call a tie. The server computes
+in fp32 on every CPU (PTM_NATIVE_BF16=0): which precision `auto` would pick depends on the machine, and the numbers
+with it.
 """
 import re
 
 import pytest
 
-from browser_support import screenshot
+from browser_support import screenshot, serve
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, user_dir, server_log):  # this module's server: fp32 whatever the CPU
+    yield from serve(data_dir, server_log, PTM_NATIVE_BF16="0", PTM_ALLOWED_ROOTS=str(user_dir))
 
 INTERVAL = re.compile(r"^95 % CI \d+\.\d–\d+\.\d%$")
 
