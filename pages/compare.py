@@ -7,6 +7,7 @@ from pages.ui import maps as views
 from pages.ui.choices import IMAGE_SIZES, CompareChoice
 from pages.ui.gallery import gallery
 from pages.ui.i18n import N_, _
+from pages.ui.intervals import accuracy_metric, test_sentence
 from pages.ui.job_views import job_outcome
 from pages.ui.services import backbone_names, job_manager
 from pages.ui.sidebar import WEIGHT_LABELS, source_controls, source_header
@@ -74,6 +75,18 @@ def disagreement_table(result: CompareResult, rows: np.ndarray, n: int = 24) -> 
             feature_ids=result.a.ids)
 
 
+def probe_comparison(result: CompareResult) -> None:
+    """The same linear probe on A and on B: each accuracy with its interval, and McNemar's verdict in words."""
+    if result.probe_test is None:
+        return
+    test, titles = result.probe_test, result.request.titles()
+    cols = st.columns(2)
+    for column, side, accuracy, title in zip(cols, "AB", (test.a_accuracy, test.b_accuracy), titles):
+        accuracy_metric(column, _("Linear probe, {side}").format(side=side), accuracy, test.n_test, md(title))
+    st.markdown(_("**Which probe reads its features better** · {sentence}").format(
+        sentence=test_sentence("A", "B", test)))
+
+
 def show_comparison(result: CompareResult, config: ProjectionConfig) -> None:
     c, produced_by = result.comparison, result.request.title()
     st.success(_("{title} — done.").format(title=md(produced_by)), icon=":material/check_circle:")
@@ -83,6 +96,7 @@ def show_comparison(result: CompareResult, config: ProjectionConfig) -> None:
                           "shared. {produced_by}.").format(k=c.k, produced_by=md(produced_by)))
     cols[1].metric(_("Same-class neighbours, A"), f"{c.same_class_a.mean():.1%}", help=md(result.request.titles()[0]))
     cols[2].metric(_("Same-class neighbours, B"), f"{c.same_class_b.mean():.1%}", help=md(result.request.titles()[1]))
+    probe_comparison(result)
     colour = st.segmented_control(_("Colour by"), list(COLOURS), format_func=lambda c: _(COLOURS[c]), default="agreement",
                                   key="compare_colour") or "agreement"
     selection_id = maps_side_by_side(result, config, colour)

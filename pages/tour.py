@@ -6,13 +6,14 @@ from pages.ui import settings
 from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapChoice
 from pages.ui.gallery import gallery
 from pages.ui.i18n import _
+from pages.ui.intervals import accuracy_metric, p_text, test_sentence
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from pages.ui.tour_views import (contrast_view, efficiency_chart, estimate_text, finetune_curve,
-                                 partial_rows, tour_step, vector_strip)
+from pages.ui.tour_views import (contrast_view, efficiency_chart, estimate_text, finetune_curve, kind_labels,
+                                 lesson_chart, partial_rows, tour_step, vector_strip)
 from ptm_core.base import describe_map, describe_source
-from ptm_core.flows import (TOUR_STEPS, VECTOR_SHOWN, EfficiencyPoint, TourPlan, dataset_size,
-                            estimate_step_seconds, step_spec, step_specs)
+from ptm_core.flows import (TOUR_STEPS, VECTOR_SHOWN, EfficiencyClaim, TourPlan, adapted_test, dataset_size,
+                            efficiency_claim, estimate_step_seconds, step_spec, step_specs)
 
 PLAN = TourPlan()
 SHAPES_CHOICE = DataChoice(dataset="shapes", shapes_n=1000, shapes_classes=8, shapes_size=96, shapes_clutter=1)
@@ -59,46 +60,60 @@ def step_contrast(number: int, data_key: str) -> None:
     if job is None:
         return
     contrast_view(job.result, describe_map(PLAN.projection))
-    accuracy = {row.kind: row.accuracy for row in job.result.rows}
+    st.caption(contrast_notice(job.result, data_key))
+
+
+def contrast_notice(result, data_key: str) -> str:
+    """Step 2's or 3's lesson, worded by McNemar's test of pretrained against each other kind (not by the values)."""
+    accuracy = {row.kind: f"{row.accuracy:.1%}" for row in result.rows}
+    names = kind_labels()
+    tests = result.tests
     if data_key == "shapes":
-        st.caption(_("Notice: only the pretrained features separate the shapes ({pre} vs {rnd} and {pix}); they "
-                     "ignore texture, colour and position because ImageNet taught them to.").format(
-            pre=f"{accuracy['pretrained']:.1%}", rnd=f"{accuracy['random']:.1%}", pix=f"{accuracy['pixels']:.1%}"))
-    elif accuracy["pretrained"] > accuracy["pixels"]:
-        st.caption(_("Notice: the gap is small ({pre} vs {pix} for pixels): grey digits look nothing like ImageNet "
-                     "photos, and centred digits are easy for pixels (domain shift).").format(
-            pre=f"{accuracy['pretrained']:.1%}", pix=f"{accuracy['pixels']:.1%}"))
-    else:
-        st.caption(_("Notice: here pixels ({pix}) do as well as pretrained features ({pre}): grey digits look nothing "
-                     "like ImageNet photos, and centred digits are easy for pixels (domain shift).").format(
-            pre=f"{accuracy['pretrained']:.1%}", pix=f"{accuracy['pixels']:.1%}"))
+        if all(tests[kind].verdict == "a" for kind in ("random", "pixels")):
+            return _("Notice: only the pretrained features separate the shapes ({pre} vs {rnd} and {pix}; McNemar's "
+                     "test on the same {n} test images: {p_rnd} and {p_pix}); they ignore texture, colour and "
+                     "position because ImageNet taught them to.").format(
+                pre=accuracy["pretrained"], rnd=accuracy["random"], pix=accuracy["pixels"],
+                n=f"{tests['pixels'].n_test:,}", p_rnd=p_text(tests["random"].p_value),
+                p_pix=p_text(tests["pixels"].p_value))
+        return " ".join(test_sentence(names["pretrained"], names[kind], tests[kind]) for kind in ("random", "pixels"))
+    test = tests["pixels"]
+    values = {"pre": accuracy["pretrained"], "pix": accuracy["pixels"], "n": f"{test.n_test:,}",
+              "p": p_text(test.p_value)}
+    if test.verdict == "a":
+        return _("Notice: pretrained features beat pixels ({pre} vs {pix}, {p} on {n} test images), by far less than "
+                 "on the shapes: grey digits look nothing like ImageNet photos, and centred digits are easy for "
+                 "pixels (domain shift).").format(**values)
+    return _("Notice: on digits, pretraining is not shown to help: {sentence} Grey digits look nothing like ImageNet "
+             "photos, and centred digits are easy for pixels (domain shift).").format(
+        sentence=test_sentence(names["pretrained"], names["pixels"], test))
 
 
 def step_efficiency() -> None:
     st.header(_("4 · Labels are expensive"))
     st.markdown(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
-                  "labelled training images per class; mean and spread over {n} random draws.").format(
-        lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
+                  "labelled training images per class; the mean over {n} random draws of the labelled images, with "
+                  "its 95 % t-interval.").format(lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
     job = tour_step(4, step_spec(PLAN, "efficiency"), estimate=estimate_step_seconds(PLAN, "efficiency"))
     if job is None:
         return
     names = {PLAN.shapes.spec: _("cluttered shapes"), PLAN.digits.spec: _("MNIST digits")}
     st.plotly_chart(efficiency_chart(job.result, names), width="stretch", key="efficiency")
-    notices = [efficiency_notice(job.result, PLAN.shapes.spec, names[PLAN.shapes.spec]),
-               efficiency_notice(job.result, PLAN.digits.spec, names[PLAN.digits.spec])]
+    notices = [efficiency_notice(efficiency_claim(job.result, spec), names[spec], len(PLAN.seeds))
+               for spec in (PLAN.shapes.spec, PLAN.digits.spec)]
     st.caption(" ".join(notices) + " " + md(" · ".join(sorted({p.produced_by for p in job.result}))))
 
 
-def efficiency_notice(points: list[EfficiencyPoint], spec: str, name: str) -> str:
-    """What the curves of one dataset say, read from the numbers: the fewest labels where pretrained wins."""
-    mean = {(p.kind, p.k): p.mean for p in points if p.dataset == spec}
-    most = max(PLAN.ks)
-    enough = next((k for k in PLAN.ks if mean[("pretrained", k)] > mean[("pixels", most)]), None)
-    if enough is None:
-        return _("On {data}, pixels with {most} labels per class are not beaten by pretrained features with up "
-                 "to {most}.").format(data=name, most=most)
-    return _("On {data}, pretrained features with {k} labels per class beat pixels with {most}.").format(
-        data=name, k=enough, most=most)
+def efficiency_notice(claim: EfficiencyClaim, name: str, draws: int) -> str:
+    """What the curves of one dataset say, by Welch's t-test over the draws: the fewest labels where pretrained wins."""
+    values = {"data": name, "most": claim.most, "a": f"{claim.test.a_mean:.1%}", "b": f"{claim.test.b_mean:.1%}",
+              "p": p_text(claim.test.p_value), "draws": draws}
+    if claim.k is None:
+        return _("On {data}, pretrained features are not shown to beat pixels with {most} labels per class at any "
+                 "budget up to {most} (with {most} each: {a} vs {b}; Welch's t-test over {draws} draws, "
+                 "{p}).").format(**values)
+    return _("On {data}, pretrained features with {k} labels per class beat pixels with {most} ({a} vs {b}; Welch's "
+             "t-test over {draws} draws, {p}).").format(k=claim.k, **values)
 
 
 def live_finetune(job) -> None:
@@ -111,23 +126,54 @@ def step_finetune() -> None:
     config = PLAN.finetune
     st.markdown(_("A linear probe keeps the backbone frozen. LP-FT starts from that probe and then trains every "
                   "weight for {epochs} epoch(s) at {size} px (Kumar et al., 2022): can adapting the features close "
-                  "the domain gap that step 3 showed?").format(epochs=config.epochs, size=config.image_size))
+                  "the domain gap that step 3 showed? Half of the {n} digits are kept for the test, so that a gain "
+                  "of a few points can be told from luck.").format(
+        epochs=config.epochs, size=config.image_size, n=f"{PLAN.finetune_limit:,}"))
     job = tour_step(5, step_spec(PLAN, "finetune"), estimate=estimate_step_seconds(PLAN, "finetune"),
                     live_extra=live_finetune)
     if job is None:
         return
     result, source = job.result, PLAN.finetune_source()
     cols = st.columns(2)
-    produced_by = describe_source(source.dataset, source.backbone, config.image_size)
-    cols[0].metric(_("Linear probe (frozen)"), f"{result.lp_test_accuracy:.1%}", help=md(produced_by))
-    cols[1].metric(_("LP-FT (adapted)"), f"{result.test_accuracy:.1%}",
-                   delta=f"{(result.test_accuracy - result.lp_test_accuracy) * 100:+.1f} pt", help=md(produced_by))
+    produced_by = md(describe_source(source.dataset, source.backbone, config.image_size))
+    accuracy_metric(cols[0], _("Linear probe (frozen)"), result.lp_test_accuracy, result.n_test, produced_by)
+    accuracy_metric(cols[1], _("LP-FT (adapted)"), result.test_accuracy, result.n_test, produced_by)
     st.plotly_chart(finetune_curve(job.metrics, result.lp_test_accuracy), width="stretch", key="ft-done")
-    gain = result.test_accuracy - result.lp_test_accuracy
-    notice = (_("Notice: adapting the backbone added {gain} points to the frozen features.") if gain > 0.005 else
-              _("Notice: with this little training, adapting did not beat the frozen features ({gain} points); "
-                "try more epochs in the lab.")).format(gain=f"{gain * 100:+.1f}")
-    st.caption(notice + " " + _("{source}; {n} test images.").format(source=md(produced_by), n=result.n_test))
+    test = adapted_test(result)
+    sentence = test_sentence(_("LP-FT"), _("the frozen probe"), test)
+    gain = f"{(result.test_accuracy - result.lp_test_accuracy) * 100:+.1f}"
+    if test.verdict == "a":
+        notice = _("Notice: adapting the backbone added {gain} points to the frozen features. {sentence}")
+    elif test.verdict == "b":
+        notice = _("Notice: with this little training, adapting lost {gain} points to the frozen features. {sentence}")
+    else:
+        notice = _("Notice: with this little training, adapting is not shown to help ({gain} points). {sentence} "
+                   "Try more epochs in the lab.")
+    st.caption(notice.format(gain=gain, sentence=sentence) + " " + _("{source}; {n} test images.").format(
+        source=produced_by, n=f"{result.n_test:,}"))
+
+
+def step_lesson() -> None:
+    st.header(_("6 · Is the difference real?"))
+    sizes = ", ".join(f"{n:,}" for n in PLAN.lesson_sizes)
+    st.markdown(_("An accuracy measured on a few test images is only roughly known. The same two probes, pretrained "
+                  "and random-init features of {n} MNIST digits, each scored on the first {sizes} of the same test "
+                  "images: each bar carries its 95 % CI (Wilson), and McNemar's exact test looks only at the "
+                  "images one probe gets right and the other wrong.").format(
+        n=f"{dataset_size(PLAN.lesson):,}", sizes=sizes))
+    job = tour_step(6, step_spec(PLAN, "lesson"), estimate=estimate_step_seconds(PLAN, "lesson"))
+    if job is None:
+        return
+    result = job.result
+    names = kind_labels()
+    st.plotly_chart(lesson_chart(result), width="stretch", key="lesson")
+    st.markdown("\n".join(
+        "- " + _("**{n} test images:** {sentence}").format(
+            n=f"{size.n:,}", sentence=test_sentence(names["pretrained"], names["random"], size.test))
+        for size in result.sizes))
+    st.caption(_("Notice: the gap between the two changes little; the intervals shrink as the test grows, and only "
+                 "then can the test tell a real difference from the luck of the split. {source}").format(
+        source=md(" · ".join(result.produced_by.values()))))
 
 
 def open_with(choice: DataChoice, page: str) -> None:
@@ -139,7 +185,7 @@ def open_with(choice: DataChoice, page: str) -> None:
 
 
 def step_your_turn() -> None:
-    st.header(_("6 · Your turn"))
+    st.header(_("7 · Your turn"))
     cols = st.columns(3)
     if cols[0].button(_("Open the shapes in the explorer"), icon=":material/scatter_plot:", key="tour-open-explore"):
         open_with(SHAPES_CHOICE, "pages/explore.py")
@@ -173,4 +219,5 @@ step_contrast(2, "shapes")
 step_contrast(3, "digits")
 step_efficiency()
 step_finetune()
+step_lesson()
 step_your_turn()

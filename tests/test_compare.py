@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from ptm_core.flows.compare import CompareRequest, Comparison, compare_neighbourhoods, run_compare
-from ptm_core.base.configs import ProjectionConfig
+from ptm_core.base.configs import ProbeConfig, ProjectionConfig
+from ptm_core.evals.versus import probe_versus
 from ptm_core.base.errors import PTMError
 from ptm_core.flows.explore import ExploreRequest, map_key, run_explore, run_map
 from ptm_core.features.featureset import FeatureSet
@@ -89,6 +90,10 @@ def test_compare_job_extracts_both_sides_of_the_same_images(tiny, wait_until, on
     assert result.a.key != result.b.key
     assert result.comparison.agreement.shape == (tiny.limit,) and 0 <= result.comparison.agreement.min() <= 1
     assert job.metrics["k"] == 5 and "mean_agreement" in job.metrics
+    # The page's probe verdict: `versus`'s probe and McNemar's test on the same images, A first.
+    versus = probe_versus(result.a, result.b, ProbeConfig(seed=request.a.split_seed))
+    assert result.probe_test == versus.test and job.metrics["probe"] == versus.test.to_dict()
+    assert [p.test_accuracy for p in result.probes] == [versus.a.test_accuracy, versus.b.test_accuracy]
 
 
 def test_explore_then_map_jobs(tiny, wait_until, one_torch_thread):

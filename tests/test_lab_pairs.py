@@ -76,8 +76,10 @@ def test_the_page_words_each_pair_and_draws_bars_without_a_known_n():
             _run("r2", "random-probe", [True] * 185 + [False] * 15),
             _run("r3", "pixels", [True] * 150 + [False] * 50)]
     sentences = [pair_sentence(p) for p in compare_pairs(compare_frame(runs))]
+    # A tie says how many test images would tell them apart: Connor's formula for 5 and 0 discordant of 200.
     assert "Pretrained + linear probe and Random-init backbone + linear probe cannot be told apart on these 200 test " \
-           "images (p = 0.062)." in sentences
+           "images (p = 0.062). At the rate they disagree here, telling them apart would take about 312 test " \
+           "images." in sentences
     assert "Pretrained + linear probe beats Raw pixels (logistic regression) on these 200 test images (p < 0.001)." \
         in sentences
     old = _run("r4", "pixels", [True] * 5 + [False] * 5)

@@ -3,11 +3,13 @@ import numpy as np
 import pytest
 
 from ptm_core.flows import tour
+from ptm_core.flows.tour_costs import dataset_size, estimate_step_seconds
 from ptm_core.evals.baselines import pixel_features
 from ptm_core.base.configs import BackboneConfig, DatasetConfig, FinetuneConfig, ProbeConfig, ProjectionConfig
 from ptm_core.data import load_dataset
 from ptm_core.data.synthetic import render_shapes
 from ptm_core.base.errors import PTMError
+from ptm_core.base.stats import accuracy_interval, draws_test, paired_test
 from ptm_core.features.extraction import extract
 from ptm_core.runs.jobs import Job, JobContext
 from ptm_core.probes.linear import run_linear_probe
@@ -20,7 +22,7 @@ def plan(tiny):
                          image_size=32, projection=ProjectionConfig(method="pca"), ks=(1, 2), seeds=(0, 1),
                          finetune=FinetuneConfig(mode="lp-ft", epochs=1, image_size=32, augment=False,
                                                  val_every_steps=1, batch_size=16),
-                         finetune_limit=100)
+                         finetune_limit=100, lesson=DatasetConfig("digits", limit=100), lesson_sizes=(5, 10, 20))
 
 
 def _ctx() -> JobContext:
@@ -63,6 +65,16 @@ def test_contrast_numbers_are_the_engines_probe_on_each_feature_kind(plan):
         expected[kind] = run_linear_probe(fs.features, fs.labels, ProbeConfig()).test_accuracy
     assert {r.kind: r.accuracy for r in result.rows} == pytest.approx(expected)
     assert all(r.coords.shape == (96, 2) for r in result.rows)
+    # The captions' tests: pretrained against each other kind, image by image on the split they share.
+    pretrained = run_linear_probe(fs.features, fs.labels, ProbeConfig())
+    for kind, features in (("random", extract(plan.shapes, plan.source(plan.shapes, "random").backbone,
+                                              plan.source(plan.shapes).extraction).features),
+                           ("pixels", pixel_features(data))):
+        other = run_linear_probe(features, data.labels, ProbeConfig())
+        assert result.tests[kind] == paired_test(data.labels[other.test_indices], pretrained.predictions,
+                                                 other.predictions)
+        assert result.tests[kind].a_accuracy == pytest.approx(result.row("pretrained").accuracy)
+    assert all(row["ci95"] == list(accuracy_interval(row["accuracy"], row["n_test"])) for row in job.metrics["rows"])
     assert [row["kind"] for row in job.metrics["rows"]] == list(tour.KINDS)  # shown while the maps still run
     assert "random init, seed 3" in result.row("random").produced_by
     assert result.row("pixels").produced_by.startswith("32×32 grey pixels of shapes:n=96")
@@ -99,6 +111,9 @@ def test_finetune_step_reports_the_probe_it_started_from(plan):
     # The fine-tuned number beside it: its own predictions on the same test images.
     np.testing.assert_array_equal(result.test_indices, test)
     assert result.test_accuracy == np.mean(result.predictions == labels[test])
+    # The caption's test: LP-FT against that probe, image by image.
+    frozen_predictions = probe.predict(frozen.features[test])
+    assert tour.adapted_test(result) == paired_test(labels[test], result.predictions, frozen_predictions)
     # The curve the page draws from the job's metrics: a validation after every step (val_every_steps=1).
     shown = job.metrics["val_curve"]
     assert shown == [{k: r[k] for k in ("epoch", "step", "val_accuracy")} for r in result.val_curve]
@@ -106,17 +121,18 @@ def test_finetune_step_reports_the_probe_it_started_from(plan):
 
 
 def test_estimates_exist_for_every_step_and_grow_with_the_data(plan):
-    small = {s: tour.estimate_step_seconds(plan, s) for s in ("neighbours", "shapes", "digits", "efficiency", "finetune")}
-    default = {s: tour.estimate_step_seconds(tour.TourPlan(), s) for s in small}
+    small = {s: estimate_step_seconds(plan, s) for s in tour.TOUR_STEPS}
+    default = {s: estimate_step_seconds(tour.TourPlan(), s) for s in small}
     assert all(0 < small[s] < default[s] for s in small)
-    assert tour.dataset_size(tour.TourPlan().shapes) == 1000 and tour.dataset_size(tour.TourPlan().digits) == 2000
+    assert dataset_size(tour.TourPlan().shapes) == 1000 and dataset_size(tour.TourPlan().digits) == 2000
+    assert dataset_size(tour.TourPlan().lesson) == 5000
 
 
 def test_every_step_has_one_job_in_the_order_run_every_step_queues_them(plan):
     specs = tour.step_specs(plan)
     assert [s.key for s in specs] == [tour.step_spec(plan, step).key for step in tour.TOUR_STEPS]
-    assert tour.TOUR_STEPS == ("neighbours", "shapes", "digits", "efficiency", "finetune")
-    assert [s.title.split(":")[0] for s in specs] == [f"tour {n}" for n in range(1, 6)]
+    assert tour.TOUR_STEPS == ("neighbours", "shapes", "digits", "efficiency", "finetune", "lesson")
+    assert [s.title.split(":")[0] for s in specs] == [f"tour {n}" for n in range(1, 7)]
     assert len({s.key for s in specs}) == len(specs) and all(s.kind == "tour" for s in specs)
     assert [s.key for s in tour.step_specs(plan)] == [s.key for s in specs]  # stable across calls
     assert specs[0].key != tour.step_specs(tour.TourPlan())[0].key  # another plan, other jobs
@@ -130,3 +146,42 @@ def test_every_step_has_one_job_in_the_order_run_every_step_queues_them(plan):
 def test_every_step_but_the_fine_tune_is_restored_after_a_restart(plan):
     restored = {step for step in tour.TOUR_STEPS if tour.step_spec(plan, step).restore}
     assert restored == set(tour.RESTORED_STEPS) == set(tour.TOUR_STEPS) - {"finetune"}
+
+
+@pytest.mark.slow
+def test_lesson_scores_the_same_two_probes_on_ever_more_of_the_same_test_images(plan):
+    result = tour.run_lesson(plan, _ctx())
+    assert [size.n for size in result.sizes] == [5, 10, 20]  # 20: every test image of 100 digits
+    probes = {}
+    for kind in ("pretrained", "random"):
+        source = plan.source(plan.lesson, kind)
+        fs = extract(source.dataset, source.backbone, source.extraction)
+        probes[kind] = run_linear_probe(fs.features, fs.labels, ProbeConfig())
+    truth = fs.labels[probes["pretrained"].test_indices]
+    order = np.random.default_rng(plan.lesson.seed).permutation(len(truth))
+    for size in result.sizes:
+        chosen = order[:size.n]  # nested: each size's images include the smaller one's
+        assert size.test == paired_test(truth[chosen], probes["pretrained"].predictions[chosen],
+                                        probes["random"].predictions[chosen])
+    last = result.sizes[-1].test
+    assert last.a_accuracy == pytest.approx(probes["pretrained"].test_accuracy)
+    assert last.b_accuracy == pytest.approx(probes["random"].test_accuracy)
+    assert "random init, seed 3" in result.produced_by["random"] and result.n_train == 80
+
+
+def test_efficiency_claim_names_the_fewest_labels_the_test_supports():
+    def point(kind, k, accuracies):
+        return tour.EfficiencyPoint("d", kind, "src", k, float(np.mean(accuracies)), float(np.std(accuracies)),
+                                    accuracies)
+
+    pixels = [0.70, 0.72, 0.71, 0.69, 0.70]
+    points = [point("pixels", 25, pixels), point("pixels", 1, [0.2] * 5),
+              point("pretrained", 1, [0.60, 0.75, 0.80, 0.66, 0.72]),  # higher mean than pixels at 25, not shown
+              point("pretrained", 5, [0.78, 0.80, 0.79, 0.81, 0.80]),
+              point("pretrained", 25, [0.90, 0.91, 0.90, 0.92, 0.90])]
+    claim = tour.efficiency_claim(points, "d")
+    assert points[2].mean > points[0].mean and draws_test(points[2].accuracies, pixels).verdict == "tie"
+    assert (claim.k, claim.most) == (5, 25) and claim.test == draws_test(points[3].accuracies, pixels)
+    worse = [point("pixels", 25, pixels)] + [point("pretrained", k, [0.70, 0.71, 0.69, 0.72, 0.70]) for k in (1, 25)]
+    none = tour.efficiency_claim(worse, "d")
+    assert none.k is None and none.test == draws_test(worse[2].accuracies, pixels)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pages.ui.i18n import _
 from pages.ui.text import md
-from ptm_core.flows import MethodPair, interval, interval_text
+from ptm_core.base import PairedTest
+from ptm_core.flows import MethodPair, images_needed, interval, interval_text
 
 
 def p_text(p: float) -> str:
@@ -30,10 +31,21 @@ def pair_sentence(pair: MethodPair) -> str:
                      "other.").format(a=a, b=b)
         return _("{b} has no per-image results recorded (its run predates them), so it is not tested against {a}; "
                  "run it again to test it.").format(a=a, b=b)
-    test = pair.test
+    return test_sentence(a, b, pair.test)
+
+
+def test_sentence(a: str, b: str, test: PairedTest) -> str:
+    """What McNemar's test says of a (first) and b on the same test images; a tie also says how many test images
+    would tell them apart. `a` and `b` are already escaped for markdown."""
     values = {"a": a, "b": b, "n": f"{test.n_test:,}", "p": p_text(test.p_value)}
-    if test.verdict == "tie":
-        return _("{a} and {b} cannot be told apart on these {n} test images ({p}).").format(**values)
-    winner, loser = (a, b) if test.verdict == "a" else (b, a)
-    return _("{winner} beats {loser} on these {n} test images ({p}).").format(
-        winner=winner, loser=loser, n=values["n"], p=values["p"])
+    if test.verdict != "tie":
+        winner, loser = (a, b) if test.verdict == "a" else (b, a)
+        return _("{winner} beats {loser} on these {n} test images ({p}).").format(
+            winner=winner, loser=loser, n=values["n"], p=values["p"])
+    sentence = _("{a} and {b} cannot be told apart on these {n} test images ({p}).").format(**values)
+    needed = images_needed(test)
+    if needed is None:
+        return sentence + " " + _("Each gets as many of the other's mistakes right as it gets wrong: more test images "
+                                  "would not separate them.")
+    return sentence + " " + _("At the rate they disagree here, telling them apart would take about {m} test "
+                              "images.").format(m=f"{needed:,}")

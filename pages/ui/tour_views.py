@@ -10,11 +10,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.ui.i18n import _, style_figure
+from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import duration_text, format_seconds, job_panel, live_job
 from pages.ui.maps import PALETTE
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.flows import DONE, FINISHED, ContrastResult, EfficiencyPoint, Job, JobSpec
+from ptm_core.flows import DONE, FINISHED, ContrastResult, EfficiencyPoint, Job, JobSpec, LessonResult, interval_text
 
 
 def kind_labels() -> dict[str, str]:
@@ -65,11 +66,11 @@ def contrast_map(result: ContrastResult, kind: str) -> go.Figure:
 
 
 def contrast_metrics(rows: list[dict]) -> None:
-    """One accuracy per feature kind, each saying what produced it; also used while the step is running."""
+    """One accuracy per feature kind with its interval, each saying what produced it; also while the step runs."""
     labels = kind_labels()
     for column, row in zip(st.columns(3), rows):
-        column.metric(labels[row["kind"]], f"{row['accuracy']:.1%}",
-                      help=_("Linear-probe test accuracy on {n} held-out images.").format(n=row["n_test"]))
+        accuracy_metric(column, labels[row["kind"]], row["accuracy"], row["n_test"],
+                        _("Linear-probe test accuracy on {n} held-out images.").format(n=f"{row['n_test']:,}"))
         column.caption(md(row["produced_by"]) + (f" · {format_seconds(row['seconds'])}" if row.get("seconds") else ""))
 
 
@@ -91,15 +92,39 @@ def partial_rows(job: Job) -> None:
 def efficiency_chart(points: list[EfficiencyPoint], data_names: dict[str, str]) -> go.Figure:
     labels = kind_labels()
     frame = pd.DataFrame([{"data": data_names.get(p.dataset, p.dataset), "features": labels[p.kind], "k": p.k,
-                           "accuracy": p.mean, "std": p.std} for p in points])
-    fig = px.line(frame, x="k", y="accuracy", color="features", error_y="std", facet_col="data", markers=True,
-                  log_x=True, height=360, color_discrete_sequence=["#1f77b4", "#7f7f7f"],
-                  labels={"k": _("labelled images per class"), "accuracy": _("test accuracy"), "features": ""})
+                           "accuracy": p.mean, "above": p.ci95[1] - p.mean, "below": p.mean - p.ci95[0],
+                           "interval": interval_text(*p.ci95)} for p in points])
+    # The error bars are each mean's 95 % t-interval over the draws (not their spread).
+    fig = px.line(frame, x="k", y="accuracy", color="features", error_y="above", error_y_minus="below",
+                  facet_col="data", markers=True, log_x=True, height=360, hover_data={"interval": True},
+                  color_discrete_sequence=["#1f77b4", "#7f7f7f"],
+                  labels={"k": _("labelled images per class"), "accuracy": _("test accuracy"), "features": "",
+                          "interval": _("95 % CI")})
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
     fig.update_xaxes(tickvals=sorted({p.k for p in points}))
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return style_figure(fig, marker_size=8)
+
+
+def lesson_chart(result: LessonResult) -> go.Figure:
+    """Step 6: both probes' accuracy on each test size, with their Wilson intervals shrinking as the test grows."""
+    labels = kind_labels()
+    rows = []
+    for size in result.sizes:
+        test = size.test
+        for kind, accuracy, (low, high) in (("pretrained", test.a_accuracy, test.a_ci95),
+                                            ("random", test.b_accuracy, test.b_ci95)):
+            rows.append({"test images": f"{size.n:,}", "features": labels[kind], "accuracy": accuracy,
+                         "above": high - accuracy, "below": accuracy - low, "interval": interval_text(low, high)})
+    fig = px.bar(pd.DataFrame(rows), x="test images", y="accuracy", color="features", barmode="group",
+                 error_y="above", error_y_minus="below", hover_data={"interval": True}, height=340,
+                 color_discrete_sequence=["#1f77b4", "#7f7f7f"], range_y=[0, 1.05],
+                 labels={"test images": _("test images scored"), "accuracy": _("test accuracy"), "features": "",
+                         "interval": _("95 % CI")})
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return style_figure(fig)
 
 
 def vector_strip(vector: np.ndarray) -> go.Figure:

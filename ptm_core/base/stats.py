@@ -77,3 +77,52 @@ def paired_test(truth: np.ndarray, a_predictions: np.ndarray, b_predictions: np.
     n = len(truth)
     return PairedTest(n, float(a_right.mean()), float(b_right.mean()), wilson_interval(int(a_right.sum()), n),
                       wilson_interval(int(b_right.sum()), n), a_only, b_only, p, verdict)
+
+
+def mcnemar_sample_size(a_only: int, b_only: int, n: int, power: float = 0.8,
+                        significance: float = SIGNIFICANCE) -> int | None:
+    """Test images McNemar's test would need to tell these two classifiers apart, at this power, if the discordant
+    rates seen on `n` images held: Connor's formula (Connor 1987, Biometrics 43:207-211),
+
+        n = (z_{1-a/2} sqrt(psi) + z_{power} sqrt(psi - delta^2))^2 / delta^2,
+
+    psi the share of discordant images, delta the difference of the two one-sided shares. A normal approximation:
+    tests/test_stats_power.py checks it against the exact test's power. None when they disagree on no image or split
+    the discordant ones evenly: no difference to detect, at any size.
+    """
+    if n <= 0 or a_only < 0 or b_only < 0 or a_only + b_only > n:
+        raise PTMError(f"A sample size needs 0 <= discordant counts <= n, got {a_only}, {b_only} of {n}.")
+    if a_only == b_only:
+        return None
+    from scipy import stats
+
+    psi, delta = (a_only + b_only) / n, abs(a_only - b_only) / n
+    z_alpha, z_beta = stats.norm.ppf(1 - significance / 2), stats.norm.ppf(power)
+    return int(np.ceil((z_alpha * np.sqrt(psi) + z_beta * np.sqrt(psi - delta ** 2)) ** 2 / delta ** 2))
+
+
+@dataclass(frozen=True)
+class DrawsTest:
+    """Two means over independent draws (e.g. 5 seeded label samples each): Welch's t-test (Welch 1947), which does
+    not assume equal spreads; verdict "a", "b", or "tie" when p >= SIGNIFICANCE."""
+
+    a_mean: float
+    b_mean: float
+    p_value: float
+    verdict: str
+
+
+def draws_test(a_values, b_values) -> DrawsTest:
+    """Welch's two-sided t-test of two sets of accuracies, each from its own draws (at least two a side). When no
+    draw on either side differs from its mean, t is undefined: the means then differ exactly (p = 0) or not at all."""
+    a, b = np.asarray(a_values, dtype=float), np.asarray(b_values, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        raise PTMError(f"A test over draws needs at least two accuracies on each side, got {len(a)} and {len(b)}.")
+    if a.std() == 0 and b.std() == 0:
+        p = 1.0 if a.mean() == b.mean() else 0.0
+    else:
+        from scipy import stats
+
+        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    verdict = "tie" if p >= SIGNIFICANCE else ("a" if a.mean() > b.mean() else "b")
+    return DrawsTest(float(a.mean()), float(b.mean()), p, verdict)

@@ -63,6 +63,8 @@ class FinetuneResult:
     predictions: np.ndarray
     probabilities: np.ndarray
     lp_test_accuracy: float | None = None  # lp-ft only: the initial probe head on the test split
+    lp_predictions: np.ndarray | None = None  # lp-ft only: that head's prediction of each test image
+    test_labels: np.ndarray | None = None  # the true class of each test image (for paired tests)
     best_step: int = 0  # step of the kept weights (validations also run mid-epoch)
     config: dict = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # the dataset's unusable files, with reasons
@@ -172,8 +174,9 @@ def build_model(backbone_config: BackboneConfig, config: FinetuneConfig, num_cla
 
 def fit_probe_head(model: nn.Module, dataset_config: DatasetConfig, backbone_config: BackboneConfig,
                    config: FinetuneConfig, fit: np.ndarray, test: np.ndarray, device: str,
-                   cancelled: CancelFn | None = None, progress: ProgressFn | None = None) -> float:
-    """LP stage of LP-FT: probe the frozen (cached) features of `fit`, copy it into the head; returns its test accuracy.
+                   cancelled: CancelFn | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+    """LP stage of LP-FT: probe the frozen (cached) features of `fit`, copy it into the head; returns its predictions
+    of the `test` images (so that the frozen probe and the adapted network can be compared image by image).
 
     `progress(fraction, message)` follows the extraction (up to PROBE_FEATURES_SHARE) and then the probe's C sweep.
     """
@@ -186,7 +189,7 @@ def fit_probe_head(model: nn.Module, dataset_config: DatasetConfig, backbone_con
         features.features[fit], features.labels[fit], cancelled=cancelled,
         callback=lambda done, total: report(share + (1 - share) * done / total, sweep_message(done, total)))
     init_head_from_probe(model, probe, model.get_classifier().out_features)
-    return float(probe.score(features.features[test], features.labels[test]))
+    return probe.predict(features.features[test])
 
 
 class TrainingImages(torch.utils.data.Dataset):
@@ -310,9 +313,9 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
     plan = plan_run(lp_ft=config.mode == "lp-ft", n_images=len(dataset), batch_size=config.batch_size,
                     steps_per_epoch=len(train_loader), epochs=config.epochs, n_val=len(val), n_test=len(test),
                     val_every_steps=config.val_every_steps)
-    lp_accuracy = None
+    lp_predictions = None
     if config.mode == "lp-ft":
-        lp_accuracy = fit_probe_head(model, dataset_config, backbone_config, config, fit, test, device, cancelled,
+        lp_predictions = fit_probe_head(model, dataset_config, backbone_config, config, fit, test, device, cancelled,
                                      progress=probe_reporter(on_step, plan))
         if cancelled is not None and cancelled():
             raise Cancelled()
@@ -336,7 +339,9 @@ def finetune(dataset_config: DatasetConfig, backbone_config: BackboneConfig, con
         best_val_accuracy=trainer.best_val, train_curve=trainer.train_curve, val_curve=trainer.val_curve,
         seconds=time.perf_counter() - started, checkpoint=str(checkpoint), stopped_early=trainer.stopped_early,
         n_train=len(fit), n_val=len(val), n_test=len(test), test_indices=test, predictions=predictions,
-        probabilities=probabilities, lp_test_accuracy=lp_accuracy, best_step=trainer.best_step, config=config.to_dict(),
+        probabilities=probabilities, lp_predictions=lp_predictions,
+        lp_test_accuracy=None if lp_predictions is None else float(np.mean(lp_predictions == dataset.labels[test])),
+        test_labels=dataset.labels[test], best_step=trainer.best_step, config=config.to_dict(),
         skipped=list(dataset.skipped) + [(dataset.ids[i], r) for i, r in sorted(dataset.unreadable.items())],
         precision=precision, train_images_per_s=trainer.images_per_s(),
         precision_choice=precision_choice)

@@ -17,12 +17,14 @@ from ptm_core.flows.explore import (ExploreRequest, ExploreResult, MapResult, ac
 from ptm_core.flows.lab import (LAB_METHODS, RESTORED_METHODS, LabRequest, finetune_title, lab_spec, random_source,
                                 source_runs)
 from ptm_core.flows.maps import AUTO_DRAW_SECONDS, MapPlan, map_plan, map_spec
-from ptm_core.flows.pairs import MethodPair, interval, interval_text
+from ptm_core.flows.pairs import MethodPair, images_needed, interval, interval_text
 from ptm_core.flows.server import new_job_manager, start_background_work, warm_up_specs
 from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_frame, mixed_sizes, point_frame,
                                    selection_counts, stratified_sample, title_parts)
-from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, ContrastResult, EfficiencyPoint, TourPlan,
-                                 dataset_size, estimate_step_seconds, step_spec, step_specs)
+from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, ContrastResult, EfficiencyClaim,
+                                 EfficiencyPoint, LessonResult, TourPlan, adapted_test, efficiency_claim,
+                                 step_spec, step_specs)
+from ptm_core.flows.tour_costs import dataset_size, estimate_step_seconds
 from ptm_core.maps import density
 from ptm_core.maps.estimate import estimate_seconds
 from ptm_core.maps.neighbours import nearest_neighbours
@@ -34,13 +36,13 @@ from ptm_core.runs.eta import format_duration
 from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, Job, JobManager, JobSpec
 
 __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE",
-           "DONE", "Dataset", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED", "FeatureSet", "Job",
-           "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "MAP_METHODS", "MAP_METRICS", "MapPlan", "MapResult",
+           "DONE", "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED", "FeatureSet", "Job",
+           "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS", "MAP_METRICS", "MapPlan", "MapResult",
            "MethodPair", "Preview", "QUEUED", "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS",
-           "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "active_explore", "catalog", "compare_frame", "compare_pairs",
+           "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "active_explore", "adapted_test", "catalog", "compare_frame", "compare_pairs",
            "compare_spec", "compute_map", "confident_mistakes", "confusion", "dataset_size", "density",
-           "disagreement_frame", "estimate_seconds", "estimate_step_seconds", "explore_spec", "finetune_title",
-           "fitted_mask", "format_duration", "ingest_upload", "interval", "interval_text", "lab_spec", "list_datasets",
+           "disagreement_frame", "efficiency_claim", "estimate_seconds", "estimate_step_seconds", "explore_spec", "finetune_title",
+           "fitted_mask", "format_duration", "images_needed", "ingest_upload", "interval", "interval_text", "lab_spec", "list_datasets",
            "load_dataset", "map_key", "map_plan", "map_spec", "mixed_sizes", "model_card", "nearest_neighbours",
            "new_job_manager", "per_class_accuracy", "point_frame", "random_source", "run_compare", "run_explore",
            "run_map", "selection_counts", "source_runs", "start_background_work", "step_spec", "step_specs",

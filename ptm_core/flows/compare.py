@@ -6,12 +6,15 @@ from functools import partial
 
 import numpy as np
 
-from ptm_core.base.configs import DatasetConfig, Source, describe_data, describe_weights, stable_hash
+from ptm_core.base.configs import DatasetConfig, ProbeConfig, Source, describe_data, describe_weights, stable_hash
 from ptm_core.base.errors import PTMError
+from ptm_core.base.stats import PairedTest
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.extraction import extract
 from ptm_core.runs.jobs import JobContext, JobSpec
+from ptm_core.flows.pairs import probes_test
 from ptm_core.maps.neighbours import knn_sets, sets_agreement
+from ptm_core.probes.linear import ProbeResult, cached_linear_probe
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ class CompareResult:
     a: FeatureSet
     b: FeatureSet
     comparison: Comparison
+    # The same linear probe (split, seed, C sweep) on A's and on B's features, and McNemar's test of the two.
+    probes: tuple[ProbeResult, ProbeResult] | None = None
+    probe_test: PairedTest | None = None
 
 
 def run_compare(request: CompareRequest, ctx: JobContext) -> CompareResult:
@@ -95,11 +101,18 @@ def run_compare(request: CompareRequest, ctx: JobContext) -> CompareResult:
     ctx.check_cancelled()
     ctx.progress(0.9, f"comparing each image's {request.k} nearest neighbours in A and B")
     comparison = compare_neighbourhoods(*features, k=request.k)
+    probes = []
+    for i, fs in enumerate(features):
+        ctx.progress(0.92 + 0.04 * i, f"linear probe on {'AB'[i]}")
+        probes.append(cached_linear_probe(fs.features, fs.labels, fs.key, ProbeConfig(seed=request.a.split_seed),
+                                          cancelled=ctx.cancelled))
+    test = probes_test(features[0].labels, *probes)
     ctx.record(metrics={"mean_agreement": float(comparison.agreement.mean()),
                         "same_class_a": float(comparison.same_class_a.mean()),
-                        "same_class_b": float(comparison.same_class_b.mean()), "k": request.k},
+                        "same_class_b": float(comparison.same_class_b.mean()), "k": request.k,
+                        "probe": test.to_dict()},
                artifacts={"feature_key_a": features[0].key, "feature_key_b": features[1].key})
-    return CompareResult(request, features[0], features[1], comparison)
+    return CompareResult(request, features[0], features[1], comparison, tuple(probes), test)
 
 
 def compare_spec(request: CompareRequest) -> JobSpec:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptm_core.base.stats import PairedTest, accuracy_interval, paired_test
+from ptm_core.base.errors import PTMError
+from ptm_core.probes.linear import ProbeResult
+from ptm_core.base.stats import PairedTest, accuracy_interval, mcnemar_sample_size, paired_test
 
 
 def per_image(test_indices: np.ndarray, predictions: np.ndarray, labels: np.ndarray, prefix: str = "") -> dict:
@@ -38,6 +40,19 @@ def interval(accuracy: float, n_test: int | None) -> tuple[float, float] | None:
 def interval_text(low: float, high: float) -> str:
     """"92.0–94.8%": an interval in its accuracy's own format (the lab's bars, tables and metrics)."""
     return f"{low * 100:.1f}–{high:.1%}"
+
+
+def probes_test(labels: np.ndarray, a: ProbeResult, b: ProbeResult) -> PairedTest:
+    """McNemar's test of two probes of the same labelled images with one seed, hence one test split (checked)."""
+    if not np.array_equal(a.test_indices, b.test_indices):
+        raise PTMError("The two probes were scored on different test images; this is a bug, please report it.")
+    return paired_test(labels[a.test_indices], a.predictions, b.predictions)
+
+
+def images_needed(test: PairedTest) -> int | None:
+    """Test images that would tell the two apart (80 % power, Connor 1987), if the discordant rates seen here held;
+    None when they split the discordant images evenly (nothing to tell apart)."""
+    return mcnemar_sample_size(test.a_only_right, test.b_only_right, test.n_test)
 
 
 @dataclass(frozen=True)
