@@ -214,6 +214,21 @@ def compare_tab(source: Source) -> None:
     st.download_button(_("Runs as CSV"), store.metrics_csv([r["id"] for r in runs]), "lab-runs.csv", "text/csv")
 
 
+def efficiency_caption(rows: list[dict]) -> str:
+    """How each point's interval was made: the draws it is a mean of, and the single run with all labels."""
+    drawn = [row for row in rows if row.get("interval") == "t"]
+    draws = {row["method"]: row["draws"] for row in drawn}
+    probes = max((n for method, n in draws.items() if method != "finetune"), default=1)
+    text = _("Each point is the mean over {n} draws of the labelled images, with its 95 % t-interval over the draws "
+             "(Student's t); every draw is scored on the same {n_test} test images.").format(
+        n=probes, n_test=f"{rows[0].get('n_test', 0):,}")
+    if "finetune" in draws:
+        text += " " + _("Fine-tuning is slow, so it is drawn only {n} times: its interval is wider.").format(
+            n=draws["finetune"])
+    return text + " " + _("With all labels there is nothing to draw: one run, with Wilson's 95 % CI on the test "
+                          "images.")
+
+
 def efficiency_tab(source: Source) -> None:
     with_finetune = st.toggle(_("Include fine-tuning (slow on a CPU: 16 short runs)"), False, key="eff_ft")
     ft = settings.get(FinetuneChoice).config()
@@ -221,14 +236,19 @@ def efficiency_tab(source: Source) -> None:
     job = job_slot("efficiency", request, _("Run label efficiency (1, 2, 5, 10, 25, all per class)"))
     if job is not None:
         st.plotly_chart(views.efficiency_chart(job.result, source.describe()), width="stretch", key="efficiency")
-        st.dataframe(views.efficiency_frame(job.result)[["labels per class", "method", "mean", "std"]],
-                     hide_index=True)
+        if job.result and "ci95" in job.result[0]:
+            st.caption(efficiency_caption(job.result))
+        st.dataframe(views.efficiency_table(job.result), hide_index=True,
+                     column_config={_("mean"): st.column_config.NumberColumn(format="percent")})
 
 
 def layers_tab(source: Source) -> None:
     job = job_slot("layers", LabRequest(source), _("Run the layer sweep"))
     if job is not None:
         st.plotly_chart(views.layers_chart(job.result, source.describe()), width="stretch", key="layers")
+        if job.result and job.result[0].get("n_test"):
+            st.caption(_("Every stage's probe is scored on the same {n} test images; the bars are Wilson's "
+                         "95 % CI.").format(n=f"{job.result[0]['n_test']:,}"))
 
 
 st.title(_("Probe vs fine-tune"))

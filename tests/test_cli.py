@@ -257,3 +257,58 @@ def test_probe_in_a_terminal_shows_the_answer_forming_then_ends_the_bar(tmp_path
     assert "% on 30 held-out" in previews[-1]
     assert terminal.text.rstrip(" ").endswith("\n")  # the finished bar ended its line before the result
     assert capsys.readouterr().out.startswith("test accuracy ")
+
+
+def test_efficiency_json_gives_each_mean_its_interval_over_five_draws(tmp_path):
+    from arrays import gaussian_blobs
+    from ptm_core.base.stats import accuracy_interval, mean_interval
+    from ptm_core.features.featureset import FeatureSet
+
+    X, y = gaussian_blobs(300, centres=3, dim=8, spread=6.0, shift=4.0)
+    FeatureSet(X, y, ["a", "b", "c"], [f"img-{i}" for i in range(len(y))], "key").to_npz(tmp_path / "f.npz")
+    shown = _json(run_cli("efficiency", "--features", str(tmp_path / "f.npz"), "--ks", "1,5,all", "--json",
+                          data_dir=tmp_path / "data"))
+    assert shown["seeds"] == [0, 1, 2, 3, 4]  # the default: five draws per budget
+    assert [(r["budget"], r["method"]) for r in shown["rows"]] == [(b, m) for b in ("1", "5", "all")
+                                                                   for m in ("logreg", "knn")]
+    for row in shown["rows"]:
+        assert row["n_test"] == 60 and row["ci95"][0] <= row["mean"] <= row["ci95"][1]
+        if row["budget"] == "all":
+            assert row["draws"] == 1 and row["interval"] == "wilson"
+            assert row["ci95"] == list(accuracy_interval(row["mean"], 60))
+        else:
+            assert row["draws"] == 5 and row["interval"] == "t"
+            assert row["ci95"] == pytest.approx([max(mean_interval(row["accuracies"])[0], 0.0),
+                                                 min(mean_interval(row["accuracies"])[1], 1.0)])
+    text = run_cli("efficiency", "--features", str(tmp_path / "f.npz"), "--ks", "2", "--draws", "3",
+                   data_dir=tmp_path / "data")
+    assert text.returncode == 0 and "95 % CI" in text.stdout and "t over 3 draws" in text.stdout
+    bad = run_cli("efficiency", "--features", str(tmp_path / "f.npz"), "--ks", "0,all", data_dir=tmp_path / "data")
+    assert bad.returncode == 2 and "positive" in bad.stderr
+
+
+@pytest.mark.slow
+def test_layers_json_gives_each_stage_wilsons_interval(tmp_path, tiny, monkeypatch):
+    from ptm_core.base.stats import accuracy_interval
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    shown = _json(run_cli("layers", *_tiny_source(tiny), "--json", data_dir=tmp_path))
+    assert shown["rows"] and [r["index"] for r in shown["rows"]] == list(range(len(shown["rows"])))
+    for row in shown["rows"]:
+        assert row["n_test"] == 24 and row["test_accuracy_ci95"] == list(accuracy_interval(row["test_accuracy"], 24))
+
+
+@pytest.mark.slow
+def test_baselines_json_gives_pixels_and_random_weights_their_intervals(tmp_path, tiny, monkeypatch):
+    from ptm_core.base.stats import accuracy_interval
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    shown = _json(run_cli("baselines", *_tiny_source(tiny), "--json", data_dir=tmp_path))
+    for name in ("pixels", "random"):
+        result = shown[name]
+        assert result["n_test"] == 24 and "val_curve" not in result
+        assert result["test_accuracy_ci95"] == list(accuracy_interval(result["test_accuracy"], 24))
+    pixels_only = _json(run_cli("baselines", "--dataset", "digits", "--limit", "120", "--json", data_dir=tmp_path))
+    assert pixels_only["random"] is None and pixels_only["pixels"] == shown["pixels"] | {
+        "from_cache": True, "seconds": pixels_only["pixels"]["seconds"]}
+    assert run_cli("baselines", "--json", data_dir=tmp_path).returncode == 2

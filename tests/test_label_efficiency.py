@@ -8,7 +8,9 @@ from PIL import Image
 from ptm_core.base.configs import DatasetConfig, FinetuneConfig, ProbeConfig
 from ptm_core.data import load_dataset
 from ptm_core.base.errors import Cancelled
-from ptm_core.evals.label_efficiency import finetune_runner, run_label_efficiency, sample_per_class
+from ptm_core.base.stats import accuracy_interval, wilson_interval
+from ptm_core.evals.label_efficiency import (DEFAULT_SEEDS, FINETUNE_DRAWS, EfficiencyRow, finetune_runner,
+                                             run_label_efficiency, sample_per_class)
 from ptm_core.probes.linear import split_indices
 from arrays import gaussian_blobs
 
@@ -62,7 +64,8 @@ def test_run_label_efficiency_rows(blobs):
     assert by[(10, "finetune")].accuracies == [0.5] * 3 and by[(10, "finetune")].std == 0.0  # the runner's numbers
     assert calls[:3] == [(3, 0), (3, 1), (3, 2)]
     row = by[(10, "knn")].to_dict()
-    assert set(row) >= {"k", "budget", "all_labels", "method", "mean", "std", "accuracies"}
+    assert set(row) >= {"k", "budget", "all_labels", "method", "mean", "std", "accuracies", "ci95", "n_test", "draws"}
+    assert row["ci95"] == list(by[(10, "knn")].ci95) and row["n_test"] == 60 and row["draws"] == 3
     assert (row["k"], row["budget"], row["all_labels"]) == (10, "10", False)
     everything = by[(None, "knn")].to_dict()  # all 240 training labels over 3 classes: 80 per class
     assert (everything["k"], everything["budget"], everything["all_labels"]) == (80, "all", True)
@@ -79,6 +82,68 @@ def test_rows_convert_to_arrow_with_one_type_per_column(blobs):
     assert converted.schema.field("k").type == pa.int64() and pa.types.is_string(converted.schema.field("budget").type) or pa.types.is_large_string(converted.schema.field("budget").type)
     assert converted.column("budget").to_pylist() == ["1", "1", "2", "2", "all", "all"]
     assert converted.column("k").to_pylist()[-1] == 40  # 120 training images, 3 classes
+
+
+def t_interval(values) -> tuple[float, float]:
+    """mean ± t_{0.975, n-1} · s / sqrt(n), written out (s with ddof 1)."""
+    from scipy.stats import t
+
+    half = t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+    return float(np.mean(values)) - half, float(np.mean(values)) + half
+
+
+def test_default_draws_are_enough_for_an_interval_and_fine_tuning_takes_fewer():
+    import inspect
+
+    assert len(DEFAULT_SEEDS) >= 5 and len(set(DEFAULT_SEEDS)) == len(DEFAULT_SEEDS)
+    assert inspect.signature(run_label_efficiency).parameters["seeds"].default == DEFAULT_SEEDS
+    assert 2 <= FINETUNE_DRAWS < len(DEFAULT_SEEDS)
+
+
+def test_interval_over_draws_is_students_t_and_holds_the_mean(blobs):
+    X, y = gaussian_blobs(300, centres=3, dim=8, spread=6.0, shift=4.0)  # overlapping: draws disagree
+    seen = []
+    rows = run_label_efficiency(X, y, ks=(2, None), finetune=lambda indices, seed: seen.append(seed) or (40 + seed) / 100)
+    by = {(r.k, r.method): r for r in rows}
+    for method in ("logreg", "knn"):
+        row = by[(2, method)]
+        assert row.draws == len(DEFAULT_SEEDS) and row.interval_kind == "t" and row.std > 0
+        low, high = row.ci95
+        assert (low, high) == pytest.approx(t_interval(row.accuracies), abs=1e-12)
+        assert low < row.mean < high
+    # Fine-tuning: the first FINETUNE_DRAWS seeds only, each its own draw of labelled images.
+    assert seen == [0, 1, 2, 0] and by[(2, "finetune")].accuracies == [0.4, 0.41, 0.42]
+    assert by[(2, "finetune")].n_labelled == [6, 6, 6] and by[(2, "finetune")].ci95 == pytest.approx(
+        t_interval([0.4, 0.41, 0.42]))
+
+
+def test_interval_shrinks_with_more_draws():
+    accuracies = [0.62, 0.70, 0.66, 0.74, 0.68] * 8  # the same spread however many draws
+    widths = []
+    for n in (5, 10, 40):
+        low, high = EfficiencyRow(5, "logreg", accuracies[:n], [50] * n, {}, 200).ci95
+        assert low < float(np.mean(accuracies[:n])) < high
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2]
+    X, y = gaussian_blobs(300, centres=3, dim=8, spread=6.0, shift=4.0)
+    few, many = (run_label_efficiency(X, y, ks=(1,), seeds=tuple(range(n)))[0] for n in (5, 20))
+    assert many.ci95[1] - many.ci95[0] < few.ci95[1] - few.ci95[0]
+
+
+def test_interval_stays_within_0_and_1():
+    low, high = EfficiencyRow(5, "knn", [1.0, 0.98, 1.0, 1.0, 0.99], [50] * 5, {}, 200).ci95
+    assert high == 1.0 and 0.97 < low < 0.99
+
+
+def test_all_labels_is_one_run_with_wilsons_interval_on_the_test_split(blobs):
+    X, y = blobs
+    rows = run_label_efficiency(X, y, ks=(None,))
+    _, test = split_indices(y, 0.2, 0)
+    for row in rows:
+        assert row.draws == 1 and row.interval_kind == "wilson" and row.n_test == len(test) == 60
+        correct = int(round(row.accuracies[0] * row.n_test))
+        assert row.ci95 == wilson_interval(correct, 60) == accuracy_interval(row.mean, 60)
+        assert row.to_dict()["interval"] == "wilson" and row.to_dict()["ci95"] == list(row.ci95)
 
 
 def _colour_folder(root, per_class: int = 20):

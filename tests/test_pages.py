@@ -30,6 +30,8 @@ def test_lab_runs_probes_and_baselines_and_compares_them_at_their_sizes():
     assert split.value == "96 / 24"  # short enough never to be cut off
     at.button(key="start-pixels").click().run()
     _run_until(at, lambda a: any(m.label == "Raw pixels (32×32 grey)" for m in a.metric) or len(a.error) > 0)
+    pixels = next(m for m in at.metric if m.label == "Raw pixels (32×32 grey)")
+    assert pixels.value.endswith("%") and pixels.delta.startswith("95 % CI ") and "–" in pixels.delta  # Wilson's
     table = next(d.value for d in at.dataframe if "image size" in d.value)
     assert set(table["method"]) >= {"Pretrained + linear probe", "Pretrained + k-NN", "Raw pixels (logistic regression)"}
     assert set(table["image size"]) == {32}
@@ -51,17 +53,41 @@ def test_confusion_explorer_opens_on_the_largest_mistake():
 
 
 def test_label_efficiency_plots_all_and_keeps_one_column_type():
-    from pages.ui.lab_charts import efficiency_chart, efficiency_frame
+    from pages.ui.lab_charts import efficiency_chart, efficiency_frame, efficiency_table
 
-    rows = [{"k": k, "method": "linear probe", "mean": 0.5, "std": 0.1} for k in (1, 2, 5)]
-    rows.append({"k": "all", "method": "linear probe", "mean": 0.9, "std": 0.0})
+    rows = [{"k": k, "method": "linear probe", "mean": 0.5, "std": 0.1, "ci95": [0.42, 0.55], "draws": 5}
+            for k in (1, 2, 5)]
+    rows.append({"k": "all", "method": "linear probe", "mean": 0.9, "std": 0.0, "ci95": [0.85, 0.93], "draws": 1})
     frame = efficiency_frame(rows)
     assert frame["labels per class"].tolist() == ["1", "2", "5", "all"]
     fig = efficiency_chart(rows, "src")
     assert fig.layout.xaxis.type == "category" and list(fig.data[0].x) == ["1", "2", "5", "all"]
+    # The error bars are the 95 % interval, asymmetric about the mean, not ± std.
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.05, 0.05, 0.05, 0.03])
+    assert list(fig.data[0].error_y.arrayminus) == pytest.approx([0.08, 0.08, 0.08, 0.05])
+    table = efficiency_table(rows)
+    assert list(table.columns) == ["labels per class", "method", "mean", "95 % CI", "draws"]
+    assert table["95 % CI"].tolist() == ["42.0–55.0%"] * 3 + ["85.0–93.0%"] and table["draws"].tolist() == [5] * 3 + [1]
     import pyarrow as pa
 
-    pa.Table.from_pandas(frame[["labels per class", "method", "mean", "std"]])  # no ArrowInvalid
+    pa.Table.from_pandas(table)  # no ArrowInvalid
+    older = [{"k": 1, "method": "linear probe", "mean": 0.5, "std": 0.1, "accuracies": [0.4, 0.6]}]
+    assert efficiency_table(older)["95 % CI"].tolist() == ["—"] and efficiency_table(older)["draws"].tolist() == [2]
+
+
+def test_layers_chart_has_wilson_error_bars_and_says_the_interval_on_hover():
+    from pages.ui.lab_charts import layers_chart
+
+    rows = [{"index": 0, "name": "blocks.0", "dim": 16, "test_accuracy": 0.5, "test_accuracy_ci95": [0.3, 0.7],
+             "n_test": 24, "best_C": 1.0},
+            {"index": 1, "name": "blocks.1", "dim": 32, "test_accuracy": 0.9, "test_accuracy_ci95": [0.72, 0.97],
+             "n_test": 24, "best_C": 0.1}]
+    fig = layers_chart(rows, "src")
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.2, 0.07])
+    assert list(fig.data[0].error_y.arrayminus) == pytest.approx([0.2, 0.18])
+    assert "30.0–70.0%" in [c[0] for c in fig.data[0].customdata] and "95 % CI (Wilson)" in fig.data[0].hovertemplate
+    older = [{k: v for k, v in row.items() if k not in ("test_accuracy_ci95", "n_test")} for row in rows]
+    assert layers_chart(older, "src").data[0].x.tolist() == ["blocks.0", "blocks.1"]
 
 
 def test_jobs_page_lists_runs_with_their_result_never_none():
@@ -186,6 +212,10 @@ def test_label_efficiency_draws_every_budget_including_all():
                  if "Label efficiency" in json.loads(c.proto.spec)["layout"].get("title", {}).get("text", ""))
     assert chart["layout"]["xaxis"]["type"] == "category"
     assert "all" in chart["data"][0]["x"] and chart["data"][0]["x"][0] == "1"
+    assert chart["data"][0]["error_y"]["arrayminus"]  # each mean's 95 % interval as its bar
+    assert any("mean over 5 draws" in c.value and "95 % t-interval" in c.value for c in at.caption)
+    table = next(d.value for d in at.dataframe if "95 % CI" in d.value)
+    assert set(table["draws"]) == {5, 1} and all("–" in text for text in table["95 % CI"])
     at.run()  # a rerun renders the table again: no ArrowInvalid
     assert not at.exception
 

@@ -13,7 +13,7 @@ import pytest
 
 from ptm_core.base.configs import ProbeConfig
 from ptm_core.base.errors import PTMError
-from ptm_core.base.stats import mcnemar_exact, paired_test, wilson_interval
+from ptm_core.base.stats import mcnemar_exact, mean_interval, paired_test, wilson_interval
 from ptm_core.evals.versus import probe_versus
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.probes.linear import run_linear_probe
@@ -58,6 +58,40 @@ def test_bad_counts_are_one_line_errors():
     for call in (lambda: wilson_interval(3, 0), lambda: wilson_interval(5, 4), lambda: mcnemar_exact(-1, 3)):
         with pytest.raises(PTMError):
             call()
+
+
+def t_interval_by_hand(values) -> tuple[float, float]:
+    """Student's t-interval written out: mean ± t_{0.975, n-1} · s / sqrt(n), s with ddof 1."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=float)
+    n, mean = len(values), float(np.mean(values))
+    half = t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+@pytest.mark.parametrize("values", [[0.91, 0.93, 0.92, 0.95, 0.90], [0.2, 0.8], [0.5, 0.52, 0.51],
+                                    list(np.random.default_rng(0).uniform(0.6, 0.9, 20))])
+def test_mean_interval_is_students_t(values):
+    low, high = mean_interval(values)
+    ref_low, ref_high = t_interval_by_hand(values)
+    assert abs(low - ref_low) < 1e-12 and abs(high - ref_high) < 1e-12
+    assert low < np.mean(values) < high
+
+
+def test_mean_interval_textbook_value():
+    # Student (1908) / Cushny & Peebles' sleep data, the extra hours of drug 2 over drug 1 in 10 patients; R's
+    # t.test(extra ~ group, data = sleep, paired = TRUE) prints the 95 % interval 0.7001142 to 2.4598858.
+    low, high = mean_interval([1.2, 2.4, 1.3, 1.3, 0.0, 1.0, 1.8, 0.8, 4.6, 1.4])
+    assert round(low, 7) == 0.7001142 and round(high, 7) == 2.4598858
+
+
+def test_mean_interval_of_no_spread_is_the_mean_and_of_nothing_an_error():
+    assert mean_interval([0.7]) == (0.7, 0.7)
+    assert mean_interval([0.25, 0.25, 0.25]) == (0.25, 0.25)
+    for bad in ([], [0.5, float("nan")], [[0.1, 0.2]]):
+        with pytest.raises(PTMError):
+            mean_interval(bad)
 
 
 def test_paired_test_counts_only_the_discordant_images():

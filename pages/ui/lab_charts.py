@@ -12,7 +12,7 @@ from pages.ui.i18n import N_, _
 from pages.ui.maps import PALETTE
 from pages.ui.text import md, plot_text
 from ptm_core.base import DatasetConfig
-from ptm_core.flows import confident_mistakes, confusion, per_class_accuracy
+from ptm_core.flows import confident_mistakes, confusion, interval_text, per_class_accuracy
 
 MARGINS = {"l": 10, "r": 10, "t": 40, "b": 10}
 LOSS_SMOOTHING = N_("the mean of the last steps (a tenth of the run, 3-50 steps), exact from the first step; a rise "
@@ -139,29 +139,58 @@ def compare_chart(frame: pd.DataFrame, produced_by: str) -> go.Figure:
     return fig.update_layout(margin=MARGINS, yaxis_tickformat=".0%")
 
 
+def _interval_columns(frame: pd.DataFrame, value: str, bounds: str) -> pd.DataFrame:
+    """A list column of [low, high] intervals as error-bar lengths ("above", "below") and text ("95% CI"); a row
+    without one (recorded before intervals were kept) gets no bar and "—"."""
+    pairs = [b if isinstance(b, (list, tuple)) and len(b) == 2 else (np.nan, np.nan)
+             for b in (frame[bounds] if bounds in frame else [None] * len(frame))]
+    low, high = (np.array([p[i] for p in pairs], dtype=float) for i in (0, 1))
+    text = [interval_text(lo, hi) if hi == hi else "—" for lo, hi in zip(low, high)]
+    return frame.assign(above=high - frame[value], below=frame[value] - low, **{"95% CI": text})
+
+
 def efficiency_frame(rows: list[dict]) -> pd.DataFrame:
-    """Label-efficiency rows with the budget as text ("1", ..., "all"): one column type for Arrow and the axis."""
+    """Label-efficiency rows with the budget as text ("1", ..., "all"): one column type for Arrow and the axis; each
+    mean's 95 % interval as error-bar lengths and text, and how many draws it is a mean of."""
     frame = pd.DataFrame(rows)
     budget = frame["budget"] if "budget" in frame else frame["k"]
     frame["labels per class"] = budget.astype(str)
-    return frame
+    if "draws" not in frame:
+        frame["draws"] = [len(a) if isinstance(a, list) else 1 for a in frame.get("accuracies", [None] * len(frame))]
+    return _interval_columns(frame, "mean", "ci95")
+
+
+def efficiency_table(rows: list[dict]) -> pd.DataFrame:
+    """The rows as the user reads them: budget, method, mean, its 95 % interval as text, and the draws behind it."""
+    frame = efficiency_frame(rows)[["labels per class", "method", "mean", "95% CI", "draws"]]
+    return frame.rename(columns={"labels per class": _("labels per class"), "method": _("method"),
+                                 "mean": _("mean"), "95% CI": _("95 % CI"), "draws": _("draws")})
 
 
 def efficiency_chart(rows: list[dict], produced_by: str) -> go.Figure:
     frame = efficiency_frame(rows)
-    fig = px.line(frame, x="labels per class", y="mean", error_y="std", color="method", markers=True, height=380,
-                  color_discrete_sequence=PALETTE,
-                  labels={"labels per class": _("labels per class"), "method": _("method")},
-                  title=_("Label efficiency: test accuracy vs labelled images per class (mean ± std over seeds) · "
-                          "{produced_by}").format(produced_by=plot_text(produced_by)))
+    fig = px.line(frame, x="labels per class", y="mean", error_y="above", error_y_minus="below", color="method",
+                  markers=True, height=380, color_discrete_sequence=PALETTE,
+                  hover_data={"95% CI": True, "draws": True, "above": False, "below": False},
+                  labels={"labels per class": _("labels per class"), "method": _("method"), "mean": _("mean"),
+                          "95% CI": _("95 % CI"), "draws": _("draws")},
+                  title=_("Label efficiency: test accuracy vs labelled images per class (mean and 95 % CI over "
+                          "draws) · {produced_by}").format(produced_by=plot_text(produced_by)))
     # "all" is a budget like the others: a category axis plots it (a numeric axis silently drops it).
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(dict.fromkeys(frame["labels per class"])))
     return fig.update_layout(margin=MARGINS, yaxis_title=_("test accuracy"), yaxis_tickformat=".0%")
 
 
 def layers_chart(rows: list[dict], produced_by: str) -> go.Figure:
-    frame = pd.DataFrame(rows)
-    fig = px.line(frame, x="name", y="test_accuracy", markers=True, height=320, hover_data=["dim", "best_C"],
+    """Each stage's probe accuracy with Wilson's 95 % interval on the test split as an error bar."""
+    frame = _interval_columns(pd.DataFrame(rows), "test_accuracy", "test_accuracy_ci95")
+    if "n_test" not in frame:
+        frame["n_test"] = None
+    fig = px.line(frame, x="name", y="test_accuracy", markers=True, height=320, error_y="above", error_y_minus="below",
+                  hover_data={"95% CI": True, "n_test": True, "dim": True, "best_C": True, "above": False,
+                              "below": False},
+                  labels={"95% CI": _("95 % CI (Wilson)"), "n_test": _("test images"), "test_accuracy": _("test accuracy"),
+                          "name": _("stage")},
                   title=_("Linear-probe accuracy from each stage (pooled), shallow → deep · {produced_by}").format(
                       produced_by=plot_text(produced_by)))
     fig.update_xaxes(type="category")

@@ -4,8 +4,9 @@ classifiers scored on the same test images.
 Wilson (1927) keeps its coverage near 95 % at the sizes this app tests on (a few hundred images) and at
 accuracies near 100 %, where the normal approximation's interval spills past 1. McNemar's test (1947) looks only
 at the discordant images, those exactly one of the two classifiers gets right; its exact form is a two-sided
-binomial test of those counts against 1/2 (Edwards 1948; Fagerland et al. 2013 for small counts). Both come from
-scipy, not hand-written numerics.
+binomial test of those counts against 1/2 (Edwards 1948; Fagerland et al. 2013 for small counts). A number that is
+a mean over seeded draws (label efficiency) gets Student's t-interval (Student 1908) over the draws instead. All
+come from scipy, not hand-written numerics.
 """
 from __future__ import annotations
 
@@ -32,6 +33,26 @@ def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> tup
 def accuracy_interval(accuracy: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson's interval for an accuracy measured on `n` images (accuracy * n right, rounded to whole images)."""
     return wilson_interval(int(round(accuracy * n)), n, confidence)
+
+
+def mean_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student's t-interval for the mean of `values` (independent draws): mean ± t_{(1+c)/2, n-1} · s / sqrt(n),
+    with s the sample standard deviation (ddof 1), from scipy.stats.t.interval (Student 1908).
+
+    One value, or values that all agree, have no spread to measure: the interval is (mean, mean), which says
+    nothing about how sure the mean is; a caller with one draw should give another interval (label efficiency
+    gives Wilson's on its test split) or say so.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or not len(values) or not np.isfinite(values).all():
+        raise PTMError(f"A mean's interval needs one or more finite values, got {values.tolist()!r}.")
+    mean = float(values.mean())
+    if len(values) == 1 or np.ptp(values) == 0:
+        return mean, mean
+    from scipy import stats
+
+    low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
+    return float(low), float(high)
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:

@@ -61,6 +61,14 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _budgets(text: str) -> tuple[int | None, ...]:
+    """"1,2,5,all": labels per class for label efficiency (all: every training image)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("expected budgets such as 1,2,5,10,25,all")
+    return tuple(None if part.lower() == "all" else _positive_int(part) for part in parts)
+
+
 def _add_source_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--backbone", required=required, help="timm model name, e.g. tf_efficientnet_lite0")
     parser.add_argument("--weights", default="bundled", help="bundled, hub, random, or a path to a checkpoint")
@@ -121,7 +129,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_finetune_parser(sub)
     _add_map_parser(sub)
     _add_versus_parser(sub)
+    _add_eval_parsers(sub)
     return parser
+
+
+def _add_eval_parsers(sub) -> None:
+    # No defaults from ptm_core.evals here: importing it loads torch, and every command builds this parser.
+    eff = sub.add_parser("efficiency", help="label efficiency: linear probe and k-NN with k labels per class, "
+                                            "mean and 95 %% t-interval over seeded draws")
+    eff.add_argument("--features", help="npz written by extract")
+    _add_source_args(eff, required=False)
+    eff.add_argument("--seed", type=_seed, default=0, help="split seed (the test split every draw is scored on)")
+    eff.add_argument("--draws", type=_positive_int, default=None,
+                     help="seeded draws of the labelled images per budget (seeds 0..N-1); a 95 %% t-interval "
+                          "needs several (default: the lab's, five)")
+    eff.add_argument("--ks", type=_budgets, default=None,
+                     help="labels per class (default: the lab's, 1,2,5,10,25,all)")
+    eff.add_argument("--k", type=_positive_int, default=20, help="neighbours for k-NN")
+    eff.add_argument("--temperature", type=_positive_float, default=0.07, help="vote temperature for k-NN")
+    eff.add_argument("--json", action="store_true")
+
+    layers = sub.add_parser("layers", help="layer sweep: a linear probe on each stage's pooled output")
+    _add_source_args(layers, required=True)
+    layers.add_argument("--seed", type=_seed, default=0, help="split seed")
+    layers.add_argument("--json", action="store_true")
+
+    baselines = sub.add_parser("baselines", help="raw pixels (32x32 grey) and, with --backbone, the same "
+                                                 "architecture with random weights, each with a linear probe")
+    _add_source_args(baselines, required=False)
+    baselines.add_argument("--seed", type=_seed, default=0, help="split seed (as for probe)")
+    baselines.add_argument("--json", action="store_true")
 
 
 def _add_versus_parser(sub) -> None:

@@ -274,8 +274,64 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ci_text(low: float, high: float) -> str:
+    return f"95 % CI {low:.1%}-{high:.1%}"
+
+
+def _cmd_efficiency(args: argparse.Namespace) -> int:
+    from ptm_core.base.configs import KNNConfig
+    from ptm_core.evals.label_efficiency import DEFAULT_KS, DEFAULT_SEEDS, run_label_efficiency
+
+    features = _load_features(args)
+    seeds = DEFAULT_SEEDS if args.draws is None else tuple(range(args.draws))
+    rows = run_label_efficiency(features.features, features.labels, ks=args.ks or DEFAULT_KS, seeds=seeds,
+                                probe_config=ProbeConfig(seed=args.seed),
+                                knn_config=KNNConfig(args.k, args.temperature, args.seed), progress=_progress)
+    _report_skipped(features.meta, args.json)
+    if args.json:
+        print(dumps({"seeds": list(seeds), "rows": [row.to_dict() for row in rows], **_skipped(features.meta)}))
+    for row in rows if not args.json else []:
+        how = f"t over {row.draws} draws" if row.interval_kind == "t" else f"Wilson, 1 run on {row.n_test} test images"
+        print(f"{'all' if row.k is None else row.k:>4} per class  {row.method:<7} {row.mean:.1%} "
+              f"({_ci_text(*row.ci95)}, {how})")
+    return 0
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from ptm_core.evals.layer_sweep import run_layer_sweep
+
+    data, backbone, extraction = _configs(args)
+    results = run_layer_sweep(data, backbone, extraction, ProbeConfig(seed=args.seed), progress=_progress)
+    if args.json:
+        print(dumps({"rows": [r.to_dict() for r in results]}))
+    for r in results if not args.json else []:
+        print(f"{r.index:>2} {r.name:<24} {r.dim:>5}-d  {r.test_accuracy:.1%} ({_ci_text(*r.test_accuracy_ci95)}, "
+              f"Wilson on {r.n_test} test images)")
+    return 0
+
+
+def _cmd_baselines(args: argparse.Namespace) -> int:
+    from ptm_core.evals.baselines import run_pixel_baseline, run_random_weights_baseline
+
+    if not args.dataset:
+        raise PTMError("baselines needs --dataset (and --backbone for the random-weights baseline).")
+    data, backbone, extraction = _configs(args)
+    results = {"pixels": run_pixel_baseline(data, ProbeConfig(seed=args.seed)),
+               "random": run_random_weights_baseline(data, backbone, extraction, ProbeConfig(seed=args.seed),
+                                                     _progress) if args.backbone else None}
+    if args.json:
+        print(dumps({name: None if r is None else {k: v for k, v in r.summary().items() if k != "val_curve"}
+                     for name, r in results.items()}))
+    for name, r in results.items() if not args.json else []:
+        if r is not None:
+            print(f"{name:<7} test accuracy {r.test_accuracy:.1%} ({_ci_text(*r.test_accuracy_ci95)}, Wilson on "
+                  f"{r.n_test} test images)")
+    return 0
+
+
 COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_extract, "probe": _cmd_probe,
-            "finetune": _cmd_finetune, "map": _cmd_map, "versus": _cmd_versus}
+            "finetune": _cmd_finetune, "map": _cmd_map, "versus": _cmd_versus, "efficiency": _cmd_efficiency,
+            "layers": _cmd_layers, "baselines": _cmd_baselines}
 
 
 def _use_data_dir(path: str | None) -> None:

@@ -13,6 +13,7 @@ from ptm_core.runs.artifacts import artifact_dir, enforce_cache_cap, load_npz, s
 from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, stable_hash
 from ptm_core.data import Dataset, load_dataset
 from ptm_core.base.errors import Cancelled, PTMError
+from ptm_core.base.stats import accuracy_interval
 from ptm_core.features.extraction import CancelFn, ProgressFn, data_config, feature_key, image_batch, resolve_device
 from ptm_core.models.precision import resize_side
 from ptm_core.probes.linear import run_linear_probe
@@ -36,10 +37,16 @@ class LayerResult:
     dim: int
     test_accuracy: float
     best_C: float
+    n_test: int
+
+    @property
+    def test_accuracy_ci95(self) -> tuple[float, float]:
+        """Wilson's 95 % interval of `test_accuracy` on these n_test images (every stage is tested on the same)."""
+        return accuracy_interval(self.test_accuracy, self.n_test)
 
     def to_dict(self) -> dict:
         return {"index": self.index, "name": self.name, "dim": self.dim, "test_accuracy": self.test_accuracy,
-                "best_C": self.best_C}
+                "test_accuracy_ci95": list(self.test_accuracy_ci95), "n_test": self.n_test, "best_C": self.best_C}
 
 
 def stage_names(model: nn.Module, n_stages: int) -> list[str]:
@@ -120,7 +127,8 @@ def run_layer_sweep(dataset_config: DatasetConfig, backbone_config: BackboneConf
         if cancelled is not None and cancelled():
             raise Cancelled()
         probe = run_linear_probe(features, stages.labels, probe_config, cancelled=cancelled)
-        results.append(LayerResult(index, name, int(features.shape[1]), probe.test_accuracy, probe.best_C))
+        results.append(LayerResult(index, name, int(features.shape[1]), probe.test_accuracy, probe.best_C,
+                                   probe.n_test))
         if progress is not None:
             progress(STAGES_SHARE + (1 - STAGES_SHARE) * (index + 1) / len(stages.names),
                      f"probed {name} ({time.perf_counter() - started:.0f} s)")
