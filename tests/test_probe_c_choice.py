@@ -201,6 +201,11 @@ def test_a_cache_written_before_the_rule_reads_back_without_it():
     assert [p["ci95"] for p in old.summary()["val_curve"]] == [None] * len(old.val_curve)
 
 
+def test_an_unknown_rule_is_refused_before_any_fit():
+    with pytest.raises(PTMError, match="Unknown rule"):
+        LinearProbe(c_rule="median").fit(np.zeros((20, 2)), np.arange(20) % 2, cancelled=lambda: pytest.fail("fitted"))
+
+
 def test_linear_probe_reports_the_rule_and_the_extension():
     X, y = needs_a_huge_C(300)
     probe = LinearProbe(c_rule="best").fit(X, y)

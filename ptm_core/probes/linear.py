@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ptm_core.runs.artifacts import artifact_dir, load_npz, save_npz
-from ptm_core.base.configs import PROBE_C_LIMITS, PROBE_CS, PROBE_SOLVERS, ProbeConfig, stable_hash
+from ptm_core.base.configs import PROBE_C_LIMITS, PROBE_C_RULES, PROBE_CS, PROBE_SOLVERS, ProbeConfig, stable_hash
 from ptm_core.base import checks
 from ptm_core.base.stats import accuracy_interval
 from ptm_core.base.errors import Cancelled, PTMError
@@ -107,6 +107,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         each. `total` counts the fits planned so far, so it grows by the extension's fits when there is one."""
         if self.solver not in SOLVERS:
             raise PTMError(f"Unknown probe solver '{self.solver}'; use one of {', '.join(SOLVERS)}.")
+        if self.c_rule not in PROBE_C_RULES:  # before any fit, not after the sweep
+            raise PTMError(f"Unknown rule for choosing C '{self.c_rule}'; use one of {', '.join(PROBE_C_RULES)}.")
         check_splittable(y, self.val_size, "train/validation")
         split = train_test_split(X, y, test_size=self.val_size, stratify=y, random_state=self.random_state)
         progress = _Progress(callback, len(self.Cs) + 1)
