@@ -62,7 +62,9 @@ def probes_tab(source: Source) -> None:
     accuracy_metric(cols[1], "k-NN", result.knn.test_accuracy, result.knn.n_test,
                     f"k = {result.knn.k}, T = {result.knn.temperature}. {md(produced_by)}.")
     cols[2].metric(_("Train / test images"), f"{result.linear.n_train:,} / {result.linear.n_test:,}", help=md(produced_by))
-    st.plotly_chart(views.sweep_chart(result.linear.val_curve, produced_by), width="stretch", key="lab-sweep")
+    st.plotly_chart(views.sweep_chart(result.linear, produced_by), width="stretch", key="lab-sweep")
+    if caption := views.sweep_caption(result.linear):
+        st.caption(caption)
     st.plotly_chart(views.per_class_chart(fs.labels, fs.class_names, {_("linear probe"): result.linear,
                                                                         "k-NN": result.knn}, produced_by),
                     width="stretch", key="per-class")

@@ -103,10 +103,17 @@ def test_probe_json(extracted):
     with np.load(extracted["out"]) as data:  # the engine's own probe on the written features: the same numbers
         engine = run_linear_probe(data["features"], data["labels"], ProbeConfig())
     assert summary["test_accuracy"] == engine.test_accuracy and summary["best_C"] == engine.best_C
-    assert summary["best_C"] in PROBE_CS
+    curve = summary["val_curve"]
+    assert set(PROBE_CS) <= {p["C"] for p in curve} and summary["best_C"] in {p["C"] for p in curve}
     assert summary["n_train"] + summary["n_test"] == 60 and summary["n_test"] == 12
     assert summary["seconds"] >= 0
-    assert summary["solver"].startswith("torch L-BFGS, 9 C values")
+    assert summary["solver"].startswith(f"torch L-BFGS, {len(curve)} C values")
+    # How C was chosen: the rule, its sentence, the argmax and one SE, and each validation point's interval.
+    assert summary["n_val"] == engine.n_val == 10 and summary["c_rule"] == "one-se"
+    assert summary["c_rule_text"] == engine.c_rule_text and summary["c_rule_text"].startswith("one-standard-error rule")
+    assert summary["best_val_C"] == engine.best_val_C and summary["val_se"] == engine.val_se
+    assert summary["sweep_extended"] == bool(summary["extended_Cs"]) and summary["extended_Cs"] == list(engine.extended_Cs)
+    assert [p["ci95"] for p in curve] == [list(ci) for ci in engine.val_curve_ci95]
 
 
 @pytest.mark.slow
@@ -115,7 +122,8 @@ def test_probe_sklearn_solver(extracted):
                             data_dir=extracted["data_dir"], roots=extracted["out"].parent))
     with np.load(extracted["out"]) as data:
         engine = run_linear_probe(data["features"], data["labels"], ProbeConfig(solver="sklearn"))
-    assert summary["solver"] == "sklearn lbfgs, 9 C values" and summary["test_accuracy"] == engine.test_accuracy
+    assert summary["solver"] == engine.solver == f"sklearn lbfgs, {len(engine.val_curve)} C values"
+    assert summary["test_accuracy"] == engine.test_accuracy and summary["best_C"] == engine.best_C
 
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:

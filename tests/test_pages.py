@@ -28,6 +28,7 @@ def test_lab_runs_probes_and_baselines_and_compares_them_at_their_sizes():
     assert not at.error, [e.value for e in at.error]
     split = next(m for m in at.metric if m.label == "Train / test images")
     assert split.value == "96 / 24"  # short enough never to be cut off
+    assert any(c.value.startswith("One-standard-error rule: C = ") and "Wilson 95 % CI" in c.value for c in at.caption)
     at.button(key="start-pixels").click().run()
     _run_until(at, lambda a: any(m.label == "Raw pixels (32×32 grey)" for m in a.metric) or len(a.error) > 0)
     pixels = next(m for m in at.metric if m.label == "Raw pixels (32×32 grey)")
@@ -50,6 +51,46 @@ def test_confusion_explorer_opens_on_the_largest_mistake():
     fig = confusion_chart(matrix, [str(i) for i in range(3)], "t")
     assert fig.layout.xaxis.type == "category" and fig.layout.yaxis.type == "category"
     assert list(fig.layout.xaxis.tickvals) == ["0", "1", "2"]
+
+
+def _probe_result(curve, chosen, best, extended=(), rule="one-se", n_val=800):
+    import numpy as np
+
+    from ptm_core.probes.linear import ProbeResult
+
+    se = float(np.sqrt(dict(curve)[best] * (1 - dict(curve)[best]) / n_val)) if n_val else None
+    return ProbeResult(0.9, chosen, curve, 3200, 1000, 1.0, np.arange(3), np.zeros(3), n_val=n_val, c_rule=rule,
+                       best_val_C=best, val_se=se, extended_Cs=extended, c_limits=(1e-6, 1e5))
+
+
+def test_sweep_chart_draws_the_intervals_the_choice_and_the_best():
+    import dataclasses
+
+    from pages.ui.lab_charts import sweep_caption, sweep_chart
+    from ptm_core.base.stats import accuracy_interval
+
+    curve = [(0.01, 0.90), (0.1, 0.91), (1.0, 0.915), (10.0, 0.905)]
+    probe = _probe_result(curve, 0.1, 1.0)
+    fig = sweep_chart(probe, "src")
+    line, star = fig.data
+    assert fig.layout.xaxis.type == "log"
+    intervals = [accuracy_interval(a, 800) for _, a in curve]
+    assert list(line.error_y.array) == [pytest.approx(high - a) for (_, a), (_, high) in zip(curve, intervals)]
+    assert list(line.error_y.arrayminus) == [pytest.approx(a - low) for (_, a), (low, _) in zip(curve, intervals)]
+    assert list(star.x) == [1.0] and list(star.y) == [0.915]
+    assert [s.x0 for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1] == [0.1]  # the chosen C
+    assert [a.text for a in fig.layout.annotations if a.text == "chosen C"] and len(fig.layout.annotations) == 2
+    text = sweep_caption(probe)
+    assert text.startswith("One-standard-error rule: C = 0.1 is the smallest C") and "at C = 1 on 800" in text
+    assert "(1.0 points)" in text and "sweep went on" not in text
+    assert "no smaller C" in sweep_caption(_probe_result(curve, 1.0, 1.0))
+    assert sweep_caption(_probe_result(curve, 1.0, 1.0, rule="best")).startswith("C = 1 has the best")
+    edge = [(1e-4, 0.9), (1e-3, 0.9), (1e-2, 0.89)]
+    assert "went on to C = 0.0001." in sweep_caption(_probe_result(edge, 1e-4, 1e-4, (1e-4,)))
+    limit = [(1e-6, 0.9), (1e-5, 0.9)]
+    assert "stopped at its limit" in sweep_caption(_probe_result(limit, 1e-6, 1e-6, (1e-6,)))
+    old = dataclasses.replace(_probe_result(curve, 1.0, 1.0, rule="", n_val=0), best_val_C=None, c_limits=None)
+    assert sweep_caption(old) == "" and len(sweep_chart(old, "src").data) == 1
 
 
 def test_label_efficiency_plots_all_and_keeps_one_column_type():

@@ -11,6 +11,7 @@ from ptm_core.base.configs import PROBE_CS, ProbeConfig
 from ptm_core.base.errors import Cancelled, PTMError
 from ptm_core.probes.sweep import fit_heads
 from ptm_core.probes.linear import LinearProbe, run_linear_probe
+from arrays import gaussian_blobs
 
 
 @pytest.fixture(scope="module")
@@ -96,5 +97,16 @@ def test_cancel_stops_the_batched_sweep(digits):
 def test_progress_reports_the_sweep_then_the_refit(digits):
     X, y = digits
     calls = []
-    LinearProbe((0.1, 1.0)).fit(X[:400], y[:400], callback=lambda done, total: calls.append((done, total)))
+    LinearProbe((0.1, 1.0), c_limits=None).fit(X[:400], y[:400], callback=lambda done, total: calls.append((done, total)))
     assert calls == [(2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("solver", ["torch", "sklearn"])
+def test_progress_counts_the_extension_past_the_grid(solver):
+    # Separable blobs score 100 % at every C: the choice sits on the lower edge and the sweep goes down to 1e-6.
+    X, y = gaussian_blobs(300, centres=3, dim=8, spread=1.0)
+    calls = []
+    probe = LinearProbe((1e-3, 1e-2), solver=solver).fit(X, y, callback=lambda done, total: calls.append((done, total)))
+    assert probe.extended_Cs_ == (1e-4, 1e-5, 1e-6)
+    grid = [(2, 3)] if solver == "torch" else [(1, 3), (2, 3)]  # one batch of heads, or one fit per C
+    assert calls == grid + [(3, 4), (4, 5), (5, 6), (6, 6)]

@@ -96,12 +96,55 @@ def probability_text(p: float) -> str:
     return f"{p:.2%}" if p < 0.99995 else "> 99.99%"
 
 
-def sweep_chart(val_curve, produced_by: str) -> go.Figure:
-    frame = pd.DataFrame(val_curve, columns=["C", "validation accuracy"])
-    fig = px.line(frame, x="C", y="validation accuracy", markers=True, log_x=True, height=260,
+def sweep_chart(probe, produced_by: str) -> go.Figure:
+    """Validation accuracy against C (log x) with Wilson's 95 % interval at each point (on the validation images), the
+    chosen C as a dotted line and the argmax as a star; with the one-SE rule, the bar it set as a dashed line."""
+    frame = pd.DataFrame(probe.val_curve, columns=["C", "validation accuracy"])
+    error = {}
+    if intervals := probe.val_curve_ci95:  # none for a result that did not record its n_val
+        low, high = np.array(intervals).T
+        frame = frame.assign(above=high - frame["validation accuracy"], below=frame["validation accuracy"] - low)
+        error = {"error_y": "above", "error_y_minus": "below"}
+    fig = px.line(frame, x="C", y="validation accuracy", markers=True, log_x=True, height=300, **error,
                   labels={"validation accuracy": _("validation accuracy")},
                   title=_("Linear probe: validation accuracy vs C · {produced_by}").format(produced_by=plot_text(produced_by)))
-    return fig.update_layout(margin=MARGINS, yaxis_tickformat=".0%")
+    fig.add_vline(x=probe.best_C, line_dash="dot")
+    # Placed by hand: on a log axis plotly puts a vline's own annotation at x = C on the exponent scale.
+    fig.add_annotation(x=np.log10(probe.best_C), y=1, xref="x", yref="paper", text=_("chosen C"), showarrow=False,
+                       xanchor="left", yanchor="bottom")
+    if probe.best_val_C is not None:
+        best = dict(probe.val_curve)[probe.best_val_C]
+        fig.add_scatter(x=[probe.best_val_C], y=[best], mode="markers", name=_("best validation accuracy"),
+                        marker={"symbol": "star", "size": 14, "color": PALETTE[1]})
+        if probe.c_rule == "one-se" and probe.val_se:
+            fig.add_hline(y=best - probe.val_se, line_dash="dash", line_width=1,
+                          annotation_text=_("one standard error below the best"), annotation_position="bottom right")
+    return fig.update_layout(margin=MARGINS, yaxis_tickformat=".0%", legend={"orientation": "h", "y": -0.3})
+
+
+def sweep_caption(probe) -> str:
+    """How C was chosen, in words: the rule, the standard error, and whether the sweep went past the grid."""
+    if not probe.c_rule or not probe.n_val or probe.best_val_C is None:
+        return ""  # a result from before the probe recorded its rule
+    values = {"C": f"{probe.best_C:g}", "best_C": f"{probe.best_val_C:g}", "n": f"{probe.n_val:,}",
+              "best": f"{dict(probe.val_curve)[probe.best_val_C]:.1%}", "se": f"{100 * (probe.val_se or 0):.1f}"}
+    if probe.c_rule != "one-se":
+        text = _("C = {C} has the best validation accuracy, {best} on {n} validation images.")
+    elif probe.best_C != probe.best_val_C:
+        text = _("One-standard-error rule: C = {C} is the smallest C whose validation accuracy is within one standard "
+                 "error ({se} points) of the best, {best} at C = {best_C} on {n} validation images. The curve is flat "
+                 "within its own noise there, so the stronger regularisation is kept.")
+    else:
+        text = _("One-standard-error rule: C = {C} has the best validation accuracy, {best} on {n} validation images, "
+                 "and no smaller C comes within one standard error ({se} points) of it.")
+    parts = [text.format(**values)]
+    if probe.extended_Cs:
+        Cs = ", ".join(f"{c:g}" for c in probe.extended_Cs)
+        parts.append((_("The choice sat on an edge of the grid, so the sweep went on to C = {Cs} and stopped at its "
+                        "limit with the choice still on the edge.") if probe.at_limit else
+                      _("The choice sat on an edge of the grid, so the sweep went on to C = {Cs}.")).format(Cs=Cs))
+    parts.append(_("Error bars: each point's Wilson 95 % CI on the validation images."))
+    return " ".join(parts)
 
 
 def curves_chart(runs: list[tuple[str, dict]]) -> go.Figure:

@@ -56,6 +56,11 @@ PROBE_SOLVERS = ("torch", "sklearn")
 # Half-decade steps over the old 1e-3..10 decades: the batched torch sweep fits these 9 in less time
 # than one sklearn fit per C took for 5 (benchmarks/probe_sweep.py).
 PROBE_CS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
+# How the probe reads its validation curve (ptm_core/probes/c_choice.py): "one-se", the smallest C within one
+# standard error of the best validation accuracy; "best", the argmax.
+PROBE_C_RULES = ("one-se", "best")
+# How far past the grid's edge the sweep may go while the choice sits on it: DINOv2's logistic-regression range.
+PROBE_C_LIMITS = (1e-6, 1e5)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class ProbeConfig(Keyed):
     # torch: every C at once as a batch of heads (ptm_core.probes.sweep); sklearn: one Pipeline per C.
     # Part of the key: the two agree to a tolerance, not bit for bit.
     solver: str = "torch"
+    # Both change which C is kept, so both are in the key: a cache written under another rule is never read back.
+    c_rule: str = "one-se"
+    c_limits: tuple[float, float] | None = PROBE_C_LIMITS  # None: keep to Cs
 
 
 @dataclass(frozen=True)

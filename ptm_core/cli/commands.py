@@ -181,7 +181,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     _report_skipped(features.meta, args.json)
     print(dumps(summary) if args.json else
           f"test accuracy {result.test_accuracy:.4f} (C={result.best_C:g}, {result.n_train} train / {result.n_test} test; "
-          f"{result.solver}, {result.seconds:.1f} s)")
+          f"{result.solver}, {result.seconds:.1f} s)\nC: {result.c_rule_text}")
     return 0
 
 

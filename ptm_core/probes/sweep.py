@@ -188,28 +188,34 @@ def as_pipeline(scaler: StandardScaler, weight: np.ndarray, bias: np.ndarray, cl
     return make_pipeline(scaler, logreg)
 
 
-def sweep_and_refit(X: np.ndarray, y: np.ndarray, split: list, Cs: tuple[float, ...], max_iter: int,
-                    device: str = "auto", callback: Callable[[int, int], None] | None = None,
-                    cancelled: Callable[[], bool] | None = None) -> tuple[list[float], float, Pipeline, str]:
-    """LinearProbe's protocol with batched heads: validation accuracy per C, the best C, the refit
-    Pipeline on all of X, and a description of the solver that ran."""
-    X_fit, X_val, y_fit, y_val = split
-    classes = np.unique(y)
-    K, total = len(classes), len(Cs) + 1
-    sweep_scaler = StandardScaler().fit(X_fit)  # once for every C, not once per C as a Pipeline per C does
-    heads = fit_heads(sweep_scaler.transform(X_fit), np.searchsorted(classes, y_fit), K, tuple(Cs), max_iter,
-                      device, cancelled=cancelled)
-    scores = head_accuracies(heads, sweep_scaler.transform(X_val), np.searchsorted(classes, y_val))
-    if callback is not None:
-        callback(len(Cs), total)
-    best = int(np.argmax(scores))
-    scaler = StandardScaler().fit(X)
-    # The refit starts from the sweep's head for this C: same problem on 25% more rows, a few steps away.
-    refit = fit_heads(scaler.transform(X), np.searchsorted(classes, y), K, (Cs[best],), max_iter, device,
-                      init=(heads.weight[best:best + 1], heads.bias[best:best + 1]), cancelled=cancelled)
-    if callback is not None:
-        callback(total, total)
-    pipeline = as_pipeline(scaler, refit.weight[0], refit.bias[0], classes, float(Cs[best]), max_iter,
+class HeadSweep:
+    """LinearProbe's protocol with batched heads: the validation accuracy of whichever Cs are asked for, one batch
+    of heads per call (the grid, then each extension past its edge), and the refit on all of X at the chosen C,
+    warm-started from that C's sweep head (the same problem on 25% more rows, a few steps away)."""
+
+    def __init__(self, split: list, max_iter: int, device: str = "auto",
+                 cancelled: Callable[[], bool] | None = None):
+        X_fit, X_val, y_fit, y_val = split
+        self.classes = np.unique(np.concatenate([y_fit, y_val]))
+        scaler = StandardScaler().fit(X_fit)  # once for every C, not once per C as a Pipeline per C does
+        self.X_fit, self.X_val = scaler.transform(X_fit), scaler.transform(X_val)
+        self.y_fit, self.y_val = np.searchsorted(self.classes, y_fit), np.searchsorted(self.classes, y_val)
+        self.max_iter, self.device, self.cancelled = max_iter, device, cancelled
+        self.heads: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # C -> (weight [D, K], bias [K])
+
+    def scores(self, Cs: tuple[float, ...]) -> list[float]:
+        heads = fit_heads(self.X_fit, self.y_fit, len(self.classes), tuple(Cs), self.max_iter, self.device,
+                          cancelled=self.cancelled)
+        self.heads.update({float(C): (heads.weight[h], heads.bias[h]) for h, C in enumerate(Cs)})
+        return [float(s) for s in head_accuracies(heads, self.X_val, self.y_val)]
+
+    def refit(self, X: np.ndarray, y: np.ndarray, C: float) -> Pipeline:
+        weight, bias = self.heads[float(C)]
+        scaler = StandardScaler().fit(X)
+        refit = fit_heads(scaler.transform(X), np.searchsorted(self.classes, y), len(self.classes), (C,),
+                          self.max_iter, self.device, init=(weight[None], bias[None]), cancelled=self.cancelled)
+        return as_pipeline(scaler, refit.weight[0], refit.bias[0], self.classes, float(C), self.max_iter,
                            int(refit.n_iter[0]))
-    description = f"torch L-BFGS, {len(Cs)} C values ({resolve_device(device).type})"
-    return [float(s) for s in scores], float(Cs[best]), pipeline, description
+
+    def describe(self, n_Cs: int) -> str:
+        return f"torch L-BFGS, {n_Cs} C values ({resolve_device(self.device).type})"
