@@ -1,6 +1,5 @@
 """Features & probe: pick data and a backbone, extract features, explore the map, read the probe's accuracy."""
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from pages.ui import density_view, map_jobs
@@ -8,6 +7,7 @@ from pages.ui import maps as views
 from pages.ui.i18n import _
 from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import format_seconds, job_outcome
+from pages.ui.lab_charts import sweep_caption, sweep_chart
 from pages.ui.preview_views import preview_panel
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
@@ -61,15 +61,6 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     views.export_buttons(frame, fig, views.export_name(fs.key, shown_config))
 
 
-def sweep_figure(result: ExploreResult):
-    frame = pd.DataFrame(result.probe.val_curve, columns=["C", "validation accuracy"])
-    fig = px.line(frame, x="C", y="validation accuracy", markers=True, log_x=True, height=260,
-                  labels={"validation accuracy": _("validation accuracy")})
-    fig.add_vline(x=result.probe.best_C, line_dash="dot", annotation_text=_("chosen C"))
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_tickformat=".0%")
-    return fig
-
-
 def extraction_metric(column, meta: dict, produced_by: str) -> None:
     """The time the features took to compute, even when they were read back from the cache."""
     seconds = meta.get("compute_seconds")
@@ -112,8 +103,8 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
             st.dataframe(pd.DataFrame(fs.meta["skipped"], columns=[_("file"), _("reason")]), hide_index=True, width="stretch")
     map_section(result, config)
     with st.expander(_("Probe sweep: validation accuracy vs C")):
-        st.plotly_chart(sweep_figure(result), width="stretch", key="sweep")
-        st.caption(md(produced_by))
+        st.plotly_chart(sweep_chart(probe, produced_by), width="stretch", key="sweep")
+        st.caption(sweep_caption(probe))
 
 
 st.title(_("Features & probe"))

@@ -106,7 +106,7 @@ def test_finetune_step_reports_the_probe_it_started_from(plan):
     # The page's "Linear probe (frozen)": the engine's probe on the frozen features of the same train images.
     frozen = extract(source.dataset, source.backbone, ExtractionConfig(config.image_size, config.batch_size, "auto",
                                                                        precision=config.precision))
-    probe = LinearProbe(random_state=config.split_seed).fit(frozen.features[fit], frozen.labels[fit])
+    probe = LinearProbe(random_state=config.split_seed, c_rule="best").fit(frozen.features[fit], frozen.labels[fit])
     assert result.lp_test_accuracy == probe.score(frozen.features[test], frozen.labels[test])
     # The fine-tuned number beside it: its own predictions on the same test images.
     np.testing.assert_array_equal(result.test_indices, test)

@@ -185,7 +185,9 @@ def fit_probe_head(model: nn.Module, dataset_config: DatasetConfig, backbone_con
     features = extract(dataset_config, backbone_config,
                        ExtractionConfig(config.image_size, config.batch_size, device, precision=config.precision),
                        progress=lambda f, m="": report(share * f, f"features for the probe: {m}"), cancelled=cancelled)
-    probe = LinearProbe(random_state=config.split_seed).fit(
+    # The head LP-FT starts from is the best fit on validation (argmax), not the one-SE rule's smallest C: on
+    # separable data that rule keeps shrinking C (to 1e-6), and a near-zero head is no head start at all.
+    probe = LinearProbe(random_state=config.split_seed, c_rule="best").fit(
         features.features[fit], features.labels[fit], cancelled=cancelled,
         callback=lambda done, total: report(share + (1 - share) * done / total, sweep_message(done, total)))
     init_head_from_probe(model, probe, model.get_classifier().out_features)
