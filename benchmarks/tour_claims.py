@@ -10,11 +10,15 @@ Runs in a fresh data dir unless PTM_DATA_DIR is set; the tour's precision is `au
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from ptm_core.base.stats import SIGNIFICANCE
-from ptm_core.flows import tour
-from ptm_core.runs.jobs import Job, JobContext
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ptm_core.base.stats import SIGNIFICANCE  # noqa: E402
+from ptm_core.flows import tour  # noqa: E402
+from ptm_core.runs.jobs import Job, JobContext  # noqa: E402
 
 STEPS = ("shapes", "digits", "efficiency", "finetune", "lesson")
 

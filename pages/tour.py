@@ -6,13 +6,13 @@ from pages.ui import settings
 from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapChoice
 from pages.ui.gallery import gallery
 from pages.ui.i18n import _
-from pages.ui.intervals import accuracy_metric, p_text, test_sentence
+from pages.ui.intervals import accuracy_metric, test_sentence
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from pages.ui.tour_views import (contrast_view, efficiency_chart, estimate_text, finetune_curve, kind_labels,
-                                 lesson_chart, partial_rows, tour_step, vector_strip)
+from pages.ui.tour_views import (contrast_notice, contrast_view, efficiency_chart, efficiency_notice, estimate_text,
+                                 finetune_curve, finetune_notice, kind_labels, lesson_chart, partial_rows, tour_step, vector_strip)
 from ptm_core.base import describe_map, describe_source
-from ptm_core.flows import (TOUR_STEPS, VECTOR_SHOWN, EfficiencyClaim, TourPlan, adapted_test, dataset_size,
+from ptm_core.flows import (TOUR_STEPS, VECTOR_SHOWN, TourPlan, adapted_test, dataset_size,
                             efficiency_claim, estimate_step_seconds, step_spec, step_specs)
 
 PLAN = TourPlan()
@@ -63,32 +63,6 @@ def step_contrast(number: int, data_key: str) -> None:
     st.caption(contrast_notice(job.result, data_key))
 
 
-def contrast_notice(result, data_key: str) -> str:
-    """Step 2's or 3's lesson, worded by McNemar's test of pretrained against each other kind (not by the values)."""
-    accuracy = {row.kind: f"{row.accuracy:.1%}" for row in result.rows}
-    names = kind_labels()
-    tests = result.tests
-    if data_key == "shapes":
-        if all(tests[kind].verdict == "a" for kind in ("random", "pixels")):
-            return _("Notice: only the pretrained features separate the shapes ({pre} vs {rnd} and {pix}; McNemar's "
-                     "test on the same {n} test images: {p_rnd} and {p_pix}); they ignore texture, colour and "
-                     "position because ImageNet taught them to.").format(
-                pre=accuracy["pretrained"], rnd=accuracy["random"], pix=accuracy["pixels"],
-                n=f"{tests['pixels'].n_test:,}", p_rnd=p_text(tests["random"].p_value),
-                p_pix=p_text(tests["pixels"].p_value))
-        return " ".join(test_sentence(names["pretrained"], names[kind], tests[kind]) for kind in ("random", "pixels"))
-    test = tests["pixels"]
-    values = {"pre": accuracy["pretrained"], "pix": accuracy["pixels"], "n": f"{test.n_test:,}",
-              "p": p_text(test.p_value)}
-    if test.verdict == "a":
-        return _("Notice: pretrained features beat pixels ({pre} vs {pix}, {p} on {n} test images), by far less than "
-                 "on the shapes: grey digits look nothing like ImageNet photos, and centred digits are easy for "
-                 "pixels (domain shift).").format(**values)
-    return _("Notice: on digits, pretraining is not shown to help: {sentence} Grey digits look nothing like ImageNet "
-             "photos, and centred digits are easy for pixels (domain shift).").format(
-        sentence=test_sentence(names["pretrained"], names["pixels"], test))
-
-
 def step_efficiency() -> None:
     st.header(_("4 · Labels are expensive"))
     st.markdown(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
@@ -102,18 +76,6 @@ def step_efficiency() -> None:
     notices = [efficiency_notice(efficiency_claim(job.result, spec), names[spec], len(PLAN.seeds))
                for spec in (PLAN.shapes.spec, PLAN.digits.spec)]
     st.caption(" ".join(notices) + " " + md(" · ".join(sorted({p.produced_by for p in job.result}))))
-
-
-def efficiency_notice(claim: EfficiencyClaim, name: str, draws: int) -> str:
-    """What the curves of one dataset say, by Welch's t-test over the draws: the fewest labels where pretrained wins."""
-    values = {"data": name, "most": claim.most, "a": f"{claim.test.a_mean:.1%}", "b": f"{claim.test.b_mean:.1%}",
-              "p": p_text(claim.test.p_value), "draws": draws}
-    if claim.k is None:
-        return _("On {data}, pretrained features are not shown to beat pixels with {most} labels per class at any "
-                 "budget up to {most} (with {most} each: {a} vs {b}; Welch's t-test over {draws} draws, "
-                 "{p}).").format(**values)
-    return _("On {data}, pretrained features with {k} labels per class beat pixels with {most} ({a} vs {b}; Welch's "
-             "t-test over {draws} draws, {p}).").format(k=claim.k, **values)
 
 
 def live_finetune(job) -> None:
@@ -139,17 +101,7 @@ def step_finetune() -> None:
     accuracy_metric(cols[0], _("Linear probe (frozen)"), result.lp_test_accuracy, result.n_test, produced_by)
     accuracy_metric(cols[1], _("LP-FT (adapted)"), result.test_accuracy, result.n_test, produced_by)
     st.plotly_chart(finetune_curve(job.metrics, result.lp_test_accuracy), width="stretch", key="ft-done")
-    test = adapted_test(result)
-    sentence = test_sentence(_("LP-FT"), _("the frozen probe"), test)
-    gain = f"{(result.test_accuracy - result.lp_test_accuracy) * 100:+.1f}"
-    if test.verdict == "a":
-        notice = _("Notice: adapting the backbone added {gain} points to the frozen features. {sentence}")
-    elif test.verdict == "b":
-        notice = _("Notice: with this little training, adapting lost {gain} points to the frozen features. {sentence}")
-    else:
-        notice = _("Notice: with this little training, adapting is not shown to help ({gain} points). {sentence} "
-                   "Try more epochs in the lab.")
-    st.caption(notice.format(gain=gain, sentence=sentence) + " " + _("{source}; {n} test images.").format(
+    st.caption(finetune_notice(result, adapted_test(result)) + " " + _("{source}; {n} test images.").format(
         source=produced_by, n=f"{result.n_test:,}"))
 
 

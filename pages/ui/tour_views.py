@@ -10,12 +10,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.ui.i18n import _, style_figure
-from pages.ui.intervals import accuracy_metric
+from pages.ui.intervals import accuracy_metric, p_text, test_sentence
 from pages.ui.job_views import duration_text, format_seconds, job_panel, live_job
 from pages.ui.maps import PALETTE
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.flows import DONE, FINISHED, ContrastResult, EfficiencyPoint, Job, JobSpec, LessonResult, interval_text
+from ptm_core.base import PairedTest
+from ptm_core.flows import (DONE, FINISHED, ContrastResult, EfficiencyClaim, EfficiencyPoint, Job, JobSpec, LessonResult,
+                            interval_text)
 
 
 def kind_labels() -> dict[str, str]:
@@ -72,6 +74,57 @@ def contrast_metrics(rows: list[dict]) -> None:
         accuracy_metric(column, labels[row["kind"]], row["accuracy"], row["n_test"],
                         _("Linear-probe test accuracy on {n} held-out images.").format(n=f"{row['n_test']:,}"))
         column.caption(md(row["produced_by"]) + (f" · {format_seconds(row['seconds'])}" if row.get("seconds") else ""))
+
+
+def contrast_notice(result, data_key: str) -> str:
+    """Step 2's or 3's lesson, worded by McNemar's test of pretrained against each other kind (not by the values)."""
+    accuracy = {row.kind: f"{row.accuracy:.1%}" for row in result.rows}
+    names = kind_labels()
+    tests = result.tests
+    if data_key == "shapes":
+        if all(tests[kind].verdict == "a" for kind in ("random", "pixels")):
+            return _("Notice: only the pretrained features separate the shapes ({pre} vs {rnd} and {pix}; McNemar's "
+                     "test on the same {n} test images: {p_rnd} and {p_pix}); they ignore texture, colour and "
+                     "position because ImageNet taught them to.").format(
+                pre=accuracy["pretrained"], rnd=accuracy["random"], pix=accuracy["pixels"],
+                n=f"{tests['pixels'].n_test:,}", p_rnd=p_text(tests["random"].p_value),
+                p_pix=p_text(tests["pixels"].p_value))
+        return " ".join(test_sentence(names["pretrained"], names[kind], tests[kind]) for kind in ("random", "pixels"))
+    test = tests["pixels"]
+    values = {"pre": accuracy["pretrained"], "pix": accuracy["pixels"], "n": f"{test.n_test:,}",
+              "p": p_text(test.p_value)}
+    if test.verdict == "a":
+        return _("Notice: pretrained features beat pixels ({pre} vs {pix}, {p} on {n} test images), though grey "
+                 "digits look nothing like ImageNet photos and centred digits are easy for pixels (domain shift).").format(**values)
+    return _("Notice: on digits, pretraining is not shown to help: {sentence} Grey digits look nothing like ImageNet "
+             "photos, and centred digits are easy for pixels (domain shift).").format(
+        sentence=test_sentence(names["pretrained"], names["pixels"], test))
+
+
+def efficiency_notice(claim: EfficiencyClaim, name: str, draws: int) -> str:
+    """What the curves of one dataset say, by Welch's t-test over the draws: the fewest labels where pretrained wins."""
+    values = {"data": name, "most": claim.most, "a": f"{claim.test.a_mean:.1%}", "b": f"{claim.test.b_mean:.1%}",
+              "p": p_text(claim.test.p_value), "draws": draws}
+    if claim.k is None:
+        return _("On {data}, pretrained features are not shown to beat pixels with {most} labels per class at any "
+                 "budget up to {most} (with {most} each: {a} vs {b}; Welch's t-test over {draws} draws, "
+                 "{p}).").format(**values)
+    return _("On {data}, pretrained features with {k} labels per class beat pixels with {most} ({a} vs {b}; Welch's "
+             "t-test over {draws} draws, {p}).").format(k=claim.k, **values)
+
+
+def finetune_notice(result, test: PairedTest) -> str:
+    """Step 5's lesson, worded by McNemar's test of LP-FT against the frozen probe it started from."""
+    sentence = test_sentence(_("LP-FT"), _("the frozen probe"), test)
+    gain = f"{(result.test_accuracy - result.lp_test_accuracy) * 100:+.1f}"
+    if test.verdict == "a":
+        notice = _("Notice: adapting the backbone added {gain} points to the frozen features. {sentence}")
+    elif test.verdict == "b":
+        notice = _("Notice: with this little training, adapting lost {gain} points to the frozen features. {sentence}")
+    else:
+        notice = _("Notice: with this little training, adapting is not shown to help ({gain} points). {sentence} "
+                   "Try more epochs in the lab.")
+    return notice.format(gain=gain, sentence=sentence)
 
 
 def contrast_view(result: ContrastResult, map_title: str) -> None:
