@@ -34,7 +34,12 @@ def test_knn_accuracy_in_features_vs_map():
     assert good["knn_accuracy_features"] > 0.95 and good["knn_accuracy_map"] > 0.9
     scrambled = map_faithfulness(x, np.random.default_rng(2).normal(size=(300, 2)), y)
     assert scrambled["knn_accuracy_map"] < 0.5
-    assert "less well than the features" in scrambled["summary"]
+    assert "less well than the features" in scrambled["summary"] and "McNemar p < 0.001" in scrambled["summary"]
+    # The words follow McNemar's test on the kNN test images, not the gap: a map as good as its features is a tie.
+    flat, flat_labels = labelled_blobs(dim=2)
+    same = map_faithfulness(flat, flat, flat_labels, metric="euclidean")  # the map is the features themselves
+    assert same["knn_n_test"] == 75 and same["knn_p_value"] >= 0.05
+    assert "as well as the features do, as far as its test images can tell" in same["summary"]
 
 
 def test_summary_is_one_plain_sentence():

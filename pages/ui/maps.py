@@ -20,6 +20,7 @@ from pages.ui import settings
 from pages.ui.choices import MapChoice
 from pages.ui.gallery import gallery
 from pages.ui.i18n import N_, _
+from pages.ui.intervals import accuracy_metric
 from pages.ui.text import md
 from ptm_core.base import DatasetConfig, ProjectionConfig, csv_safe_frame, describe_map
 from ptm_core.flows import (MAP_METRICS, FeatureSet, MapResult, estimate_seconds, nearest_neighbours, selection_counts,
@@ -254,8 +255,14 @@ def faithfulness_panel(f: dict, dims: int, produced_by: str) -> None:
                    help=_("1.0: every map neighbour is also a neighbour in the full feature space. {produced_by}.").format(
                        produced_by=md(produced_by)))
     if f.get("knn_accuracy_features") is not None:
-        cols[1].metric(_("{k}-NN accuracy, features").format(k=f["k"]), f"{f['knn_accuracy_features']:.1%}", help=md(produced_by))
-        cols[2].metric(_("{k}-NN accuracy, map").format(k=f["k"]), f"{f['knn_accuracy_map']:.1%}", help=md(produced_by))
+        if f.get("knn_n_test"):  # with its interval (maps cached before the test images were counted: without)
+            for column, label, key in ((cols[1], _("{k}-NN accuracy, features"), "knn_accuracy_features"),
+                                       (cols[2], _("{k}-NN accuracy, map"), "knn_accuracy_map")):
+                accuracy_metric(column, label.format(k=f["k"]), f[key], f["knn_n_test"], md(produced_by))
+        else:
+            cols[1].metric(_("{k}-NN accuracy, features").format(k=f["k"]), f"{f['knn_accuracy_features']:.1%}",
+                           help=md(produced_by))
+            cols[2].metric(_("{k}-NN accuracy, map").format(k=f["k"]), f"{f['knn_accuracy_map']:.1%}", help=md(produced_by))
     cols[3].metric(_("PCA variance in 2-D"), f"{f['pca_variance_2d']:.1%}", help=md(produced_by))
     note = " " + _("Measured on the first two map axes.") if dims == 3 else ""
     st.caption(f["summary"] + note)

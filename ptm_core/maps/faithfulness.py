@@ -8,6 +8,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
 from ptm_core.base.errors import PTMError
+from ptm_core.base.stats import PairedTest, paired_test
 
 KNN_MAX = 10_000  # kNN accuracy on at most this many points: a fixed split keeps it to ~1 s at 1280 dims
 TEST_SIZE = 0.25
@@ -28,8 +29,9 @@ def map_trustworthiness(features: np.ndarray, coords: np.ndarray, k: int = 10, s
 
 
 def knn_accuracies(features: np.ndarray, coords: np.ndarray, labels: np.ndarray, k: int = 10, seed: int = 0,
-                   metric: str = "cosine") -> tuple[float, float] | None:
-    """kNN test accuracy in the feature space and in the map on the same seeded split; None if unlabelled."""
+                   metric: str = "cosine") -> PairedTest | None:
+    """kNN in the feature space (a) and in the map (b) on the same seeded split, tested image by image (McNemar);
+    None if unlabelled."""
     idx = _subsample(len(features), KNN_MAX, seed)
     y = labels[idx]
     classes, counts = np.unique(y, return_counts=True)
@@ -39,11 +41,9 @@ def knn_accuracies(features: np.ndarray, coords: np.ndarray, labels: np.ndarray,
     stratify = y if counts.min() >= 2 and int(np.ceil(TEST_SIZE * len(y))) >= len(classes) else None
     train, test = train_test_split(np.arange(len(idx)), test_size=TEST_SIZE, random_state=seed, stratify=stratify)
     k = max(1, min(k, len(train)))
-    scores = []
-    for space, space_metric in ((features[idx], metric), (coords[idx], "euclidean")):
-        knn = KNeighborsClassifier(n_neighbors=k, metric=space_metric).fit(space[train], y[train])
-        scores.append(float(knn.score(space[test], y[test])))
-    return scores[0], scores[1]
+    predictions = [KNeighborsClassifier(n_neighbors=k, metric=space_metric).fit(space[train], y[train]).predict(space[test])
+                   for space, space_metric in ((features[idx], metric), (coords[idx], "euclidean"))]
+    return paired_test(y[test], *predictions)
 
 
 def pca_variance(features: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -55,19 +55,17 @@ def pca_variance(features: np.ndarray, seed: int = 0) -> tuple[float, float]:
     return float(cumulative[1]), float(cumulative[2])
 
 
-def _summary(trust: float, knn: tuple[float, float] | None, pca2: float) -> str:
+def _summary(trust: float, knn: PairedTest | None, pca2: float) -> str:
     local = ("keeps local neighbourhoods well" if trust >= 0.9 else
              "keeps local neighbourhoods reasonably" if trust >= 0.8 else "distorts many local neighbourhoods")
     text = f"The map {local} (trustworthiness {trust:.2f})"
-    if knn is not None:
-        feat, mapped = knn
-        if mapped >= feat + 0.02:
-            classes = "separates classes more cleanly than the features do"
-        elif mapped <= feat - 0.02:
-            classes = "separates classes less well than the features do"
-        else:
-            classes = "separates classes about as well as the features do"
-        text += f" and {classes} (kNN accuracy {mapped:.0%} in the map vs {feat:.0%} in the features)"
+    if knn is not None:  # worded by McNemar's test on the kNN test images, not by the gap between the two
+        classes = {"b": "separates classes more cleanly than the features do",
+                   "a": "separates classes less well than the features do",
+                   "tie": "separates classes as well as the features do, as far as its test images can tell"}
+        p = "p < 0.001" if knn.p_value < 0.001 else f"p = {knn.p_value:.2g}"
+        text += (f" and {classes[knn.verdict]} (kNN accuracy {knn.b_accuracy:.0%} in the map vs "
+                 f"{knn.a_accuracy:.0%} in the features on {knn.n_test:,} test images, McNemar {p})")
     linear = "so a linear view would already show much of the structure" if pca2 >= 0.5 else \
         "so most of the structure is non-linear or spread over many directions"
     return f"{text}; the first two principal components explain {pca2:.0%} of the variance, {linear}."
@@ -79,7 +77,7 @@ def map_faithfulness(features: np.ndarray, coords: np.ndarray, labels: np.ndarra
 
     `metric` is the feature-space metric (cosine: how backbone features are usually compared); the
     map is always measured with euclidean distance, which is what the eye sees.
-    Keys: trustworthiness, knn_accuracy_features, knn_accuracy_map (None without 2+ classes),
+    Keys: trustworthiness, knn_accuracy_features, knn_accuracy_map, knn_n_test, knn_p_value (None without 2+ classes),
     pca_variance_2d, pca_variance_3d, k, n_points, n_trust_sample, summary.
     """
     features, coords = np.asarray(features), np.asarray(coords)
@@ -92,8 +90,9 @@ def map_faithfulness(features: np.ndarray, coords: np.ndarray, labels: np.ndarra
     pca2, pca3 = pca_variance(features, seed)
     return {
         "trustworthiness": trust,
-        "knn_accuracy_features": None if knn is None else knn[0],
-        "knn_accuracy_map": None if knn is None else knn[1],
+        "knn_accuracy_features": None if knn is None else knn.a_accuracy,
+        "knn_accuracy_map": None if knn is None else knn.b_accuracy,
+        "knn_n_test": None if knn is None else knn.n_test, "knn_p_value": None if knn is None else knn.p_value,
         "pca_variance_2d": pca2, "pca_variance_3d": pca3,
         "k": k, "n_points": len(features), "n_trust_sample": min(len(features), sample),
         "summary": _summary(trust, knn, pca2),
