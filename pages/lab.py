@@ -8,14 +8,14 @@ from pages.ui import lab_charts as views
 from pages.ui import settings
 from pages.ui.choices import FINETUNE_SIZES, FinetuneChoice, KNNChoice
 from pages.ui.i18n import N_, _
-from pages.ui.intervals import accuracy_metric, pair_sentence
+from pages.ui.intervals import accuracy_metric, pair_sentence, test_sentence
 from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
 from ptm_core.base import FINETUNE_MODES, Source, describe_data, describe_weights
-from ptm_core.flows import (ACTIVE, DONE, FINISHED, LabRequest, compare_frame, compare_pairs, finetune_title, lab_spec,
-                            interval_text, mixed_sizes, random_source, source_runs)
+from ptm_core.flows import (ACTIVE, DONE, FINISHED, LabRequest, adapted_test, compare_frame, compare_pairs,
+                            finetune_title, interval, interval_text, lab_spec, mixed_sizes, random_source, source_runs)
 
 MODE_HELP = {"full": N_("everything trainable"), "last-n": N_("last N blocks + head; the rest frozen"),
              "lp-ft": N_("head initialised from the linear probe, then everything (Kumar et al. 2022)"),
@@ -141,8 +141,12 @@ def finetune_result(source: Source, job, produced_by: str) -> None:
             precision=result.precision, rate=f"{result.train_images_per_s:.0f}"),
             help=result.precision_choice or None)
     if result.lp_test_accuracy is not None:
-        st.caption(_("The probe-initialised head alone scored {accuracy} before fine-tuning.").format(
-            accuracy=f"{result.lp_test_accuracy:.1%}"))
+        low, high = interval(result.lp_test_accuracy, result.n_test)
+        head = _("The probe-initialised head alone scored {accuracy} ({interval}) before fine-tuning.").format(
+            accuracy=f"{result.lp_test_accuracy:.1%}", interval=interval_text(low, high))
+        if result.lp_predictions is not None:
+            head += " " + test_sentence(_("LP-FT"), _("the frozen probe"), adapted_test(result))
+        st.caption(head)
     st.plotly_chart(views.curves_chart([(f"{config.mode} @ {config.image_size}px", job.metrics)]), width="stretch",
                     key="done-curves")
     st.caption(_("{produced_by}. Train loss: {smoothing}.").format(produced_by=md(produced_by),

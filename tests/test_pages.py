@@ -1,4 +1,5 @@
 """AppTest of the lab, jobs, datasets and backbones pages, and the app's Streamlit settings."""
+import re
 import tomllib
 from pathlib import Path
 
@@ -231,6 +232,10 @@ def test_cancelling_a_fine_tune_keeps_and_scores_its_best_checkpoint():
     assert not at.error and job.status == "done" and job.metrics["stopped_early"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Stopped early"] == "yes" and metrics["Test accuracy"].endswith("%")
+    # LP-FT against the probe-initialised head it started from: its interval and McNemar's verdict in words.
+    head = next(c.value for c in at.caption if c.value.startswith("The probe-initialised head alone scored"))
+    assert re.search(r"scored \d+\.\d% \(\d+\.\d–\d+\.\d%\) before fine-tuning\. LP-FT ", head), head
+    assert "the frozen probe" in head and "test images (p" in head
     assert Path(job.artifacts["checkpoint"]).is_file()
     assert any(b.label == "Best checkpoint (.safetensors)" for b in at.get("download_button"))
     title = f"fine-tune lp-ft · {TINY} (random init, seed 0) on digits (limit 120) @ 32px"
