@@ -16,7 +16,9 @@ SAMPLES_PER_CLASS = 8
 st.title(_("Datasets"))
 entries = {e.name: e for e in list_datasets()}
 for entry in entries.values():
-    st.markdown(f"- **`{entry.name}{':ARG' if entry.takes_argument else ''}`** — {entry.description}")
+    hint = entry.unavailable()
+    absent = " · **{label}**: {hint}".format(label=_("not installed"), hint=md(hint)) if hint else ""
+    st.markdown(f"- **`{entry.name}{':ARG' if entry.takes_argument else ''}`** — {entry.description}{absent}")
 
 limit = upload_limit_mb()
 upload = None if limit is None else st.file_uploader(
@@ -29,8 +31,8 @@ if upload is not None:
         st.error(md(exc.for_ui()), icon=":material/error:")
 st.session_state.setdefault("dataset_spec", "mnist5k")
 spec = st.text_input(_("Dataset spec"), key="dataset_spec",
-                     help=_("e.g. digits, shapes:n=300,classes=4, folder:/data/pets, zip:/data/pets.zip, "
-                            "tv:cifar10:test"))
+                     help=_("e.g. digits, fashion-mnist:test, shapes:n=300,classes=4, folder:/data/pets, "
+                            "zip:/data/pets.zip, tv:cifar10:test"))
 config = DatasetConfig(spec.strip())
 dataset = dataset_or_error(config) if spec.strip() else None
 if dataset is not None:

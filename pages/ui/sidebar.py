@@ -38,8 +38,15 @@ def zip_controls() -> None:
 def dataset_controls() -> None:
     st.subheader(_("Data"))
     entries = {e.name: e for e in list_datasets()}
+    # Optional data (Fashion-MNIST) stays listed where it is not installed, marked so, with how to get it.
+    absent = {name: hint for name, e in entries.items() if (hint := e.unavailable())}
+    described = [f"- **{e.name}**: {e.description}" + (f" *{md(absent[e.name])}*" if e.name in absent else "")
+                 for e in entries.values()]
     name = settings.bound(st.selectbox, _("Dataset"), DataChoice, "dataset", options=list(entries),
-                          help="\n".join(f"- **{e.name}**: {e.description}" for e in entries.values()))
+                          format_func=lambda n: _("{name} (not installed)").format(name=n) if n in absent else n,
+                          help="\n".join(described))
+    if name in absent:
+        st.caption(md(absent[name]))
     if name == "folder":
         settings.bound(st.text_input, _("Folder path"), DataChoice, "folder_path",
                        placeholder=_("/path/to/root (one sub-folder per class)"))

@@ -72,7 +72,8 @@ def _budgets(text: str) -> tuple[int | None, ...]:
 def _add_source_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--backbone", required=required, help="timm model name, e.g. tf_efficientnet_lite0")
     parser.add_argument("--weights", default="bundled", help="bundled, hub, random, or a path to a checkpoint")
-    parser.add_argument("--dataset", required=required, help="mnist5k, digits, shapes[:n=..,classes=..], folder:PATH")
+    parser.add_argument("--dataset", required=required,
+                        help="mnist5k, digits, fashion-mnist[:train|test], shapes[:n=..,classes=..], folder:PATH")
     parser.add_argument("--image-size", type=_positive_int, default=None, help="square input size (default: the model's)")
     parser.add_argument("--limit", type=_positive_int, default=None, help="seeded stratified subset of N images")
     parser.add_argument("--batch-size", type=_positive_int, default=64)

@@ -64,12 +64,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from ptm_core.data import list_datasets
 
-    rows = [{"name": e.name, "takes_argument": e.takes_argument, "description": e.description} for e in list_datasets()]
+    rows = [{"name": e.name, "takes_argument": e.takes_argument, "description": e.description,
+             "unavailable": e.unavailable()} for e in list_datasets()]
     if args.json:
         print(dumps(rows))
     else:
         for row in rows:
-            print(f"{row['name'] + (':ARG' if row['takes_argument'] else ''):<12} {row['description']}")
+            hint = f" [{row['unavailable']}]" if row["unavailable"] else ""
+            print(f"{row['name'] + (':ARG' if row['takes_argument'] else ''):<12} {row['description']}{hint}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Data in: datasets from specs, user folders and zips ingested safely, images decoded safely.
 
 The public entry points live here; the submodules are types (Dataset), registry (specs),
-sources (the built-in datasets), tv (torchvision), ingest (allowed roots, zips, uploads),
+sources (the built-in datasets), fashion (Fashion-MNIST), tv (torchvision), ingest (allowed roots, zips, uploads),
 folders (class-folder and labels-CSV layouts) and imaging (decoding).
 """
 from ptm_core.data import sources as _sources  # noqa: F401  (registers the built-in datasets)

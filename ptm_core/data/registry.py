@@ -1,6 +1,6 @@
 """The dataset registry: a spec names a registered source and an optional argument.
 
-`mnist5k`, `digits`, `shapes:n=600,classes=4,size=64`, `folder:/path/to/root`,
+`mnist5k`, `digits`, `fashion-mnist:test`, `shapes:n=600,classes=4,size=64`, `folder:/path/to/root`,
 `zip:/path/to/data.zip`, `tv:cifar10:test`. The built-in sources register themselves
 in `ptm_core.data.sources`, which `ptm_core.data` imports.
 """
@@ -23,14 +23,20 @@ class DatasetEntry:
     factory: Callable[[str | None], Dataset]
     description: str
     takes_argument: bool
+    missing: Callable[[], str | None] | None = None  # optional data: says how to get it where it is not here
+
+    def unavailable(self) -> str | None:
+        """None where the dataset can be loaded here; else one line saying how to get it (cheap: no loading)."""
+        return None if self.missing is None else self.missing()
 
 
 _REGISTRY: dict[str, DatasetEntry] = {}
 
 
-def register_dataset(name: str, description: str, takes_argument: bool = False):
+def register_dataset(name: str, description: str, takes_argument: bool = False,
+                     missing: Callable[[], str | None] | None = None):
     def decorator(factory: Callable[[str | None], Dataset]):
-        _REGISTRY[name] = DatasetEntry(name, factory, description, takes_argument)
+        _REGISTRY[name] = DatasetEntry(name, factory, description, takes_argument, missing)
         return factory
 
     return decorator

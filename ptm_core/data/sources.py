@@ -1,4 +1,4 @@
-"""The built-in dataset sources: bundled digits, synthetic shapes, folders, zips, torchvision."""
+"""The built-in dataset sources: bundled digits, Fashion-MNIST, synthetic shapes, folders, zips, torchvision."""
 from __future__ import annotations
 
 import functools
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptm_core.data.fashion import load_fashion_mnist, missing as fashion_missing
 from ptm_core.data.files import Roots
 from ptm_core.data.folders import Listing, list_images, unwrap_single_folder, verify_listing
 from ptm_core.data.ingest import (allowed_roots, discard_extraction, ensure_user_folder, ensure_user_zip, extract_zip,
@@ -53,6 +54,13 @@ def _digits(arg: str | None) -> Dataset:
     bunch = load_digits()
     images = (bunch.images * (255.0 / 16.0)).round().astype(np.uint8)
     return _from_array("digits", images, bunch.target, [str(d) for d in range(10)])
+
+
+@register_dataset("fashion-mnist", "Zalando's Fashion-MNIST, 70,000 28x28 clothing images in 10 classes "
+                                  "(fashion-mnist[:train|test]; Debian's dataset-fashion-mnist, or torchvision)", True,
+                  missing=fashion_missing)
+def _fashion_mnist(arg: str | None) -> Dataset:
+    return load_fashion_mnist(arg)
 
 
 SHAPES_BOUNDS = {"n": (2, 100_000), "classes": (2, None), "size": (16, 512), "seed": (0, 2**32 - 1),

@@ -101,8 +101,10 @@ def reachable(host: str, port: int = 443, timeout: float | None = None) -> bool:
     return bool(result and result[0])
 
 
-def _open_torchvision(source: Source, split: str):
-    """The torchvision dataset object: local copy first, then a (probed) download."""
+def open_torchvision(source: Source, split: str, fallback: str = _FALLBACK):
+    """The torchvision dataset object: local copy first, then a (probed) download.
+
+    `fallback` ends the error line: what to do instead (callers with their own advice pass theirs, or "")."""
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, source.cls_name)
@@ -114,11 +116,11 @@ def _open_torchvision(source: Source, split: str):
         pass
     missing = f"{source.cls_name} is not in {root} and could not be downloaded"
     if not reachable(source.host):
-        raise PTMError(f"{missing} (offline? no connection to {source.host}). {_FALLBACK}")
+        raise PTMError(f"{missing} (offline? no connection to {source.host}). {fallback}".strip())
     try:
         return cls(root=str(root), download=True, **source.kwargs(split))
     except Exception as exc:  # URLError, HTTPError, checksum RuntimeError, disk full...
-        raise PTMError(f"{missing} ({first_line(exc)}). {_FALLBACK}") from None
+        raise PTMError(f"{missing} ({first_line(exc)}). {fallback}".strip()) from None
 
 
 def _labels_of(dataset) -> np.ndarray:
@@ -139,7 +141,7 @@ def _class_names(dataset, labels: np.ndarray) -> list[str]:
 
 def load_torchvision(arg: str | None) -> Dataset:
     name, source, split = parse_tv_arg(arg)
-    dataset = _open_torchvision(source, split)
+    dataset = open_torchvision(source, split)
     labels = _labels_of(dataset)
     if len(labels) != len(dataset):
         raise PTMError(f"tv:{name}:{split} has {len(dataset)} images but {len(labels)} labels.")
