@@ -61,12 +61,12 @@ class TourPlan(Keyed):
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # draws per point: five, for a t-interval that means something
     # 6 short epochs: 1 and 3 left LP-FT below the probe it starts from; adapting needs some training to pay.
     # Half of the 2,000 digits are test images: on 200 the gain (83.0 vs 82.0 %) was a tie (McNemar p = 0.86),
-    # on 1,000 or more it is not (benchmarks/RESULTS.md, "tour claims").
+    # on 1,000 it is not (benchmarks/RESULTS.md, the "tour 5" row).
     finetune: FinetuneConfig = FinetuneConfig(mode="lp-ft", epochs=6, image_size=64, augment=False,
                                               val_every_steps=10, test_size=0.5)
     finetune_limit: int = 2000
     # Step 6: pretrained vs random init on all 5,000 digits, whose 1,000 test images are scored 50, 200, 1,000 at a
-    # time. Measured: a 4-point gap on 50 is a tie, 7 points on 200 and on 1,000 are not.
+    # time. Measured: a tie on 50, told apart on 200 and on 1,000 (benchmarks/RESULTS.md, the "tour 6" rows).
     lesson: DatasetConfig = DatasetConfig("mnist5k")
     lesson_sizes: tuple[int, ...] = (50, 200, 1000)
 
