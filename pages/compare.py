@@ -13,8 +13,7 @@ from pages.ui.services import backbone_names, job_manager
 from pages.ui.sidebar import WEIGHT_LABELS, source_controls, source_header
 from pages.ui.text import md
 from ptm_core.base import ProjectionConfig, describe_map, stable_hash
-from ptm_core.flows import (DEFAULT_BACKBONE, CompareRequest, CompareResult, compare_spec, disagreement_frame,
-                            point_frame)
+from ptm_core.flows import CompareRequest, CompareResult, compare_spec, disagreement_frame, point_frame
 
 COLOURS = {"class": N_("True class"), "agreement": N_("Neighbour agreement")}
 
@@ -22,7 +21,7 @@ COLOURS = {"class": N_("True class"), "agreement": N_("Neighbour agreement")}
 def side_b_controls() -> None:
     with st.sidebar:
         st.subheader(_("Compare with (B)"))
-        names = [DEFAULT_BACKBONE, *backbone_names("")]
+        names = list(backbone_names(""))  # the bundled zoo first
         if settings.get(CompareChoice).backbone_b not in names:
             names.insert(0, settings.get(CompareChoice).backbone_b)
         settings.bound(st.selectbox, _("Model B"), CompareChoice, "backbone_b", options=names)

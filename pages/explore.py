@@ -57,7 +57,8 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
                                                         "(hover shows the split)."))
     views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{describe_map(shown_config)} · {source}")
     views.clear_selection_button(map_id)
-    views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d)
+    views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d,
+                          backbone=result.request.source.backbone)
     views.export_buttons(frame, fig, views.export_name(fs.key, shown_config))
 
 

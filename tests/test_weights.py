@@ -60,7 +60,7 @@ def test_bundled_weights_classify_chelsea_the_cat(bundled_classifier):
 
 
 def test_bundled_for_another_architecture_is_a_ptm_error(tiny):
-    with pytest.raises(PTMError, match="Bundled weights exist only for tf_efficientnet_lite0"):
+    with pytest.raises(PTMError, match=f"No bundled weights for '{tiny.model}'; they ship for tf_efficientnet_lite0"):
         load_backbone(BackboneConfig(tiny.model, "bundled"))
     with pytest.raises(PTMError):
         load_backbone(BackboneConfig("efficientnet_lite0", "bundled"))

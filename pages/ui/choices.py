@@ -14,7 +14,7 @@ from typing import Any, Collection, Mapping, TypeVar
 
 from ptm_core.base import (FINETUNE_MODES, BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, KNNConfig,
                            ProjectionConfig, Source)
-from ptm_core.flows import DEFAULT_BACKBONE, MAP_METHODS, MAP_METRICS
+from ptm_core.flows import COMPARE_BACKBONE, DEFAULT_BACKBONE, MAP_METHODS, MAP_METRICS
 
 IMAGE_SIZES = (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 384)
 FINETUNE_SIZES = (32, 64, 96, 128, 160, 224)
@@ -103,8 +103,8 @@ class MapChoice:
 
 @dataclass(frozen=True)
 class CompareChoice:
-    backbone_b: str = DEFAULT_BACKBONE
-    weights_b: str = _one_of("random", WEIGHTS[:3])
+    backbone_b: str = COMPARE_BACKBONE  # another real backbone than A's default, offline too
+    weights_b: str = _one_of("bundled", WEIGHTS[:3])
     image_size_b: int = _one_of(128, IMAGE_SIZES)
     compare_k: int = _between(10, 5, 50)
 

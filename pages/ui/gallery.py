@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from PIL import Image
 
 from pages.ui.i18n import _
 from pages.ui.services import load_dataset
@@ -16,6 +17,17 @@ def _positions(dataset_config: DatasetConfig) -> dict[str, int]:
     return {item_id: i for i, item_id in enumerate(load_dataset(dataset_config).ids)}
 
 
+def dataset_index(dataset_config: DatasetConfig, row: int, feature_ids=None) -> int:
+    """The dataset's index of a row (a feature row, found by its id, when `feature_ids` is given); KeyError when
+    that image is no longer in the dataset."""
+    return row if feature_ids is None else _positions(dataset_config)[feature_ids[row]]
+
+
+def dataset_image(dataset_config: DatasetConfig, index: int) -> Image.Image:
+    """The dataset's image at `index`; PTMError when its file changed or went since the dataset was loaded."""
+    return load_dataset(dataset_config).image(index)
+
+
 def gallery(dataset_config: DatasetConfig, rows, captions, feature_ids=None, empty: str = "No images.",
             size: int = 88) -> None:
     """Images by row, each `size` px square whatever its caption's length.
@@ -27,14 +39,11 @@ def gallery(dataset_config: DatasetConfig, rows, captions, feature_ids=None, emp
     if not rows:
         st.caption(empty)
         return
-    dataset = load_dataset(dataset_config)
-    positions = _positions(dataset_config) if feature_ids is not None else None
     for start in range(0, len(rows), PER_ROW):
         for column, row, caption in zip(st.columns(PER_ROW), rows[start:start + PER_ROW],
                                         captions[start:start + PER_ROW]):
             try:
-                index = row if positions is None else positions[feature_ids[row]]
-                image = dataset.image(index).convert("RGB").resize((size, size))
+                image = dataset_image(dataset_config, dataset_index(dataset_config, row, feature_ids)).convert("RGB").resize((size, size))
             except KeyError:
                 column.caption(_("{caption}: no longer in the dataset").format(caption=md(caption)))
                 continue

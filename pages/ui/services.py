@@ -6,8 +6,8 @@ import streamlit as st
 from pages.ui.choices import default_source
 from pages.ui.text import md
 from ptm_core.base import DatasetConfig, PTMError
-from ptm_core.flows import (Dataset, JobManager, catalog, list_datasets, new_job_manager, start_background_work,
-                            upload_limit_bytes)
+from ptm_core.flows import (Dataset, JobManager, bundled_zoo, catalog, list_datasets, new_job_manager,
+                            start_background_work, upload_limit_bytes)
 from ptm_core.flows import load_dataset as read_dataset, model_card as read_model_card
 
 
@@ -25,6 +25,11 @@ def start_background_services() -> bool:
 @st.cache_data(show_spinner=False)
 def backbone_names(filter_glob: str = "") -> list[str]:
     return catalog(filter_glob)
+
+
+@st.cache_data(show_spinner=False)
+def bundled_backbones() -> list[dict]:
+    return bundled_zoo()
 
 
 @st.cache_data(show_spinner="Reading the model card…")

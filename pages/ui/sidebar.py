@@ -14,7 +14,7 @@ from pages.ui.i18n import N_, _
 from pages.ui.services import backbone_names, dataset_kinds, model_card, upload_limit_mb
 from pages.ui.text import md
 from ptm_core.base import PTMError, Source
-from ptm_core.flows import DEFAULT_BACKBONE, TV_SOURCES, ingest_upload, list_datasets
+from ptm_core.flows import TV_SOURCES, ingest_upload, list_datasets
 
 WEIGHT_LABELS = {"bundled": N_("Bundled (offline ImageNet)"), "hub": N_("Hugging Face hub"), "random": N_("Random init"),
                  "file": N_("Local file")}
@@ -77,7 +77,7 @@ def backbone_controls() -> None:
     pattern = settings.bound(st.text_input, _("Filter models"), BackboneChoice, "model_filter",
                              placeholder=_("e.g. *resnet* or vit_small"))
     names = backbone_names(pattern)
-    options = ([DEFAULT_BACKBONE] if not pattern else []) + names
+    options = list(names)  # the catalog lists the bundled zoo first: offline, those are the ones with real weights
     if not names:
         st.warning(_("No pretrained timm model matches '{pattern}'.").format(pattern=md(pattern)))
     current = settings.get(BackboneChoice).backbone
@@ -116,7 +116,7 @@ def source_controls() -> Source:
 
 def url_options() -> dict[str, list]:
     """Choices that depend on this installation, for checking settings read from a URL."""
-    models = [DEFAULT_BACKBONE, *backbone_names("")]
+    models = backbone_names("")
     return {"dataset": dataset_kinds(), "backbone": models, "backbone_b": models, "tv_name": list(TV_SOURCES)}
 
 

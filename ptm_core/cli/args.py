@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list timm backbones with pretrained weights")
     models.add_argument("--filter", default="", help="glob, e.g. '*efficientnet*'")
     models.add_argument("--card", action="store_true", help="also build each model and print its card")
+    models.add_argument("--bundled", action="store_true",
+                        help="only the backbones whose weights ship in installed packages (offline), with what they are")
     models.add_argument("--json", action="store_true")
 
     datasets = sub.add_parser("datasets", help="list dataset specs")
@@ -127,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch: every C at once as a batch of heads (a GPU if --device allows); "
                             "sklearn: one LogisticRegression per C (the reference)")
     probe.add_argument("--json", action="store_true")
+    _add_predict_parser(sub)
     _add_finetune_parser(sub)
     _add_map_parser(sub)
     _add_versus_parser(sub)
@@ -160,6 +163,16 @@ def _add_eval_parsers(sub) -> None:
     _add_source_args(baselines, required=False)
     baselines.add_argument("--seed", type=_seed, default=0, help="split seed (as for probe)")
     baselines.add_argument("--json", action="store_true")
+
+
+def _add_predict_parser(sub) -> None:
+    predict = sub.add_parser("predict", help="what a pretrained classifier thinks one image is: its top classes")
+    predict.add_argument("--backbone", required=True, help="a model with a classifier head, e.g. tf_efficientnet_lite0")
+    predict.add_argument("--weights", default="bundled", help="bundled, hub, or a path to a checkpoint")
+    predict.add_argument("--image", required=True, help="an image file (JPEG, PNG, ...)")
+    predict.add_argument("--top", type=_positive_int, default=5, help="how many classes to show")
+    predict.add_argument("--init-seed", type=_seed, default=0, help=argparse.SUPPRESS)
+    predict.add_argument("--json", action="store_true")
 
 
 def _add_versus_parser(sub) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ptm_core.base.files import atomic_write_bytes
 from ptm_core.cli.args import build_parser
+from ptm_core.cli.zoo import cmd_predict, print_bundled
 from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig
 from ptm_core.data.imaging import first_line
 from ptm_core.data.ingest import clean_stale_extractions
@@ -51,6 +52,8 @@ def _configs(args: argparse.Namespace) -> tuple[DatasetConfig, BackboneConfig, E
 def _cmd_models(args: argparse.Namespace) -> int:
     from ptm_core.models.catalog import catalog, model_card
 
+    if args.bundled:
+        return print_bundled(args.json)
     names = catalog(args.filter)
     rows = [model_card(n).to_dict() if args.card else {"name": n} for n in names]
     if args.json:
@@ -333,7 +336,7 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
 
 COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_extract, "probe": _cmd_probe,
             "finetune": _cmd_finetune, "map": _cmd_map, "versus": _cmd_versus, "efficiency": _cmd_efficiency,
-            "layers": _cmd_layers, "baselines": _cmd_baselines}
+            "layers": _cmd_layers, "baselines": _cmd_baselines, "predict": cmd_predict}
 
 
 def _use_data_dir(path: str | None) -> None:

@@ -30,20 +30,21 @@ from ptm_core.maps.estimate import estimate_seconds
 from ptm_core.maps.neighbours import nearest_neighbours
 from ptm_core.maps.projection import METHODS as MAP_METHODS, METRICS as MAP_METRICS
 from ptm_core.maps.projection import fitted_mask, umap_ready
-from ptm_core.models.catalog import DEFAULT_BACKBONE, catalog, model_card
+from ptm_core.models.catalog import COMPARE_BACKBONE, DEFAULT_BACKBONE, bundled_zoo, catalog, model_card
+from ptm_core.models.predict import Prediction, predict_image
 from ptm_core.probes.linear import confident_mistakes, confusion, per_class_accuracy
 from ptm_core.runs.eta import format_duration
 from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, Job, JobManager, JobSpec
 
-__all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE",
+__all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "COMPARE_BACKBONE", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE",
            "DONE", "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED", "FeatureSet", "Job",
            "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS", "MAP_METRICS", "MapPlan", "MapResult",
-           "MethodPair", "Preview", "QUEUED", "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS",
-           "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "active_explore", "adapted_test", "catalog", "compare_frame", "compare_pairs",
+           "MethodPair", "Prediction", "Preview", "QUEUED", "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS",
+           "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "active_explore", "adapted_test", "bundled_zoo", "catalog", "compare_frame", "compare_pairs",
            "compare_spec", "compute_map", "confident_mistakes", "confusion", "dataset_size", "density",
            "disagreement_frame", "efficiency_claim", "estimate_seconds", "estimate_step_seconds", "explore_spec", "finetune_title",
            "fitted_mask", "format_duration", "images_needed", "ingest_upload", "interval", "interval_text", "lab_spec", "list_datasets",
            "load_dataset", "map_key", "map_plan", "map_spec", "mixed_sizes", "model_card", "nearest_neighbours",
-           "new_job_manager", "per_class_accuracy", "point_frame", "random_source", "run_compare", "run_explore",
+           "new_job_manager", "per_class_accuracy", "point_frame", "predict_image", "random_source", "run_compare", "run_explore",
            "run_map", "selection_counts", "source_runs", "start_background_work", "step_spec", "step_specs",
            "stratified_sample", "title_parts", "umap_ready", "upload_limit_bytes", "warm_up_specs"]

