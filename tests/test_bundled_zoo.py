@@ -18,7 +18,8 @@ from ptm_core.base.configs import BackboneConfig
 from ptm_core.base.errors import PTMError
 from ptm_core.base.files import file_sha256
 from ptm_core.models import bundled
-from ptm_core.models.bundled import BUNDLED, bundled_names, imagenet_class_names, package_file, register_bundled
+from ptm_core.models.bundled import (BUNDLED, bundled_names, head_class_names, imagenet_class_names, package_file,
+                                     register_bundled)
 from ptm_core.models.catalog import DEFAULT_BACKBONE, bundled_zoo, catalog, model_card
 from ptm_core.models.predict import classifier, predict_file, predict_image
 from ptm_core.models.weights import load_backbone, weights_availability
@@ -62,6 +63,33 @@ def test_the_zoo_holds_the_three_lites_and_the_default_is_bundled():
 def test_each_pinned_hash_is_the_installed_files():
     for name, entry in BUNDLED.items():
         assert file_sha256(entry.locate()) == entry.sha256, name
+
+
+def test_the_zoo_has_five_backbones_from_three_families():
+    assert bundled_names() == [*LITES, "squeezenet1_1", "mobilenetv2_100"]
+    assert {BUNDLED[n].family for n in BUNDLED} == {"EfficientNet-Lite", "SqueezeNet", "MobileNetV2"}
+    squeeze, dogs = BUNDLED["squeezenet1_1"], BUNDLED["mobilenetv2_100"]
+    assert squeeze.imagenet_head and squeeze.licence.startswith("MIT")
+    assert not dogs.imagenet_head and dogs.num_classes == 19 and dogs.weights == \
+        "ImageNet, last blocks fine-tuned on 19 dog breeds" and len(head_class_names(dogs)) == 19
+
+
+@pytest.mark.slow
+def test_squeezenet_loads_offline_and_names_both_photos(offline, photos):
+    config = BackboneConfig("squeezenet1_1", "bundled")
+    cat, coffee = predict_image(config, photos["chelsea"]), predict_image(config, photos["coffee"])
+    assert cat.top[0].index in CATS and coffee.top[0].index == ESPRESSO, (cat.top, coffee.top)
+    assert cat.image_size == 227
+
+
+@pytest.mark.slow
+def test_the_dog_model_predicts_its_own_breeds(offline, photos):
+    config = BackboneConfig("mobilenetv2_100", "bundled")
+    loaded = load_backbone(config)
+    assert loaded.identity == f"bundled:{BUNDLED['mobilenetv2_100'].sha256[:16]}"
+    assert loaded.model.num_classes == 19 and loaded.model.num_features == 1280
+    guess = predict_image(config, photos["chelsea"])  # not a dog: only the names are checked, not the answer
+    assert {g.label for g in guess.top} <= set(head_class_names(BUNDLED["mobilenetv2_100"])) and guess.image_size == 160
 
 
 def test_catalog_lists_the_bundled_zoo_first():
@@ -207,6 +235,8 @@ def test_models_bundled_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = {row["name"]: row for row in json.loads(proc.stdout)}
     assert list(rows) == list(BUNDLED)
+    assert (rows["squeezenet1_1"]["feature_dim"], rows["mobilenetv2_100"]["feature_dim"]) == (512, 1280)
+    assert rows["mobilenetv2_100"]["imagenet_head"] is False and rows["squeezenet1_1"]["family"] == "SqueezeNet"
     for name in LITES:
         row = rows[name]
         assert row["imagenet_head"] is True and row["family"] == "EfficientNet-Lite" and row["feature_dim"] == 1280

