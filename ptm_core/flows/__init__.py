@@ -11,6 +11,9 @@ from ptm_core.data import TV_SOURCES, Dataset, ingest_upload, list_datasets, loa
 from ptm_core.data.ingest import upload_limit_bytes
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.preview import Preview
+from ptm_core.evals.bench import BenchConfig, BenchResult
+from ptm_core.flows.bench import (BENCH_T_MIN_SEEDS, BenchProgress, bench_dir, bench_spec, bench_title,
+                                  interval_kind)
 from ptm_core.flows.compare import CompareRequest, CompareResult, compare_spec, run_compare
 from ptm_core.flows.explore import (ExploreRequest, ExploreResult, MapResult, active_explore, compute_map, explore_spec,
                                     map_key, run_explore, run_map)
@@ -35,7 +38,8 @@ from ptm_core.probes.linear import confident_mistakes, confusion, per_class_accu
 from ptm_core.runs.eta import format_duration
 from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, Job, JobManager, JobSpec
 
-__all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE",
+__all__ = ["BENCH_T_MIN_SEEDS", "BenchConfig", "BenchProgress", "BenchResult", "bench_dir", "bench_spec", "bench_title",
+           "interval_kind", "ACTIVE", "AUTO_DRAW_SECONDS", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE",
            "DONE", "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED", "FeatureSet", "Job",
            "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS", "MAP_METRICS", "MapPlan", "MapResult",
            "MethodPair", "Preview", "QUEUED", "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS",
