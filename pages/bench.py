@@ -1,5 +1,6 @@
 """Which backbone for my data? A leaderboard on the sidebar's dataset: per backbone, the linear probe and k-NN on
 several seeded splits, each mean with its 95 % interval, against how fast the backbone reads the images."""
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -90,8 +91,11 @@ def chart(rows: list[dict], produced_by: str):
                              "how": _("interval"), "knn_mean": _("k-NN"), "backbone": _("backbone")},
                      title=_("Linear-probe accuracy (95 % CI) against extraction speed") +
                      f"<br><sup>{plot_text(produced_by)}</sup>")
-    fig.update_traces(textposition="top center")
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 50, "b": 10}, yaxis_tickformat=".0%")
+    fig.update_traces(textposition="top center", cliponaxis=False)
+    speeds = frame["images_per_s"].dropna().astype(float)
+    if len(speeds):  # room for the names of the fastest and slowest points (log axis: the range is in decades)
+        fig.update_xaxes(range=[np.log10(speeds.min()) - 0.15, np.log10(speeds.max()) + 0.15])
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 60, "b": 10}, yaxis_tickformat=".0%")
     return style_figure(fig, marker_size=10)
 
 

@@ -228,6 +228,7 @@ def test_the_flow_reports_each_row_and_restores_from_the_finished_runs(tiny, tmp
     assert wait_until(lambda: job.status == DONE, timeout=120), (job.status, job.error)
     assert job.preview == BenchProgress((f"{tiny.model} (random)",), (1.0,))
     assert job.result.computed == 2 and job.metrics["best"] == f"{tiny.model} (random)"
+    assert job.metrics["best_linear_mean"] == job.result.rows[0]["linear_mean"] and job.metrics["leaderboard_rows"] == 1
     assert any("extracting features" in line for line in job.log)
     restored = JobManager(store=RunStore(store_path)).attach(spec)  # a new server: run again, read back
     assert restored is not None and wait_until(lambda: restored.status == DONE, timeout=60)
@@ -297,3 +298,7 @@ def test_the_page_runs_the_leaderboard_and_says_which_interval():
     assert table["interval"][0] == "bootstrap over 24 test images, 2 seeds"
     assert any(m.value.startswith("**Best linear probe here: tf_efficientnet_lite0") for m in at.markdown)
     assert at.get("plotly_chart") and at.get("download_button")
+    at.switch_page("pages/jobs.py").run()  # the run's history names the leaderboard's best row
+    assert not at.exception, at.exception
+    runs = next(d.value for d in at.dataframe if "result" in d.value)
+    assert any(str(r).startswith("best: tf_efficientnet_lite0 (bundled), ") for r in runs["result"]), list(runs["result"])

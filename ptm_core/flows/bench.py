@@ -62,7 +62,7 @@ def run_bench_job(config: BenchConfig, ctx: JobContext) -> BenchResult:
     result = run_bench(config, bench_dir(config), progress=progress, cancelled=ctx.cancelled, stage=ctx.stage)
     best = result.rows[0]
     ctx.record(metrics={"best": f"{best['backbone']} ({best['weights']})", "best_linear_mean": best["linear_mean"],
-                        "rows": len(result.rows), "computed": result.computed, "reused": result.reused},
+                        "leaderboard_rows": len(result.rows), "computed": result.computed, "reused": result.reused},
                artifacts={"leaderboard": str(result.leaderboard), "runs": str(result.runs_dir)})
     return result
 
