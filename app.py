@@ -33,6 +33,8 @@ navigation = st.navigation({
         st.Page("pages/explore.py", title=_("Features & probe"), icon=":material/scatter_plot:", url_path="explore"),
         st.Page("pages/compare.py", title=_("Compare backbones"), icon=":material/compare:", url_path="compare"),
         st.Page("pages/lab.py", title=_("Probe vs fine-tune"), icon=":material/science:", url_path="lab"),
+        st.Page("pages/bench.py", title=_("Which backbone for my data?"), icon=":material/leaderboard:",
+                url_path="bench"),
     ],
     _("Library"): [
         st.Page("pages/backbones.py", title=_("Backbones"), icon=":material/memory:", url_path="backbones"),

@@ -25,6 +25,9 @@ def result_text(metrics: dict) -> str:
         return _("trustworthiness {value}").format(value=f"{metrics['trustworthiness']:.2f}")
     if metrics.get("mean_agreement") is not None:
         return _("neighbour agreement {value}").format(value=f"{metrics['mean_agreement']:.2f}")
+    if metrics.get("best_linear_mean") is not None:  # a leaderboard (flows/bench.py)
+        return _("best: {name}, {value} (mean over seeds)").format(name=metrics.get("best", ""),
+                                                                   value=f"{metrics['best_linear_mean']:.1%}")
     if metrics.get("rows"):
         return _("{n} rows").format(n=len(metrics["rows"]))
     return ""

@@ -14,7 +14,7 @@ from typing import Any, Collection, Mapping, TypeVar
 
 from ptm_core.base import (FINETUNE_MODES, BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, KNNConfig,
                            ProjectionConfig, Source)
-from ptm_core.flows import COMPARE_BACKBONE, DEFAULT_BACKBONE, MAP_METHODS, MAP_METRICS
+from ptm_core.flows import COMPARE_BACKBONE, DEFAULT_BACKBONE, MAP_METHODS, MAP_METRICS, BenchConfig
 
 IMAGE_SIZES = (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 384)
 FINETUNE_SIZES = (32, 64, 96, 128, 160, 224)
@@ -142,6 +142,31 @@ class KNNChoice:
         return KNNConfig(k=self.knn_k, temperature=self.knn_t)
 
 
+BENCH_WEIGHTS = ("bundled", "hub")
+
+
+@dataclass(frozen=True)
+class BenchChoice:
+    """The leaderboard's rows: backbones (comma-separated in the URL), their weights, random init beside each, and
+    how many seeded splits each is scored on."""
+    bench_backbones: str = DEFAULT_BACKBONE
+    bench_weights: str = _one_of("bundled", BENCH_WEIGHTS)
+    bench_random: bool = True
+    bench_seeds: int = _between(3, 1, 10)
+
+    def names(self) -> list[str]:
+        return list(dict.fromkeys(n.strip() for n in self.bench_backbones.split(",") if n.strip()))
+
+    def config(self, source: Source, knn: KNNConfig = KNNConfig()) -> BenchConfig | None:
+        """The leaderboard of these backbones on the source's data and image size (random weights seeded by the
+        data seed, as everywhere); None with no backbone picked."""
+        if not self.names():
+            return None
+        return BenchConfig(tuple(self.names()), self.bench_weights, self.bench_random, source.dataset,
+                           source.extraction.image_size or ExtractionChoice().image_size, self.bench_seeds, knn,
+                           init_seed=source.dataset.seed)
+
+
 LANGUAGES = {"en": "English", "zh": "简体中文"}
 
 
@@ -153,7 +178,7 @@ class ViewChoice:
 
 
 CONCERNS = (DataChoice, BackboneChoice, ExtractionChoice, MapChoice, CompareChoice, FinetuneChoice, KNNChoice,
-            ViewChoice)
+            BenchChoice, ViewChoice)
 PARAMETERS = tuple(f.name for concern in CONCERNS for f in dataclasses.fields(concern))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import streamlit as st
 
 # Each page is pages/<name>.py at the URL /<name>; app.py gives titles and icons (tests/test_nav.py checks both agree).
-PAGES = ("tour", "explore", "compare", "lab", "backbones", "datasets", "jobs")
+PAGES = ("tour", "explore", "compare", "lab", "bench", "backbones", "datasets", "jobs")
 DEFAULT = "tour"
 
 handed_over = False

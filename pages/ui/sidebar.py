@@ -72,6 +72,11 @@ def dataset_controls() -> None:
                    help=_("Subset, split and projection seed."))
 
 
+def image_size_control() -> None:
+    settings.bound(st.select_slider, _("Image size (px)"), ExtractionChoice, "image_size", options=list(IMAGE_SIZES),
+                   help=_("Smaller is much faster on a CPU; 224 is the usual ImageNet size."))
+
+
 def backbone_controls() -> None:
     st.subheader(_("Backbone"))
     pattern = settings.bound(st.text_input, _("Filter models"), BackboneChoice, "model_filter",
@@ -90,8 +95,7 @@ def backbone_controls() -> None:
     if weights == "file":
         settings.bound(st.text_input, _("Checkpoint path"), BackboneChoice, "weights_path",
                        placeholder=".safetensors / .pth / .pt / .bin")
-    settings.bound(st.select_slider, _("Image size (px)"), ExtractionChoice, "image_size", options=list(IMAGE_SIZES),
-                   help=_("Smaller is much faster on a CPU; 224 is the usual ImageNet size."))
+    image_size_control()
     with st.expander(_("Model card")):
         try:
             card = model_card(name)
@@ -111,6 +115,15 @@ def source_controls() -> Source:
     with st.sidebar:
         dataset_controls()
         backbone_controls()
+    return current_source()
+
+
+def data_controls() -> Source:
+    """The sidebar's data section and image size, for a page that picks its backbones itself (the leaderboard); the
+    source they describe (its backbone is the sidebar's, which such a page does not use)."""
+    with st.sidebar:
+        dataset_controls()
+        image_size_control()
     return current_source()
 
 

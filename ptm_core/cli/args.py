@@ -134,7 +134,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_map_parser(sub)
     _add_versus_parser(sub)
     _add_eval_parsers(sub)
+    _add_bench_parser(sub)
     return parser
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """"A,B,C": backbone names, each checked against timm's catalog by the command (before any work)."""
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError("expected backbone names such as tf_efficientnet_lite0,resnet18")
+    return names
+
+
+def _add_bench_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="leaderboard: per backbone (and random init), the linear probe and k-NN on "
+                                         "seeded stratified splits, with a 95 %% interval over seeds")
+    bench.add_argument("--backbones", type=_names, required=True, help="comma-separated timm names")
+    bench.add_argument("--weights", default="bundled", help="bundled, hub or random: the weights of every backbone")
+    bench.add_argument("--include-random", action="store_true", help="also each backbone with random weights")
+    bench.add_argument("--dataset", required=True, help="mnist5k, digits, shapes[:n=..,classes=..], folder:PATH")
+    bench.add_argument("--limit", type=_positive_int, default=None, help="seeded stratified subset of N images")
+    bench.add_argument("--image-size", type=_positive_int, required=True, help="square input size")
+    bench.add_argument("--seeds", type=_positive_int, default=3,
+                       help="seeded splits per backbone, seeds 0..K-1; with 3 or more the interval is Student's t over "
+                            "them, with fewer a bootstrap over the test images (default 3)")
+    bench.add_argument("--out", required=True, help="DIR: DIR/runs/*.json and DIR/leaderboard.csv; a rerun resumes")
+    bench.add_argument("--batch-size", type=_positive_int, default=64)
+    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    bench.add_argument("--precision", default="auto", choices=PRECISIONS)
+    bench.add_argument("--runtime", default="auto", choices=["auto", "torch", "openvino"])
+    bench.add_argument("--init-seed", type=_seed, default=0, help="seed of the random weights")
+    bench.add_argument("--k", type=_positive_int, default=20, help="neighbours for k-NN")
+    bench.add_argument("--temperature", type=_positive_float, default=0.07, help="vote temperature for k-NN")
+    bench.add_argument("--json", action="store_true")
 
 
 def _add_eval_parsers(sub) -> None:

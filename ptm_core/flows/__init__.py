@@ -11,6 +11,9 @@ from ptm_core.data import TV_SOURCES, Dataset, ingest_upload, list_datasets, loa
 from ptm_core.data.ingest import upload_limit_bytes
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.preview import Preview
+from ptm_core.evals.bench import BenchConfig, BenchResult
+from ptm_core.flows.bench import (BENCH_T_MIN_SEEDS, BenchProgress, bench_dir, bench_spec, bench_title,
+                                  interval_kind)
 from ptm_core.flows.compare import CompareRequest, CompareResult, compare_spec, run_compare
 from ptm_core.flows.explore import (ExploreRequest, ExploreResult, MapResult, active_explore, compute_map, explore_spec,
                                     map_key, run_explore, run_map)
@@ -36,15 +39,19 @@ from ptm_core.probes.linear import confident_mistakes, confusion, per_class_accu
 from ptm_core.runs.eta import format_duration
 from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, Job, JobManager, JobSpec
 
-__all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "COMPARE_BACKBONE", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE",
-           "DONE", "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED", "FeatureSet", "Job",
-           "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS", "MAP_METRICS", "MapPlan", "MapResult",
-           "MethodPair", "Prediction", "Preview", "QUEUED", "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS",
-           "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "active_explore", "adapted_test", "bundled_zoo", "catalog", "compare_frame", "compare_pairs",
-           "compare_spec", "compute_map", "confident_mistakes", "confusion", "dataset_size", "density",
-           "disagreement_frame", "efficiency_claim", "estimate_seconds", "estimate_step_seconds", "explore_spec", "finetune_title",
-           "fitted_mask", "format_duration", "images_needed", "ingest_upload", "interval", "interval_text", "lab_spec", "list_datasets",
-           "load_dataset", "map_key", "map_plan", "map_spec", "mixed_sizes", "model_card", "nearest_neighbours",
-           "new_job_manager", "per_class_accuracy", "point_frame", "predict_image", "random_source", "run_compare", "run_explore",
-           "run_map", "selection_counts", "source_runs", "start_background_work", "step_spec", "step_specs",
-           "stratified_sample", "title_parts", "umap_ready", "upload_limit_bytes", "warm_up_specs"]
+__all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "BenchProgress", "BenchResult",
+           "COMPARE_BACKBONE", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE", "DONE",
+           "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED",
+           "FeatureSet", "Job", "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS",
+           "MAP_METRICS", "MapPlan", "MapResult", "MethodPair", "Prediction", "Preview", "QUEUED",
+           "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS", "TV_SOURCES", "TourPlan", "VECTOR_SHOWN",
+           "active_explore", "adapted_test", "bench_dir", "bench_spec", "bench_title", "bundled_zoo", "catalog",
+           "compare_frame", "compare_pairs", "compare_spec", "compute_map", "confident_mistakes", "confusion",
+           "dataset_size", "density", "disagreement_frame", "efficiency_claim", "estimate_seconds",
+           "estimate_step_seconds", "explore_spec", "finetune_title", "fitted_mask", "format_duration",
+           "images_needed", "ingest_upload", "interval", "interval_kind", "interval_text", "lab_spec",
+           "list_datasets", "load_dataset", "map_key", "map_plan", "map_spec", "mixed_sizes", "model_card",
+           "nearest_neighbours", "new_job_manager", "per_class_accuracy", "point_frame", "predict_image",
+           "random_source", "run_compare", "run_explore", "run_map", "selection_counts", "source_runs",
+           "start_background_work", "step_spec", "step_specs", "stratified_sample", "title_parts", "umap_ready",
+           "upload_limit_bytes", "warm_up_specs"]
