@@ -65,5 +65,7 @@ def test_the_tours_lesson_shrinks_the_intervals_until_the_test_can_tell(page, se
     page.get_by_text(re.compile(r"^200 test images: ")).wait_for(timeout=10_000)
     chart = page.locator(".js-plotly-plot").filter(has_text="test images scored")
     assert chart.locator(".errorbar").count() == 6  # a Wilson interval on each of the 2 x 3 bars
+    ticks = chart.locator(".xtick text").evaluate_all("texts => texts.map(t => t.textContent)")
+    assert ticks == ["50", "200", "1,000"], ticks  # one category each, not a numeric axis
     screenshot(page, "tour-lesson.png")
     assert "Traceback" not in page.content()

@@ -176,6 +176,7 @@ def lesson_chart(result: LessonResult) -> go.Figure:
                  labels={"test images": _("test images scored"), "accuracy": _("test accuracy"), "features": "",
                          "interval": _("95 % CI")})
     fig.update_yaxes(tickformat=".0%")
+    fig.update_xaxes(type="category")  # "1,000" is a label: on a numeric axis plotly would place it near 950
     fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return style_figure(fig)
 
