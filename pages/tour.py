@@ -10,7 +10,8 @@ from pages.ui.intervals import accuracy_metric, test_sentence
 from pages.ui.services import job_manager
 from pages.ui.text import md
 from pages.ui.tour_views import (contrast_notice, contrast_view, efficiency_chart, efficiency_notice, estimate_text,
-                                 finetune_curve, finetune_notice, kind_labels, lesson_chart, partial_rows, tour_step, vector_strip)
+                                 finetune_curve, finetune_notice, kind_labels, lesson_chart, partial_rows, tour_step,
+                                 vector_strip, zoo_chart)
 from ptm_core.base import describe_map, describe_source
 from ptm_core.flows import (TOUR_STEPS, VECTOR_SHOWN, TourPlan, adapted_test, dataset_size,
                             efficiency_claim, estimate_step_seconds, step_spec, step_specs)
@@ -128,6 +129,24 @@ def step_lesson() -> None:
         source=md(" · ".join(result.produced_by.values()))))
 
 
+def step_zoo() -> None:
+    st.header(_("7 · A bigger or different backbone?"))
+    st.markdown(_("Step 2 used {backbone}. Does a bigger EfficientNet, an older and smaller SqueezeNet, or a MobileNetV2 "
+                  "whose last blocks were retrained on dog breeds see the same {n} shapes better? Every backbone whose "
+                  "weights ship with the app, each followed by the same linear probe on the same split, at {size} px."
+                  ).format(backbone=PLAN.backbone.name, n=f"{dataset_size(PLAN.shapes):,}", size=PLAN.image_size))
+    job = tour_step(7, step_spec(PLAN, "zoo"), estimate=estimate_step_seconds(PLAN, "zoo"))
+    if job is None:
+        return
+    result = job.result
+    st.plotly_chart(zoo_chart(result), width="stretch", key="zoo")
+    st.markdown("\n".join(f"- {test_sentence(md(row.backbone.name), md(result.reference), row.test)}"
+                           for row in result.rows if row.test is not None))
+    st.caption(_("Notice: each sentence is McNemar's test against {reference} on the same test images: a bigger "
+                 "backbone is not better unless its test says so. {source}").format(
+        reference=md(result.reference), source=md(" · ".join(row.produced_by for row in result.rows))))
+
+
 def open_with(choice: DataChoice, page: str) -> None:
     settings.put(choice)
     settings.update(BackboneChoice, backbone=PLAN.backbone.name, weights=PLAN.backbone.weights)
@@ -137,7 +156,7 @@ def open_with(choice: DataChoice, page: str) -> None:
 
 
 def step_your_turn() -> None:
-    st.header(_("7 · Your turn"))
+    st.header(_("8 · Your turn"))
     cols = st.columns(3)
     if cols[0].button(_("Open the shapes in the explorer"), icon=":material/scatter_plot:", key="tour-open-explore"):
         open_with(SHAPES_CHOICE, "pages/explore.py")
@@ -172,4 +191,5 @@ step_contrast(3, "digits")
 step_efficiency()
 step_finetune()
 step_lesson()
+step_zoo()
 step_your_turn()

@@ -69,3 +69,27 @@ def test_the_tours_lesson_shrinks_the_intervals_until_the_test_can_tell(page, se
     assert ticks == ["50", "200", "1,000"], ticks  # one category each, not a numeric axis
     screenshot(page, "tour-lesson.png")
     assert "Traceback" not in page.content()
+
+
+def test_the_tours_zoo_step_tests_each_backbone_against_step_2s(page, server):
+    """Step 7 on its default data: every bundled backbone's probe on the 1,000 shapes, each worded by McNemar's test
+    against tf_efficientnet_lite0 on the same 200 test images."""
+    from ptm_core.flows.tour import TourPlan
+
+    others = [b.name for b in TourPlan().zoo if b.name != "tf_efficientnet_lite0"]
+    page.goto(server)
+    page.get_by_role("heading", name="7 · A bigger or different backbone?").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Run step 7").click()
+    chart = page.locator(".js-plotly-plot").filter(has_text="tf_efficientnet_lite2")
+    chart.wait_for(timeout=600_000)
+    assert chart.locator(".errorbar").count() == len(others) + 1  # a Wilson interval on each backbone's bar
+    verdict = re.compile(r"^(?:(\S+) beats (\S+)|(\S+) and (\S+) cannot be told apart) on these 200 test images "
+                         r"\((?:p = [\d.e-]+|p < 0\.001)\)\.")
+    items = [li.inner_text() for li in page.locator("li").all() if "200 test images" in li.inner_text()]
+    assert len(items) == len(others), items
+    for name, text in zip(others, items):
+        match = verdict.match(text)
+        assert match and {name, "tf_efficientnet_lite0"} == {g for g in match.groups() if g}, text
+    page.get_by_text("a bigger backbone is not better unless its test says so").wait_for(timeout=10_000)
+    screenshot(page, "tour-zoo.png")
+    assert "Traceback" not in page.content()

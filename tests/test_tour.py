@@ -22,7 +22,8 @@ def plan(tiny):
                          image_size=32, projection=ProjectionConfig(method="pca"), ks=(1, 2), seeds=(0, 1),
                          finetune=FinetuneConfig(mode="lp-ft", epochs=1, image_size=32, augment=False,
                                                  val_every_steps=1, batch_size=16),
-                         finetune_limit=100, lesson=DatasetConfig("digits", limit=100), lesson_sizes=(5, 10, 20))
+                         finetune_limit=100, lesson=DatasetConfig("digits", limit=100), lesson_sizes=(5, 10, 20),
+                         zoo=(BackboneConfig(tiny.model, "random", 4), BackboneConfig(tiny.model, "random", 5)))
 
 
 def _ctx() -> JobContext:
@@ -131,8 +132,8 @@ def test_estimates_exist_for_every_step_and_grow_with_the_data(plan):
 def test_every_step_has_one_job_in_the_order_run_every_step_queues_them(plan):
     specs = tour.step_specs(plan)
     assert [s.key for s in specs] == [tour.step_spec(plan, step).key for step in tour.TOUR_STEPS]
-    assert tour.TOUR_STEPS == ("neighbours", "shapes", "digits", "efficiency", "finetune", "lesson")
-    assert [s.title.split(":")[0] for s in specs] == [f"tour {n}" for n in range(1, 7)]
+    assert tour.TOUR_STEPS == ("neighbours", "shapes", "digits", "efficiency", "finetune", "lesson", "zoo")
+    assert [s.title.split(":")[0] for s in specs] == [f"tour {n}" for n in range(1, 8)]
     assert len({s.key for s in specs}) == len(specs) and all(s.kind == "tour" for s in specs)
     assert [s.key for s in tour.step_specs(plan)] == [s.key for s in specs]  # stable across calls
     assert specs[0].key != tour.step_specs(tour.TourPlan())[0].key  # another plan, other jobs
@@ -185,3 +186,30 @@ def test_efficiency_claim_names_the_fewest_labels_the_test_supports():
     worse = [point("pixels", 25, pixels)] + [point("pretrained", k, [0.70, 0.71, 0.69, 0.72, 0.70]) for k in (1, 25)]
     none = tour.efficiency_claim(worse, "d")
     assert none.k is None and none.test == draws_test(worse[2].accuracies, pixels)
+
+
+@pytest.mark.slow
+def test_zoo_step_probes_every_backbone_and_tests_each_against_step_2s(plan):
+    result = tour.run_zoo(plan, _ctx())
+    assert [row.backbone for row in result.rows] == [plan.backbone, *plan.zoo]  # step 2's first
+    data = load_dataset(plan.shapes)
+    probes = {}  # by init seed: 3 (step 2's), 4, 5
+    for backbone in (plan.backbone, *plan.zoo):
+        fs = extract(plan.shapes, backbone, plan.source(plan.shapes).extraction)
+        probes[backbone.seed] = run_linear_probe(fs.features, fs.labels, ProbeConfig())
+    reference = probes[plan.backbone.seed]
+    assert result.rows[0].test is None and all(row.test is not None for row in result.rows[1:])
+    for row in result.rows:
+        probe = probes[row.backbone.seed]
+        assert row.accuracy == pytest.approx(probe.test_accuracy)
+        assert row.ci95 == accuracy_interval(row.accuracy, row.n_test)
+        if row.test is not None:  # against step 2's, image by image on the split they share
+            assert row.test == paired_test(data.labels[reference.test_indices], probe.predictions, reference.predictions)
+
+
+def test_the_default_zoo_is_every_bundled_backbone():
+    from ptm_core.models.bundled import bundled_names
+
+    plan = tour.TourPlan()
+    assert [b.name for b in plan.zoo] == bundled_names() and {b.weights for b in plan.zoo} == {"bundled"}
+    assert plan.backbone in plan.zoo

@@ -17,7 +17,7 @@ from pages.ui.services import job_manager
 from pages.ui.text import md
 from ptm_core.base import PairedTest
 from ptm_core.flows import (DONE, FINISHED, ContrastResult, EfficiencyClaim, EfficiencyPoint, Job, JobSpec, LessonResult,
-                            interval_text)
+                            ZooResult, interval_text)
 
 
 def kind_labels() -> dict[str, str]:
@@ -177,6 +177,22 @@ def lesson_chart(result: LessonResult) -> go.Figure:
                          "interval": _("95 % CI")})
     fig.update_yaxes(tickformat=".0%")
     fig.update_xaxes(type="category")  # "1,000" is a label: on a numeric axis plotly would place it near 950
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return style_figure(fig)
+
+
+def zoo_chart(result: ZooResult) -> go.Figure:
+    """Step 7: each backbone's probe accuracy on the shapes with its Wilson interval, best first."""
+    rows = sorted(result.rows, key=lambda row: -row.accuracy)
+    frame = pd.DataFrame([{"backbone": row.backbone.name, "accuracy": row.accuracy, "above": row.ci95[1] - row.accuracy,
+                           "below": row.accuracy - row.ci95[0], "interval": interval_text(*row.ci95),
+                           "produced by": row.produced_by} for row in rows])
+    fig = px.bar(frame, x="backbone", y="accuracy", error_y="above", error_y_minus="below", height=340,
+                 hover_data={"interval": True, "produced by": True, "above": False, "below": False},
+                 range_y=[0, 1.05], color_discrete_sequence=[PALETTE[0]],
+                 labels={"backbone": "", "accuracy": _("test accuracy"), "interval": _("95 % CI"),
+                         "produced by": _("produced by")})
+    fig.update_yaxes(tickformat=".0%")
     fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return style_figure(fig)
 

@@ -25,7 +25,7 @@ from ptm_core.flows.server import new_job_manager, start_background_work, warm_u
 from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_frame, mixed_sizes, point_frame,
                                    selection_counts, stratified_sample, title_parts)
 from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, ContrastResult, EfficiencyClaim,
-                                 EfficiencyPoint, LessonResult, TourPlan, adapted_test, efficiency_claim,
+                                 EfficiencyPoint, LessonResult, TourPlan, ZooResult, adapted_test, efficiency_claim,
                                  step_spec, step_specs)
 from ptm_core.flows.tour_costs import dataset_size, estimate_step_seconds
 from ptm_core.maps import density
@@ -44,7 +44,7 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "B
            "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED",
            "FeatureSet", "Job", "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS",
            "MAP_METRICS", "MapPlan", "MapResult", "MethodPair", "Prediction", "Preview", "QUEUED",
-           "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS", "TV_SOURCES", "TourPlan", "VECTOR_SHOWN",
+           "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS", "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "ZooResult",
            "active_explore", "adapted_test", "bench_dir", "bench_spec", "bench_title", "bundled_zoo", "catalog",
            "compare_frame", "compare_pairs", "compare_spec", "compute_map", "confident_mistakes", "confusion",
            "dataset_size", "density", "disagreement_frame", "efficiency_claim", "estimate_seconds",

@@ -4,7 +4,8 @@
 2. and 3. raw pixels vs a random-init backbone vs the pretrained one, on cluttered shapes and on MNIST;
 4. label efficiency: 1-25 labels per class, pretrained features vs pixels, on both;
 5. frozen vs adapted: the linear probe vs LP-FT on digits;
-6. is the difference real? The same two probes scored on 50, 200 and 1,000 test images.
+6. is the difference real? The same two probes scored on 50, 200 and 1,000 test images;
+7. a bigger or different backbone: every bundled backbone's probe on the shapes, each tested against step 2's.
 Every number keeps the source that produced it and its 95 % interval; every difference a caption reads is tested
 (McNemar's exact test on the same test images; Welch's t-test between means over label draws), so the page never
 says "beats" where the test says "tie".
@@ -32,6 +33,7 @@ from ptm_core.finetune.finetuning import FinetuneResult
 from ptm_core.flows.lab import run_finetune
 from ptm_core.flows.pairs import probes_test
 from ptm_core.maps.neighbours import nearest_neighbours
+from ptm_core.models.bundled import bundled_names
 from ptm_core.probes.linear import cached_linear_probe
 from ptm_core.maps.projection import compute_projection
 from ptm_core.maps.estimate import estimate_seconds
@@ -68,6 +70,8 @@ class TourPlan(Keyed):
     # time. Measured: a tie on 50, told apart on 200 and on 1,000 (benchmarks/RESULTS.md, the "tour 6" rows).
     lesson: DatasetConfig = DatasetConfig("mnist5k")
     lesson_sizes: tuple[int, ...] = (50, 200, 1000)
+    # Step 7: the offline zoo (three families, one fine-tuned on dogs) on step 2's shapes, at step 2's size.
+    zoo: tuple[BackboneConfig, ...] = tuple(BackboneConfig(name, "bundled") for name in bundled_names())
 
     def source(self, dataset: DatasetConfig, kind: str = "pretrained") -> Source:
         backbone = random_weights(self.backbone) if kind == "random" else self.backbone
@@ -281,11 +285,50 @@ def run_lesson(plan: TourPlan, ctx: JobContext) -> LessonResult:
 
 
 
+@dataclass(frozen=True)
+class ZooRow:
+    backbone: BackboneConfig
+    produced_by: str
+    accuracy: float
+    n_test: int
+    ci95: tuple[float, float]
+    test: PairedTest | None = None  # McNemar's test against step 2's backbone (a), on the same test images
+
+
+@dataclass
+class ZooResult:
+    """Step 7: each backbone's linear probe on the shapes, step 2's first; every other row tested against it."""
+
+    reference: str  # step 2's backbone
+    rows: list[ZooRow]
+
+
+def run_zoo(plan: TourPlan, ctx: JobContext) -> ZooResult:
+    """Step 7: does a bigger or different pretrained backbone see the shapes better? One probe per backbone."""
+    backbones = list(dict.fromkeys((plan.backbone, *plan.zoo)))  # step 2's first: the one each is tested against
+    rows, reference = [], None
+    for i, backbone in enumerate(backbones):
+        source = Source(plan.shapes, backbone, ExtractionConfig(image_size=plan.image_size))
+        ctx.stage(f"{backbone.name}: features")
+        fs = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(i / len(backbones),
+                     (i + 0.8) / len(backbones)), ctx.cancelled, pace_pending=ctx.pace_pending)
+        ctx.stage(f"{backbone.name}: linear probe")
+        probe = cached_linear_probe(fs.features, fs.labels, fs.key, ProbeConfig(seed=plan.shapes.seed),
+                                    cancelled=ctx.cancelled)
+        test = None if reference is None else probes_test(fs.labels, probe, reference)
+        reference = reference or probe
+        rows.append(ZooRow(backbone, source.describe(), probe.test_accuracy, probe.n_test, probe.test_accuracy_ci95,
+                           test))
+        ctx.record(metrics={"rows": [{"backbone": r.backbone.name, "accuracy": r.accuracy, "n_test": r.n_test}
+                                     for r in rows]})
+    return ZooResult(plan.backbone.name, rows)
+
+
 # The steps as jobs, in the order "run every step" queues them (one after another, in one lane).
-TOUR_STEPS = ("neighbours", "shapes", "digits", "efficiency", "finetune", "lesson")
+TOUR_STEPS = ("neighbours", "shapes", "digits", "efficiency", "finetune", "lesson", "zoo")
 # Steps whose work reads back from the caches in about a second: a previous server's run is started again when
 # the page shows them. The fine-tune caches nothing and only runs when asked.
-RESTORED_STEPS = ("neighbours", "shapes", "digits", "efficiency", "lesson")
+RESTORED_STEPS = ("neighbours", "shapes", "digits", "efficiency", "lesson", "zoo")
 
 
 def _step(plan: TourPlan, step: str) -> tuple[str, str, Callable[[JobContext], object]]:
@@ -302,6 +345,8 @@ def _step(plan: TourPlan, step: str) -> tuple[str, str, Callable[[JobContext], o
         return plan.step_key("finetune"), "tour 5: linear probe vs LP-FT", partial(run_frozen_vs_adapted, plan)
     if step == "lesson":
         return plan.step_key("lesson"), "tour 6: is the difference real?", partial(run_lesson, plan)
+    if step == "zoo":
+        return plan.step_key("zoo"), "tour 7: which backbone sees the shapes best?", partial(run_zoo, plan)
     raise ValueError(f"unknown tour step {step!r}; one of {', '.join(TOUR_STEPS)}")
 
 

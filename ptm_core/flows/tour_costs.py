@@ -35,6 +35,8 @@ def estimate_step_seconds(plan: TourPlan, step: str) -> float:
         return 2 * _extract_seconds(n, plan.image_size) + 3 * PROBE_SECONDS + maps
     if step == "efficiency":
         return 2 * _extract_seconds(shapes + digits, plan.image_size) + 0.5 * len(plan.ks) * len(plan.seeds) * 4
+    if step == "zoo":  # step 2's backbone is cached by then; the others are bigger or smaller, about alike
+        return len(plan.zoo) * (_extract_seconds(shapes, plan.image_size) + PROBE_SECONDS)
     if step == "lesson":  # two extractions and two probes; a probe's sweep grows with its training images
         n = dataset_size(plan.lesson)
         return 2 * _extract_seconds(n, plan.image_size) + 2 * PROBE_SECONDS * n / 1000
