@@ -20,7 +20,7 @@ from ptm_core.base.stats import SIGNIFICANCE  # noqa: E402
 from ptm_core.flows import tour  # noqa: E402
 from ptm_core.runs.jobs import Job, JobContext  # noqa: E402
 
-STEPS = ("shapes", "digits", "efficiency", "finetune", "lesson")
+STEPS = ("shapes", "digits", "efficiency", "finetune", "lesson", "zoo")
 
 
 def _paired_row(figure: str, test, seconds: float) -> dict:
@@ -59,6 +59,11 @@ def step_rows(plan: tour.TourPlan, step: str) -> list[dict]:
                           tour.adapted_test(result), time.perf_counter() - started)
         row["note"] += f"; fine-tune precision {result.precision}"
         return [row]
+    if step == "zoo":
+        result = tour.run_zoo(plan, ctx)
+        seconds = time.perf_counter() - started
+        return [_paired_row(f"tour 7: {row.backbone.name} vs {result.reference}, {plan.shapes.spec}", row.test, seconds)
+                for row in result.rows if row.test is not None]
     result = tour.run_lesson(plan, ctx)
     seconds = time.perf_counter() - started
     return [_paired_row(f"tour 6: pretrained vs random init on {size.n:,} test images, {plan.lesson.spec}", size.test,
