@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 FILE_NAMES = {"app", *(path.stem for path in (ROOT / "pages").glob("*.py"))}
 TITLES = ["Tour: when does pretraining help?", "Features & probe", "Compare backbones", "Probe vs fine-tune",
-          "Backbones", "Datasets", "Jobs"]
+          "Which backbone for my data?", "Backbones", "Datasets", "Jobs"]
 SECTIONS = ["Start", "Explore", "Library"]
 ZH = gettext.translation("ptm", ROOT / "assets" / "locale", languages=["zh_CN"])
 
