@@ -64,6 +64,7 @@ def test_the_tours_lesson_shrinks_the_intervals_until_the_test_can_tell(page, se
                                 r"them apart would take about [\d,]+ test images\.$")).wait_for(timeout=10_000)
     page.get_by_text(re.compile(r"^200 test images: ")).wait_for(timeout=10_000)
     chart = page.locator(".js-plotly-plot").filter(has_text="test images scored")
+    chart.locator(".errorbar").first.wait_for(timeout=60_000)  # plotly draws after the text is on the page
     assert chart.locator(".errorbar").count() == 6  # a Wilson interval on each of the 2 x 3 bars
     ticks = chart.locator(".xtick text").evaluate_all("texts => texts.map(t => t.textContent)")
     assert ticks == ["50", "200", "1,000"], ticks  # one category each, not a numeric axis
@@ -81,7 +82,7 @@ def test_the_tours_zoo_step_tests_each_backbone_against_step_2s(page, server):
     page.get_by_role("heading", name="7 · A bigger or different backbone?").wait_for(timeout=90_000)
     page.get_by_role("button", name="Run step 7").click()
     chart = page.locator(".js-plotly-plot").filter(has_text="tf_efficientnet_lite2")
-    chart.wait_for(timeout=600_000)
+    chart.locator(".errorbar").first.wait_for(timeout=600_000)
     assert chart.locator(".errorbar").count() == len(others) + 1  # a Wilson interval on each backbone's bar
     verdict = re.compile(r"^(?:(\S+) beats (\S+)|(\S+) and (\S+) cannot be told apart) on these 200 test images "
                          r"\((?:p = [\d.e-]+|p < 0\.001)\)\.")
