@@ -124,8 +124,8 @@ def step_lesson() -> None:
         "- " + _("**{n} test images:** {sentence}").format(
             n=f"{size.n:,}", sentence=test_sentence(names["pretrained"], names["random"], size.test))
         for size in result.sizes))
-    st.caption(_("Notice: the gap between the two changes little; the intervals shrink as the test grows, and only "
-                 "then can the test tell a real difference from the luck of the split. {source}").format(
+    st.caption(_("Notice: the intervals shrink as the test grows, and only then can the test tell a real difference "
+                 "from the luck of the split. {source}").format(
         source=md(" · ".join(result.produced_by.values()))))
 
 

@@ -47,7 +47,8 @@ class TourPlan(Keyed):
     """What every step computes on. Cluttered shapes: textured backgrounds, distractors, any colour, 8 classes.
 
     Tuned so the pretrained probe is high but not perfect while random init and pixels sit near chance (12.5 %):
-    features that ignore texture, colour and position are what ImageNet gives (benchmarks/RESULTS.md, "tour 2"). 1,000 images keep step 2 near 25 s on two cores from a cold server.
+    features that ignore texture, colour and position are what ImageNet gives (benchmarks/RESULTS.md, "tour 2").
+    1,000 images keep step 2 near 25 s on two cores from a cold server.
     """
     shapes: DatasetConfig = DatasetConfig("shapes:n=1000,classes=8,size=96,clutter=1")
     digits: DatasetConfig = DatasetConfig("mnist5k", limit=2000)
