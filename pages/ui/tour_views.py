@@ -95,7 +95,8 @@ def contrast_notice(result, data_key: str) -> str:
               "p": p_text(test.p_value)}
     if test.verdict == "a":
         return _("Notice: pretrained features beat pixels ({pre} vs {pix}, {p} on {n} test images), though grey "
-                 "digits look nothing like ImageNet photos and centred digits are easy for pixels (domain shift).").format(**values)
+                 "digits look nothing like ImageNet photos and centred digits are easy for pixels (domain shift)."
+                 ).format(**values)
     return _("Notice: on digits, pretraining is not shown to help: {sentence} Grey digits look nothing like ImageNet "
              "photos, and centred digits are easy for pixels (domain shift).").format(
         sentence=test_sentence(names["pretrained"], names["pixels"], test))
@@ -149,7 +150,8 @@ def efficiency_chart(points: list[EfficiencyPoint], data_names: dict[str, str]) 
                            "interval": interval_text(*p.ci95)} for p in points])
     # The error bars are each mean's 95 % t-interval over the draws (not their spread).
     fig = px.line(frame, x="k", y="accuracy", color="features", error_y="above", error_y_minus="below",
-                  facet_col="data", markers=True, log_x=True, height=360, hover_data={"interval": True},
+                  facet_col="data", markers=True, log_x=True, height=360,
+                  hover_data={"interval": True, "above": False, "below": False},
                   color_discrete_sequence=["#1f77b4", "#7f7f7f"],
                   labels={"k": _("labelled images per class"), "accuracy": _("test accuracy"), "features": "",
                           "interval": _("95 % CI")})
@@ -171,7 +173,8 @@ def lesson_chart(result: LessonResult) -> go.Figure:
             rows.append({"test images": f"{size.n:,}", "features": labels[kind], "accuracy": accuracy,
                          "above": high - accuracy, "below": accuracy - low, "interval": interval_text(low, high)})
     fig = px.bar(pd.DataFrame(rows), x="test images", y="accuracy", color="features", barmode="group",
-                 error_y="above", error_y_minus="below", hover_data={"interval": True}, height=340,
+                 error_y="above", error_y_minus="below", height=340,
+                 hover_data={"interval": True, "above": False, "below": False},
                  color_discrete_sequence=["#1f77b4", "#7f7f7f"], range_y=[0, 1.05],
                  labels={"test images": _("test images scored"), "accuracy": _("test accuracy"), "features": "",
                          "interval": _("95 % CI")})
