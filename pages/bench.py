@@ -104,7 +104,9 @@ def show_leaderboard(result: BenchResult, config: BenchConfig) -> None:
     best = rows[0]
     st.success(_("{title} — done: {computed} runs computed, {reused} read back.").format(
         title=md(produced_by), computed=result.computed, reused=result.reused), icon=":material/check_circle:")
-    st.markdown(_("**Best linear probe here: {name} ({weights})**, {accuracy} (95 % CI {interval}, {how}).").format(
+    # The highest mean, not a winner: no test between rows is run, so the sentence claims no difference.
+    st.markdown(_("**Highest mean linear probe here: {name} ({weights})**, {accuracy} (95 % CI {interval}, {how}). "
+                  "A mean is not a test: a row whose interval overlaps this one may read the images as well.").format(
         name=md(best["backbone"]), weights=_(WEIGHT_LABELS[best["weights"]]), accuracy=f"{best['linear_mean']:.1%}",
         interval=interval_text(best["linear_ci_low"], best["linear_ci_high"]), how=interval_words(best)))
     st.dataframe(table(rows), hide_index=True, width="stretch", column_config={
