@@ -7,6 +7,7 @@ import math
 from ptm_core.base.checks import MAX_SEED
 from ptm_core.base.configs import PRECISIONS, PROBE_SOLVERS, ProbeConfig, ProjectionConfig
 from ptm_core.base.text import printable
+from ptm_core.cli.similarity import add_similarity_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_versus_parser(sub)
     _add_eval_parsers(sub)
     _add_bench_parser(sub)
+    add_similarity_parser(sub)
     return parser
 
 

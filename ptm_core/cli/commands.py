@@ -17,6 +17,7 @@ from pathlib import Path
 from ptm_core.base.files import atomic_write_bytes
 from ptm_core.cli.args import build_parser
 from ptm_core.cli.bench import cmd_bench
+from ptm_core.cli.similarity import cmd_similarity
 from ptm_core.cli.zoo import cmd_predict, print_bundled
 from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig
 from ptm_core.data.imaging import first_line
@@ -341,7 +342,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_extract, "probe": _cmd_probe,
             "finetune": _cmd_finetune, "map": _cmd_map, "versus": _cmd_versus, "efficiency": _cmd_efficiency,
-            "layers": _cmd_layers, "baselines": _cmd_baselines, "predict": cmd_predict, "bench": _cmd_bench}
+            "layers": _cmd_layers, "baselines": _cmd_baselines, "predict": cmd_predict, "bench": _cmd_bench,
+            "similarity": cmd_similarity}
 
 
 def _use_data_dir(path: str | None) -> None:
