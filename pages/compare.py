@@ -10,6 +10,7 @@ from pages.ui.i18n import N_, _
 from pages.ui.intervals import accuracy_metric, test_sentence
 from pages.ui.job_views import job_outcome
 from pages.ui.services import backbone_names, job_manager
+from pages.ui.similarity_views import cka_metric
 from pages.ui.sidebar import WEIGHT_LABELS, source_controls, source_header
 from pages.ui.text import md
 from ptm_core.base import ProjectionConfig, describe_map, stable_hash
@@ -89,12 +90,13 @@ def probe_comparison(result: CompareResult) -> None:
 def show_comparison(result: CompareResult, config: ProjectionConfig) -> None:
     c, produced_by = result.comparison, result.request.title()
     st.success(_("{title} — done.").format(title=md(produced_by)), icon=":material/check_circle:")
-    cols = st.columns(3)
+    cols = st.columns(4)
     cols[0].metric(_("Mean neighbour agreement"), f"{c.agreement.mean():.2f}",
                    help=_("1: every image has the same {k} nearest neighbours in both feature spaces; 0: none "
                           "shared. {produced_by}.").format(k=c.k, produced_by=md(produced_by)))
     cols[1].metric(_("Same-class neighbours, A"), f"{c.same_class_a.mean():.1%}", help=md(result.request.titles()[0]))
     cols[2].metric(_("Same-class neighbours, B"), f"{c.same_class_b.mean():.1%}", help=md(result.request.titles()[1]))
+    cka_metric(cols[3], result, produced_by)
     probe_comparison(result)
     colour = st.segmented_control(_("Colour by"), list(COLOURS), format_func=lambda c: _(COLOURS[c]), default="agreement",
                                   key="compare_colour") or "agreement"

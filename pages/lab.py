@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages.ui import lab_charts as views
+from pages.ui import similarity_views as similarity
 from pages.ui import settings
 from pages.ui.choices import FINETUNE_SIZES, FinetuneChoice, KNNChoice
 from pages.ui.i18n import N_, _
@@ -160,6 +161,7 @@ def finetune_result(source: Source, job, produced_by: str) -> None:
                      _("Show feature drift (before vs after)"))
     if drift is not None:
         views.drift_charts(drift.result, produced_by)
+        similarity.stage_cka_section(drift.result, produced_by)
 
 
 def finetune_tab(source: Source) -> None:
@@ -249,12 +251,17 @@ def efficiency_tab(source: Source) -> None:
 
 
 def layers_tab(source: Source) -> None:
-    job = job_slot("layers", LabRequest(source), _("Run the layer sweep"))
+    job = job_slot("layers", LabRequest(source), _("Run the layer sweep"), button_help=_(
+        "A linear probe on every stage's pooled output, and linear CKA between every pair of stages."))
     if job is not None:
-        st.plotly_chart(views.layers_chart(job.result, source.describe()), width="stretch", key="layers")
-        if job.result and job.result[0].get("n_test"):
+        rows = job.result["rows"]
+        st.plotly_chart(views.layers_chart(rows, source.describe()), width="stretch", key="layers")
+        if rows and rows[0].get("n_test"):
             st.caption(_("Every stage's probe is scored on the same {n} test images; the bars are Wilson's "
-                         "95 % CI.").format(n=f"{job.result[0]['n_test']:,}"))
+                         "95 % CI.").format(n=f"{rows[0]['n_test']:,}"))
+        st.plotly_chart(similarity.layer_heatmap(job.result["cka"], source.describe()), width="stretch",
+                        key="layers-cka")
+        st.caption(similarity.heatmap_caption(job.result["cka"], source.describe()))
 
 
 st.title(_("Probe vs fine-tune"))

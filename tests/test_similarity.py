@@ -1,8 +1,6 @@
 """CKA (ptm_core.evals.similarity): invariances, the textbook HSIC value, the minibatch estimator, id matching,
 bad input, and the CLI."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -118,26 +116,24 @@ def test_mismatched_rows_unknown_kernel_and_constant_rbf_are_refused(x):
         cka(np.ones((20, 3)), x[:20], "rbf")
 
 
-def test_cli_prints_linear_cka_and_refuses_bad_files(tmp_path, x):
+def test_cli_prints_linear_cka_and_refuses_bad_files(tmp_path, x, monkeypatch, capsys):
+    """In process (`python -m ptm_core` calls this main): a subprocess would spend its time importing torch."""
+    from ptm_core.cli.commands import main
+
     ids = [f"img{i}" for i in range(200)]
     _set(x, ids).to_npz(tmp_path / "a.npz")
     _set(x * 3 - 1, ids).to_npz(tmp_path / "b.npz")
     _set(x[:5], ids[:5]).to_npz(tmp_path / "small.npz")
-    env = {"PTM_DATA_DIR": str(tmp_path / "data"), "PTM_ALLOWED_ROOTS": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    monkeypatch.setenv("PTM_ALLOWED_ROOTS", str(tmp_path))
+    a, b, small = (str(tmp_path / f"{name}.npz") for name in ("a", "b", "small"))
 
-    def run(*args):
-        import os
-        return subprocess.run([sys.executable, "-m", "ptm_core", "similarity", *args], capture_output=True,
-                              text=True, timeout=120, env={**os.environ, **env})
-
-    done = run("--a", str(tmp_path / "a.npz"), "--b", str(tmp_path / "b.npz"), "--json")
-    assert done.returncode == 0, done.stderr
-    shown = json.loads(done.stdout)
+    assert main(["similarity", "--a", a, "--b", b, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
     assert shown["linear_cka"] == pytest.approx(1.0, abs=1e-4) and shown["n"] == 200 and shown["method"] == "exact"
-    rbf = json.loads(run("--a", str(tmp_path / "a.npz"), "--b", str(tmp_path / "b.npz"), "--kernel", "rbf",
-                         "--json").stdout)
+    assert main(["similarity", "--a", a, "--b", b, "--kernel", "rbf", "--json"]) == 0
+    rbf = json.loads(capsys.readouterr().out)
     assert rbf["rbf_cka"] == pytest.approx(1.0, abs=1e-4) and rbf["linear_cka"] == pytest.approx(1.0, abs=1e-4)
-    refused = run("--a", str(tmp_path / "a.npz"), "--b", str(tmp_path / "small.npz"), "--json")
-    assert refused.returncode != 0 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip().splitlines() == ["error: Only 5 of 200 (A) and 5 (B) rows share an id; CKA needs "
-                                                   "at least 10 images in both sets."]
+    assert main(["similarity", "--a", a, "--b", small, "--json"]) == 2
+    refused = capsys.readouterr()
+    assert refused.out == "" and refused.err.strip().splitlines() == [
+        "error: Only 5 of 200 (A) and 5 (B) rows share an id; CKA needs at least 10 images in both sets."]

@@ -9,6 +9,7 @@ import numpy as np
 from ptm_core.base.configs import DatasetConfig, ProbeConfig, Source, describe_data, describe_weights, stable_hash
 from ptm_core.base.errors import PTMError
 from ptm_core.base.stats import PairedTest
+from ptm_core.evals.similarity import CKAResult, matched_cka
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.extraction import extract
 from ptm_core.runs.jobs import JobContext, JobSpec
@@ -89,6 +90,7 @@ class CompareResult:
     # The same linear probe (split, seed, C sweep) on A's and on B's features, and McNemar's test of the two.
     probes: tuple[ProbeResult, ProbeResult] | None = None
     probe_test: PairedTest | None = None
+    cka: CKAResult | None = None  # linear CKA of A and B on the images both hold (Kornblith et al. 2019)
 
 
 def run_compare(request: CompareRequest, ctx: JobContext) -> CompareResult:
@@ -101,6 +103,7 @@ def run_compare(request: CompareRequest, ctx: JobContext) -> CompareResult:
     ctx.check_cancelled()
     ctx.progress(0.9, f"comparing each image's {request.k} nearest neighbours in A and B")
     comparison = compare_neighbourhoods(*features, k=request.k)
+    similarity = matched_cka(*features, seed=request.dataset.seed)
     probes = []
     for i, fs in enumerate(features):
         ctx.progress(0.92 + 0.04 * i, f"linear probe on {'AB'[i]}")
@@ -110,9 +113,9 @@ def run_compare(request: CompareRequest, ctx: JobContext) -> CompareResult:
     ctx.record(metrics={"mean_agreement": float(comparison.agreement.mean()),
                         "same_class_a": float(comparison.same_class_a.mean()),
                         "same_class_b": float(comparison.same_class_b.mean()), "k": request.k,
-                        "probe": test.to_dict()},
+                        "probe": test.to_dict(), "linear_cka": similarity.cka, "cka_n": similarity.n},
                artifacts={"feature_key_a": features[0].key, "feature_key_b": features[1].key})
-    return CompareResult(request, features[0], features[1], comparison, tuple(probes), test)
+    return CompareResult(request, features[0], features[1], comparison, tuple(probes), test, similarity)
 
 
 def compare_spec(request: CompareRequest) -> JobSpec:

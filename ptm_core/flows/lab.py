@@ -24,7 +24,9 @@ from ptm_core.runs.jobs import DONE, JobContext, JobSpec
 from ptm_core.runs.store import RunStore
 from ptm_core.probes.knn import KNNResult, run_knn_probe
 from ptm_core.evals.label_efficiency import finetune_runner, run_label_efficiency
-from ptm_core.evals.layer_sweep import STAGES_SHARE, run_layer_sweep
+from ptm_core.evals.layer_similarity import finetune_stage_cka, layer_matrix
+from ptm_core.evals.layer_sweep import STAGES_SHARE, run_layer_sweep, stage_features
+from ptm_core.evals.similarity import matched_cka
 from ptm_core.probes.linear import ProbeResult, cached_linear_probe, sweep_message
 from ptm_core.maps.projection import compute_projection
 from ptm_core.flows.pairs import per_image
@@ -180,16 +182,27 @@ def run_label_efficiency_job(source: Source, knn: KNNConfig, with_finetune: bool
     return table
 
 
-def run_layers(source: Source, ctx: JobContext) -> list[dict]:
+LAYER_SWEEP_SHARE = 0.85  # of the layers job: the sweep; the pooled features and the CKA matrix take the rest
+
+
+def run_layers(source: Source, ctx: JobContext) -> dict:
+    """The layer sweep's rows, and linear CKA between every pair of its stages (and the pooled pre-logit features)."""
     ctx.stage("features from every stage")
     def progress(fraction: float, message: str = "") -> None:
         # Stage features and the per-stage probes go at different paces: estimate each step on its own.
-        ctx.progress(fraction, message, step_end=STAGES_SHARE if fraction < STAGES_SHARE else 1.0)
+        ctx.progress(LAYER_SWEEP_SHARE * fraction, message,
+                     step_end=LAYER_SWEEP_SHARE * (STAGES_SHARE if fraction < STAGES_SHARE else 1.0))
 
     results = [r.to_dict() for r in run_layer_sweep(source.dataset, source.backbone, source.extraction,
                                                      ProbeConfig(seed=source.split_seed), progress, ctx.cancelled)]
     ctx.record(metrics={"method": "layer-sweep", "rows": results})
-    return results
+    ctx.stage("CKA between layers")
+    pooled = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(LAYER_SWEEP_SHARE, 0.97),
+                     ctx.cancelled, pace_pending=ctx.pace_pending)
+    ctx.check_cancelled()
+    stages = stage_features(source.dataset, source.backbone, source.extraction)  # the sweep's, from its cache
+    matrix = layer_matrix(stages, pooled)
+    return {"rows": results, "cka": matrix.to_dict()}
 
 
 def run_drift(source: Source, checkpoint: str, image_size: int, projection: ProjectionConfig,
@@ -205,7 +218,11 @@ def run_drift(source: Source, checkpoint: str, image_size: int, projection: Proj
     ctx.progress(0.7, f"{projection.method.upper()} of both")
     maps = {"before": compute_projection(before.features, projection),
             "after": compute_projection(after.features, projection)}
-    return {"maps": maps, "labels": before.labels, "class_names": before.class_names}
+    ctx.stage("CKA of every stage, before vs after")
+    stage_cka = finetune_stage_cka(source.dataset, source.backbone, checkpoint, image_size, source.extraction,
+                                   ctx.scaled(0.8, 1.0), ctx.cancelled)
+    return {"maps": maps, "labels": before.labels, "class_names": before.class_names, "stage_cka": stage_cka,
+            "pooled_cka": matched_cka(before, after).cka}
 
 
 # The lab's methods as jobs: what a page asks for, and attaches to.
