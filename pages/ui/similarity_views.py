@@ -81,7 +81,7 @@ def stage_cka_section(result: dict, produced_by: str) -> None:
     st.plotly_chart(stage_cka_chart(rows, produced_by), width="stretch", key="drift-stage-cka")
     text = _("Linear CKA (Kornblith et al. 2019) between each stage's pooled output before and after fine-tuning, on "
              "the same {n} images at the fine-tune's size: 1 is unchanged (up to rotation and scale), lower is more "
-             "changed. Neyshabur et al. (2020) found the lower layers change least.").format(n=f"{rows[0]['n']:,}")
+             "changed (the comparison of Neyshabur et al., NeurIPS 2020).").format(n=f"{rows[0]['n']:,}")
     if result.get("pooled_cka") is not None:
         text += " " + _("The pooled pre-logit features: CKA {value:.2f}.").format(value=result["pooled_cka"])
     st.caption(text)
