@@ -38,7 +38,7 @@ def layer_heatmap(cka: dict, produced_by: str) -> go.Figure:
                                    "%{y} vs %{x}: CKA %{z:.3f}") + "<extra></extra>",
                                colorbar={"title": {"text": "CKA"}, "thickness": 12}))
     fig.update_xaxes(type="category", tickangle=-30)
-    fig.update_yaxes(type="category", autorange="reversed", scaleanchor="x")
+    fig.update_yaxes(type="category", autorange="reversed")
     title = _("Linear CKA between layers, shallow → deep · {produced_by}").format(produced_by=plot_text(produced_by))
     return fig.update_layout(title=title, height=max(360, 48 * len(names) + 140), margin=MARGINS)
 
