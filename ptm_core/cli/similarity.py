@@ -19,9 +19,11 @@ def add_similarity_parser(sub) -> None:
 
 
 def cmd_similarity(args: argparse.Namespace) -> int:
+    from ptm_core.base.checks import seed
     from ptm_core.evals.similarity import matched_cka
     from ptm_core.features.user_files import read_features_file
 
+    seed("--seed", args.seed)
     a, b = read_features_file(args.a), read_features_file(args.b)
     linear = matched_cka(a, b, "linear", seed=args.seed)
     shown = linear.to_dict()

@@ -100,10 +100,10 @@ def rbf_gram(x: np.ndarray, sigma_fraction: float = RBF_SIGMA_FRACTION) -> np.nd
     gram = x @ x.T
     norms = np.diag(gram)
     squared = np.maximum(norms[:, None] + norms[None, :] - 2 * gram, 0.0)
-    median = float(np.median(squared[np.triu_indices(len(x), 1)]))  # median of d² is (median d)²
+    median = float(np.median(np.sqrt(squared[np.triu_indices(len(x), 1)])))  # over distinct pairs
     if median <= 0:
         raise PTMError("Every row is the same point: the RBF kernel's bandwidth (median distance) is 0.")
-    return np.exp(-squared / (2 * sigma_fraction**2 * median))
+    return np.exp(-squared / (2 * (sigma_fraction * median) ** 2))
 
 
 def cka_from_grams(kc: np.ndarray, lc: np.ndarray) -> float:
@@ -126,7 +126,6 @@ def unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
 
 def _gram(x: np.ndarray, kernel: str, sigma_fraction: float) -> np.ndarray:
     """The uncentred Gram matrix (the unbiased HSIC centres by itself); an RBF one with its own batch's median."""
-
     return x @ x.T if kernel == "linear" else rbf_gram(x, sigma_fraction)
 
 
@@ -158,6 +157,8 @@ def cka(x: np.ndarray, y: np.ndarray, kernel: str = "linear", *, sigma_fraction:
         raise PTMError(f"Unknown CKA kernel {kernel!r}; one of {', '.join(KERNELS)}.")
     if not 0 < sigma_fraction < np.inf:
         raise PTMError(f"The RBF bandwidth fraction must be above 0, got {sigma_fraction}.")
+    if batch_size < MIN_ROWS:
+        raise PTMError(f"A minibatch needs at least {MIN_ROWS} rows, got a batch size of {batch_size}.")
     x, y = check_features(x, "A"), check_features(y, "B")
     if len(x) != len(y):
         raise PTMError(f"A has {len(x):,} rows and B {len(y):,}; CKA compares the same images row by row.")
