@@ -155,11 +155,11 @@ def target_layer(model: nn.Module, input_size) -> tuple[str, nn.Module, tuple[in
 @functools.lru_cache(maxsize=2)
 def cam_backbone(config: BackboneConfig) -> LoadedBackbone:
     """The backbone for maps, loaded once per process for each of the last two configs (a copy of its own: the
-    gradients stop at the CAM layer, see `_only_layer_learns`)."""
+    gradients stop at the CAM layer, see `only_layer_learns`)."""
     return load_backbone(config)
 
 
-def _only_layer_learns(model: nn.Module, layer: nn.Module) -> None:
+def only_layer_learns(model: nn.Module, layer: nn.Module) -> None:
     """Gradients flow from the target back to `layer` and stop there: Grad-CAM needs no more, and it halves the work."""
     model.requires_grad_(False)
     layer.requires_grad_(True)
@@ -280,7 +280,7 @@ def feature_cam(dataset: Dataset, fs: FeatureSet, backbone_config: BackboneConfi
     batch, image = model_input(transform, dataset.image(index, transform.resize_side))
     name, layer, grid = target_layer(loaded.model, batch.shape[1:])
     model, target, facts = _model_and_target(fs, probe, probe_config, loaded.model, int(row), config, other)
-    _only_layer_learns(model, layer)
+    only_layer_learns(model, layer)
     started = time.perf_counter()
     heat = run_cam(model, layer, batch, target, config.method, config.seed)
     return CamResult(heat, overlay(image, heat), image, METHOD_NAMES[config.method], config.target, int(row),
