@@ -5,7 +5,8 @@
 The app's path (ptm_core.evals.cam): the model loaded once and warm (one map drawn first and not timed), the image
 (skimage's chelsea cat) preprocessed as extraction does, gradients stopped at the CAM layer (bn2), the target the
 model's own ImageNet logit for class 282 (tiger cat); the probe head the app uses is a 1,280 -> classes linear
-layer on the same pooled features, a rounding error beside the backbone. The median of the timed maps is kept.
+layer on the same pooled features, a rounding error beside the backbone. The median of the timed maps is kept
+(Score-CAM: one map, tens of seconds).
 Target: Grad-CAM <= 2 s per image; Score-CAM (one forward pass per channel of bn2: 1,280) and EigenCAM for the record.
 """
 from __future__ import annotations
@@ -30,16 +31,23 @@ TARGET_S = 2.0
 CLASS = 282  # tiger cat: lite0's top class for the image
 
 
-def time_maps(method: str, repeats: int) -> tuple[float, int]:
-    """Median seconds per map over `repeats` warm runs, and the CPU count torch used."""
-    import torch
+def warm_model():
+    """lite0 loaded, the cat preprocessed, one map drawn (one-off imports and allocations): (model, layer, batch)."""
     from skimage import data
 
     model = load_backbone(BackboneConfig("tf_efficientnet_lite0", "bundled")).model
     batch, _ = cam.model_input(cam.preprocess(model, 224), Image.fromarray(data.chelsea()))
     _, layer, _ = cam.target_layer(model, batch.shape[1:])
     cam.only_layer_learns(model, layer)
-    cam.run_cam(model, layer, batch, cam.class_target(CLASS), method)  # warm: one-off imports and allocations
+    cam.run_cam(model, layer, batch, cam.class_target(CLASS), "gradcam")
+    return model, layer, batch
+
+
+def time_maps(warm, method: str, repeats: int) -> tuple[float, int]:
+    """Median seconds per map over `repeats` runs on the warm model, and the threads torch used."""
+    import torch
+
+    model, layer, batch = warm
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -49,11 +57,11 @@ def time_maps(method: str, repeats: int) -> tuple[float, int]:
 
 
 def rows(quick: bool = False) -> list[dict]:
-    load = os.getloadavg()[0]
+    load, warm = os.getloadavg()[0], warm_model()
     out = []
-    for method, repeats in (("gradcam", 3 if quick else 10), ("eigencam", 3 if quick else 10),
-                            ("scorecam", 1 if quick else 2)):
-        seconds, threads = time_maps(method, repeats)
+    for method, repeats in (("gradcam", 5 if quick else 10), ("eigencam", 5 if quick else 10), ("scorecam", 1)):
+        seconds, threads = time_maps(warm, method, repeats)
+        print(f"{method}: {seconds:.2f} s (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
         name = cam.METHOD_NAMES[method]
         gradcam = method == "gradcam"
         out.append({"figure": f"{name} map, tf_efficientnet_lite0 bundled @224px, one image (warm model)",

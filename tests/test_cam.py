@@ -148,3 +148,18 @@ def test_embedder_gives_the_extracted_features(explored):
     with torch.no_grad():
         row = cam.Embedder(model)(batch)[0].numpy()
     np.testing.assert_allclose(row, fs.features[7], rtol=1e-3, atol=1e-4)
+
+
+def test_flow_draws_from_the_explorers_result_and_keeps_the_map(explored):
+    from ptm_core.base.configs import Source
+    from ptm_core.flows import ExploreRequest, ExploreResult, where_it_looks
+
+    setup, dataset, fs, probe = explored
+    request = ExploreRequest(Source(setup.data(), setup.backbone(), setup.extraction()),
+                             ProbeConfig(solver="sklearn", Cs=(0.1, 1.0)))
+    result = ExploreResult(request, fs, probe)
+    first = where_it_looks(result, 2, dataset=dataset)
+    assert first.target == "probe" and first.predicted == probe.all_predictions[2] and first.image_size == SIZE
+    assert where_it_looks(result, 2, dataset=dataset) is first  # kept: no second map
+    pair = where_it_looks(result, 2, "eigencam", other=4, dataset=dataset)
+    assert pair.target == "similarity" and pair.other == 4 and pair.method == "EigenCAM"
