@@ -20,7 +20,7 @@ SHOWN = 224  # px: small inputs (64 px digits) are scaled up, pixel for pixel, t
 TARGET_NAMES = {"probe": N_("the probe's predicted class"), "similarity": N_("similarity to the other image")}
 METHOD_HELP = N_("Grad-CAM weighs the layer's channels by the target's gradient (one backward pass). Score-CAM "
                  "weighs each channel by the target's score with the image masked by it: one forward pass per "
-                 "channel, so tens of seconds. EigenCAM draws the first principal component of the layer's "
+                 "channel (1,280 for EfficientNet-Lite0), so minutes on a small CPU. EigenCAM draws the first principal component of the layer's "
                  "activations and ignores the target.")
 
 
