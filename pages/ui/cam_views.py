@@ -20,8 +20,8 @@ SHOWN = 224  # px: small inputs (64 px digits) are scaled up, pixel for pixel, t
 TARGET_NAMES = {"probe": N_("the probe's predicted class"), "similarity": N_("similarity to the other image")}
 METHOD_HELP = N_("Grad-CAM weighs the layer's channels by the target's gradient (one backward pass). Score-CAM "
                  "weighs each channel by the target's score with the image masked by it: one forward pass per "
-                 "channel (1,280 for EfficientNet-Lite0), so minutes on a small CPU. EigenCAM draws the first principal component of the layer's "
-                 "activations and ignores the target.")
+                 "channel (1,280 for EfficientNet-Lite0), so minutes on a small CPU. EigenCAM draws the first "
+                 "principal component of the layer's activations and ignores the target.")
 
 
 def _scaled(pixels: np.ndarray) -> Image.Image:
@@ -58,8 +58,9 @@ def _choices(row: int, neighbours: list[int]):
                               _("#{row}: a neighbour").format(row=r))
     target = cols[1].selectbox(_("Target"), list(TARGET_NAMES), key="cam_target",
                                format_func=lambda t: _(TARGET_NAMES[t]),
-                               disabled=not neighbours, help=_("For the clicked image, the other image is its "
-                                                               "nearest neighbour; for a neighbour, the clicked image."))
+                               disabled=not neighbours,
+                               help=_("For the clicked image, the other image is its nearest neighbour; for a "
+                                      "neighbour, the clicked image."))
     method = cols[2].selectbox(_("Method"), list(CAM_METHODS), format_func=CAM_METHODS.get, key="cam_method",
                                help=_(METHOD_HELP))
     other = None
@@ -73,6 +74,9 @@ def where_it_looks_panel(result: ExploreResult, row: int, neighbours) -> None:
     st.markdown(_("**Where it looks**"))
     image, method, other = _choices(int(row), [int(n) for n in neighbours])
     asked = (result.features.key, image, method, other)
+    if method == "scorecam":
+        st.caption(_("Score-CAM runs the backbone once per channel of its last layer: expect minutes, during which "
+                     "other maps wait."))
     if st.button(_("Show where it looks"), icon=":material/visibility:", key="cam_show"):
         st.session_state["cam_asked"] = asked
     if st.session_state.get("cam_asked") != asked:

@@ -1,12 +1,12 @@
 """Where the network looks: class activation maps (the `grad-cam` package) on the backbone the features came from.
 
 Two targets. "probe": the linear probe's predicted class, as a torch module backbone -> pooled pre-logit features ->
-the probe's standardiser -> its logistic-regression layer, so the map is of the very decision the app shows. "similarity":
-for a neighbour pair, the cosine similarity of the image's pooled features to the neighbour's (the grad-cam tutorial's
-`SimilarityToConceptTarget`, Gildenblat, "Pixel attribution for embeddings"; version 1.5.7 of the package does not ship
-it, so `SimilarityTarget` is its four lines). Methods: Grad-CAM (Selvaraju et al., ICCV 2017), Score-CAM (Wang et
-al., CVPR Workshops 2020), EigenCAM (Muhammad and Yeasin, IJCNN 2020; the first principal component of the
-activations: it ignores the target).
+the probe's standardiser -> its logistic-regression layer, so the map is of the very decision the app shows.
+"similarity": for a neighbour pair, the cosine similarity of the image's pooled features to the neighbour's
+(the grad-cam tutorial's `SimilarityToConceptTarget`, Gildenblat, "Pixel attribution for embeddings"; version 1.5.7
+of the package does not ship it, so `SimilarityTarget` is its four lines). Methods: Grad-CAM (Selvaraju et al.,
+ICCV 2017), Score-CAM (Wang et al., CVPR Workshops 2020), EigenCAM (Muhammad and Yeasin, IJCNN 2020; the first
+principal component of the activations: it ignores the target).
 
 The layer is the one whose activations the features pool (the output of `forward_features`): for EfficientNet and
 MobileNet that is `bn2` after `conv_head` (timm's `feature_info` ends a stage earlier, at `blocks.6`, whose channels
@@ -85,7 +85,7 @@ class CamResult:
 
 
 class SimilarityTarget:
-    """The cosine similarity of a model's output to a fixed vector (the grad-cam tutorial's SimilarityToConceptTarget)."""
+    """Cosine similarity of a model's output to a fixed vector (the grad-cam tutorial's SimilarityToConceptTarget)."""
 
     def __init__(self, features: torch.Tensor):
         self.features = features
