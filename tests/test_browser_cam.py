@@ -43,4 +43,5 @@ def test_where_it_looks_draws_the_probe_map_and_says_what_made_it(page, server):
     overlay.wait_for(timeout=30_000)
     assert overlay.locator("img").evaluate("(img) => img.complete && img.naturalWidth") == 224
     assert page.get_by_test_id("stException").count() == 0
+    overlay.scroll_into_view_if_needed()
     screenshot(page, "where-it-looks.png")
