@@ -1,8 +1,10 @@
 """Features & probe: pick data and a backbone, extract features, explore the map, read the probe's accuracy."""
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
-from pages.ui import density_view, map_jobs
+from pages.ui import cam_views, density_view, map_jobs
 from pages.ui import maps as views
 from pages.ui.i18n import _
 from pages.ui.intervals import accuracy_metric
@@ -58,7 +60,8 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{describe_map(shown_config)} · {source}")
     views.clear_selection_button(map_id)
     views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d,
-                          backbone=result.request.source.backbone)
+                          backbone=result.request.source.backbone,
+                          looks=partial(cam_views.where_it_looks_panel, result))
     views.export_buttons(frame, fig, views.export_name(fs.key, shown_config))
 
 

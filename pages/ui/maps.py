@@ -210,16 +210,16 @@ def _caption(frame: pd.DataFrame, row: int, extra: str = "") -> str:
 
 
 def selection_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame, rows: np.ndarray,
-                    three_d: bool = False, backbone: BackboneConfig | None = None) -> None:
+                    three_d: bool = False, backbone: BackboneConfig | None = None, looks=None) -> None:
     """A clicked point's nearest neighbours, or the selected images with per-class counts; with `backbone`, what
-    its pretrained head thinks the one image in focus is."""
+    its pretrained head thinks the one image in focus is; `looks(row, neighbour rows)` draws below the neighbours."""
     if len(rows) == 0:
         if not three_d:
             st.caption(_("Click a point to see its nearest neighbours in the full feature space; pick Box or Lasso "
                          "Select on the map's toolbar and drag to see a group of images."))
         return
     if len(rows) == 1:
-        neighbours_panel(dataset, fs, frame, int(rows[0]), backbone)
+        neighbours_panel(dataset, fs, frame, int(rows[0]), backbone, looks)
         return
     st.markdown(_("**{n} images selected**").format(n=f"{len(rows):,}"))
     cols = st.columns([5, 7])
@@ -234,11 +234,11 @@ def selection_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame,
                          "in proportion to its share of the selection.").format(shown=len(shown), n=f"{len(rows):,}"))
         gallery(dataset, shown, [_caption(frame, r) for r in shown], feature_ids=fs.ids)
     if focus is not None:
-        neighbours_panel(dataset, fs, frame, int(focus), backbone)
+        neighbours_panel(dataset, fs, frame, int(focus), backbone, looks)
 
 
 def neighbours_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame, row: int,
-                     backbone: BackboneConfig | None = None) -> None:
+                     backbone: BackboneConfig | None = None, looks=None) -> None:
     k = st.slider(_("Neighbours to show"), 4, 32, 12, step=4, key="neighbour_k")
     k = min(k, len(fs.labels) - 1)
     indices, similarity = nearest_neighbours(fs.features, row, k)
@@ -249,6 +249,8 @@ def neighbours_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame
     gallery(dataset, [row, *indices], [_("{image} (clicked)").format(image=_caption(frame, row)),
                                        *[_caption(frame, int(i), f" · {s:.2f}") for i, s in zip(indices, similarity)]],
             feature_ids=fs.ids)
+    if looks is not None:
+        looks(row, indices.tolist())
     if backbone is not None:
         prediction_panel(backbone, dataset, row, fs.ids)
 

@@ -12,6 +12,7 @@ from ptm_core.data.ingest import upload_limit_bytes
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.preview import Preview
 from ptm_core.evals.bench import BenchConfig, BenchResult
+from ptm_core.flows.cam import CAM_METHODS, CAM_TARGETS, CamResult, where_it_looks
 from ptm_core.flows.bench import (BENCH_T_MIN_SEEDS, BenchProgress, bench_dir, bench_spec, bench_title,
                                   interval_kind)
 from ptm_core.flows.compare import CompareRequest, CompareResult, compare_spec, run_compare
@@ -40,6 +41,7 @@ from ptm_core.runs.eta import format_duration
 from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, Job, JobManager, JobSpec
 
 __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "BenchProgress", "BenchResult",
+           "CAM_METHODS", "CAM_TARGETS", "CamResult",
            "COMPARE_BACKBONE", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE", "DONE",
            "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED",
            "FeatureSet", "Job", "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS",
@@ -54,4 +56,4 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "B
            "nearest_neighbours", "new_job_manager", "per_class_accuracy", "point_frame", "predict_image",
            "random_source", "run_compare", "run_explore", "run_map", "selection_counts", "source_runs",
            "start_background_work", "step_spec", "step_specs", "stratified_sample", "title_parts", "umap_ready",
-           "upload_limit_bytes", "warm_up_specs"]
+           "upload_limit_bytes", "warm_up_specs", "where_it_looks"]
