@@ -59,7 +59,12 @@ def decorate(fig: go.Figure, clusters: Clusters | None, labels: bool, three_d: b
     """Grey the noise points (coloured by cluster) and, with `labels`, write each cluster's label at its centre."""
     if clusters is None:
         return
-    fig.for_each_trace(lambda trace: trace.update(marker_color=NOISE_COLOUR) if trace.name == cluster_name(-1) else None)
+    ranks = {cluster_name(-1): len(clusters.clusters) + 1, **{cluster_name(c.id): c.id + 1 for c in clusters.clusters}}
+    for trace in fig.data:  # coloured by cluster: the legend in cluster order (not first appearance), noise last, grey
+        if trace.name in ranks:
+            trace.update(legendrank=1000 + ranks[trace.name])
+        if trace.name == cluster_name(-1):
+            trace.update(marker_color=NOISE_COLOUR)
     if not labels:
         return
     if three_d:
@@ -70,11 +75,19 @@ def decorate(fig: go.Figure, clusters: Clusters | None, labels: bool, three_d: b
         fig.add_annotation(x=c.centre[0], y=c.centre[1], text=label(c), xref="x", yref="y", **LABEL_STYLE)
 
 
+def produced_by(clusters: Clusters) -> str:
+    config = clusters.config
+    where = (_("the map's coordinates") if config.space == "map" else
+             _("the features (PCA to {dims} dims)").format(dims=config.pca_dims))
+    return _("HDBSCAN, min_cluster_size {size}, min_samples {samples}, on {where}").format(
+        size=config.size_for(len(clusters.ids)), samples=config.min_samples, where=where)
+
+
 def caption(clusters: Clusters) -> str:
     timing = (_("read from cache; computed in {seconds} s") if clusters.cache_hit else
               _("computed in {seconds} s")).format(seconds=f"{clusters.seconds:.1f}")
     text = _("{n} clusters by {how} ({timing}). Each label: the cluster's largest classes and their shares; purity is "
-             "the largest share.").format(n=len(clusters.clusters), how=clusters.description, timing=timing)
+             "the largest share.").format(n=len(clusters.clusters), how=produced_by(clusters), timing=timing)
     if clusters.n_noise:
         text += " " + _("{n} points in no cluster (grey when coloured by cluster).").format(n=f"{clusters.n_noise:,}")
     return text
