@@ -32,8 +32,8 @@ def test_cluster_labels_on_the_map_and_their_exemplars(page, server):
     texts = annotations.evaluate_all("nodes => nodes.map(n => n.textContent)")  # SVG: no innerText
     assert texts and all(LABEL.match(t) for t in texts), texts
     assert all("%" in t for t in texts)
-    page.get_by_text(re.compile(r"clusters by HDBSCAN, min_cluster_size 10, min_samples 10, on the map's "
-                                r"coordinates")).wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"clusters by HDBSCAN \(leaf selection\), min_cluster_size 10, min_samples 10, on "
+                                r"the map's coordinates")).wait_for(timeout=30_000)
     # The strip: each labelled cluster (up to 12, largest first) heads a row of exemplars captioned with its name.
     for text in texts[:12]:
         page.get_by_text(re.compile(rf"^{re.escape(text)} · purity \d+% · \d+ images$")).wait_for(timeout=30_000)

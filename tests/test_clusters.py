@@ -26,7 +26,8 @@ def test_separated_blobs_are_one_pure_cluster_each():
     for name, c in by_class.items():
         assert c.purity == 1.0 and c.label == f"100 % {name}" and c.classes == [(name, 1.0)]
         assert 1 <= len(c.exemplars) <= engine.EXEMPLARS and all(labels[r] == NAMES.index(name) for r in c.exemplars)
-    assert "HDBSCAN, min_cluster_size 10" in result.description and "map's coordinates" in result.description
+    assert "HDBSCAN (leaf selection), min_cluster_size 10" in result.description
+    assert "map's coordinates" in result.description
 
 
 def test_a_mixed_cluster_says_its_mix_and_purity():
@@ -100,6 +101,7 @@ def test_default_size_scales_with_the_points():
     (np.zeros((30, 2)), ClusterConfig(space="features"), "need the features"),
     (np.zeros((30, 4)), ClusterConfig(), "2-D or 3-D"),
     (np.zeros((30, 2)), ClusterConfig(min_cluster_size=1), "min_cluster_size >= 2"),
+    (np.zeros((30, 2)), ClusterConfig(selection="dbscan"), "Unknown HDBSCAN cluster selection"),
 ])
 def test_bad_input_is_one_line(coords, config, words):
     with pytest.raises(PTMError, match=words):

@@ -79,8 +79,8 @@ def produced_by(clusters: Clusters) -> str:
     config = clusters.config
     where = (_("the map's coordinates") if config.space == "map" else
              _("the features (PCA to {dims} dims)").format(dims=config.pca_dims))
-    return _("HDBSCAN, min_cluster_size {size}, min_samples {samples}, on {where}").format(
-        size=config.size_for(len(clusters.ids)), samples=config.min_samples, where=where)
+    return _("HDBSCAN ({selection} selection), min_cluster_size {size}, min_samples {samples}, on {where}").format(
+        selection=config.selection, size=config.size_for(len(clusters.ids)), samples=config.min_samples, where=where)
 
 
 def caption(clusters: Clusters) -> str:
@@ -107,4 +107,5 @@ def exemplar_strip(dataset: DatasetConfig, fs: FeatureSet, clusters: Clusters) -
         gallery(dataset, c.exemplars, [f"{cluster_name(c.id)} · #{r} · {fs.class_names[fs.labels[r]]}"
                                        for r in c.exemplars], feature_ids=fs.ids, size=64)
     if len(clusters.clusters) > STRIP_MAX:
-        st.caption(_("The {shown} largest of {n} clusters are shown.").format(shown=STRIP_MAX, n=len(clusters.clusters)))
+        st.caption(_("The {shown} largest of {n} clusters are shown.").format(shown=STRIP_MAX,
+                                                                              n=len(clusters.clusters)))

@@ -66,7 +66,8 @@ class RetrievalResult:
 
 def _check(features: np.ndarray, labels: np.ndarray) -> None:
     if features.ndim != 2 or len(features) != len(labels):
-        raise PTMError(f"Retrieval metrics need one label per feature row ({len(labels)} labels, {len(features)} rows).")
+        raise PTMError(f"Retrieval metrics need one label per feature row ({len(labels)} labels, "
+                       f"{len(features)} rows).")
     if len(features) < 2:
         raise PTMError("Retrieval metrics need at least 2 images.")
     if not np.isfinite(features).all():
