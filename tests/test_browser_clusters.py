@@ -1,8 +1,8 @@
 """Real browser: cluster labels on the explorer's map (class mix at each cluster's centre, an exemplar strip below),
 and the lab's retrieval metrics (precision@1, R-precision, MAP@R) beside k-NN accuracy.
 
-300 digits at 32 px on a PCA map (drawn at once, no UMAP compile). The server and this process compute in fp32
-(PTM_NATIVE_BF16=0), so the MAP@R recomputed here from the same features is the one the page must show.
+300 digits at 32 px on a PCA map (drawn at once, no UMAP compile). The server computes in fp32 (PTM_NATIVE_BF16=0);
+the retrieval metrics recomputed here from its cached features are the ones the page must show.
 """
 import re
 
@@ -23,7 +23,7 @@ def server(data_dir, user_dir, server_log):
 
 def test_cluster_labels_on_the_map_and_their_exemplars(page, server):
     page.goto(f"{server}/explore?{SOURCE}&map=pca")
-    page.get_by_role("button", name="Extract & analyse").click()
+    page.get_by_role("button", name="Extract & analyse").click(timeout=120_000)  # a first page on a loaded machine
     chart = page.locator(".js-plotly-plot").first
     chart.wait_for(timeout=300_000)
     page.get_by_text("Label clusters", exact=True).click()
@@ -47,16 +47,17 @@ def test_cluster_labels_on_the_map_and_their_exemplars(page, server):
     assert "Traceback" not in page.content()
 
 
-def test_the_labs_knn_result_shows_map_at_r(page, server, monkeypatch):
+def test_the_labs_knn_result_shows_map_at_r(page, server, data_dir, monkeypatch):
     from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig
     from ptm_core.features.extraction import extract
     from ptm_core.probes.retrieval import retrieval_metrics
 
     monkeypatch.setenv("PTM_NATIVE_BF16", "0")
+    monkeypatch.setenv("PTM_DATA_DIR", str(data_dir))  # the server's feature cache: the very features it probes
     fs = extract(DatasetConfig("digits", limit=300), BackboneConfig(), ExtractionConfig(image_size=32))
     expected = retrieval_metrics(fs.features, fs.labels)
     page.goto(f"{server}/lab?{SOURCE}")
-    page.get_by_role("button", name="Run linear probe + k-NN").click()
+    page.get_by_role("button", name="Run linear probe + k-NN").click(timeout=120_000)
     for label, value in (("Precision@1", expected.precision_at_1), ("R-precision", expected.r_precision),
                          ("MAP@R", expected.map_at_r)):
         metric = page.get_by_test_id("stMetric").filter(

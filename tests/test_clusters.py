@@ -130,3 +130,10 @@ def test_labels_are_annotations_and_selection_still_reads_every_point():
     assert all(t.marker.color == cluster_views.NOISE_COLOUR for t in noise) and len(noise) == (result.n_noise > 0)
     points = [{"curve_number": k, "customdata": [int(r)]} for k, t in enumerate(fig.data) for r, *_ in t.customdata]
     assert views.selected_rows({"selection": {"points": points}}, traces).tolist() == list(range(120))
+    # A 3-D map: the labels go into the scene, at each cluster's centre in three coordinates.
+    coords3, _ = _blobs(dims=3)
+    result3 = find_clusters(coords3, labels, NAMES, ClusterConfig(min_cluster_size=10))
+    fig3 = views.map_figure(frame.assign(z=coords3[:, 2]), "class", NAMES)
+    cluster_views.decorate(fig3, result3, labels=True, three_d=True)
+    assert [(a.x, a.y, a.z) for a in fig3.layout.scene.annotations] == [c.centre for c in result3.clusters]
+    assert len(fig3.data) == fig3.layout.meta["data_traces"]
