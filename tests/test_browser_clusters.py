@@ -43,6 +43,7 @@ def test_cluster_labels_on_the_map_and_their_exemplars(page, server):
     # Selecting still works with the labels on: the data traces are what they were.
     traces = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.type)")
     assert set(traces) == {"scattergl"}, traces
+    chart.scroll_into_view_if_needed()
     screenshot(page, "explore-cluster-labels.png")
     assert "Traceback" not in page.content()
 
