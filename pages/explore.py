@@ -4,7 +4,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from pages.ui import cam_views, density_view, map_jobs
+from pages.ui import cam_views, cluster_views, density_view, map_jobs
 from pages.ui import maps as views
 from pages.ui.i18n import _
 from pages.ui.intervals import accuracy_metric
@@ -20,11 +20,12 @@ from ptm_core.flows import (DONE, ExploreRequest, ExploreResult, active_explore,
 from ptm_core.flows import density as density_map
 
 
-def _draw_map(frame, fs, colour: str, shown, map_id: str):
+def _draw_map(frame, fs, colour: str, shown, map_id: str, clusters=None, labels: bool = False):
     """The scatter map, or the density view above density_map.SCATTERGL_MAX_POINTS; returns the figure drawn."""
     method, three_d = shown.meta["config"]["method"], shown.coords.shape[1] == 3
     if not three_d and density_map.use_density(len(frame)):
         fig = density_view.density_figure(frame, colour, fs.class_names, method=method)
+        cluster_views.decorate(fig, clusters, labels, three_d)
         density_view.show_density(fig, shown.coords, map_id, f"chart-{map_id}", views.epoch(map_id))
         return fig
     if not three_d and len(frame) > density_map.scattergl_max_points():
@@ -34,6 +35,7 @@ def _draw_map(frame, fs, colour: str, shown, map_id: str):
     # No highlight rings here: they would change the figure, remount the chart, and drop plotly's own
     # display of the selection that was just made.
     fig = views.map_figure(frame, colour, fs.class_names, method=method)
+    cluster_views.decorate(fig, clusters, labels, three_d)
     views.show_map(fig, three_d=three_d, map_id=map_id, chart_key=f"chart-{map_id}")
     return fig
 
@@ -49,14 +51,19 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     options = [c for c in views.COLOUR_BY if c != "fitted" or subsampled]
     colour = st.segmented_control(_("Colour by"), options, format_func=lambda c: _(views.COLOUR_BY[c]),
                                   default="class", key="colour_by") or "class"
+    labels = cluster_views.label_toggle()
     map_id = map_key(fs.key, shown_config)
     rows = views.current_selection(map_id)
     fitted = fitted_mask(len(fs.labels), shown_config) if subsampled else None
     frame = point_frame(fs, probe, shown.coords, selected=rows, fitted=fitted)
     three_d = shown.coords.shape[1] == 3
-    fig = _draw_map(frame, fs, colour if colour in options else "class", shown, map_id)
+    clusters = cluster_views.clusters_for(fs, shown, shown_config) if labels or colour == "cluster" else None
+    frame = cluster_views.with_cluster_column(frame, clusters)
+    fig = _draw_map(frame, fs, colour if colour in options else "class", shown, map_id, clusters, labels)
     st.caption(views.map_caption(shown, source) + " " + _("Probe colours use in-sample predictions on the train split "
                                                         "(hover shows the split)."))
+    if labels and clusters is not None:
+        cluster_views.exemplar_strip(result.request.source.dataset, fs, clusters)
     views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{describe_map(shown_config)} · {source}")
     views.clear_selection_button(map_id)
     views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d,

@@ -11,6 +11,7 @@ from pages.ui.choices import FINETUNE_SIZES, FinetuneChoice, KNNChoice
 from pages.ui.i18n import N_, _
 from pages.ui.intervals import accuracy_metric, pair_sentence, test_sentence
 from pages.ui.job_views import format_seconds, job_panel, live_job
+from pages.ui.retrieval_views import retrieval_row
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
@@ -63,6 +64,7 @@ def probes_tab(source: Source) -> None:
     accuracy_metric(cols[1], "k-NN", result.knn.test_accuracy, result.knn.n_test,
                     f"k = {result.knn.k}, T = {result.knn.temperature}. {md(produced_by)}.")
     cols[2].metric(_("Train / test images"), f"{result.linear.n_train:,} / {result.linear.n_test:,}", help=md(produced_by))
+    retrieval_row(getattr(result.knn, "retrieval", None), produced_by)
     st.plotly_chart(views.sweep_chart(result.linear, produced_by), width="stretch", key="lab-sweep")
     if caption := views.sweep_caption(result.linear):
         st.caption(caption)

@@ -28,7 +28,8 @@ def test_compare_tab_shows_intervals_and_words_a_tie_as_a_tie(page, server):
     deltas = page.get_by_test_id("stMetricDelta")
     deltas.first.wait_for(timeout=300_000)
     shown = [d.inner_text().strip() for d in deltas.all()]
-    assert len(shown) == 2 and all(INTERVAL.match(text) for text in shown), shown  # linear probe and k-NN
+    # linear probe and k-NN, then the retrieval metrics beside k-NN (precision@1, R-precision, MAP@R; issue 21)
+    assert len(shown) == 5 and all(INTERVAL.match(text) for text in shown), shown
 
     screenshot(page, "lab-probes-intervals.png")
     page.get_by_role("tab", name="Compare").click()

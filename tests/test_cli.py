@@ -200,6 +200,11 @@ def test_probe_knn_json(tmp_path, tiny, monkeypatch):
     assert summary["method"] == "knn" and 0.0 <= summary["test_accuracy"] <= 1.0
     assert (summary["k"], summary["temperature"]) == (5, 0.07)
     assert summary["n_train"] + summary["n_test"] == 120 and summary["n_test"] == 24 and summary["seconds"] >= 0
+    # Retrieval metrics beside the accuracy: every image a query against the other 119 (probes.retrieval).
+    assert summary["retrieval_queries"] + summary["retrieval_excluded"] == 120
+    for key in ("precision_at_1", "r_precision", "map_at_r"):
+        low, high = summary[f"{key}_ci95"]
+        assert 0.0 <= low <= summary[key] <= high <= 1.0
 
 
 @pytest.mark.slow

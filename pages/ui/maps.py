@@ -29,7 +29,7 @@ from ptm_core.flows import (MAP_METRICS, FeatureSet, MapResult, estimate_seconds
 
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 COLOUR_BY = {"class": N_("True class"), "prediction": N_("Probe prediction"), "correct": N_("Probe right or wrong"),
-             "confidence": N_("Probe confidence"), "fitted": N_("Fitted or placed")}
+             "confidence": N_("Probe confidence"), "fitted": N_("Fitted or placed"), "cluster": N_("Cluster")}
 # "fitted": only offered for a map fitted on a subsample; the placed points in a lighter colour.
 FITTED_COLOURS = {"fitted": "#1f77b4", "placed": "#ff7f0e"}
 CORRECT_COLOURS = {"right": "#9aa5b1", "wrong": "#d62728"}

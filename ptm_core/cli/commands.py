@@ -175,12 +175,13 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     if args.method == "knn":
         from ptm_core.base.configs import KNNConfig
         from ptm_core.probes.knn import run_knn_probe
+        from ptm_core.probes.retrieval import retrieval_text
 
-        knn = run_knn_probe(features.features, features.labels, KNNConfig(args.k, args.temperature, args.seed))
+        knn = run_knn_probe(features.features, features.labels, KNNConfig(args.k, args.temperature, args.seed), retrieval=True)
         _report_skipped(features.meta, args.json)
         print(dumps({**knn.summary(), **_skipped(features.meta)}) if args.json else
               f"k-NN test accuracy {knn.test_accuracy:.4f} (k={knn.k}, T={knn.temperature:g}, "
-              f"{knn.n_train} train / {knn.n_test} test)")
+              f"{knn.n_train} train / {knn.n_test} test)\n{retrieval_text(knn.retrieval)}")
         return 0
     result = run_linear_probe(features.features, features.labels, ProbeConfig(seed=args.seed, solver=args.solver),
                               device=args.device)

@@ -15,6 +15,7 @@ from ptm_core.evals.bench import BenchConfig, BenchResult
 from ptm_core.flows.cam import CAM_METHODS, CAM_TARGETS, CamResult, where_it_looks
 from ptm_core.flows.bench import (BENCH_T_MIN_SEEDS, BenchProgress, bench_dir, bench_spec, bench_title,
                                   interval_kind)
+from ptm_core.flows.clusters import map_clusters
 from ptm_core.flows.compare import CompareRequest, CompareResult, compare_spec, run_compare
 from ptm_core.flows.explore import (ExploreRequest, ExploreResult, MapResult, active_explore, compute_map, explore_spec,
                                     map_key, run_explore, run_map)
@@ -30,6 +31,7 @@ from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, Contr
                                  step_spec, step_specs)
 from ptm_core.flows.tour_costs import dataset_size, estimate_step_seconds
 from ptm_core.maps import density
+from ptm_core.maps.clusters import ClusterConfig, Clusters
 from ptm_core.maps.estimate import estimate_seconds
 from ptm_core.maps.neighbours import nearest_neighbours
 from ptm_core.maps.projection import METHODS as MAP_METHODS, METRICS as MAP_METRICS
@@ -57,3 +59,4 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "B
            "random_source", "run_compare", "run_explore", "run_map", "selection_counts", "source_runs",
            "start_background_work", "step_spec", "step_specs", "stratified_sample", "title_parts", "umap_ready",
            "upload_limit_bytes", "warm_up_specs", "where_it_looks"]
+__all__ += ["ClusterConfig", "Clusters", "map_clusters"]  # issue 21: cluster labels on the map

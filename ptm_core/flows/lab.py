@@ -84,7 +84,8 @@ def run_probes(source: Source, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
                                  callback=_sweep_progress(ctx.scaled(0.7, 0.95)), cancelled=ctx.cancelled)
     ctx.stage(f"linear probe: {linear.test_accuracy:.3f}; k-NN (k={knn.k}, T={knn.temperature})")
     ctx.check_cancelled()
-    neighbours = run_knn_probe(features.features, features.labels, dataclasses.replace(knn, seed=source.split_seed))
+    neighbours = run_knn_probe(features.features, features.labels, dataclasses.replace(knn, seed=source.split_seed),
+                               retrieval=True)
     ctx.stage(f"k-NN: {neighbours.test_accuracy:.3f}")
     feature_seconds = features.meta.get("compute_seconds")
     _record(ctx, "linear-probe", linear.test_accuracy, compute_seconds(feature_seconds, linear.seconds),

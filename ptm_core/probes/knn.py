@@ -15,6 +15,7 @@ from ptm_core.base import checks
 from ptm_core.base.stats import accuracy_interval
 from ptm_core.base.errors import PTMError
 from ptm_core.probes.linear import split_indices
+from ptm_core.probes.retrieval import RetrievalResult, retrieval_metrics
 
 
 def _vote_weights(distances: np.ndarray, temperature: float) -> np.ndarray:
@@ -62,6 +63,7 @@ class KNNResult:
     test_indices: np.ndarray
     predictions: np.ndarray
     probabilities: np.ndarray
+    retrieval: RetrievalResult | None = None  # precision@1, R-precision, MAP@R over every image (probes.retrieval)
 
     @property
     def test_accuracy_ci95(self) -> tuple[float, float]:
@@ -71,15 +73,20 @@ class KNNResult:
     def summary(self) -> dict:
         return {"method": "knn", "test_accuracy": self.test_accuracy,
                 "test_accuracy_ci95": list(self.test_accuracy_ci95), "k": self.k, "temperature": self.temperature,
-                "n_train": self.n_train, "n_test": self.n_test, "seconds": self.seconds}
+                "n_train": self.n_train, "n_test": self.n_test, "seconds": self.seconds,
+                **(self.retrieval.summary() if self.retrieval is not None else {})}
 
 
-def run_knn_probe(features: np.ndarray, labels: np.ndarray, config: KNNConfig = KNNConfig()) -> KNNResult:
-    """k-NN on the same seeded train/test split as `run_linear_probe` with ProbeConfig(seed=config.seed)."""
+def run_knn_probe(features: np.ndarray, labels: np.ndarray, config: KNNConfig = KNNConfig(),
+                  retrieval: bool = False) -> KNNResult:
+    """k-NN on the same seeded train/test split as `run_linear_probe` with ProbeConfig(seed=config.seed); with
+    `retrieval`, also the retrieval metrics of every image against all the others (no split: probes.retrieval)."""
     started = time.perf_counter()
     train, test = split_indices(labels, config.test_size, config.seed)
     probe = KNNProbe(config.k, config.temperature).fit(features[train], labels[train])
     proba = probe.predict_proba(features[test])
     predictions = probe.classes_[np.argmax(proba, axis=1)]
+    seconds = time.perf_counter() - started
     return KNNResult(float(np.mean(predictions == labels[test])), probe.n_neighbors_, config.temperature,
-                     len(train), len(test), time.perf_counter() - started, test, predictions, proba)
+                     len(train), len(test), seconds, test, predictions, proba,
+                     retrieval_metrics(features, labels) if retrieval else None)
