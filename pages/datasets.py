@@ -60,7 +60,11 @@ for entry in entries.values():
 
 pick_upload()
 st.session_state.setdefault("dataset_spec", "mnist5k")
+chosen = st.session_state.get(SHOWN) or ""
+if data_name(chosen) != chosen:  # an upload is shown under its own name: no storage path in the box
+    st.session_state["dataset_spec"] = ""
 st.text_input(_("Dataset spec"), key="dataset_spec", on_change=_typed,
+              placeholder=_("or another dataset by its spec, e.g. digits"),
               help=_("e.g. digits, fashion-mnist:test, shapes:n=300,classes=4, folder:/data/pets, "
                      "zip:/data/pets.zip, tv:cifar10:test"))
 spec = st.session_state.get(SHOWN) or st.session_state["dataset_spec"].strip()

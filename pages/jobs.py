@@ -87,7 +87,7 @@ def run_history() -> None:
     st.download_button(_("Metrics of all runs (CSV)"), store.metrics_csv(), "ptm-runs.csv", "text/csv",
                        icon=":material/download:")
     chosen = st.selectbox(_("Run"), [r["id"] for r in runs], key="run_detail",
-                          format_func=lambda i: next(f"{r['title']} · {r['status']} · {_when(r['created'])}"
+                          format_func=lambda i: next(f"{r['title']} · {status_text(r)} · {_when(r['created'])}"
                                                      for r in runs if r["id"] == i))
     run = store.get(chosen)
     features = Path((run["artifacts"] or {}).get("features", ""))

@@ -45,6 +45,7 @@ def test_an_upload_is_used_by_its_name_and_leaves_no_stale_path(page, server, us
     # The skip notice names the files, as on the explorer (one shared notice).
     page.get_by_text(re.compile(r"2 files skipped .*: notes\.txt, broken\.png")).wait_for(timeout=10_000)
     assert "uploads/" not in body.inner_text()
+    assert page.get_by_label("Dataset spec", exact=True).input_value() == ""  # no storage path in the spec box either
     page.get_by_role("button", name="Use this dataset").click()
     page.get_by_text("The sidebar uses shapes3.zip on every page.").wait_for(timeout=30_000)
     page.wait_for_function("() => new URLSearchParams(location.search).get('dataset') === 'zip'", timeout=15_000)

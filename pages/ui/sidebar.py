@@ -46,6 +46,7 @@ def upload_control(key: str) -> str | None:
 def zip_controls() -> None:
     """The zips uploaded so far, by their own names (the newest first, chosen while none is); the uploader adds
     another; a zip already on the server is typed as a path."""
+    listed = st.container()  # the uploads list above the uploader, drawn after it has stored a new one
     stored = upload_control("zip_upload")
     current = settings.get(DataChoice).zip_path
     if stored and stored.removeprefix("zip:") != st.session_state.get("zip_last_upload"):
@@ -55,12 +56,13 @@ def zip_controls() -> None:
     if uploads and not current and not st.session_state.get("zip_by_path"):
         current = next(iter(uploads))
         settings.update(DataChoice, zip_path=current)
-    if uploads:
-        st.session_state["w_zip_choice"] = current if current in uploads else BY_PATH
-        st.selectbox(_("Uploaded zip"), [*uploads, BY_PATH], key="w_zip_choice", on_change=_pick_upload,
-                     format_func=lambda p: uploads.get(p) or _("another zip, by its path on the server"))
-    if current not in uploads:
-        settings.bound(st.text_input, _("Zip path"), DataChoice, "zip_path", placeholder="/path/to/data.zip")
+    with listed:
+        if uploads:
+            st.session_state["w_zip_choice"] = current if current in uploads else BY_PATH
+            st.selectbox(_("Uploaded zip"), [*uploads, BY_PATH], key="w_zip_choice", on_change=_pick_upload,
+                         format_func=lambda p: uploads.get(p) or _("another zip, by its path on the server"))
+        if current not in uploads:
+            settings.bound(st.text_input, _("Zip path"), DataChoice, "zip_path", placeholder="/path/to/data.zip")
 
 
 def dataset_controls() -> None:
