@@ -14,7 +14,8 @@ from pages.ui.similarity_views import cka_metric
 from pages.ui.sidebar import WEIGHT_LABELS, source_controls, source_header
 from pages.ui.text import md
 from ptm_core.base import ProjectionConfig, describe_map, stable_hash
-from ptm_core.flows import CompareRequest, CompareResult, compare_spec, disagreement_frame, point_frame
+from ptm_core.flows import (CompareRequest, CompareResult, compare_spec, disagreement_frame, point_frame,
+                            stratified_sample)
 
 COLOURS = {"class": N_("True class"), "agreement": N_("Neighbour agreement")}
 
@@ -69,8 +70,13 @@ def disagreement_table(result: CompareResult, rows: np.ndarray, n: int = 24) -> 
     st.dataframe(disagreement_frame(result, picked), hide_index=True, width="stretch", column_config={
         col: st.column_config.ProgressColumn(col, min_value=0.0, max_value=1.0, format="%.2f")
         for col in ("agreement", "same class in A", "same class in B")})
-    shown = picked[:views.GALLERY_MAX]
     labels = result.a.labels
+    # A selection's gallery: the explorer's seeded sample in proportion to each class's share, not the first rows
+    # by index (all of class 0 on sorted data).
+    shown = stratified_sample(picked, labels, views.GALLERY_MAX, seed=result.request.dataset.seed)
+    if len(picked) > len(shown):
+        st.caption(_("{shown} of {n} shown: a seeded sample from every selected class in proportion to its share of "
+                     "the selection.").format(shown=len(shown), n=f"{len(picked):,}"))
     gallery(result.request.dataset, shown, [f"#{i} · {names[labels[i]]} · {c.agreement[i]:.2f}" for i in shown],
             feature_ids=result.a.ids)
 
@@ -102,6 +108,8 @@ def show_comparison(result: CompareResult, config: ProjectionConfig) -> None:
                                   key="compare_colour") or "agreement"
     selection_id = maps_side_by_side(result, config, colour)
     views.clear_selection_button(selection_id)
+    if note := views.ring_note(len(views.current_selection(selection_id))):
+        st.caption(note)
     disagreement_table(result, views.current_selection(selection_id))
 
 

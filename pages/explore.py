@@ -1,7 +1,6 @@
 """Features & probe: pick data and a backbone, extract features, explore the map, read the probe's accuracy."""
 from functools import partial
 
-import pandas as pd
 import streamlit as st
 
 from pages.ui import cam_views, cluster_views, density_view, map_jobs
@@ -9,6 +8,7 @@ from pages.ui import maps as views
 from pages.ui.i18n import _
 from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import format_seconds, job_outcome
+from pages.ui.gallery import skipped_notice
 from pages.ui.lab_charts import sweep_caption, sweep_chart
 from pages.ui.preview_views import preview_panel
 from pages.ui.services import job_manager
@@ -108,10 +108,7 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
     if fs.meta.get("cached") is False:  # a full disk or read-only data folder: the result stands, uncached
         st.warning(_("These features could not be cached ({reason}); a rerun computes them again.").format(
             reason=md(str(fs.meta.get("cache_error")))), icon=":material/warning:")
-    if fs.meta.get("n_skipped"):
-        with st.expander(_("{n} files were skipped (not images, corrupt or too large)").format(n=fs.meta["n_skipped"]),
-                         icon=":material/warning:"):
-            st.dataframe(pd.DataFrame(fs.meta["skipped"], columns=[_("file"), _("reason")]), hide_index=True, width="stretch")
+    skipped_notice(fs.meta.get("skipped") or [], fs.meta.get("n_skipped"))
     map_section(result, config)
     with st.expander(_("Probe sweep: validation accuracy vs C")):
         st.plotly_chart(sweep_chart(probe, produced_by), width="stretch", key="sweep")

@@ -9,7 +9,7 @@ from pages.ui.i18n import _
 from pages.ui.job_views import format_seconds, job_panel
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.flows import ACTIVE, title_parts
+from ptm_core.flows import ACTIVE, finetune_settings, stopped_early, title_parts
 
 st.title(_("Jobs"))
 st.caption(_("Long work runs outside the page: switching pages or reloading the browser does not stop it. "
@@ -31,6 +31,27 @@ def result_text(metrics: dict) -> str:
     if metrics.get("rows"):
         return _("{n} rows").format(n=len(metrics["rows"]))
     return ""
+
+
+def status_text(run: dict) -> str:
+    """A run's state as the user reads it: a fine-tune cancelled part-way ends "done" in the store (its best weights so
+    far are kept and scored), but it did not run its course, so it says so."""
+    stop = stopped_early(run["metrics"] or {})
+    if run["status"] != "done" or stop is None:
+        return run["status"]
+    epoch, epochs = stop
+    if epoch and epochs:
+        return _("cancelled at epoch {epoch} of {epochs} (best checkpoint kept)").format(epoch=epoch, epochs=epochs)
+    return _("cancelled (best checkpoint kept)")
+
+
+def settings_text(config: dict) -> str:
+    """A fine-tune's own settings (its size is its own, not the sidebar's); empty for other runs."""
+    ft = finetune_settings(config)
+    if not ft:
+        return ""
+    return _("{mode}, {epochs} epochs, lr {lr_head:g} head / {lr_backbone:g} backbone, batch {batch_size}, "
+             "{image_size}px").format(**ft)
 
 
 def _when(timestamp: float | None) -> str:
@@ -57,7 +78,8 @@ def run_history() -> None:
         return
     # A title names what ran, the model, the data and the size: one short column each, none cut off.
     frame = pd.DataFrame([{
-        **title_parts(r["title"], r["kind"]), "status": r["status"], "result": result_text(r["metrics"] or {}),
+        **title_parts(r["title"], r["kind"]), "status": status_text(r), "settings": settings_text(r["config"] or {}),
+        "result": result_text(r["metrics"] or {}),
         "took": format_seconds((r["finished"] or time.time()) - r["started"]) if r["started"] else "",
         "started": _when(r["started"] or r["created"]), "message": r["error"] or r["message"], "id": r["id"],
     } for r in runs])
@@ -65,7 +87,7 @@ def run_history() -> None:
     st.download_button(_("Metrics of all runs (CSV)"), store.metrics_csv(), "ptm-runs.csv", "text/csv",
                        icon=":material/download:")
     chosen = st.selectbox(_("Run"), [r["id"] for r in runs], key="run_detail",
-                          format_func=lambda i: next(f"{r['title']} · {r['status']} · {_when(r['created'])}"
+                          format_func=lambda i: next(f"{r['title']} · {status_text(r)} · {_when(r['created'])}"
                                                      for r in runs if r["id"] == i))
     run = store.get(chosen)
     features = Path((run["artifacts"] or {}).get("features", ""))

@@ -17,7 +17,8 @@ from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
 from ptm_core.base import FINETUNE_MODES, Source, describe_data, describe_weights
 from ptm_core.flows import (ACTIVE, DONE, FINISHED, LabRequest, adapted_test, compare_frame, compare_pairs,
-                            finetune_title, interval, interval_text, lab_spec, mixed_sizes, random_source, source_runs)
+                            checkpoint_filename, finetune_title, interval, interval_text, lab_spec, mixed_sizes,
+                            random_source, source_runs)
 
 MODE_HELP = {"full": N_("everything trainable"), "last-n": N_("last N blocks + head; the rest frozen"),
              "lp-ft": N_("head initialised from the linear probe, then everything (Kumar et al. 2022)"),
@@ -156,7 +157,8 @@ def finetune_result(source: Source, job, produced_by: str) -> None:
                                                                  smoothing=_(views.LOSS_SMOOTHING)))
     checkpoint = Path(result.checkpoint)
     if checkpoint.is_file():
-        st.download_button(_("Best checkpoint (.safetensors)"), checkpoint.read_bytes, checkpoint.name,
+        st.download_button(_("Best checkpoint (.safetensors)"), checkpoint.read_bytes,
+                           checkpoint_filename(source, config),
                            "application/octet-stream", icon=":material/download:", key="download-checkpoint",
                            on_click="ignore")
     drift = job_slot("drift", LabRequest(source, finetune=config, checkpoint=result.checkpoint),
@@ -194,7 +196,7 @@ def compare_table(frame):
           for low, high in zip(frame["ci95 low"], frame["ci95 high"])]
     table = frame.drop(columns=["label", "kind", "ci95 low", "ci95 high", "test_split", "test_correct"])
     table.insert(2, _("95 % CI (Wilson)"), ci)
-    return table.rename(columns={"n_test": _("test images")})
+    return table.rename(columns={"n_test": _("test images"), "stopped early": _("stopped early")})
 
 
 def compare_tab(source: Source) -> None:

@@ -58,6 +58,13 @@ class DataChoice:
     def config(self) -> DatasetConfig:
         return DatasetConfig(self.spec(), self.limit or None, self.seed)
 
+    def unused(self) -> set[str]:
+        """The other kinds' arguments: kept while the session lasts (switching back finds them), out of the URL, where a
+        stale zip_path beside dataset=mnist5k would only mislead."""
+        own = {"folder": {"folder_path"}, "zip": {"zip_path"}, "tv": {"tv_name", "tv_split"},
+               "shapes": {"shapes_n", "shapes_classes", "shapes_size", "shapes_clutter"}}
+        return set().union(*own.values()) - own.get(self.dataset, set())
+
 
 @dataclass(frozen=True)
 class BackboneChoice:
@@ -238,6 +245,6 @@ def from_params(concern: type[T], params: Mapping[str, str],
 
 def to_params(choice: Any) -> dict[str, str]:
     """The settings that differ from their defaults, as URL parameters (a short, shareable link)."""
-    defaults = type(choice)()
+    defaults, unused = type(choice)(), choice.unused() if hasattr(choice, "unused") else set()
     return {f.name: str(getattr(choice, f.name)) for f in dataclasses.fields(choice)
-            if getattr(choice, f.name) != getattr(defaults, f.name)}
+            if getattr(choice, f.name) != getattr(defaults, f.name) and f.name not in unused}

@@ -1,6 +1,7 @@
 """Image galleries: thumbnails of one size in a fixed grid, each with its caption."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 from PIL import Image
 
@@ -51,3 +52,18 @@ def gallery(dataset_config: DatasetConfig, rows, captions, feature_ids=None, emp
                 column.caption(f"{md(caption)}: {md(exc.for_ui())}")
                 continue
             column.image(image, caption=md(caption), width=size)
+
+
+def skipped_notice(skipped: list, n: int | None = None) -> None:
+    """The files a dataset left out and why, one notice on every page: the first few named in its label, all of them
+    (up to what was kept) in its table."""
+    n = len(skipped) if n is None else n
+    if not n:
+        return
+    names = [str(entry[0]).replace("\\", "/").rsplit("/", 1)[-1] for entry in skipped[:3]]
+    more = "…" if n > len(names) else ""
+    label = _("{n} files skipped (not images, corrupt or too large): {names}").format(
+        n=n, names=", ".join(names) + more)
+    with st.expander(md(label), icon=":material/warning:"):
+        st.dataframe(pd.DataFrame([list(e) for e in skipped], columns=[_("file"), _("reason")]), hide_index=True,
+                     width="stretch")

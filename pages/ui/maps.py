@@ -38,6 +38,8 @@ CORRECT_COLOURS = {"right": "#9aa5b1", "wrong": "#d62728"}
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#000000", "#bcbd22",
            "#17becf", *px.colors.qualitative.Dark24]
 GALLERY_MAX = 60
+# Over this many selected points, rings (9 px each) cover the map in black: none are drawn (ring_note says so).
+RING_MAX = 200
 MODEBAR = {"displaylogo": False,
            "toImageButtonOptions": {"format": "png", "filename": "ptm-explorer-map", "scale": 2}}
 
@@ -111,7 +113,7 @@ def map_figure(frame: pd.DataFrame, colour_by: str, class_names: list[str], meth
         fig = px.scatter(frame, x="x", y="y", render_mode="webgl", **style)
         fig.update_traces(marker={"size": 5, "opacity": 0.8}, hovertemplate=template)
     data_traces = len(fig.data)
-    if len(highlight):
+    if 0 < len(highlight) <= RING_MAX:
         _add_highlight(fig, frame.loc[frame["row"].isin(np.asarray(highlight, dtype=int))], three_d)
     legend = _("Click a class to hide it") if colour_by != "confidence" else ""
     return fig.update_layout(legend_title_text=legend, margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -127,6 +129,14 @@ def _add_highlight(fig: go.Figure, rows: pd.DataFrame, three_d: bool) -> None:
     else:
         fig.add_trace(go.Scattergl(x=rows["x"], y=rows["y"], mode="markers", marker=marker, name=_("selected"),
                                    hoverinfo="skip"))
+
+
+def ring_note(n: int) -> str | None:
+    """Why a large selection is not ringed on the map; None when it is."""
+    if n <= RING_MAX:
+        return None
+    return _("{n} images selected: more than {max} are not ringed on the map (rings would cover it); the table and "
+             "the gallery below show them.").format(n=f"{n:,}", max=RING_MAX)
 
 
 def _row_of(point: dict) -> int | None:

@@ -13,26 +13,56 @@ from pages.ui.choices import IMAGE_SIZES, BackboneChoice, DataChoice, Extraction
 from pages.ui.i18n import N_, _
 from pages.ui.services import backbone_names, dataset_kinds, model_card, upload_limit_mb
 from pages.ui.text import md
-from ptm_core.base import PTMError, Source
+from ptm_core.base import PTMError, Source, list_uploads
 from ptm_core.flows import TV_SOURCES, ingest_upload, list_datasets
 
 WEIGHT_LABELS = {"bundled": N_("Bundled (offline ImageNet)"), "hub": N_("Hugging Face hub"), "random": N_("Random init"),
                  "file": N_("Local file")}
 
 
-def zip_controls() -> None:
+BY_PATH = ""  # the uploads list's last entry: a zip on the server, typed as a path
+
+
+def _pick_upload() -> None:
+    chosen = st.session_state.get("w_zip_choice", BY_PATH)
+    st.session_state["zip_by_path"] = chosen == BY_PATH
+    settings.update(DataChoice, zip_path=chosen)
+
+
+def upload_control(key: str) -> str | None:
+    """The uploader: a new zip is stored (once per file) and its spec returned; a bad one is one line of error."""
     limit = upload_limit_mb()
     upload = None if limit is None else st.file_uploader(
-        _("Upload a zip (one folder per class, or images + labels.csv)"), type=["zip"], key="zip_upload",
-        max_upload_size=limit)
-    if upload is not None:
-        try:
-            path = ingest_upload(upload.getvalue(), upload.name).removeprefix("zip:")
-            if path != settings.get(DataChoice).zip_path:
-                settings.update(DataChoice, zip_path=path)
-        except PTMError as exc:
-            st.error(md(exc.for_ui()), icon=":material/error:")
-    settings.bound(st.text_input, _("Zip path"), DataChoice, "zip_path", placeholder="/path/to/data.zip")
+        _("Upload a zip (one folder per class, or images + labels.csv)"), type=["zip"], key=key, max_upload_size=limit)
+    if upload is None:
+        return None
+    try:
+        return ingest_upload(upload.getvalue(), upload.name)
+    except PTMError as exc:
+        st.error(md(exc.for_ui()), icon=":material/error:")
+        return None
+
+
+def zip_controls() -> None:
+    """The zips uploaded so far, by their own names (the newest first, chosen while none is); the uploader adds
+    another; a zip already on the server is typed as a path."""
+    listed = st.container()  # the uploads list above the uploader, drawn after it has stored a new one
+    stored = upload_control("zip_upload")
+    current = settings.get(DataChoice).zip_path
+    if stored and stored.removeprefix("zip:") != st.session_state.get("zip_last_upload"):
+        st.session_state["zip_last_upload"] = current = stored.removeprefix("zip:")  # a new upload: use it
+        settings.update(DataChoice, zip_path=current)
+    uploads = {u.path: u.name for u in list_uploads()}
+    if uploads and not current and not st.session_state.get("zip_by_path"):
+        current = next(iter(uploads))
+        settings.update(DataChoice, zip_path=current)
+    with listed:
+        if uploads:
+            st.session_state["w_zip_choice"] = current if current in uploads else BY_PATH
+            st.selectbox(_("Uploaded zip"), [*uploads, BY_PATH], key="w_zip_choice", on_change=_pick_upload,
+                         format_func=lambda p: uploads.get(p) or _("another zip, by its path on the server"))
+        if current not in uploads:
+            settings.bound(st.text_input, _("Zip path"), DataChoice, "zip_path", placeholder="/path/to/data.zip")
 
 
 def dataset_controls() -> None:

@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from ptm_core.base.uploads import data_name
+
 
 def stable_hash(payload: object, length: int = 16) -> str:
     """Hash of a JSON-serialisable payload that is identical across processes and machines."""
@@ -141,7 +143,8 @@ def describe_weights(backbone: BackboneConfig) -> str:
 
 
 def describe_data(dataset: DatasetConfig) -> str:
-    return dataset.spec + (f" (limit {dataset.limit})" if dataset.limit else "")
+    """The data as titles name it: an uploaded zip by its file's name (base.uploads), never its storage path."""
+    return data_name(dataset.spec) + (f" (limit {dataset.limit})" if dataset.limit else "")
 
 
 def describe_source(dataset: DatasetConfig, backbone: BackboneConfig, image_size: int | None) -> str:

@@ -33,6 +33,7 @@ from ptm_core.data.zip_checks import (RATIO_MIN_BYTES, SKIPPED_FILE, ZIP_BYTES_E
                                       zip_budget)
 from ptm_core.base.limits import LOAD_BYTES_ENV, env_int, max_load_bytes, mb
 from ptm_core.base.paths import check_path_text, data_dir
+from ptm_core.base.uploads import remember_name
 
 ROOTS_ENV = "PTM_ALLOWED_ROOTS"
 UPLOAD_ENV = "PTM_UPLOAD_MAX_BYTES"
@@ -341,5 +342,6 @@ def ingest_upload(data: bytes, name: str) -> str:
         touch(path)  # used again: last in line for eviction
     else:
         atomic_write_bytes(path, data)
+    remember_name(path, name)  # titles name the upload by it, not by its hash (base.uploads)
     enforce_dir_cap(folder, keep=path)
     return f"zip:{path}"

@@ -19,13 +19,14 @@ from ptm_core.flows.clusters import map_clusters
 from ptm_core.flows.compare import CompareRequest, CompareResult, compare_spec, run_compare
 from ptm_core.flows.explore import (ExploreRequest, ExploreResult, MapResult, active_explore, compute_map, explore_spec,
                                     map_key, run_explore, run_map)
-from ptm_core.flows.lab import (LAB_METHODS, RESTORED_METHODS, LabRequest, finetune_title, lab_spec, random_source,
-                                source_runs)
+from ptm_core.flows.lab import (LAB_METHODS, RESTORED_METHODS, LabRequest, checkpoint_filename, finetune_title, lab_spec,
+                                random_source, source_runs)
 from ptm_core.flows.maps import AUTO_DRAW_SECONDS, MapPlan, map_plan, map_spec
 from ptm_core.flows.pairs import MethodPair, images_needed, interval, interval_text
 from ptm_core.flows.server import new_job_manager, start_background_work, warm_up_specs
-from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_frame, mixed_sizes, point_frame,
-                                   selection_counts, stratified_sample, title_parts)
+from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_frame, finetune_settings, mixed_sizes,
+                                   point_frame, selection_counts, stopped_early, stopped_early_text, stratified_sample,
+                                   title_parts)
 from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, ContrastResult, EfficiencyClaim,
                                  EfficiencyPoint, LessonResult, TourPlan, ZooResult, adapted_test, efficiency_claim,
                                  step_spec, step_specs)
@@ -50,13 +51,13 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "B
            "MAP_METRICS", "MapPlan", "MapResult", "MethodPair", "Prediction", "Preview", "QUEUED",
            "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS", "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "ZooResult",
            "active_explore", "adapted_test", "bench_dir", "bench_spec", "bench_title", "bundled_zoo", "catalog",
-           "compare_frame", "compare_pairs", "compare_spec", "compute_map", "confident_mistakes", "confusion",
+           "checkpoint_filename",            "compare_frame", "compare_pairs", "compare_spec", "compute_map", "confident_mistakes", "confusion",
            "dataset_size", "density", "disagreement_frame", "efficiency_claim", "estimate_seconds",
-           "estimate_step_seconds", "explore_spec", "finetune_title", "fitted_mask", "format_duration",
+           "estimate_step_seconds", "explore_spec", "finetune_settings", "finetune_title", "fitted_mask", "format_duration",
            "images_needed", "ingest_upload", "interval", "interval_kind", "interval_text", "lab_spec",
            "list_datasets", "load_dataset", "map_key", "map_plan", "map_spec", "mixed_sizes", "model_card",
            "nearest_neighbours", "new_job_manager", "per_class_accuracy", "point_frame", "predict_image",
            "random_source", "run_compare", "run_explore", "run_map", "selection_counts", "source_runs",
-           "start_background_work", "step_spec", "step_specs", "stratified_sample", "title_parts", "umap_ready",
-           "upload_limit_bytes", "warm_up_specs", "where_it_looks"]
+           "start_background_work", "step_spec", "step_specs", "stopped_early", "stopped_early_text",
+           "stratified_sample", "title_parts", "umap_ready", "upload_limit_bytes", "warm_up_specs", "where_it_looks"]
 __all__ += ["ClusterConfig", "Clusters", "map_clusters"]  # issue 21: cluster labels on the map

@@ -23,7 +23,7 @@ from ptm_core.runs.jobs import ACTIVE, Job, JobContext, JobManager, JobSpec
 from ptm_core.features.preview import ProgressivePreview
 from ptm_core.probes.linear import ProbeResult, cached_linear_probe, sweep_message
 from ptm_core.maps.projection import project
-from ptm_core.maps.estimate import estimate_seconds, place_seconds
+from ptm_core.maps.estimate import estimate_fraction, estimate_seconds, place_seconds
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ def map_key(feature_key: str, config: ProjectionConfig) -> str:
 
 @contextmanager
 def _progress_by_estimate(ctx: JobContext, estimate: float, start: float, stop: float, message: str):
-    """Move progress along by elapsed/estimate while a call that reports none (UMAP, t-SNE) runs.
+    """Move progress along by the estimate's elapsed share (maps.estimate.estimate_fraction) while a call that
+    reports none (UMAP, t-SNE) runs.
 
     Yields the event that stops it, for a call that starts reporting its own progress part-way.
     """
@@ -116,8 +117,10 @@ def _progress_by_estimate(ctx: JobContext, estimate: float, start: float, stop: 
 
     def tick() -> None:
         while not finished.wait(0.5):
-            fraction = min(0.95, (time.monotonic() - began) / max(estimate, 0.1))
-            ctx.progress(start + (stop - start) * fraction, message)
+            elapsed = time.monotonic() - began
+            # Past its estimate the bar still moves, and says the estimate was short rather than seeming to hang.
+            late = f" (over the estimated {estimate:.0f} s)" if elapsed > estimate else ""
+            ctx.progress(start + (stop - start) * estimate_fraction(elapsed, estimate), message + late)
     threading.Thread(target=tick, daemon=True).start()
     try:
         yield finished

@@ -8,6 +8,7 @@ whether a previous server's run is restored.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -16,6 +17,7 @@ from typing import Callable
 from ptm_core.evals.baselines import PIXEL_SIZE, random_weights, run_pixel_baseline, run_random_weights_baseline
 from ptm_core.base.configs import (FinetuneConfig, KNNConfig, ProbeConfig, ProjectionConfig, Source, describe_source,
                                    stable_hash)
+from ptm_core.base.uploads import data_name
 from ptm_core.data.registry import load_dataset
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.features.extraction import extract
@@ -160,6 +162,7 @@ def run_finetune(source: Source, config: FinetuneConfig, ctx: JobContext) -> Fin
                       cancelled=ctx.cancelled)
     _record(ctx, "finetune", result.test_accuracy, result.seconds, False, started, config.image_size, mode=config.mode,
             best_epoch=result.best_epoch, best_step=result.best_step, stopped_early=result.stopped_early,
+            epochs=config.epochs, stopped_epoch=result.train_curve[-1]["epoch"] if result.train_curve else 0,
             lp_test_accuracy=result.lp_test_accuracy, **_per_image(result, source))
     ctx.record(artifacts={"checkpoint": result.checkpoint})
     if result.stopped_early:
@@ -265,7 +268,7 @@ def _method(kind: str, request: LabRequest) -> tuple[list, str, Callable[[JobCon
     if kind == "probes":
         return [request.knn.key()], f"probes · {source.describe()}", partial(run_probes, source, request.knn)
     if kind == "pixels":
-        return ([], f"raw pixels ({PIXEL_SIZE}×{PIXEL_SIZE} grey) · {source.dataset.spec}",
+        return ([], f"raw pixels ({PIXEL_SIZE}×{PIXEL_SIZE} grey) · {data_name(source.dataset.spec)}",
                 partial(run_pixels, source))
     if kind == "random":
         return ([], f"random-init probe · {random_source(source).describe()}",
@@ -288,7 +291,27 @@ def lab_spec(kind: str, request: LabRequest) -> JobSpec:
     """The job of one lab method (`LAB_METHODS`): the same settings give the same key, so a page reattaches to it."""
     parts, title, work = _method(kind, request)
     return JobSpec(job_key(kind, request.source, parts), title, work, kind=f"lab-{kind}",
-                   restore=kind in RESTORED_METHODS, config=request.source.to_dict() | {"parts": parts})
+                   restore=kind in RESTORED_METHODS, config=job_config(kind, request, parts))
+
+
+def job_config(kind: str, request: LabRequest, parts: list) -> dict:
+    """What a lab job's record keeps as its config: the source, and for a fine-tune (or its drift) the fine-tune's own
+    settings, with the size it ran at in place of the sidebar's extraction size (which it does not use)."""
+    config = request.source.to_dict() | {"parts": parts}
+    if kind in ("finetune", "drift"):
+        ft = request.finetune
+        config["extraction"] = config["extraction"] | {"image_size": ft.image_size}
+        config["finetune"] = ft.to_dict()
+    return config
+
+
+def checkpoint_filename(source: Source, config: FinetuneConfig) -> str:
+    """A fine-tune's checkpoint as a download names it: model, data, mode and size, e.g.
+    'tf_efficientnet_lite0-digits-lpft-32px.safetensors' (its stored name is a cache key), file-system safe."""
+    data = data_name(source.dataset.spec).rsplit(".zip", 1)[0]
+    parts = [source.backbone.name, data, config.mode.replace("-", ""), f"{config.image_size}px"]
+    stem = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", part).strip("._") or "data" for part in parts)
+    return f"{stem[:200]}.safetensors"
 
 
 def source_runs(store: RunStore | None, source: Source, kind: str | None = None) -> list[dict]:

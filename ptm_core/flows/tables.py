@@ -119,12 +119,44 @@ def compare_frame(runs: list[dict]) -> pd.DataFrame:
             size_text = f"{size}×{size} grey pixels" if method == "pixels" else f"{size}px"
             low, high = interval(accuracy, images["n_test"]) or (None, None)
             shown = f"{accuracy:.1%}" + ("" if low is None else f" ({interval_text(low, high)})")
+            stopped = stopped_early_text(metrics) if method == "finetune" else ""
             rows.append({"method": name, "kind": method, "test accuracy": accuracy, "ci95 low": low,
                          "ci95 high": high, "n_test": images["n_test"], "image size": size,
                          "seconds": None if seconds is None else round(seconds, 1), "from cache": cached,
-                         "label": f"{shown} · {size_text} · {timing}", "run": run["id"],
+                         "stopped early": stopped,
+                         "label": " · ".join(filter(None, [shown, size_text, timing, stopped])), "run": run["id"],
                          "test_split": images["test_split"], "test_correct": images["test_correct"]})
     return pd.DataFrame(rows)
+
+
+def stopped_early(metrics: dict) -> tuple[int | None, int | None] | None:
+    """(the epoch a fine-tune was stopped in, of how many it was set to run) for a run cancelled part-way, which keeps
+    and scores its best weights so far (flows.lab.run_finetune); None for a run that finished. Either number is None
+    for a run recorded before they were kept."""
+    if not metrics.get("stopped_early"):
+        return None
+    return metrics.get("stopped_epoch"), metrics.get("epochs")
+
+
+def stopped_early_text(metrics: dict) -> str:
+    """'stopped early at epoch 2 of 6' for a cancelled fine-tune; '' for one that ran to its end."""
+    stop = stopped_early(metrics)
+    if stop is None:
+        return ""
+    epoch, epochs = stop
+    if epoch is None or not epochs:
+        return "stopped early"
+    return f"stopped early at epoch {max(epoch, 1)} of {epochs}"
+
+
+def finetune_settings(config: dict) -> dict:
+    """A fine-tune's own settings from its job record (flows.lab.job_config), as the Jobs page lists them: empty for
+    any other run (or one recorded before they were kept)."""
+    ft = config.get("finetune") or {}
+    if not ft:
+        return {}
+    return {"mode": ft.get("mode"), "epochs": ft.get("epochs"), "lr_head": ft.get("lr_head"),
+            "lr_backbone": ft.get("lr_backbone"), "batch_size": ft.get("batch_size"), "image_size": ft.get("image_size")}
 
 
 def compare_pairs(frame: pd.DataFrame) -> list[MethodPair]:
