@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages.ui import settings
 from pages.ui.choices import BENCH_WEIGHTS, BenchChoice, KNNChoice
-from pages.ui.i18n import _, style_figure
+from pages.ui.i18n import _, show_chart, style_figure
 from pages.ui.job_views import job_outcome
 from pages.ui.maps import PALETTE
 from pages.ui.services import backbone_names, job_manager
@@ -124,7 +124,7 @@ def show_leaderboard(result: BenchResult, config: BenchConfig) -> None:
                  "to sort.").format(data=md(describe_data(config.dataset)), size=config.image_size,
                                     seeds=len(config.seeds), n_test=f"{n_test:,}", k=config.knn.k,
                                     t=f"{config.knn.temperature:g}", t_min=BENCH_T_MIN_SEEDS))
-    st.plotly_chart(chart(rows, produced_by), width="stretch")
+    show_chart(chart(rows, produced_by), width="stretch")
     st.download_button(_("Download leaderboard.csv"), result.leaderboard.read_bytes(), file_name="leaderboard.csv",
                        mime="text/csv", icon=":material/download:")
     st.caption(_("One JSON per backbone, weights and seed (accuracies, intervals, which test images each got right): "

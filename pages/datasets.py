@@ -5,7 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from pages.ui.gallery import gallery
-from pages.ui.i18n import _
+from pages.ui.i18n import _, show_chart
 from pages.ui.services import dataset_or_error, upload_limit_mb
 from pages.ui.text import md, plot_text
 from ptm_core.base import DatasetConfig, PTMError
@@ -45,7 +45,7 @@ if dataset is not None:
     balance = px.bar(frame, x="class", y="images", height=260, title=_("Class balance · {spec}").format(spec=plot_text(spec.strip())),
                      labels={"class": _("class"), "images": _("images")})
     balance.update_xaxes(type="category")  # class names such as 0-9 are categories: one labelled bar each
-    st.plotly_chart(balance, width="stretch")
+    show_chart(balance, width="stretch")
     rng = np.random.default_rng(0)
     for index, name in enumerate(dataset.class_names):
         members = np.flatnonzero(dataset.labels == index)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages.ui import density_view, map_jobs
 from pages.ui import maps as views
-from pages.ui.i18n import _
+from pages.ui.i18n import _, show_chart
 from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import format_seconds, job_outcome
 from pages.ui.lab_charts import sweep_caption, sweep_chart
@@ -104,7 +104,7 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
             st.dataframe(pd.DataFrame(fs.meta["skipped"], columns=[_("file"), _("reason")]), hide_index=True, width="stretch")
     map_section(result, config)
     with st.expander(_("Probe sweep: validation accuracy vs C")):
-        st.plotly_chart(sweep_chart(probe, produced_by), width="stretch", key="sweep")
+        show_chart(sweep_chart(probe, produced_by), width="stretch", key="sweep")
         st.caption(sweep_caption(probe))
 
 

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.ui.gallery import gallery
-from pages.ui.i18n import N_, _
+from pages.ui.i18n import _, N_, show_chart
 from pages.ui.maps import PALETTE
 from pages.ui.text import md, plot_text
 from ptm_core.base import DatasetConfig
@@ -59,7 +59,7 @@ def confusion_explorer(dataset_config: DatasetConfig, labels: np.ndarray, class_
     y_true = labels[result.test_indices]
     matrix = confusion(y_true, result.predictions, len(class_names))
     title = _("Confusion matrix — {method} · {produced_by}").format(method=_(name), produced_by=plot_text(produced_by))
-    st.plotly_chart(confusion_chart(matrix, class_names, title),
+    show_chart(confusion_chart(matrix, class_names, title),
                     width="stretch", key=f"confusion-{name}")
     worst = largest_confusion(matrix)
     cols = st.columns(2)
@@ -251,5 +251,5 @@ def drift_charts(result: dict, produced_by: str) -> None:
                          title=_(DRIFT_TITLES[title]),
                          category_orders={"class": result["class_names"]})
         fig.update_traces(marker={"size": 4})
-        col.plotly_chart(fig.update_layout(margin=MARGINS, showlegend=False), width="stretch", key=f"drift-{title}")
+        show_chart(fig.update_layout(margin=MARGINS, showlegend=False), where=col, width="stretch", key=f"drift-{title}")
         col.caption(_(DRIFT_CAPTIONS[title]).format(produced_by=md(produced_by)))

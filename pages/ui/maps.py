@@ -19,7 +19,7 @@ import streamlit as st
 from pages.ui import settings
 from pages.ui.choices import MapChoice
 from pages.ui.gallery import gallery
-from pages.ui.i18n import N_, _
+from pages.ui.i18n import _, N_, show_chart
 from pages.ui.intervals import accuracy_metric
 from pages.ui.predictions import prediction_panel
 from pages.ui.text import md
@@ -188,10 +188,10 @@ def show_map(fig: go.Figure, three_d: bool, map_id: str, chart_key: str) -> None
     data_traces = fig.layout.meta["data_traces"]
     fig = copy.deepcopy(fig)  # st.plotly_chart rewrites the figure it draws; the caller's copy exports as is
     if three_d:
-        st.plotly_chart(fig, width="stretch", key=key, config=MODEBAR)
+        show_chart(fig, width="stretch", key=key, config=MODEBAR)
         st.caption(_("Box and lasso selection work on 2-D maps; switch to 2-D to select images."))
         return
-    st.plotly_chart(fig, width="stretch", key=key, config=MODEBAR, selection_mode=("points", "box", "lasso"),
+    show_chart(fig, width="stretch", key=key, config=MODEBAR, selection_mode=("points", "box", "lasso"),
                     on_select=partial(_remember_selection, key, map_id, data_traces))
 
 
