@@ -59,7 +59,7 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     views.clear_selection_button(map_id)
     views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d,
                           backbone=result.request.source.backbone)
-    views.export_buttons(frame, fig, views.export_name(fs.key, shown_config))
+    views.export_buttons(frame, fig, views.export_name(fs.key, shown_config), describe_map(shown_config), source)
 
 
 def extraction_metric(column, meta: dict, produced_by: str) -> None:
