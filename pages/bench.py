@@ -7,8 +7,9 @@ import streamlit as st
 
 from pages.ui import settings
 from pages.ui.choices import BENCH_WEIGHTS, BenchChoice, KNNChoice
-from pages.ui.i18n import _, style_figure
+from pages.ui.i18n import _, show_chart, style_figure
 from pages.ui.job_views import job_outcome
+from pages.ui.lab_charts import percent_axis
 from pages.ui.maps import PALETTE
 from pages.ui.services import backbone_names, job_manager
 from pages.ui.sidebar import WEIGHT_LABELS, data_controls
@@ -95,7 +96,8 @@ def chart(rows: list[dict], produced_by: str):
     speeds = frame["images_per_s"].dropna().astype(float)
     if len(speeds):  # room for the names of the fastest and slowest points (log axis: the range is in decades)
         fig.update_xaxes(range=[np.log10(speeds.min()) - 0.15, np.log10(speeds.max()) + 0.15])
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 60, "b": 10}, yaxis_tickformat=".0%")
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    percent_axis(fig, [*frame["linear_ci_low"], *frame["linear_ci_high"]])
     return style_figure(fig, marker_size=10)
 
 
@@ -124,7 +126,7 @@ def show_leaderboard(result: BenchResult, config: BenchConfig) -> None:
                  "to sort.").format(data=md(describe_data(config.dataset)), size=config.image_size,
                                     seeds=len(config.seeds), n_test=f"{n_test:,}", k=config.knn.k,
                                     t=f"{config.knn.temperature:g}", t_min=BENCH_T_MIN_SEEDS))
-    st.plotly_chart(chart(rows, produced_by), width="stretch")
+    show_chart(chart(rows, produced_by), width="stretch")
     st.download_button(_("Download leaderboard.csv"), result.leaderboard.read_bytes(), file_name="leaderboard.csv",
                        mime="text/csv", icon=":material/download:")
     st.caption(_("One JSON per backbone, weights and seed (accuracies, intervals, which test images each got right): "

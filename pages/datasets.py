@@ -7,7 +7,7 @@ import streamlit as st
 from pages.ui import settings
 from pages.ui.choices import DataChoice
 from pages.ui.gallery import gallery, skipped_notice
-from pages.ui.i18n import _
+from pages.ui.i18n import _, show_chart
 from pages.ui.services import dataset_or_error
 from pages.ui.sidebar import upload_control
 from pages.ui.text import md, plot_text
@@ -87,7 +87,7 @@ if dataset is not None:
                      title=_("Class balance · {spec}").format(spec=plot_text(name)),
                      labels={"class": _("class"), "images": _("images")})
     balance.update_xaxes(type="category")  # class names such as 0-9 are categories: one labelled bar each
-    st.plotly_chart(balance, width="stretch")
+    show_chart(balance, width="stretch")
     rng = np.random.default_rng(0)
     for index, class_name in enumerate(dataset.class_names):
         members = np.flatnonzero(dataset.labels == index)

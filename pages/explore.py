@@ -5,7 +5,7 @@ import streamlit as st
 
 from pages.ui import cam_views, cluster_views, density_view, map_jobs
 from pages.ui import maps as views
-from pages.ui.i18n import _
+from pages.ui.i18n import _, show_chart
 from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import format_seconds, job_outcome
 from pages.ui.gallery import skipped_notice
@@ -69,7 +69,7 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d,
                           backbone=result.request.source.backbone,
                           looks=partial(cam_views.where_it_looks_panel, result))
-    views.export_buttons(frame, fig, views.export_name(fs.key, shown_config))
+    views.export_buttons(frame, fig, views.export_name(fs.key, shown_config), describe_map(shown_config), source)
 
 
 def extraction_metric(column, meta: dict, produced_by: str) -> None:
@@ -111,7 +111,7 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
     skipped_notice(fs.meta.get("skipped") or [], fs.meta.get("n_skipped"))
     map_section(result, config)
     with st.expander(_("Probe sweep: validation accuracy vs C")):
-        st.plotly_chart(sweep_chart(probe, produced_by), width="stretch", key="sweep")
+        show_chart(sweep_chart(probe, produced_by), width="stretch", key="sweep")
         st.caption(sweep_caption(probe))
 
 

@@ -8,7 +8,7 @@ from pages.ui import lab_charts as views
 from pages.ui import similarity_views as similarity
 from pages.ui import settings
 from pages.ui.choices import FINETUNE_SIZES, FinetuneChoice, KNNChoice
-from pages.ui.i18n import N_, _
+from pages.ui.i18n import _, N_, show_chart
 from pages.ui.intervals import accuracy_metric, pair_sentence, test_sentence
 from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.retrieval_views import retrieval_row
@@ -66,10 +66,10 @@ def probes_tab(source: Source) -> None:
                     f"k = {result.knn.k}, T = {result.knn.temperature}. {md(produced_by)}.")
     cols[2].metric(_("Train / test images"), f"{result.linear.n_train:,} / {result.linear.n_test:,}", help=md(produced_by))
     retrieval_row(getattr(result.knn, "retrieval", None), produced_by)
-    st.plotly_chart(views.sweep_chart(result.linear, produced_by), width="stretch", key="lab-sweep")
+    show_chart(views.sweep_chart(result.linear, produced_by), width="stretch", key="lab-sweep")
     if caption := views.sweep_caption(result.linear):
         st.caption(caption)
-    st.plotly_chart(views.per_class_chart(fs.labels, fs.class_names, {_("linear probe"): result.linear,
+    show_chart(views.per_class_chart(fs.labels, fs.class_names, {_("linear probe"): result.linear,
                                                                         "k-NN": result.knn}, produced_by),
                     width="stretch", key="per-class")
     method = st.radio(_("Inspect"), INSPECT, format_func=_, horizontal=True, key="inspect_method")
@@ -130,7 +130,7 @@ def live_curves(job, label: str) -> None:
     if not job.metrics.get("train_curve"):
         st.caption(_("The loss and validation curves appear here after the first training step."))
         return
-    st.plotly_chart(views.curves_chart([(label, job.metrics)]), width="stretch", key=f"live-curves-{job.id}")
+    show_chart(views.curves_chart([(label, job.metrics)]), width="stretch", key=f"live-curves-{job.id}")
 
 
 def finetune_result(source: Source, job, produced_by: str) -> None:
@@ -151,7 +151,7 @@ def finetune_result(source: Source, job, produced_by: str) -> None:
         if result.lp_predictions is not None:
             head += " " + test_sentence(_("LP-FT"), _("the frozen probe"), adapted_test(result))
         st.caption(head)
-    st.plotly_chart(views.curves_chart([(f"{config.mode} @ {config.image_size}px", job.metrics)]), width="stretch",
+    show_chart(views.curves_chart([(f"{config.mode} @ {config.image_size}px", job.metrics)]), width="stretch",
                     key="done-curves")
     st.caption(_("{produced_by}. Train loss: {smoothing}.").format(produced_by=md(produced_by),
                                                                  smoothing=_(views.LOSS_SMOOTHING)))
@@ -185,7 +185,7 @@ def overlay_runs(source: Source) -> None:
     runs = source_runs(job_manager().store, source, kind="finetune")
     if len(runs) > 1:
         st.markdown(_("**All fine-tune runs on this data and backbone**"))
-        st.plotly_chart(views.curves_chart([(f"{r['metrics'].get('mode')} @ {r['metrics'].get('image_size')}px · "
+        show_chart(views.curves_chart([(f"{r['metrics'].get('mode')} @ {r['metrics'].get('image_size')}px · "
                                              f"{r['id'][:6]}", r["metrics"]) for r in runs[:6]]),
                         width="stretch", key="overlay-curves")
 
@@ -215,7 +215,7 @@ def compare_tab(source: Source) -> None:
     produced_by = _("{model} ({weights}) on {data}").format(model=source.backbone.name,
                                                             weights=describe_weights(source.backbone),
                                                             data=describe_data(source.dataset))
-    st.plotly_chart(views.compare_chart(frame, produced_by), width="stretch", key="compare")
+    show_chart(views.compare_chart(frame, produced_by), width="stretch", key="compare")
     st.dataframe(compare_table(frame), hide_index=True, width="stretch",
                  column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
     pairs = compare_pairs(frame)
@@ -247,7 +247,7 @@ def efficiency_tab(source: Source) -> None:
     request = LabRequest(source, knn=settings.get(KNNChoice).config(), finetune=ft, with_finetune=with_finetune)
     job = job_slot("efficiency", request, _("Run label efficiency (1, 2, 5, 10, 25, all per class)"))
     if job is not None:
-        st.plotly_chart(views.efficiency_chart(job.result, source.describe()), width="stretch", key="efficiency")
+        show_chart(views.efficiency_chart(job.result, source.describe()), width="stretch", key="efficiency")
         if job.result and "ci95" in job.result[0]:
             st.caption(efficiency_caption(job.result))
         st.dataframe(views.efficiency_table(job.result), hide_index=True,
@@ -259,11 +259,11 @@ def layers_tab(source: Source) -> None:
         "A linear probe on every stage's pooled output, and linear CKA between every pair of stages."))
     if job is not None:
         rows = job.result["rows"]
-        st.plotly_chart(views.layers_chart(rows, source.describe()), width="stretch", key="layers")
+        show_chart(views.layers_chart(rows, source.describe()), width="stretch", key="layers")
         if rows and rows[0].get("n_test"):
             st.caption(_("Every stage's probe is scored on the same {n} test images; the bars are Wilson's "
                          "95 % CI.").format(n=f"{rows[0]['n_test']:,}"))
-        st.plotly_chart(similarity.layer_heatmap(job.result["cka"], source.describe()), width="stretch",
+        show_chart(similarity.layer_heatmap(job.result["cka"], source.describe()), width="stretch",
                         key="layers-cka")
         st.caption(similarity.heatmap_caption(job.result["cka"], source.describe()))
 

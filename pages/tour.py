@@ -5,7 +5,7 @@ import streamlit as st
 from pages.ui import settings
 from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapChoice
 from pages.ui.gallery import gallery
-from pages.ui.i18n import _
+from pages.ui.i18n import _, show_chart
 from pages.ui.intervals import accuracy_metric, test_sentence
 from pages.ui.services import job_manager
 from pages.ui.text import md
@@ -38,7 +38,7 @@ def step_neighbours() -> None:
         captions = [_("query: {name}").format(name=names[0])] + [
             f"{name} · {sim:.2f}" for name, sim in zip(names[1:], similarities)]
         gallery(PLAN.shapes, [query, *neighbours], captions, feature_ids=result.ids, size=96)
-        st.plotly_chart(vector_strip(np.asarray(vector)), width="stretch", key=f"vector-{query}")
+        show_chart(vector_strip(np.asarray(vector)), width="stretch", key=f"vector-{query}")
     same = sum(result.labels[i] == result.labels[q] for q, found in zip(result.queries, result.neighbours)
                for i in found)
     total = sum(len(found) for found in result.neighbours)
@@ -73,7 +73,7 @@ def step_efficiency() -> None:
     if job is None:
         return
     names = {PLAN.shapes.spec: _("cluttered shapes"), PLAN.digits.spec: _("MNIST digits")}
-    st.plotly_chart(efficiency_chart(job.result, names), width="stretch", key="efficiency")
+    show_chart(efficiency_chart(job.result, names), width="stretch", key="efficiency")
     notices = [efficiency_notice(efficiency_claim(job.result, spec), names[spec], len(PLAN.seeds))
                for spec in (PLAN.shapes.spec, PLAN.digits.spec)]
     st.caption(" ".join(notices) + " " + md(" · ".join(sorted({p.produced_by for p in job.result}))))
@@ -81,7 +81,7 @@ def step_efficiency() -> None:
 
 def live_finetune(job) -> None:
     if job.metrics.get("val_curve"):
-        st.plotly_chart(finetune_curve(job.metrics, None), width="stretch", key=f"ft-live-{job.id}")
+        show_chart(finetune_curve(job.metrics, None), width="stretch", key=f"ft-live-{job.id}")
 
 
 def step_finetune() -> None:
@@ -101,7 +101,7 @@ def step_finetune() -> None:
     produced_by = md(describe_source(source.dataset, source.backbone, config.image_size))
     accuracy_metric(cols[0], _("Linear probe (frozen)"), result.lp_test_accuracy, result.n_test, produced_by)
     accuracy_metric(cols[1], _("LP-FT (adapted)"), result.test_accuracy, result.n_test, produced_by)
-    st.plotly_chart(finetune_curve(job.metrics, result.lp_test_accuracy), width="stretch", key="ft-done")
+    show_chart(finetune_curve(job.metrics, result.lp_test_accuracy), width="stretch", key="ft-done")
     st.caption(finetune_notice(result, adapted_test(result)) + " " + _("{source}; {n} test images.").format(
         source=produced_by, n=f"{result.n_test:,}"))
 
@@ -119,7 +119,7 @@ def step_lesson() -> None:
         return
     result = job.result
     names = kind_labels()
-    st.plotly_chart(lesson_chart(result), width="stretch", key="lesson")
+    show_chart(lesson_chart(result), width="stretch", key="lesson")
     st.markdown("\n".join(
         "- " + _("**{n} test images:** {sentence}").format(
             n=f"{size.n:,}", sentence=test_sentence(names["pretrained"], names["random"], size.test))
@@ -139,7 +139,7 @@ def step_zoo() -> None:
     if job is None:
         return
     result = job.result
-    st.plotly_chart(zoo_chart(result), width="stretch", key="zoo")
+    show_chart(zoo_chart(result), width="stretch", key="zoo")
     st.markdown("\n".join(f"- {test_sentence(md(row.backbone.name), md(result.reference), row.test)}"
                            for row in result.rows if row.test is not None))
     st.caption(_("Notice: each sentence is McNemar's test against {reference} on the same test images: a bigger "

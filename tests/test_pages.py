@@ -169,6 +169,12 @@ def test_backbones_page_filters_and_shows_a_card():
     assert any(m.value == "**Weights for tf_efficientnet_lite0:** bundled" for m in at.markdown)
 
 
+def test_backbones_page_card_opens_on_a_backbone_that_works_offline():
+    at = _open("backbones")  # with the default filter, not efficientnet_b0 ("download needed"): the bundled zoo leads
+    assert at.selectbox(key="card_for").value == "tf_efficientnet_lite0"
+    assert any(m.value == "**Weights for tf_efficientnet_lite0:** bundled" for m in at.markdown)
+
+
 def test_backbones_page_shows_the_bundled_zoo_first():
     from ptm_core.models.bundled import BUNDLED
 

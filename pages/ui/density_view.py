@@ -15,7 +15,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.ui.i18n import _
+from pages.ui.i18n import _, show_chart
 from pages.ui.maps import CORRECT_COLOURS, FITTED_COLOURS, METHODS, MODEBAR, PALETTE, remember_rows
 from ptm_core.flows import density as density_map
 
@@ -74,7 +74,7 @@ def _remember_density_selection(chart_key: str, map_id: str, coords: np.ndarray)
 def show_density(fig: go.Figure, coords: np.ndarray, map_id: str, chart_key: str, epoch: int) -> None:
     """Draw the density map; a box, a lasso or a click selects rows of the full set."""
     key = f"{chart_key}-density-{epoch}"
-    st.plotly_chart(copy.deepcopy(fig), width="stretch", key=key, config=MODEBAR,
+    show_chart(copy.deepcopy(fig), width="stretch", key=key, config=MODEBAR,
                     selection_mode=("points", "box", "lasso"),
                     on_select=partial(_remember_density_selection, key, map_id, coords[:, :2]))
     st.caption(_("{n} points drawn as one image (density view, for maps over {limit} points): a box or lasso "

@@ -12,6 +12,8 @@ from ptm_core.flows import DONE, FINISHED, QUEUED, RUNNING, Job, format_duration
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:  # e.g. a cache written before compute times were kept
         return "—"
+    if seconds < 9.95:  # "0 s" for a 0.2 s extraction would read as nothing done
+        return _("{s} s").format(s=f"{seconds:.1f}")
     if seconds < 60:
         return _("{s} s").format(s=f"{seconds:.0f}")
     return _("{m} min {s} s").format(m=f"{seconds // 60:.0f}", s=f"{seconds % 60:02.0f}")

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.ui.gallery import gallery
-from pages.ui.i18n import N_, _
+from pages.ui.i18n import _, N_, show_chart
 from pages.ui.maps import PALETTE
 from pages.ui.text import md, plot_text
 from ptm_core.base import DatasetConfig
@@ -18,6 +18,8 @@ MARGINS = {"l": 10, "r": 10, "t": 40, "b": 10}
 LOSS_SMOOTHING = N_("the mean of the last steps (a tenth of the run, 3-50 steps), exact from the first step; a rise "
                     "early on is the learning rate warming up")
 # The drift job's maps are keyed "before" and "after" (the lab flow's run_drift).
+# The engine's method keys as a reader names them ("logreg/knn" read as jargon in a legend).
+METHOD_NAMES = {"logreg": N_("linear probe"), "knn": N_("k-NN"), "finetune": N_("fine-tune")}
 DRIFT_TITLES = {"before": N_("Features before fine-tuning"), "after": N_("Features after fine-tuning")}
 DRIFT_CAPTIONS = {"before": N_("PCA of the features before fine-tuning · {produced_by}"),
                   "after": N_("PCA of the features after fine-tuning · {produced_by}")}
@@ -59,7 +61,7 @@ def confusion_explorer(dataset_config: DatasetConfig, labels: np.ndarray, class_
     y_true = labels[result.test_indices]
     matrix = confusion(y_true, result.predictions, len(class_names))
     title = _("Confusion matrix — {method} · {produced_by}").format(method=_(name), produced_by=plot_text(produced_by))
-    st.plotly_chart(confusion_chart(matrix, class_names, title),
+    show_chart(confusion_chart(matrix, class_names, title),
                     width="stretch", key=f"confusion-{name}")
     worst = largest_confusion(matrix)
     cols = st.columns(2)
@@ -96,6 +98,19 @@ def probability_text(p: float) -> str:
     return f"{p:.2%}" if p < 0.99995 else "> 99.99%"
 
 
+def percent_axis(fig: go.Figure, values) -> go.Figure:
+    """A percent y axis whose ticks never repeat: whole percents hide steps under a point ("92%, 92%"), so a range
+    narrower than 8 points gets a decimal."""
+    values = [v for v in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(v)]
+    narrow = bool(values) and max(values) - min(values) < 0.08
+    return fig.update_layout(yaxis_tickformat=".1%" if narrow else ".0%")
+
+
+def wrapped_title(text: str, produced_by: str) -> str:
+    """A chart title on two lines, what it shows over what produced it: one line was cut at "@ 128p"."""
+    return f"{text}<br><sup>{plot_text(produced_by)}</sup>"
+
+
 def sweep_chart(probe, produced_by: str) -> go.Figure:
     """Validation accuracy against C (log x) with Wilson's 95 % interval at each point (on the validation images), the
     chosen C as a dotted line and the argmax as a star; with the one-SE rule, the bar it set as a dashed line."""
@@ -107,7 +122,7 @@ def sweep_chart(probe, produced_by: str) -> go.Figure:
         error = {"error_y": "above", "error_y_minus": "below"}
     fig = px.line(frame, x="C", y="validation accuracy", markers=True, log_x=True, height=300, **error,
                   labels={"validation accuracy": _("validation accuracy")},
-                  title=_("Linear probe: validation accuracy vs C · {produced_by}").format(produced_by=plot_text(produced_by)))
+                  title=wrapped_title(_("Linear probe: validation accuracy vs C"), produced_by))
     fig.add_vline(x=probe.best_C, line_dash="dot")
     # Placed by hand: on a log axis plotly puts a vline's own annotation at x = C on the exponent scale.
     fig.add_annotation(x=np.log10(probe.best_C), y=1, xref="x", yref="paper", text=_("chosen C"), showarrow=False,
@@ -119,7 +134,9 @@ def sweep_chart(probe, produced_by: str) -> go.Figure:
         if probe.c_rule == "one-se" and probe.val_se:
             fig.add_hline(y=best - probe.val_se, line_dash="dash", line_width=1,
                           annotation_text=_("one standard error below the best"), annotation_position="bottom right")
-    return fig.update_layout(margin=MARGINS, yaxis_tickformat=".0%", legend={"orientation": "h", "y": -0.3})
+    low_high = np.array(intervals).ravel() if intervals else []
+    percent_axis(fig, [*frame["validation accuracy"], *low_high])
+    return fig.update_layout(margin=MARGINS, legend={"orientation": "h", "y": -0.3})
 
 
 def sweep_caption(probe) -> str:
@@ -206,22 +223,25 @@ def efficiency_frame(rows: list[dict]) -> pd.DataFrame:
 def efficiency_table(rows: list[dict]) -> pd.DataFrame:
     """The rows as the user reads them: budget, method, mean, its 95 % interval as text, and the draws behind it."""
     frame = efficiency_frame(rows)[["labels per class", "method", "mean", "95% CI", "draws"]]
+    frame["method"] = frame["method"].map(lambda m: _(METHOD_NAMES[m]) if m in METHOD_NAMES else m)
     return frame.rename(columns={"labels per class": _("labels per class"), "method": _("method"),
                                  "mean": _("mean"), "95% CI": _("95 % CI"), "draws": _("draws")})
 
 
 def efficiency_chart(rows: list[dict], produced_by: str) -> go.Figure:
     frame = efficiency_frame(rows)
+    frame["method"] = frame["method"].map(lambda m: _(METHOD_NAMES[m]) if m in METHOD_NAMES else m)
     fig = px.line(frame, x="labels per class", y="mean", error_y="above", error_y_minus="below", color="method",
                   markers=True, height=380, color_discrete_sequence=PALETTE,
                   hover_data={"95% CI": True, "draws": True, "above": False, "below": False},
                   labels={"labels per class": _("labels per class"), "method": _("method"), "mean": _("mean"),
                           "95% CI": _("95 % CI"), "draws": _("draws")},
-                  title=_("Label efficiency: test accuracy vs labelled images per class (mean and 95 % CI over "
-                          "draws) · {produced_by}").format(produced_by=plot_text(produced_by)))
+                  title=wrapped_title(_("Label efficiency: test accuracy vs labelled images per class (mean and "
+                                        "95 % CI over draws)"), produced_by))
     # "all" is a budget like the others: a category axis plots it (a numeric axis silently drops it).
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(dict.fromkeys(frame["labels per class"])))
-    return fig.update_layout(margin=MARGINS, yaxis_title=_("test accuracy"), yaxis_tickformat=".0%")
+    percent_axis(fig, [*frame["mean"], *(frame["mean"] + frame["above"]), *(frame["mean"] - frame["below"])])
+    return fig.update_layout(margin=MARGINS, yaxis_title=_("test accuracy"))
 
 
 def layers_chart(rows: list[dict], produced_by: str) -> go.Figure:
@@ -234,11 +254,11 @@ def layers_chart(rows: list[dict], produced_by: str) -> go.Figure:
                               "below": False},
                   labels={"95% CI": _("95 % CI (Wilson)"), "n_test": _("test images"), "test_accuracy": _("test accuracy"),
                           "name": _("stage")},
-                  title=_("Linear-probe accuracy from each stage (pooled), shallow → deep · {produced_by}").format(
-                      produced_by=plot_text(produced_by)))
+                  title=wrapped_title(_("Linear-probe accuracy from each stage (pooled), shallow → deep"), produced_by))
     fig.update_xaxes(type="category")
-    return fig.update_layout(margin=MARGINS, xaxis_title=_("stage"), yaxis_title=_("test accuracy"),
-                             yaxis_tickformat=".0%")
+    percent_axis(fig, [*frame["test_accuracy"], *(frame["test_accuracy"] + frame["above"]),
+                       *(frame["test_accuracy"] - frame["below"])])
+    return fig.update_layout(margin=MARGINS, xaxis_title=_("stage"), yaxis_title=_("test accuracy"))
 
 
 def drift_charts(result: dict, produced_by: str) -> None:
@@ -251,5 +271,5 @@ def drift_charts(result: dict, produced_by: str) -> None:
                          title=_(DRIFT_TITLES[title]),
                          category_orders={"class": result["class_names"]})
         fig.update_traces(marker={"size": 4})
-        col.plotly_chart(fig.update_layout(margin=MARGINS, showlegend=False), width="stretch", key=f"drift-{title}")
+        show_chart(fig.update_layout(margin=MARGINS, showlegend=False), where=col, width="stretch", key=f"drift-{title}")
         col.caption(_(DRIFT_CAPTIONS[title]).format(produced_by=md(produced_by)))

@@ -19,10 +19,10 @@ import streamlit as st
 from pages.ui import settings
 from pages.ui.choices import MapChoice
 from pages.ui.gallery import gallery
-from pages.ui.i18n import N_, _
+from pages.ui.i18n import _, N_, show_chart
 from pages.ui.intervals import accuracy_metric
 from pages.ui.predictions import prediction_panel
-from pages.ui.text import md
+from pages.ui.text import md, plot_text
 from ptm_core.base import BackboneConfig, DatasetConfig, ProjectionConfig, csv_safe_frame, describe_map
 from ptm_core.flows import (MAP_METRICS, FeatureSet, MapResult, estimate_seconds, nearest_neighbours, selection_counts,
                             stratified_sample, umap_ready)
@@ -198,10 +198,10 @@ def show_map(fig: go.Figure, three_d: bool, map_id: str, chart_key: str) -> None
     data_traces = fig.layout.meta["data_traces"]
     fig = copy.deepcopy(fig)  # st.plotly_chart rewrites the figure it draws; the caller's copy exports as is
     if three_d:
-        st.plotly_chart(fig, width="stretch", key=key, config=MODEBAR)
+        show_chart(fig, width="stretch", key=key, config=MODEBAR)
         st.caption(_("Box and lasso selection work on 2-D maps; switch to 2-D to select images."))
         return
-    st.plotly_chart(fig, width="stretch", key=key, config=MODEBAR, selection_mode=("points", "box", "lasso"),
+    show_chart(fig, width="stretch", key=key, config=MODEBAR, selection_mode=("points", "box", "lasso"),
                     on_select=partial(_remember_selection, key, map_id, data_traces))
 
 
@@ -312,8 +312,15 @@ def export_name(feature_key: str, config: ProjectionConfig) -> str:
     return "-".join(["map", *parts, feature_key[:10]])
 
 
-def export_buttons(frame: pd.DataFrame, fig: go.Figure, name: str) -> None:
-    exported = copy.deepcopy(fig).update_layout(template="plotly_white")
+def exported_figure(fig: go.Figure, title: str, produced_by: str) -> go.Figure:
+    """The map as a file: it travels without the page around it, so it carries its title and what produced it."""
+    return copy.deepcopy(fig).update_layout(
+        template="plotly_white", title={"text": f"{plot_text(title)}<br><sup>{plot_text(produced_by)}</sup>"},
+        margin={"t": 80})
+
+
+def export_buttons(frame: pd.DataFrame, fig: go.Figure, name: str, title: str, produced_by: str) -> None:
+    exported = exported_figure(fig, title, produced_by)
     cols = st.columns(3)
     # Both files are made when clicked: a million points' CSV is tens of MB, too much to build on every rerun.
     cols[0].download_button(_("Points as CSV"), lambda: csv_safe_frame(frame).to_csv(index=False), f"{name}.csv",

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from pages.ui.i18n import _, language, presenter, style_figure
+from pages.ui.i18n import _, language, presenter, show_chart, style_figure
 from pages.ui.intervals import accuracy_metric
 from pages.ui.maps import PALETTE
 from pages.ui.text import md
@@ -52,4 +52,4 @@ def preview_panel(job: Job, produced_by: str) -> None:
     if not len(preview.coords):  # too few different rows for a map yet: the probe alone
         return
     figure = _cached_figure(preview, job.id, preview.n_done, language(), presenter())
-    st.plotly_chart(figure, width="stretch", key=f"preview-{job.id}")
+    show_chart(figure, width="stretch", key=f"preview-{job.id}")

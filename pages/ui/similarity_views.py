@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.ui.i18n import _
+from pages.ui.i18n import _, show_chart
 from pages.ui.text import md, plot_text
 
 MARGINS = {"l": 10, "r": 10, "t": 40, "b": 10}
@@ -78,7 +78,7 @@ def stage_cka_section(result: dict, produced_by: str) -> None:
     rows = result.get("stage_cka")
     if not rows:
         return
-    st.plotly_chart(stage_cka_chart(rows, produced_by), width="stretch", key="drift-stage-cka")
+    show_chart(stage_cka_chart(rows, produced_by), width="stretch", key="drift-stage-cka")
     text = _("Linear CKA (Kornblith et al. 2019) between each stage's pooled output before and after fine-tuning, on "
              "the same {n} images at the fine-tune's size: 1 is unchanged (up to rotation and scale), lower is more "
              "changed (the comparison of Neyshabur et al., NeurIPS 2020).").format(n=f"{rows[0]['n']:,}")

@@ -9,7 +9,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.ui.i18n import _, style_figure
+from pages.ui.i18n import _, show_chart, style_figure
 from pages.ui.intervals import accuracy_metric, p_text, test_sentence
 from pages.ui.job_views import duration_text, format_seconds, job_panel, live_job
 from pages.ui.maps import PALETTE
@@ -132,7 +132,7 @@ def contrast_view(result: ContrastResult, map_title: str) -> None:
     contrast_metrics([row.summary() for row in result.rows])
     for column, row in zip(st.columns(3), result.rows):
         with column:
-            st.plotly_chart(contrast_map(result, row.kind), width="stretch", key=f"map-{result.dataset.spec}-{row.kind}")
+            show_chart(contrast_map(result, row.kind), width="stretch", key=f"map-{result.dataset.spec}-{row.kind}")
     st.caption(_("Maps: {method} of each feature set, coloured by the true class.").format(method=map_title))
 
 
