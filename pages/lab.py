@@ -256,13 +256,16 @@ def efficiency_tab(source: Source) -> None:
 
 def layers_tab(source: Source) -> None:
     job = job_slot("layers", LabRequest(source), _("Run the layer sweep"), button_help=_(
-        "A linear probe on every stage's pooled output, and linear CKA between every pair of stages."))
+        "A linear probe on every block's pooled output and on the final pooled features, and linear CKA between every "
+        "pair of them."))
     if job is not None:
         rows = job.result["rows"]
         show_chart(views.layers_chart(rows, source.describe()), width="stretch", key="layers")
         if rows and rows[0].get("n_test"):
             st.caption(_("Every stage's probe is scored on the same {n} test images; the bars are Wilson's "
                          "95 % CI.").format(n=f"{rows[0]['n_test']:,}"))
+        if comparison := views.inner_layer_caption(job.result.get("inner_vs_final")):
+            st.markdown(comparison)
         show_chart(similarity.layer_heatmap(job.result["cka"], source.describe()), width="stretch",
                         key="layers-cka")
         st.caption(similarity.heatmap_caption(job.result["cka"], source.describe()))

@@ -5,7 +5,8 @@ import pytest
 
 from ptm_core.base.configs import FinetuneConfig, ProjectionConfig, Source
 from ptm_core.evals import layer_similarity
-from ptm_core.evals.layer_similarity import POOLED_NAME, finetune_stage_cka
+from ptm_core.evals.layer_similarity import finetune_stage_cka
+from ptm_core.evals.layer_sweep import FINAL_NAME
 from ptm_core.evals.similarity import cka
 from ptm_core.finetune.finetuning import finetune
 from ptm_core.flows.compare import CompareRequest, run_compare
@@ -25,9 +26,9 @@ def test_layers_job_gives_the_sweep_and_a_layer_cka_matrix_read_back_from_cache(
     source = Source(tiny.data(), tiny.backbone(), tiny.extraction())
     result = _run(lambda ctx: run_layers(source, ctx), wait_until).result
     rows, matrix = result["rows"], result["cka"]
-    assert matrix["names"] == [row["name"] for row in rows] + [POOLED_NAME]
+    assert matrix["names"] == [row["name"] for row in rows] and matrix["names"][-1] == FINAL_NAME
     values = np.asarray(matrix["values"])
-    assert values.shape == (len(rows) + 1,) * 2 and np.allclose(np.diag(values), 1.0) and np.allclose(values, values.T)
+    assert values.shape == (len(rows),) * 2 and np.allclose(np.diag(values), 1.0) and np.allclose(values, values.T)
     assert matrix["n"] == tiny.limit and matrix["method"] == "exact"
     assert np.all((values > -1e-9) & (values < 1 + 1e-9)) and values.min() < 0.99  # layers differ
 

@@ -148,7 +148,7 @@ def test_it_is_a_timm_backbone():
         final, last = model.forward_intermediates(x, indices=1)
         torch.testing.assert_close(final, features)
         torch.testing.assert_close(last[0], features)
-    assert stage_names(model, len(maps)) == ["stem", "stages.0", "stages.1", "stages.2"]
+    assert stage_names(model, len(maps) + 1) == ["stem", "stages.0", "stages.1", "stages.2", "pooled (pre-logits)"]
     model.reset_classifier(7)
     assert model.get_classifier().out_features == 7 and model(x).shape == (2, 7)
     assert timm.create_model("squeezenet1_1", num_classes=5).get_classifier().out_features == 5

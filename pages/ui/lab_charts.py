@@ -1,6 +1,8 @@
 """Charts and galleries for the probe-vs-fine-tune lab (the page itself says what goes where)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -9,9 +11,10 @@ import streamlit as st
 
 from pages.ui.gallery import gallery
 from pages.ui.i18n import _, N_, show_chart
+from pages.ui.intervals import test_sentence
 from pages.ui.maps import PALETTE
 from pages.ui.text import md, plot_text
-from ptm_core.base import DatasetConfig
+from ptm_core.base import DatasetConfig, PairedTest
 from ptm_core.flows import confident_mistakes, confusion, interval_text, per_class_accuracy
 
 MARGINS = {"l": 10, "r": 10, "t": 40, "b": 10}
@@ -273,3 +276,15 @@ def drift_charts(result: dict, produced_by: str) -> None:
         fig.update_traces(marker={"size": 4})
         show_chart(fig.update_layout(margin=MARGINS, showlegend=False), where=col, width="stretch", key=f"drift-{title}")
         col.caption(_(DRIFT_CAPTIONS[title]).format(produced_by=md(produced_by)))
+
+
+def inner_layer_caption(comparison: dict | None) -> str:
+    """When an inner layer scores above the final pooled features: by how much, and whether McNemar's test on the
+    same test images supports it (a higher score alone may be noise)."""
+    if not comparison:
+        return ""
+    test = PairedTest(**{f.name: comparison[f.name] for f in dataclasses.fields(PairedTest)})
+    inner, final = md(comparison["inner"]), md(comparison["final"])
+    head = _("An inner layer scores higher than the final features: {inner} {a} vs {final} {b}.").format(
+        inner=inner, final=final, a=f"{test.a_accuracy:.1%}", b=f"{test.b_accuracy:.1%}")
+    return head + " " + test_sentence(inner, final, test)

@@ -306,15 +306,20 @@ def _cmd_efficiency(args: argparse.Namespace) -> int:
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
-    from ptm_core.evals.layer_sweep import run_layer_sweep
+    from ptm_core.evals.layer_sweep import inner_vs_final, run_layer_sweep
 
     data, backbone, extraction = _configs(args)
     results = run_layer_sweep(data, backbone, extraction, ProbeConfig(seed=args.seed), progress=_progress)
+    comparison = inner_vs_final(results)
     if args.json:
-        print(dumps({"rows": [r.to_dict() for r in results]}))
-    for r in results if not args.json else []:
+        print(dumps({"rows": [r.to_dict() for r in results], "inner_vs_final": comparison}))
+        return 0
+    for r in results:
         print(f"{r.index:>2} {r.name:<24} {r.dim:>5}-d  {r.test_accuracy:.1%} ({_ci_text(*r.test_accuracy_ci95)}, "
               f"Wilson on {r.n_test} test images)")
+    if comparison:
+        print(f"{comparison['inner']} scores above {comparison['final']}: McNemar exact p = {comparison['p_value']:.3g} "
+              f"({comparison['a_only_right']} vs {comparison['b_only_right']} images only one got right)")
     return 0
 
 

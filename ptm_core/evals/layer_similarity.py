@@ -16,25 +16,18 @@ from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfi
 from ptm_core.base.errors import PTMError
 from ptm_core.base.files import file_sha256
 from ptm_core.data import load_dataset
-from ptm_core.evals.layer_sweep import StageFeatures, extract_stages, stage_features, stage_names
+from ptm_core.evals.layer_sweep import LAYOUT, StageFeatures, extract_stages, stage_features, stage_names
 from ptm_core.evals.similarity import CKAMatrix, cka, layer_cka_matrix
 from ptm_core.features.extraction import CancelFn, ProgressFn, data_config, resolve_device
-from ptm_core.features.featureset import FeatureSet
 from ptm_core.finetune.finetuning import load_finetuned
 from ptm_core.models.precision import resize_side
 from ptm_core.runs.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
 
-POOLED_NAME = "pooled (pre-logits)"
-
-
-def layer_matrix(stages: StageFeatures, pooled: FeatureSet | None = None) -> CKAMatrix:
-    """Linear CKA between every pair of stages, with the backbone's pooled pre-logit features as the last layer
-    when they hold the same images; cached on disk keyed by the sweep's stage features (and the pooled ones)."""
+def layer_matrix(stages: StageFeatures) -> CKAMatrix:
+    """Linear CKA between every pair of the sweep's layers (its last: the pooled pre-logit features); cached on disk
+    keyed by the sweep's stage features."""
     layers, names = list(stages.features), list(stages.names)
-    if pooled is not None and len(pooled.features) == len(layers[0]) and np.array_equal(pooled.labels, stages.labels):
-        layers.append(pooled.features)
-        names.append(POOLED_NAME)
-    key = stable_hash(["layer-cka", stages.key, names[-1] == POOLED_NAME and pooled.key])
+    key = stable_hash(["layer-cka", stages.key])
     path = artifact_dir("similarity") / f"{key}.npz"
     cached = load_npz(path)
     if cached is not None:
@@ -55,7 +48,7 @@ def finetuned_stages(checkpoint: str | os.PathLike, dataset_config: DatasetConfi
     model, meta = load_finetuned(checkpoint)
     dataset = load_dataset(dataset_config)
     cfg = data_config(model, int(meta["image_size"]))
-    key = stable_hash(["finetuned-stages", file_sha256(Path(checkpoint)), dataset.fingerprint, int(meta["image_size"])])
+    key = stable_hash(["finetuned-stages", LAYOUT, file_sha256(Path(checkpoint)), dataset.fingerprint, int(meta["image_size"])])
     path = artifact_dir("stages") / f"{key}.npz"
     cached = load_npz(path)
     if cached is not None:

@@ -1,8 +1,10 @@
-"""Layer sweep: linear-probe accuracy of each stage's globally average-pooled output."""
+"""Layer sweep: linear-probe accuracy of every block's globally average-pooled output, and of the final pooled
+pre-logit features the rest of the app probes, shallow to deep."""
 from __future__ import annotations
 
+import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -13,13 +15,15 @@ from ptm_core.runs.artifacts import artifact_dir, enforce_cache_cap, load_npz, s
 from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, stable_hash
 from ptm_core.data import Dataset, load_dataset
 from ptm_core.base.errors import Cancelled, PTMError
-from ptm_core.base.stats import accuracy_interval
+from ptm_core.base.stats import accuracy_interval, paired_test
 from ptm_core.features.extraction import CancelFn, ProgressFn, data_config, feature_key, image_batch, resolve_device
 from ptm_core.models.precision import resize_side
 from ptm_core.probes.linear import run_linear_probe
 from ptm_core.models.weights import load_backbone
 
 STAGES_SHARE = 0.8  # of the sweep's progress: the stage features; the per-stage probes take the rest
+FINAL_NAME = "pooled (pre-logits)"  # the last row: the features extraction gives every other page
+LAYOUT = "every-block-v2"  # in the cache key: stage features cached before every block and the final were swept
 
 
 @dataclass
@@ -38,6 +42,10 @@ class LayerResult:
     test_accuracy: float
     best_C: float
     n_test: int
+    # The probe's predictions of the test images and their true classes (the same images for every layer), for a
+    # paired test between layers; not in to_dict.
+    predictions: np.ndarray | None = field(default=None, repr=False, compare=False)
+    truth: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def test_accuracy_ci95(self) -> tuple[float, float]:
@@ -49,11 +57,21 @@ class LayerResult:
                 "test_accuracy_ci95": list(self.test_accuracy_ci95), "n_test": self.n_test, "best_C": self.best_C}
 
 
+def every_block(model: nn.Module) -> bool:
+    """Whether timm's forward_intermediates can return every block (`extra_blocks`), not only the blocks where
+    the resolution drops (EfficientNet's feature_info skips blocks.3 and blocks.5)."""
+    return "extra_blocks" in inspect.signature(model.forward_intermediates).parameters and hasattr(model, "blocks")
+
+
 def stage_names(model: nn.Module, n_stages: int) -> list[str]:
-    """timm's feature_info module names when they line up with forward_intermediates' outputs."""
+    """The swept layers' names, shallow to deep, the final pooled features last: the stem and every block where
+    timm returns every block; else timm's feature_info module names when they line up with the outputs."""
+    if every_block(model) and n_stages == len(model.blocks) + 2:
+        return ["stem", *(f"blocks.{i}" for i in range(len(model.blocks))), FINAL_NAME]
     info = getattr(model, "feature_info", None) or []
     names = [entry.get("module", f"stage{i}") if isinstance(entry, dict) else f"stage{i}" for i, entry in enumerate(info)]
-    return names if len(names) == n_stages else [f"stage{i}" for i in range(n_stages)]
+    names = names if len(names) == n_stages - 1 else [f"stage{i}" for i in range(n_stages - 1)]
+    return [*names, FINAL_NAME]
 
 
 def _pool(output: torch.Tensor) -> torch.Tensor:
@@ -63,8 +81,10 @@ def _pool(output: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def _stage_batch(model: nn.Module, batch: torch.Tensor) -> list[np.ndarray]:
-    outputs = model.forward_intermediates(batch, intermediates_only=True)
-    return [_pool(o).flatten(1).float().cpu().numpy() for o in outputs]
+    extra = {"extra_blocks": True} if every_block(model) else {}
+    final, outputs = model.forward_intermediates(batch, **extra)
+    pooled = [_pool(o) for o in outputs] + [model.forward_head(final, pre_logits=True)]
+    return [p.flatten(1).float().cpu().numpy() for p in pooled]
 
 
 def extract_stages(model: nn.Module, dataset: Dataset, transform, batch_size: int, device: torch.device,
@@ -94,7 +114,7 @@ def stage_features(dataset_config: DatasetConfig, backbone_config: BackboneConfi
     dataset = load_dataset(dataset_config)
     loaded = load_backbone(backbone_config)
     cfg = data_config(loaded.model, config.image_size)
-    key = stable_hash(["stages", feature_key(loaded.identity, dataset, cfg, config, backbone_config.name)])
+    key = stable_hash(["stages", LAYOUT, feature_key(loaded.identity, dataset, cfg, config, backbone_config.name)])
     path = artifact_dir("stages") / f"{key}.npz"
     cached = load_npz(path)
     if cached is not None:
@@ -128,8 +148,22 @@ def run_layer_sweep(dataset_config: DatasetConfig, backbone_config: BackboneConf
             raise Cancelled()
         probe = run_linear_probe(features, stages.labels, probe_config, cancelled=cancelled)
         results.append(LayerResult(index, name, int(features.shape[1]), probe.test_accuracy, probe.best_C,
-                                   probe.n_test))
+                                   probe.n_test, np.asarray(probe.predictions),
+                                   np.asarray(stages.labels)[probe.test_indices]))
         if progress is not None:
             progress(STAGES_SHARE + (1 - STAGES_SHARE) * (index + 1) / len(stages.names),
                      f"probed {name} ({time.perf_counter() - started:.0f} s)")
     return results
+
+
+def inner_vs_final(results: list[LayerResult]) -> dict | None:
+    """The most accurate inner layer against the final pooled features, on the same test images by McNemar's exact
+    test (base.stats.paired_test): whether an inner layer really reads the classes better than the last one.
+    None when no inner layer scores above the final one, or predictions were not kept."""
+    if len(results) < 2 or any(r.predictions is None for r in results):
+        return None
+    final, inner = results[-1], max(results[:-1], key=lambda r: r.test_accuracy)
+    if inner.test_accuracy <= final.test_accuracy:
+        return None
+    test = paired_test(final.truth, inner.predictions, final.predictions)
+    return {"inner": inner.name, "final": final.name, **test.to_dict()}

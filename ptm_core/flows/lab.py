@@ -27,7 +27,7 @@ from ptm_core.runs.store import RunStore
 from ptm_core.probes.knn import KNNResult, run_knn_probe
 from ptm_core.evals.label_efficiency import finetune_runner, run_label_efficiency
 from ptm_core.evals.layer_similarity import finetune_stage_cka, layer_matrix
-from ptm_core.evals.layer_sweep import STAGES_SHARE, run_layer_sweep, stage_features
+from ptm_core.evals.layer_sweep import STAGES_SHARE, inner_vs_final, run_layer_sweep, stage_features
 from ptm_core.evals.similarity import matched_cka
 from ptm_core.probes.linear import ProbeResult, cached_linear_probe, sweep_message
 from ptm_core.maps.projection import compute_projection
@@ -186,27 +186,27 @@ def run_label_efficiency_job(source: Source, knn: KNNConfig, with_finetune: bool
     return table
 
 
-LAYER_SWEEP_SHARE = 0.85  # of the layers job: the sweep; the pooled features and the CKA matrix take the rest
+LAYER_SWEEP_SHARE = 0.95  # of the layers job: the sweep; the CKA matrix takes the rest
 
 
 def run_layers(source: Source, ctx: JobContext) -> dict:
-    """The layer sweep's rows, and linear CKA between every pair of its stages (and the pooled pre-logit features)."""
+    """The layer sweep's rows (every block, then the pooled pre-logit features), McNemar's test of the best inner
+    layer against the final features when one scores higher, and linear CKA between every pair of layers."""
     ctx.stage("features from every stage")
     def progress(fraction: float, message: str = "") -> None:
         # Stage features and the per-stage probes go at different paces: estimate each step on its own.
         ctx.progress(LAYER_SWEEP_SHARE * fraction, message,
                      step_end=LAYER_SWEEP_SHARE * (STAGES_SHARE if fraction < STAGES_SHARE else 1.0))
 
-    results = [r.to_dict() for r in run_layer_sweep(source.dataset, source.backbone, source.extraction,
-                                                     ProbeConfig(seed=source.split_seed), progress, ctx.cancelled)]
+    layers = run_layer_sweep(source.dataset, source.backbone, source.extraction, ProbeConfig(seed=source.split_seed),
+                             progress, ctx.cancelled)
+    results = [r.to_dict() for r in layers]
     ctx.record(metrics={"method": "layer-sweep", "rows": results})
     ctx.stage("CKA between layers")
-    pooled = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(LAYER_SWEEP_SHARE, 0.97),
-                     ctx.cancelled, pace_pending=ctx.pace_pending)
     ctx.check_cancelled()
     stages = stage_features(source.dataset, source.backbone, source.extraction)  # the sweep's, from its cache
-    matrix = layer_matrix(stages, pooled)
-    return {"rows": results, "cka": matrix.to_dict()}
+    matrix = layer_matrix(stages)
+    return {"rows": results, "cka": matrix.to_dict(), "inner_vs_final": inner_vs_final(layers)}
 
 
 def run_drift(source: Source, checkpoint: str, image_size: int, projection: ProjectionConfig,
