@@ -32,10 +32,12 @@ def _draw_map(frame, fs, colour: str, shown, map_id: str, clusters=None, labels:
         st.info(_("Maps over {limit} points draw faster and select reliably as a density image: "
                   "pip install -r requirements-bigmap.txt.").format(limit=f"{density_map.scattergl_max_points():,}"),
                 icon=":material/info:")
-    # No highlight rings here: they would change the figure, remount the chart, and drop plotly's own
-    # display of the selection that was just made.
+    # No rings on a box or lasso selection: they would change the figure, remount the chart, and drop plotly's
+    # own display of the selection just made. One clicked image is marked, with its neighbours: finding one dot
+    # among thousands matters more there than plotly's dimming of the rest.
     fig = views.map_figure(frame, colour, fs.class_names, method=method)
     cluster_views.decorate(fig, clusters, labels, three_d)
+    views.mark_focus(fig, frame, fs, views.current_selection(map_id), three_d)
     views.show_map(fig, three_d=three_d, map_id=map_id, chart_key=f"chart-{map_id}")
     return fig
 

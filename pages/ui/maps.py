@@ -131,6 +131,34 @@ def _add_highlight(fig: go.Figure, rows: pd.DataFrame, three_d: bool) -> None:
                                    hoverinfo="skip"))
 
 
+NEIGHBOUR_K = "neighbour_k"  # the neighbours panel's slider: the map rings as many neighbours as it lists
+DEFAULT_K = 12
+
+
+def mark_focus(fig: go.Figure, frame: pd.DataFrame, fs: FeatureSet, rows: np.ndarray, three_d: bool) -> None:
+    """One clicked image: a star on it and rings on its nearest neighbours in the full feature space (those the
+    panel below lists), so both can be found on a map of thousands of dots. Box and lasso selections get none."""
+    if len(rows) != 1 or len(fs.labels) < 2:
+        return
+    row = int(rows[0])
+    k = min(int(st.session_state.get(NEIGHBOUR_K, DEFAULT_K)), len(fs.labels) - 1)
+    indices, _similarity = nearest_neighbours(fs.features, row, k)
+    # No customdata: a selection that sweeps over a mark must read the data point under it, not the mark.
+    for rows_shown, name, marker in (
+            (indices, _("its {k} nearest neighbours").format(k=k),
+             {"size": 11, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}),
+            ([row], _("clicked image"),
+             {"size": 18, "symbol": "star", "color": "gold", "line": {"color": "black", "width": 1.5}})):
+        points = frame.loc[frame["row"].isin(np.asarray(rows_shown, dtype=int))]
+        if three_d:
+            marker = {**marker, "size": marker["size"] * 0.6, "symbol": "diamond" if len(rows_shown) == 1 else "circle"}
+            fig.add_trace(go.Scatter3d(x=points["x"], y=points["y"], z=points["z"], mode="markers", marker=marker,
+                                       name=name, hoverinfo="skip"))
+        else:
+            fig.add_trace(go.Scattergl(x=points["x"], y=points["y"], mode="markers", marker=marker, name=name,
+                                       hoverinfo="skip"))
+
+
 def ring_note(n: int) -> str | None:
     """Why a large selection is not ringed on the map; None when it is."""
     if n <= RING_MAX:
@@ -249,7 +277,7 @@ def selection_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame,
 
 def neighbours_panel(dataset: DatasetConfig, fs: FeatureSet, frame: pd.DataFrame, row: int,
                      backbone: BackboneConfig | None = None, looks=None) -> None:
-    k = st.slider(_("Neighbours to show"), 4, 32, 12, step=4, key="neighbour_k")
+    k = st.slider(_("Neighbours to show"), 4, 32, DEFAULT_K, step=4, key=NEIGHBOUR_K)
     k = min(k, len(fs.labels) - 1)
     indices, similarity = nearest_neighbours(fs.features, row, k)
     same = np.mean(fs.labels[indices] == fs.labels[row])
