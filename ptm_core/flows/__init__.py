@@ -27,6 +27,8 @@ from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_fr
 from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, ContrastResult, EfficiencyClaim,
                                  EfficiencyPoint, LessonResult, TourPlan, ZooResult, adapted_test, efficiency_claim,
                                  step_spec, step_specs)
+from ptm_core.flows.quality import ISSUE_KINDS, issue_kinds, quality_frame, quality_report, train_duplicates
+from ptm_core.base.quality import QualityConfig
 from ptm_core.flows.tour_costs import dataset_size, estimate_step_seconds
 from ptm_core.maps import density
 from ptm_core.maps.estimate import estimate_seconds
@@ -39,7 +41,8 @@ from ptm_core.probes.linear import confident_mistakes, confusion, per_class_accu
 from ptm_core.runs.eta import format_duration
 from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, Job, JobManager, JobSpec
 
-__all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "BenchProgress", "BenchResult",
+__all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "ISSUE_KINDS", "QualityConfig", "issue_kinds", "quality_frame",
+           "quality_report", "train_duplicates", "BENCH_T_MIN_SEEDS", "BenchConfig", "BenchProgress", "BenchResult",
            "COMPARE_BACKBONE", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE", "DONE",
            "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED",
            "FeatureSet", "Job", "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS",
