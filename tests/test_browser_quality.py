@@ -49,7 +49,7 @@ def test_quality_panel_lists_the_finds_and_colours_the_map(page, server, monkeyp
     page.get_by_text(f"{top['given']} → {top['suggested']} ({top['score']:.2f})").first.wait_for(timeout=30_000)
     screenshot(page, "quality-panel.png")
 
-    page.get_by_role("button", name="Data quality issue").click()
+    page.get_by_text("Data quality issue", exact=True).click()  # the "Colour by" option
     page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
                            " return gd && gd._fullData.some(t => t.name === 'label issue'); }", timeout=60_000)
     names = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)")

@@ -41,8 +41,7 @@ from ptm_core.probes.linear import confident_mistakes, confusion, per_class_accu
 from ptm_core.runs.eta import format_duration
 from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, Job, JobManager, JobSpec
 
-__all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "ISSUE_KINDS", "QualityConfig", "issue_kinds", "quality_frame",
-           "quality_report", "train_duplicates", "BENCH_T_MIN_SEEDS", "BenchConfig", "BenchProgress", "BenchResult",
+__all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "BenchProgress", "BenchResult",
            "COMPARE_BACKBONE", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE", "DONE",
            "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED",
            "FeatureSet", "Job", "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS",
@@ -58,3 +57,4 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "ISSUE_KINDS", "QualityConfig", "issue
            "random_source", "run_compare", "run_explore", "run_map", "selection_counts", "source_runs",
            "start_background_work", "step_spec", "step_specs", "stratified_sample", "title_parts", "umap_ready",
            "upload_limit_bytes", "warm_up_specs"]
+__all__ += ["ISSUE_KINDS", "QualityConfig", "issue_kinds", "quality_frame", "quality_report", "train_duplicates"]
