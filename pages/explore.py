@@ -3,7 +3,7 @@ from functools import partial
 
 import streamlit as st
 
-from pages.ui import cam_views, cluster_views, density_view, map_jobs
+from pages.ui import cam_views, cluster_views, density_view, map_jobs, quality_views
 from pages.ui import maps as views
 from pages.ui.i18n import _, show_chart
 from pages.ui.intervals import accuracy_metric
@@ -15,8 +15,8 @@ from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
 from pages.ui.text import md
 from ptm_core.base import ProbeConfig, ProjectionConfig, describe_map
-from ptm_core.flows import (DONE, ExploreRequest, ExploreResult, active_explore, explore_spec, fitted_mask, map_key,
-                            point_frame)
+from ptm_core.flows import (DONE, ExploreRequest, ExploreResult, active_explore, explore_spec, fitted_mask, issue_kinds,
+                            map_key, point_frame)
 from ptm_core.flows import density as density_map
 
 
@@ -42,7 +42,7 @@ def _draw_map(frame, fs, colour: str, shown, map_id: str, clusters=None, labels:
     return fig
 
 
-def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
+def map_section(result: ExploreResult, config: ProjectionConfig, report=None) -> None:
     fs, probe, source = result.features, result.probe, result.request.title()
     shown = map_jobs.chosen_map(fs, config, source)
     if shown is None:  # these features cannot be mapped; chosen_map said why
@@ -50,14 +50,15 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     shown_config = ProjectionConfig(**shown.meta["config"])
     subsampled = bool(shown.meta.get("subsampled"))
     # "Fitted or placed" only where there is something to tell apart.
-    options = [c for c in views.COLOUR_BY if c != "fitted" or subsampled]
+    options = [c for c in views.COLOUR_BY if (c != "fitted" or subsampled) and (c != "issue" or report is not None)]
     colour = st.segmented_control(_("Colour by"), options, format_func=lambda c: _(views.COLOUR_BY[c]),
                                   default="class", key="colour_by") or "class"
     labels = cluster_views.label_toggle()
     map_id = map_key(fs.key, shown_config)
     rows = views.current_selection(map_id)
     fitted = fitted_mask(len(fs.labels), shown_config) if subsampled else None
-    frame = point_frame(fs, probe, shown.coords, selected=rows, fitted=fitted)
+    frame = point_frame(fs, probe, shown.coords, selected=rows, fitted=fitted,
+                        issues=None if report is None else issue_kinds(report, len(fs.labels)))
     three_d = shown.coords.shape[1] == 3
     clusters = cluster_views.clusters_for(fs, shown, shown_config) if labels or colour == "cluster" else None
     frame = cluster_views.with_cluster_column(frame, clusters)
@@ -102,6 +103,7 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
                     _("{produced_by}. Logistic regression on standardised features; C chosen on a validation "
                       "split carved from train; scored on a stratified 20% test split ({n} images).").format(
                         produced_by=md(produced_by), n=probe.n_test))
+    quality_views.leak_caption(cols[0], fs, probe)
     cols[1].metric(_("Features"), f"{fs.features.shape[0]:,} × {fs.features.shape[1]:,}", help=md(produced_by))
     extraction_metric(cols[2], fs.meta, produced_by)
     solver = f" ({probe.solver})" if probe.solver else ""
@@ -111,7 +113,9 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
         st.warning(_("These features could not be cached ({reason}); a rerun computes them again.").format(
             reason=md(str(fs.meta.get("cache_error")))), icon=":material/warning:")
     skipped_notice(fs.meta.get("skipped") or [], fs.meta.get("n_skipped"))
-    map_section(result, config)
+    report = quality_views.current_report(fs, probe)  # before the map: it can colour points by issue
+    map_section(result, config, report)
+    quality_views.quality_panel(result.request.source.dataset, fs, probe, report)
     with st.expander(_("Probe sweep: validation accuracy vs C")):
         show_chart(sweep_chart(probe, produced_by), width="stretch", key="sweep")
         st.caption(sweep_caption(probe))

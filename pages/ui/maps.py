@@ -24,12 +24,15 @@ from pages.ui.intervals import accuracy_metric
 from pages.ui.predictions import prediction_panel
 from pages.ui.text import md, plot_text
 from ptm_core.base import BackboneConfig, DatasetConfig, ProjectionConfig, csv_safe_frame, describe_map
-from ptm_core.flows import (MAP_METRICS, FeatureSet, MapResult, estimate_seconds, nearest_neighbours, selection_counts,
-                            stratified_sample, umap_ready)
+from ptm_core.flows import (ISSUE_KINDS, MAP_METRICS, FeatureSet, MapResult, estimate_seconds, nearest_neighbours,
+                            selection_counts, stratified_sample, umap_ready)
 
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 COLOUR_BY = {"class": N_("True class"), "prediction": N_("Probe prediction"), "correct": N_("Probe right or wrong"),
-             "confidence": N_("Probe confidence"), "fitted": N_("Fitted or placed"), "cluster": N_("Cluster")}
+             "confidence": N_("Probe confidence"), "fitted": N_("Fitted or placed"), "cluster": N_("Cluster"),
+             "issue": N_("Data quality issue")}
+# "issue": offered once the data-quality report exists (pages/ui/quality_views.py).
+ISSUE_COLOURS = dict(zip(ISSUE_KINDS, ("#d62728", "#1f77b4", "#ff7f0e", "#c7ccd1")))  # label issue, dup, outlier, none
 # "fitted": only offered for a map fitted on a subsample; the placed points in a lighter colour.
 FITTED_COLOURS = {"fitted": "#1f77b4", "placed": "#ff7f0e"}
 CORRECT_COLOURS = {"right": "#9aa5b1", "wrong": "#d62728"}
@@ -104,6 +107,8 @@ def map_figure(frame: pd.DataFrame, colour_by: str, class_names: list[str], meth
         style["color_discrete_map"] = CORRECT_COLOURS
     if colour_by == "fitted":
         style.update(color_discrete_map=FITTED_COLOURS, category_orders={"fitted": list(FITTED_COLOURS)})
+    if colour_by == "issue":
+        style.update(color_discrete_map=ISSUE_COLOURS, category_orders={"issue": list(ISSUE_COLOURS)})
     if colour_by == "confidence":
         style.update(color_continuous_scale="Viridis", range_color=(0, 1))
     if three_d:

@@ -8,6 +8,7 @@ from ptm_core.base.checks import MAX_SEED
 from ptm_core.base.configs import PRECISIONS, PROBE_SOLVERS, ProbeConfig, ProjectionConfig
 from ptm_core.base.text import printable
 from ptm_core.cli.similarity import add_similarity_parser
+from ptm_core.cli.quality import add_quality_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_parsers(sub)
     _add_bench_parser(sub)
     add_similarity_parser(sub)
+    add_quality_parser(sub, _add_source_args, _seed, _positive_int, _positive_float)
     return parser
 
 

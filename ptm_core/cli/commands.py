@@ -18,6 +18,7 @@ from ptm_core.base.files import atomic_write_bytes
 from ptm_core.cli.args import build_parser
 from ptm_core.cli.bench import cmd_bench
 from ptm_core.cli.similarity import cmd_similarity
+from ptm_core.cli.quality import cmd_quality
 from ptm_core.cli.zoo import cmd_predict, print_bundled
 from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, ProjectionConfig
 from ptm_core.data.imaging import first_line
@@ -185,7 +186,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         return 0
     result = run_linear_probe(features.features, features.labels, ProbeConfig(seed=args.seed, solver=args.solver),
                               device=args.device)
-    summary = {**result.summary(), **_skipped(features.meta)}
+    from ptm_core.evals.quality import duplicated_in_train  # test images with a near-duplicate in train
+
+    summary = {**result.summary(), "test_near_duplicates": duplicated_in_train(features.features, result.test_indices),
+               **_skipped(features.meta)}
     _report_skipped(features.meta, args.json)
     print(dumps(summary) if args.json else
           f"test accuracy {result.test_accuracy:.4f} (C={result.best_C:g}, {result.n_train} train / {result.n_test} test; "
@@ -349,7 +353,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "extract": _cmd_extract, "probe": _cmd_probe,
             "finetune": _cmd_finetune, "map": _cmd_map, "versus": _cmd_versus, "efficiency": _cmd_efficiency,
             "layers": _cmd_layers, "baselines": _cmd_baselines, "predict": cmd_predict, "bench": _cmd_bench,
-            "similarity": cmd_similarity}
+            "similarity": cmd_similarity, "quality": lambda args: cmd_quality(args, _load_features)}
 
 
 def _use_data_dir(path: str | None) -> None:

@@ -30,6 +30,8 @@ from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_fr
 from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, ContrastResult, EfficiencyClaim,
                                  EfficiencyPoint, LessonResult, TourPlan, ZooResult, adapted_test, efficiency_claim,
                                  step_spec, step_specs)
+from ptm_core.flows.quality import ISSUE_KINDS, issue_kinds, quality_frame, quality_report, train_duplicates
+from ptm_core.base.quality import QualityConfig
 from ptm_core.flows.tour_costs import dataset_size, estimate_step_seconds
 from ptm_core.maps import density
 from ptm_core.maps.clusters import ClusterConfig, Clusters
@@ -61,3 +63,4 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "B
            "start_background_work", "step_spec", "step_specs", "stopped_early", "stopped_early_text",
            "stratified_sample", "title_parts", "umap_ready", "upload_limit_bytes", "warm_up_specs", "where_it_looks"]
 __all__ += ["ClusterConfig", "Clusters", "map_clusters"]  # issue 21: cluster labels on the map
+__all__ += ["ISSUE_KINDS", "QualityConfig", "issue_kinds", "quality_frame", "quality_report", "train_duplicates"]

@@ -17,11 +17,12 @@ from ptm_core.probes.linear import ProbeResult
 
 
 def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, selected=None,
-                fitted: np.ndarray | None = None) -> pd.DataFrame:
+                fitted: np.ndarray | None = None, issues: np.ndarray | None = None) -> pd.DataFrame:
     """One row per image: map position, label, the probe's verdict, and (given a selection) whether it is selected.
 
     `fitted`: for a map fitted on a subsample, the mask of fitted points (projection.fitted_mask);
-    it becomes the column "fitted" ("fitted" or "placed").
+    it becomes the column "fitted" ("fitted" or "placed"). `issues`: each image's data-quality issue
+    (flows.quality.issue_kinds), the column "issue".
     """
     names = np.asarray(fs.class_names)
     frame = pd.DataFrame({"row": np.arange(len(fs.labels)), "id": fs.ids, "class": names[fs.labels]})
@@ -34,6 +35,8 @@ def point_frame(fs: FeatureSet, probe: ProbeResult | None, coords: np.ndarray, s
         frame["split"] = probe.split(len(frame))
     if fitted is not None:
         frame["fitted"] = np.where(fitted, "fitted", "placed")
+    if issues is not None:
+        frame["issue"] = issues
     if selected is not None:
         frame["selected"] = frame["row"].isin(np.asarray(selected, dtype=int))
     return frame
