@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from ptm_core.base.uploads import upload_name
 from PIL import Image
 
 from ingest_helpers import MODE_CASES, datasets_dir, encode, load, make_folder, make_zip, png_bytes, skip_map, write
@@ -209,7 +211,9 @@ def test_upload_is_saved_by_content_and_loads(tmp_path, monkeypatch):
     saved = Path(spec.removeprefix("zip:"))
     assert spec.startswith("zip:") and saved.parent == Path(os.environ["PTM_DATA_DIR"]) / "uploads"
     assert saved.read_bytes() == data and ingest_upload(data, "again.zip") == spec
-    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temp files left
+    # The zip and the sidecar that keeps the name it was uploaded under (the latest); no temp files left.
+    assert sorted(p.name for p in saved.parent.iterdir()) == sorted([saved.name, f".{saved.stem}.json"])
+    assert upload_name(saved) == "again.zip"
     ds = load(spec)
     assert ds.class_names == ["x", "y"] and len(ds) == 2
     with pytest.raises(PTMError, match="notes.txt is not a zip file"):
