@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages.ui import density_view, map_jobs
 from pages.ui import maps as views
-from pages.ui.i18n import _
+from pages.ui.i18n import _, tr
 from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import format_seconds, job_outcome
 from pages.ui.lab_charts import sweep_caption, sweep_chart
@@ -55,7 +55,7 @@ def map_section(result: ExploreResult, config: ProjectionConfig) -> None:
     fig = _draw_map(frame, fs, colour if colour in options else "class", shown, map_id)
     st.caption(views.map_caption(shown, source) + " " + _("Probe colours use in-sample predictions on the train split "
                                                         "(hover shows the split)."))
-    views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{describe_map(shown_config)} · {source}")
+    views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{tr(describe_map(shown_config))} · {tr(source)}")
     views.clear_selection_button(map_id)
     views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d,
                           backbone=result.request.source.backbone)
@@ -117,7 +117,7 @@ views.map_controls()
 projection = views.current_map(source.dataset.seed)
 request = ExploreRequest(source, ProbeConfig(seed=source.split_seed))
 source_header(source)
-st.caption(_("Map: {map}").format(map=describe_map(projection)))
+st.caption(_("Map: {map}").format(map=md(describe_map(projection))))
 manager = job_manager()
 clicked = st.button(_("Extract & analyse"), type="primary", icon=":material/play_arrow:", key="run")
 job = manager.attach(explore_spec(request), start=clicked)

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from ptm_core.base.messages import M_
 from ptm_core.flows.compare import CompareResult
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.flows.lab import METHOD_LABELS
@@ -88,7 +89,8 @@ def _method_rows(run: dict) -> list[tuple[str, str, float, float | None, dict]]:
     method = metrics.get("method")
     if method not in METHOD_LABELS or metrics.get("test_accuracy") is None:
         return []
-    label = METHOD_LABELS[method] + (f" ({metrics['mode']})" if method == "finetune" else "")
+    label = M_("{method} ({mode})", method=METHOD_LABELS[method], mode=metrics["mode"]) if method == "finetune" else \
+        METHOD_LABELS[method]
     seconds = metrics.get("method_seconds")  # the compute time behind the number, also when read from a cache
     rows = [(method, label, metrics["test_accuracy"], seconds, _per_image(metrics))]
     if method == "linear-probe" and metrics.get("knn_accuracy") is not None:
@@ -115,14 +117,16 @@ def compare_frame(runs: list[dict]) -> pd.DataFrame:
                 continue
             seen.add(name)
             cached = bool(metrics.get("from_cache"))
-            timing = ("time unknown" if seconds is None else f"{seconds:.0f} s") + (" (cached)" if cached else "")
-            size_text = f"{size}×{size} grey pixels" if method == "pixels" else f"{size}px"
+            timing = M_("time unknown") if seconds is None else M_("{seconds:.0f} s", seconds=seconds)
+            timing = M_("{timing} (cached)", timing=timing) if cached else timing
+            size_text = M_("{size}×{size} grey pixels", size=size) if method == "pixels" else M_("{size}px", size=size)
             low, high = interval(accuracy, images["n_test"]) or (None, None)
             shown = f"{accuracy:.1%}" + ("" if low is None else f" ({interval_text(low, high)})")
             rows.append({"method": name, "kind": method, "test accuracy": accuracy, "ci95 low": low,
                          "ci95 high": high, "n_test": images["n_test"], "image size": size,
                          "seconds": None if seconds is None else round(seconds, 1), "from cache": cached,
-                         "label": f"{shown} · {size_text} · {timing}", "run": run["id"],
+                         "label": M_("{accuracy} · {size} · {timing}", accuracy=shown, size=size_text, timing=timing),
+                         "run": run["id"],
                          "test_split": images["test_split"], "test_correct": images["test_correct"]})
     return pd.DataFrame(rows)
 
