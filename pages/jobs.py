@@ -38,6 +38,9 @@ COLUMNS = {"what": N_("what"), "model (weights)": N_("model (weights)"), "data":
            "status": N_("status"), "result": N_("result"), "took": N_("took"), "started": N_("started"),
            "message": N_("message")}
 LANES = {"compute": N_("compute"), "map": N_("map")}
+# A run's kind, shown as "what" where its title does not say (an explore or compare run, a tour step).
+KINDS = {"explore": N_("explore"), "compare": N_("compare"), "tour": N_("tour"), "bench": N_("leaderboard"),
+         "map": N_("map")}
 
 
 def _when(timestamp: float | None) -> str:
@@ -66,7 +69,8 @@ def run_history() -> None:
     # A title names what ran, the model, the data and the size: one short column each, none cut off. The store
     # keeps the engine's English; each part is matched back to its catalogue entry here.
     frame = pd.DataFrame([{
-        **{_(COLUMNS[k]): tr_stored(v) for k, v in title_parts(r["title"], r["kind"]).items()},
+        **{_(COLUMNS[k]): _(KINDS[v]) if v in KINDS else tr_stored(v)
+           for k, v in title_parts(r["title"], r["kind"]).items()},
         _(COLUMNS["status"]): tr_stored(r["status"]), _(COLUMNS["result"]): result_text(r["metrics"] or {}),
         _(COLUMNS["took"]): format_seconds((r["finished"] or time.time()) - r["started"]) if r["started"] else "",
         _(COLUMNS["started"]): _when(r["started"] or r["created"]),

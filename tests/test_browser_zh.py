@@ -4,7 +4,8 @@ The engine says what it does in English `Message`s (ptm_core/base/messages.py); 
 (pages/ui/i18n.py `tr`). Every page of app.py's navigation is opened with `lang=zh`, an explorer run on a small
 set shows its progress lines, provenance, map-faithfulness paragraph and probe; the lab's probes fill its Compare
 tab; a folder outside the allowed ones gives the engine's error; the Jobs page then lists the runs. The text a
-user reads (`document.body.innerText`, charts' SVG text included) is scanned for English sentences.
+user reads (`document.body.innerText`, charts' SVG text included, and each table cell) is scanned for English
+sentences.
 """
 import re
 import time
@@ -37,6 +38,15 @@ def test_the_detector_finds_english_and_passes_chinese():
     assert english_sentences("Skip to main content") == []
 
 
+# st.dataframe draws on a canvas; its cells are in the DOM as an accessible grid, read one cell per line.
+CELLS = """() => [...document.querySelectorAll('[role=columnheader], [role=gridcell]')].map(c => c.textContent)
+  .join('\\n')"""
+
+
+def _text(page) -> str:
+    return page.locator("body").inner_text() + "\n" + page.evaluate(CELLS)
+
+
 def _settled(page, wait_s: float = 1.5) -> str:
     """The page's text once Streamlit has stopped running the script (its status widget gone) for `wait_s`."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=90_000)
@@ -48,14 +58,14 @@ def _settled(page, wait_s: float = 1.5) -> str:
         elif time.monotonic() - quiet_since > wait_s:
             break
         page.wait_for_timeout(250)
-    return page.locator("body").inner_text()
+    return _text(page)
 
 
 def _watch(page, done, timeout_s: float, seen: dict) -> None:
     """Read the page every half second until `done(text)` (a run's progress lines included); offenders into `seen`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        text = page.locator("body").inner_text()
+        text = _text(page)
         for sentence in english_sentences(text):
             seen.setdefault(sentence, len(seen))
         if done(text):

@@ -69,31 +69,38 @@ def _matched(text: str, lang: str, depth: int) -> str:
     exact = translation(lang).gettext(text)
     if exact != text or depth == 0:
         return exact
-    for pattern, template in stored_patterns(lang):
+    for pattern, template, worded in stored_patterns(lang):
         if match := pattern.fullmatch(text):
             fields = {key: _matched(value, lang, depth - 1) for key, value in match.groupdict().items()}
+            if not worded and fields == match.groupdict():
+                continue  # "{model} ({weights})" matches any "x (y)": taken only when a part of it is ours
             plain = re.sub(r"{(\w+)[^{}]*}", r"{\1}", translation(lang).gettext(template))  # the fields are text now
             try:
                 return plain.format(**fields)
             except (KeyError, IndexError, ValueError):
                 return text
+    if ", " in text:  # a list of settings (messages.join), each of them translated
+        return ", ".join(_matched(part, lang, depth) for part in text.split(", "))
     return text
 
 
 @functools.lru_cache(maxsize=None)
-def stored_patterns(lang: str) -> list[tuple[re.Pattern, str]]:
-    """A regular expression per catalogue template that has a field and words of its own ("{n} neighbours"; not
-    "{label}: {step}", which would match anything with a colon), most literal text first."""
+def stored_patterns(lang: str) -> list[tuple[re.Pattern, str, bool]]:
+    """(regular expression, template, whether it has a word of its own) per catalogue template with a field, those
+    with most literal text first; a template of fields and punctuation only ("{model} ({weights})", "{p0}, {p1}")
+    is tried last. Its first field takes as little as it can, so a list splits at its first separator."""
     patterns = []
     for template in catalogue_ids(GETTEXT_LOCALES[lang]):
         parts = re.split(r"{(\w+)[^{}]*}", template)
         literal = "".join(parts[0::2])
-        if len(parts) == 1 or not re.search(r"[A-Za-z]{2}", literal):
+        if len(parts) == 1 or not literal.strip():
             continue
         regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P={part})" if part in parts[1:i:2] else
                         f"(?P<{part}>.+?)" for i, part in enumerate(parts))
-        patterns.append((len(literal), re.compile(regex, re.DOTALL), template))
-    return [(pattern, template) for _, pattern, template in sorted(patterns, key=lambda p: -p[0])]
+        worded = bool(re.search(r"[A-Za-z]", literal))
+        patterns.append((worded, len(literal), re.compile(regex, re.DOTALL), template))
+    patterns.sort(key=lambda p: (not p[0], -p[1]))
+    return [(pattern, template, worded) for worded, _, pattern, template in patterns]
 
 
 def catalogue_ids(locale: str) -> list[str]:

@@ -244,7 +244,7 @@ def random_source(source: Source) -> Source:
 
 def finetune_title(source: Source, config: FinetuneConfig) -> str:
     """What produced a fine-tune's numbers: its mode, the data and backbone, and its own image size."""
-    return M_("fine-tune {mode} · {source}", mode=config.mode,
+    return M_("{what} · {source}", what=M_("fine-tune {mode}", mode=config.mode),
               source=describe_source(source.dataset, source.backbone, config.image_size))
 
 
@@ -252,25 +252,26 @@ def _method(kind: str, request: LabRequest) -> tuple[list, str, Callable[[JobCon
     """(the settings that key the job besides the source, title, work) of one method."""
     source, ft = request.source, request.finetune
     if kind == "probes":
-        return ([request.knn.key()], M_("probes · {source}", source=source.describe()),
+        return ([request.knn.key()], M_("{what} · {source}", what=M_("probes"), source=source.describe()),
                 partial(run_probes, source, request.knn))
     if kind == "pixels":
-        return ([], M_("raw pixels ({size}×{size} grey) · {data}", size=PIXEL_SIZE, data=source.dataset.spec),
+        return ([], M_("{what} · {source}", what=M_("raw pixels ({size}×{size} grey)", size=PIXEL_SIZE),
+                                 source=source.dataset.spec),
                 partial(run_pixels, source))
     if kind == "random":
-        return ([], M_("random-init probe · {source}", source=random_source(source).describe()),
+        return ([], M_("{what} · {source}", what=M_("random-init probe"), source=random_source(source).describe()),
                 partial(run_random_probe, source))
     if kind == "finetune":
         return [ft.key()], finetune_title(source, ft), partial(run_finetune, source, ft)
     if kind == "drift":
-        return ([request.checkpoint], M_("feature drift · {source}", source=finetune_title(source, ft)),
+        return ([request.checkpoint], M_("{what} · {source}", what=M_("feature drift"), source=finetune_title(source, ft)),
                 partial(run_drift, source, request.checkpoint, ft.image_size, ProjectionConfig(method="pca")))
     if kind == "efficiency":
         return ([request.with_finetune, ft.key() if request.with_finetune else None],
-                M_("label efficiency · {source}", source=source.describe()),
+                M_("{what} · {source}", what=M_("label efficiency"), source=source.describe()),
                 partial(run_label_efficiency_job, source, request.knn, request.with_finetune, ft))
     if kind == "layers":
-        return [], M_("layer sweep · {source}", source=source.describe()), partial(run_layers, source)
+        return [], M_("{what} · {source}", what=M_("layer sweep"), source=source.describe()), partial(run_layers, source)
     raise ValueError(f"unknown lab method {kind!r}; one of {', '.join(LAB_METHODS)}")
 
 

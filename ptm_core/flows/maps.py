@@ -24,7 +24,7 @@ def map_spec(fs: FeatureSet, config: ProjectionConfig, source: str) -> JobSpec:
 
     Restored after a server restart: a finished map reads back from the projection cache in about a second.
     """
-    return JobSpec(map_key(fs.key, config), M_("{map} map · {source}", map=describe_map(config), source=source),
+    return JobSpec(map_key(fs.key, config), M_("{what} · {source}", what=M_("{map} map", map=describe_map(config)), source=source),
                    partial(run_map, fs, config),
                    kind="map", lane=MAP, restore=True, config={"feature_key": fs.key, "projection": config.to_dict()})
 
