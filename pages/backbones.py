@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages.ui.i18n import _
+from pages.ui.i18n import _, tr
 from pages.ui.services import backbone_names, bundled_backbones, model_card
 from pages.ui.text import md
 from ptm_core.base import PTMError
@@ -14,7 +14,7 @@ st.caption(_("Every timm model with pretrained weights. Offline, the bundled bac
 st.subheader(_("Bundled: real weights, offline"))
 zoo = bundled_backbones()
 st.dataframe(pd.DataFrame({_("model"): [row["name"] for row in zoo], _("family"): [row["family"] for row in zoo],
-                           _("weights"): [row["weights"] for row in zoo],
+                           _("weights"): [tr(row["weights"]) for row in zoo],
                            _("ImageNet head"): [row["imagenet_head"] for row in zoo],
                            _("parameters (M)"): [row["params_m"] for row in zoo],
                            _("feature dim"): [row["feature_dim"] for row in zoo]}),

@@ -126,7 +126,7 @@ choice = settings.get(CompareChoice)
 request = CompareRequest(source, choice.source(source), choice.compare_k)
 source_header(source)
 st.caption(_("B: {title} · k = {k} · map: {map}").format(title=md(request.titles()[1]), k=request.k,
-                                                        map=describe_map(projection)))
+                                                        map=md(describe_map(projection))))
 clicked = st.button(_("Compare"), type="primary", icon=":material/compare:", key="run_compare")
 job = job_manager().attach(compare_spec(request), start=clicked)
 if job is None:

@@ -56,7 +56,7 @@ entries = {e.name: e for e in list_datasets()}
 for entry in entries.values():
     hint = entry.unavailable()
     absent = " · **{label}**: {hint}".format(label=_("not installed"), hint=md(hint)) if hint else ""
-    st.markdown(f"- **`{entry.name}{':ARG' if entry.takes_argument else ''}`** — {entry.description}{absent}")
+    st.markdown(f"- **`{entry.name}{':ARG' if entry.takes_argument else ''}`** — {md(entry.description)}{absent}")
 
 pick_upload()
 st.session_state.setdefault("dataset_spec", "mnist5k")

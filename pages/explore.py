@@ -5,7 +5,7 @@ import streamlit as st
 
 from pages.ui import cam_views, cluster_views, density_view, map_jobs, quality_views
 from pages.ui import maps as views
-from pages.ui.i18n import _, show_chart
+from pages.ui.i18n import _, show_chart, tr
 from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import format_seconds, job_outcome
 from pages.ui.gallery import skipped_notice
@@ -67,7 +67,7 @@ def map_section(result: ExploreResult, config: ProjectionConfig, report=None) ->
                                                         "(hover shows the split)."))
     if labels and clusters is not None:
         cluster_views.exemplar_strip(result.request.source.dataset, fs, clusters)
-    views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{describe_map(shown_config)} · {source}")
+    views.faithfulness_panel(shown.faithfulness, shown.coords.shape[1], f"{tr(describe_map(shown_config))} · {tr(source)}")
     views.clear_selection_button(map_id)
     views.selection_panel(result.request.source.dataset, fs, frame, rows, three_d=three_d,
                           backbone=result.request.source.backbone,
@@ -130,7 +130,7 @@ views.map_controls()
 projection = views.current_map(source.dataset.seed)
 request = ExploreRequest(source, ProbeConfig(seed=source.split_seed))
 source_header(source)
-st.caption(_("Map: {map}").format(map=describe_map(projection)))
+st.caption(_("Map: {map}").format(map=md(describe_map(projection))))
 manager = job_manager()
 clicked = st.button(_("Extract & analyse"), type="primary", icon=":material/play_arrow:", key="run")
 job = manager.attach(explore_spec(request), start=clicked)

@@ -5,11 +5,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.ui.i18n import _
+from pages.ui.i18n import N_, _, tr_stored
 from pages.ui.job_views import format_seconds, job_panel
 from pages.ui.services import job_manager
 from pages.ui.text import md
-from ptm_core.flows import ACTIVE, finetune_settings, stopped_early, title_parts
+from ptm_core.flows import ACTIVE, STATUS_WORDS, finetune_settings, stopped_early, title_parts
 
 st.title(_("Jobs"))
 st.caption(_("Long work runs outside the page: switching pages or reloading the browser does not stop it. "
@@ -38,7 +38,7 @@ def status_text(run: dict) -> str:
     far are kept and scored), but it did not run its course, so it says so."""
     stop = stopped_early(run["metrics"] or {})
     if run["status"] != "done" or stop is None:
-        return run["status"]
+        return tr_stored(run["status"])
     epoch, epochs = stop
     if epoch and epochs:
         return _("cancelled at epoch {epoch} of {epochs} (best checkpoint kept)").format(epoch=epoch, epochs=epochs)
@@ -54,6 +54,16 @@ def settings_text(config: dict) -> str:
              "{image_size}px").format(**ft)
 
 
+# The run table's columns (title_parts' keys and the rest), translated where shown.
+COLUMNS = {"what": N_("what"), "model (weights)": N_("model (weights)"), "data": N_("data"), "size": N_("size"),
+           "status": N_("status"), "settings": N_("settings"), "result": N_("result"), "took": N_("took"), "started": N_("started"),
+           "message": N_("message")}
+LANES = {"compute": N_("compute"), "map": N_("map")}
+# A run's kind, shown as "what" where its title does not say (an explore or compare run, a tour step).
+KINDS = {"explore": N_("explore"), "compare": N_("compare"), "tour": N_("tour"), "bench": N_("leaderboard"),
+         "map": N_("map")}
+
+
 def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else ""
 
@@ -65,7 +75,8 @@ def live_queue() -> None:
     if not active:
         st.caption(_("Nothing queued or running."))
     for job in active:
-        st.markdown(_("**{title}** · {lane} lane · {status}").format(title=md(job.title), lane=job.lane, status=job.status))
+        st.markdown(_("**{title}** · {lane} lane · {status}").format(title=md(job.title), lane=_(LANES[job.lane]),
+                                                                     status=md(STATUS_WORDS[job.status])))
         job_panel(job)
 
 
@@ -76,18 +87,23 @@ def run_history() -> None:
     if not runs:
         st.info(_("No runs yet. Start one from **Features & probe**."))
         return
-    # A title names what ran, the model, the data and the size: one short column each, none cut off.
+    # A title names what ran, the model, the data and the size: one short column each, none cut off. The store
+    # keeps the engine's English; each part is matched back to its catalogue entry here.
     frame = pd.DataFrame([{
-        **title_parts(r["title"], r["kind"]), "status": status_text(r), "settings": settings_text(r["config"] or {}),
-        "result": result_text(r["metrics"] or {}),
-        "took": format_seconds((r["finished"] or time.time()) - r["started"]) if r["started"] else "",
-        "started": _when(r["started"] or r["created"]), "message": r["error"] or r["message"], "id": r["id"],
+        **{_(COLUMNS[k]): _(KINDS[v]) if v in KINDS else tr_stored(v)
+           for k, v in title_parts(r["title"], r["kind"]).items()},
+        _(COLUMNS["status"]): status_text(r), _(COLUMNS["settings"]): settings_text(r["config"] or {}),
+        _(COLUMNS["result"]): result_text(r["metrics"] or {}),
+        _(COLUMNS["took"]): format_seconds((r["finished"] or time.time()) - r["started"]) if r["started"] else "",
+        _(COLUMNS["started"]): _when(r["started"] or r["created"]),
+        _(COLUMNS["message"]): tr_stored(r["error"] or r["message"]), "id": r["id"],
     } for r in runs])
     st.dataframe(frame, hide_index=True, width="stretch", placeholder="—")
     st.download_button(_("Metrics of all runs (CSV)"), store.metrics_csv(), "ptm-runs.csv", "text/csv",
                        icon=":material/download:")
     chosen = st.selectbox(_("Run"), [r["id"] for r in runs], key="run_detail",
-                          format_func=lambda i: next(f"{r['title']} · {status_text(r)} · {_when(r['created'])}"
+                          format_func=lambda i: next(f"{tr_stored(r['title'])} · {status_text(r)} · "
+                                                     f"{_when(r['created'])}"
                                                      for r in runs if r["id"] == i))
     run = store.get(chosen)
     features = Path((run["artifacts"] or {}).get("features", ""))

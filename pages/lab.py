@@ -8,7 +8,7 @@ from pages.ui import lab_charts as views
 from pages.ui import similarity_views as similarity
 from pages.ui import settings
 from pages.ui.choices import FINETUNE_SIZES, FinetuneChoice, KNNChoice
-from pages.ui.i18n import _, N_, show_chart
+from pages.ui.i18n import N_, _, show_chart, tr, tr_stored
 from pages.ui.intervals import accuracy_metric, pair_sentence, test_sentence
 from pages.ui.job_views import format_seconds, job_panel, live_job
 from pages.ui.retrieval_views import retrieval_row
@@ -196,7 +196,10 @@ def compare_table(frame):
           for low, high in zip(frame["ci95 low"], frame["ci95 high"])]
     table = frame.drop(columns=["label", "kind", "ci95 low", "ci95 high", "test_split", "test_correct"])
     table.insert(2, _("95 % CI (Wilson)"), ci)
-    return table.rename(columns={"n_test": _("test images"), "stopped early": _("stopped early")})
+    table["method"] = table["method"].map(tr_stored)  # a DataFrame keeps text, not Messages: matched back
+    return table.rename(columns={"n_test": _("test images"), "method": _("method"), "test accuracy": _("test accuracy"),
+                                 "image size": _("image size"), "seconds": _("seconds"), "from cache": _("from cache"),
+                                 "run": _("run"), "stopped early": _("stopped early")})
 
 
 def compare_tab(source: Source) -> None:
@@ -213,12 +216,15 @@ def compare_tab(source: Source) -> None:
                        sizes=", ".join(f"{s}px" for s in sizes)), icon=":material/warning:")
     # No size here: each bar says its own.
     produced_by = _("{model} ({weights}) on {data}").format(model=source.backbone.name,
-                                                            weights=describe_weights(source.backbone),
-                                                            data=describe_data(source.dataset))
-    show_chart(views.compare_chart(frame, produced_by), width="stretch", key="compare")
+                                                            weights=tr(describe_weights(source.backbone)),
+                                                            data=tr(describe_data(source.dataset)))
+    # A DataFrame keeps the engine's English as plain text: each part matched back to its catalogue entry.
+    shown = frame.assign(method=frame["method"].map(tr_stored),
+                         label=[" · ".join(map(tr_stored, label.split(" · "))) for label in frame["label"]])
+    show_chart(views.compare_chart(shown, produced_by), width="stretch", key="compare")
     st.dataframe(compare_table(frame), hide_index=True, width="stretch",
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
-    pairs = compare_pairs(frame)
+                 column_config={_("test accuracy"): st.column_config.NumberColumn(format="percent")})
+    pairs = compare_pairs(shown)
     if pairs:
         st.markdown(_("**Which differences are real** · McNemar's exact test on the test images both methods were "
                       "scored on; p ≥ 0.05 counts as a tie"))

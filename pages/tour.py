@@ -60,7 +60,7 @@ def step_contrast(number: int, data_key: str) -> None:
                     live_extra=partial_rows)
     if job is None:
         return
-    contrast_view(job.result, describe_map(PLAN.projection))
+    contrast_view(job.result, md(describe_map(PLAN.projection)))
     st.caption(contrast_notice(job.result, data_key))
 
 

@@ -33,10 +33,13 @@ def _calls(path: Path, names=("_", "N_")):
             yield node
 
 
+ENGINE = sorted((ROOT / "ptm_core").rglob("*.py"))  # its M_() templates (ptm_core/base/messages.py)
+
+
 def _messages() -> dict[str, str]:
     found = {}
-    for path in SOURCES:
-        for call in _calls(path):
+    for path, names in [(path, ("_", "N_")) for path in SOURCES] + [(path, ("M_",)) for path in ENGINE]:
+        for call in _calls(path, names):
             arg = call.args[0] if call.args else None
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 found[arg.value] = f"{path.relative_to(ROOT)}:{call.lineno}"
@@ -119,3 +122,33 @@ def test_the_language_travels_in_the_url_and_changes_the_chrome():
     assert not at.exception, at.exception
     assert any(s.value == "数据" for s in at.sidebar.subheader)
     assert at.query_params["lang"] == ["zh"] or at.query_params["lang"] == "zh"
+
+
+def test_engine_messages_are_found_in_the_engine():
+    engine = {text for text, where in _messages().items() if where.startswith("ptm_core")}
+    assert {"training the linear probe", "{done}/{total} images, {rate:.0f} img/s", "download needed",
+            "{model} ({weights}) on {data} @ {size}"} <= engine
+
+
+def test_engine_text_is_english_as_text_and_translated_by_the_interface(monkeypatch):
+    from pages.ui import i18n
+    from ptm_core.base import BackboneConfig, DatasetConfig, PTMError, ProjectionConfig, describe_map, describe_source
+    from ptm_core.data.registry import load_dataset
+
+    source = describe_source(DatasetConfig("digits", limit=120), BackboneConfig(weights="random"), 32)
+    mapped = describe_map(ProjectionConfig())
+    with pytest.raises(PTMError) as caught:
+        load_dataset(DatasetConfig("folder:"))
+    # The CLI and the logs read the English line, as before.
+    assert source == "tf_efficientnet_lite0 (random init, seed 0) on digits (limit 120) @ 32px"
+    assert mapped == "UMAP 2-D (15 neighbours, min dist 0.10, euclidean)"
+    assert str(caught.value).startswith("folder needs a path")
+    monkeypatch.setattr(i18n, "language", lambda: "zh")
+    assert i18n.tr(source) == "tf_efficientnet_lite0（随机初始化，种子 0），数据 digits（上限 120） @ 32px"
+    assert i18n.tr(mapped) == "UMAP 2维（15 个近邻, 最小距离 0.10, euclidean）"
+    assert i18n.tr(caught.value.for_ui()).startswith("folder 需要一个路径")
+    # The same English read back as plain text (a run's title from the store) is matched to its templates.
+    assert i18n.tr_stored(str(source)) == i18n.tr(source)
+    assert i18n.tr_stored("folder:/data/cats (old)") == "folder:/data/cats (old)"  # not ours: left alone
+    monkeypatch.setattr(i18n, "language", lambda: "en")
+    assert i18n.tr(source) == source

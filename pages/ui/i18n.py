@@ -4,12 +4,15 @@ Text lives in gettext catalogues, `assets/locale/<locale>/LC_MESSAGES/ptm.po`, c
 (`pybabel compile -d assets/locale -D ptm`; tests/test_i18n.py fails when a `.mo` is stale or a
 message in the code has no translation). In code, wrap every user-facing literal in `_()`; for
 numbers and names use named placeholders, `_("{n} images").format(n=...)`, never an f-string
-inside `_()`, since the catalogue is keyed by the literal text.
+inside `_()`, since the catalogue is keyed by the literal text. Engine text (progress lines, titles,
+errors) arrives as `ptm_core.base.Message`s, marked with `M_` in ptm_core: `tr()` translates those.
 """
 from __future__ import annotations
 
 import functools
 import gettext
+import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ import streamlit as st
 
 from pages.ui import settings
 from pages.ui.choices import LANGUAGES, ViewChoice
+from ptm_core.base import Message
 
 LOCALE_DIR = Path(__file__).resolve().parents[2] / "assets" / "locale"
 DOMAIN = "ptm"
@@ -40,6 +44,74 @@ def language() -> str:
 
 def _(message: str) -> str:
     return translation(language()).gettext(message)
+
+
+def tr(text: object) -> str:
+    """Engine text in the interface's language: a Message's template through the catalogue, its parameters
+    formatted in (those that are Messages translated the same way); anything else as `str()` gives it."""
+    if not isinstance(text, Message):
+        return str(text)
+    params = {key: tr(value) if isinstance(value, Message) else value for key, value in text.params.items()}
+    template = translation(language()).gettext(text.template)
+    try:
+        return template.format(**params) if params else template
+    except (KeyError, IndexError, ValueError):  # a translation that lost a field: the English line, not a crash
+        return str(text)
+
+
+def tr_stored(text: object) -> str:
+    """`tr` for engine text that lost its template on the way (a run's title, message or error read back from the
+    store as plain English): matched against the catalogue's templates, its fields translated in turn."""
+    if isinstance(text, Message) or not isinstance(text, str) or language() not in GETTEXT_LOCALES:
+        return tr(text)
+    return _matched(text, language(), depth=3)
+
+
+def _matched(text: str, lang: str, depth: int) -> str:
+    exact = translation(lang).gettext(text)
+    if exact != text or depth == 0:
+        return exact
+    for pattern, template, worded in stored_patterns(lang):
+        if match := pattern.fullmatch(text):
+            fields = {key: _matched(value, lang, depth - 1) for key, value in match.groupdict().items()}
+            if not worded and fields == match.groupdict():
+                continue  # "{model} ({weights})" matches any "x (y)": taken only when a part of it is ours
+            plain = re.sub(r"{(\w+)[^{}]*}", r"{\1}", translation(lang).gettext(template))  # the fields are text now
+            try:
+                return plain.format(**fields)
+            except (KeyError, IndexError, ValueError):
+                return text
+    if ", " in text:  # a list of settings (messages.join), each of them translated
+        return ", ".join(_matched(part, lang, depth) for part in text.split(", "))
+    return text
+
+
+@functools.lru_cache(maxsize=None)
+def stored_patterns(lang: str) -> list[tuple[re.Pattern, str, bool]]:
+    """(regular expression, template, whether it has a word of its own) per catalogue template with a field, those
+    with most literal text first; a template of fields and punctuation only ("{model} ({weights})", "{p0}, {p1}")
+    is tried last. Its first field takes as little as it can, so a list splits at its first separator."""
+    patterns = []
+    for template in catalogue_ids(GETTEXT_LOCALES[lang]):
+        parts = re.split(r"{(\w+)[^{}]*}", template)
+        literal = "".join(parts[0::2])
+        if len(parts) == 1 or not literal.strip():
+            continue
+        regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P={part})" if part in parts[1:i:2] else
+                        f"(?P<{part}>.+?)" for i, part in enumerate(parts))
+        worded = bool(re.search(r"[A-Za-z]", literal))
+        patterns.append((worded, len(literal), re.compile(regex, re.DOTALL), template))
+    patterns.sort(key=lambda p: (not p[0], -p[1]))
+    return [(pattern, template, worded) for worded, _, pattern, template in patterns]
+
+
+def catalogue_ids(locale: str) -> list[str]:
+    """The message ids of a compiled catalogue (GNU .mo: a header, then a table of (length, offset) per id)."""
+    data = (LOCALE_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.mo").read_bytes()
+    order = "<" if data[:4] == b"\xde\x12\x04\x95" else ">"
+    count, ids_at = struct.unpack(order + "II", data[8:16])
+    entries = (struct.unpack(order + "II", data[ids_at + 8 * i:ids_at + 8 * i + 8]) for i in range(count))
+    return [data[offset:offset + length].decode() for length, offset in entries if length]
 
 
 def N_(message: str) -> str:

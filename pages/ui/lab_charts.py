@@ -212,10 +212,16 @@ def _interval_columns(frame: pd.DataFrame, value: str, bounds: str) -> pd.DataFr
     return frame.assign(above=high - frame[value], below=frame[value] - low, **{"95% CI": text})
 
 
+# The label-efficiency methods (ptm_core.evals.label_efficiency) in the legend's words.
+EFFICIENCY_METHODS = {"logreg": N_("linear probe"), "knn": N_("k-NN"), "finetune": N_("fine-tune")}
+
+
 def efficiency_frame(rows: list[dict]) -> pd.DataFrame:
     """Label-efficiency rows with the budget as text ("1", ..., "all"): one column type for Arrow and the axis; each
     mean's 95 % interval as error-bar lengths and text, and how many draws it is a mean of."""
     frame = pd.DataFrame(rows)
+    if "method" in frame:
+        frame["method"] = [_(EFFICIENCY_METHODS[m]) if m in EFFICIENCY_METHODS else m for m in frame["method"]]
     budget = frame["budget"] if "budget" in frame else frame["k"]
     frame["labels per class"] = budget.astype(str)
     if "draws" not in frame:

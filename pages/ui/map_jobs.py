@@ -12,9 +12,15 @@ from ptm_core.base import PTMError, ProjectionConfig
 from ptm_core.flows import DONE, FINISHED, FeatureSet, Job, MapResult, compute_map, map_plan
 
 
-@st.cache_data(show_spinner="Drawing a PCA map…", max_entries=16)
-def quick_map(_features: FeatureSet, feature_key: str, config: ProjectionConfig) -> MapResult:
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_quick_map(_features: FeatureSet, feature_key: str, config: ProjectionConfig) -> MapResult:
     return compute_map(_features, config)
+
+
+def quick_map(features: FeatureSet, feature_key: str, config: ProjectionConfig) -> MapResult:
+    # The spinner's text in the reader's language (a cache decorator's text is fixed when the module loads).
+    with st.spinner(_("Drawing a PCA map…")):
+        return cached_quick_map(features, feature_key, config)
 
 
 def map_job(fs: FeatureSet, config: ProjectionConfig, source: str, button_key: str = "draw_map") -> Job | None:

@@ -19,7 +19,7 @@ import streamlit as st
 from pages.ui import settings
 from pages.ui.choices import MapChoice
 from pages.ui.gallery import gallery
-from pages.ui.i18n import _, N_, show_chart
+from pages.ui.i18n import N_, _, show_chart, tr_stored
 from pages.ui.intervals import accuracy_metric
 from pages.ui.predictions import prediction_panel
 from pages.ui.text import md, plot_text
@@ -315,7 +315,7 @@ def faithfulness_panel(f: dict, dims: int, produced_by: str) -> None:
             cols[2].metric(_("{k}-NN accuracy, map").format(k=f["k"]), f"{f['knn_accuracy_map']:.1%}", help=md(produced_by))
     cols[3].metric(_("PCA variance in 2-D"), f"{f['pca_variance_2d']:.1%}", help=md(produced_by))
     note = " " + _("Measured on the first two map axes.") if dims == 3 else ""
-    st.caption(f["summary"] + note)
+    st.caption(md(tr_stored(f["summary"])) + note)  # read back from the map cache, it is plain English
 
 
 def map_caption(result: MapResult, source: str) -> str:
@@ -323,7 +323,7 @@ def map_caption(result: MapResult, source: str) -> str:
     meta = result.meta
     config = ProjectionConfig(**meta["config"]) if "config" in meta else None
     what = describe_map(config) if config else METHODS.get(meta.get("method"), _("Map"))
-    text = _("{what} of {n} feature vectors · {source}").format(what=what, n=f"{meta.get('n_points', len(result.coords)):,}",
+    text = _("{what} of {n} feature vectors · {source}").format(what=md(what), n=f"{meta.get('n_points', len(result.coords)):,}",
                                                                  source=md(source))
     if meta.get("subsampled"):
         how = (_("by its own transform") if meta.get("placement") == "transform" else

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages.ui.i18n import _
 from pages.ui.choices import default_source
 from pages.ui.text import md
 from ptm_core.base import DatasetConfig, PTMError
@@ -32,9 +33,15 @@ def bundled_backbones() -> list[dict]:
     return bundled_zoo()
 
 
-@st.cache_data(show_spinner="Reading the model card…")
-def model_card(name: str) -> dict:
+@st.cache_data(show_spinner=False)
+def cached_model_card(name: str) -> dict:
     return read_model_card(name).to_dict()
+
+
+def model_card(name: str) -> dict:
+    # Spinner texts in the reader's language: a cache decorator's text is fixed when the module loads.
+    with st.spinner(_("Reading the model card…")):
+        return cached_model_card(name)
 
 
 @st.cache_data(show_spinner=False)
@@ -42,9 +49,14 @@ def dataset_kinds() -> list[str]:
     return [entry.name for entry in list_datasets()]
 
 
-@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def load_dataset(config: DatasetConfig) -> Dataset:
+@st.cache_resource(show_spinner=False, max_entries=4)
+def cached_dataset(config: DatasetConfig) -> Dataset:
     return read_dataset(config)
+
+
+def load_dataset(config: DatasetConfig) -> Dataset:
+    with st.spinner(_("Loading the dataset…")):
+        return cached_dataset(config)
 
 
 def dataset_or_error(config: DatasetConfig) -> Dataset | None:

@@ -70,7 +70,7 @@ def dataset_controls() -> None:
     entries = {e.name: e for e in list_datasets()}
     # Optional data (Fashion-MNIST) stays listed where it is not installed, marked so, with how to get it.
     absent = {name: hint for name, e in entries.items() if (hint := e.unavailable())}
-    described = [f"- **{e.name}**: {e.description}" + (f" *{md(absent[e.name])}*" if e.name in absent else "")
+    described = [f"- **{e.name}**: {md(e.description)}" + (f" *{md(absent[e.name])}*" if e.name in absent else "")
                  for e in entries.values()]
     name = settings.bound(st.selectbox, _("Dataset"), DataChoice, "dataset", options=list(entries),
                           format_func=lambda n: _("{name} (not installed)").format(name=n) if n in absent else n,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 import re
 
+from pages.ui.i18n import tr
+
 # What gives markdown (CommonMark, GitHub's extensions, Streamlit's LaTeX and `:color[…]` directives) a link, an
 # image, HTML, code, emphasis or maths, escaped with a backslash, which renders as nothing. Characters with a
 # meaning only in some places are escaped only there, so ordinary names read the same in the markdown source:
@@ -25,8 +27,9 @@ _NEWLINES = re.compile(r"[\r\n\u2028\u2029]+")
 
 
 def md(value: object) -> str:
-    """`value` as literal text inside markdown: its markup escaped, line breaks as spaces."""
-    text = _NEWLINES.sub(" ", str(value))
+    """`value` as literal text inside markdown: its markup escaped, line breaks as spaces; engine text
+    (a `Message`) in the interface's language."""
+    text = _NEWLINES.sub(" ", _shown(value))
     text = _ALWAYS.sub(lambda m: "\\" + m.group(0), text)
     text = _AUTOLINK.sub(ZERO_WIDTH, text)
     return _BLOCK_START.sub(lambda m: m.group(1) + m.group(2) + "\\" + m.group(3), text)
@@ -34,4 +37,8 @@ def md(value: object) -> str:
 
 def plot_text(value: object) -> str:
     """`value` as literal text in a plotly title or label (plotly reads `<a href>`, `<b>`, `&…;` there)."""
-    return html.escape(str(value), quote=False)
+    return html.escape(_shown(value), quote=False)
+
+
+def _shown(value: object) -> str:
+    return tr(value)

@@ -1,12 +1,14 @@
 """Ground floor: what every other package may use and nothing here imports from above.
 
-errors (one-line user errors), configs (one frozen dataclass per step, a stable hash as its key), paths (the
+errors (one-line user errors), messages (engine text with a message id, translated by the UI), configs (one frozen
+dataclass per step, a stable hash as its key), paths (the
 data folder), limits (size bounds from the environment), checks (numeric settings), text (safe text and CSV),
 files (atomic writes, checksums, eviction), logs, outputs (output paths checked before work), capabilities
 (what this machine computes natively), stats (Wilson intervals, McNemar's exact test), uploads (the names of
 uploaded zips).
 """
 from ptm_core.base.errors import Cancelled, PTMError
+from ptm_core.base.messages import M_, Message
 from ptm_core.base.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, FINETUNE_MODES, FinetuneConfig,
                                    KNNConfig, Keyed, PRECISIONS, ProbeConfig, ProjectionConfig, Source, describe_data,
                                    describe_map, describe_source, describe_weights, stable_hash)
@@ -17,7 +19,9 @@ from ptm_core.base.text import csv_safe_frame, printable
 from ptm_core.base.uploads import Upload, data_name, list_uploads
 
 __all__ = ["BackboneConfig", "Cancelled", "DatasetConfig", "ExtractionConfig", "FINETUNE_MODES", "FinetuneConfig",
-           "KNNConfig", "Keyed", "PRECISIONS", "PTMError", "PairedTest", "ProbeConfig", "ProjectionConfig", "Source",
-           "Upload", "accuracy_interval", "atomic_write_bytes", "csv_safe_frame", "data_dir", "data_name", "describe_data", "describe_map",
-           "describe_source", "describe_weights", "file_sha256", "list_uploads", "mcnemar_exact", "paired_test", "printable",
+           "KNNConfig", "Keyed", "M_", "Message", "PRECISIONS", "PTMError", "PairedTest", "ProbeConfig",
+           "ProjectionConfig", "Source", "Upload",
+           "accuracy_interval", "atomic_write_bytes", "csv_safe_frame", "data_dir", "data_name", "describe_data",
+           "describe_map", "describe_source", "describe_weights", "file_sha256", "list_uploads", "mcnemar_exact",
+           "paired_test", "printable",
            "set_data_dir", "stable_hash", "wilson_interval", "write_atomically"]

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from ptm_core.base.uploads import data_name
+from ptm_core.base.messages import M_, join
 
 
 def stable_hash(payload: object, length: int = 16) -> str:
@@ -136,21 +137,25 @@ class FinetuneConfig(Keyed):
 
 def describe_weights(backbone: BackboneConfig) -> str:
     if backbone.weights in ("bundled", "hub"):
-        return backbone.weights
+        return {"bundled": M_("bundled"), "hub": M_("hub")}[backbone.weights]
     if backbone.weights == "random":
-        return f"random init, seed {backbone.seed}"
-    return f"file {backbone.weights.replace(chr(92), '/').rsplit('/', 1)[-1]}"
+        return M_("random init, seed {seed}", seed=backbone.seed)
+    return M_("file {name}", name=backbone.weights.replace(chr(92), "/").rsplit("/", 1)[-1])
 
 
 def describe_data(dataset: DatasetConfig) -> str:
     """The data as titles name it: an uploaded zip by its file's name (base.uploads), never its storage path."""
-    return data_name(dataset.spec) + (f" (limit {dataset.limit})" if dataset.limit else "")
+    name = data_name(dataset.spec)
+    if dataset.limit:
+        return M_("{spec} (limit {limit})", spec=name, limit=dataset.limit)
+    return name
 
 
 def describe_source(dataset: DatasetConfig, backbone: BackboneConfig, image_size: int | None) -> str:
     """The one-line name a run is shown under: model (weights) on data (limit) @ size."""
-    size = f"{image_size}px" if image_size else "default size"
-    return f"{backbone.name} ({describe_weights(backbone)}) on {describe_data(dataset)} @ {size}"
+    size = M_("{size}px", size=image_size) if image_size else M_("default size")
+    return M_("{model} ({weights}) on {data} @ {size}", model=backbone.name, weights=describe_weights(backbone),
+              data=describe_data(dataset), size=size)
 
 
 @dataclass(frozen=True)
@@ -187,8 +192,11 @@ class Source:
 def describe_map(config: ProjectionConfig) -> str:
     """A map's method and the settings that shape it, e.g. 'UMAP 2-D (15 neighbours, min dist 0.10, euclidean)'."""
     name = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}.get(config.method, config.method)
-    settings = {"umap": [f"{config.n_neighbors} neighbours", f"min dist {config.min_dist:.2f}", config.metric],
-                "tsne": [f"perplexity {config.perplexity:g}", config.metric]}.get(config.method, [])
+    settings = {"umap": [M_("{n} neighbours", n=config.n_neighbors), M_("min dist {d:.2f}", d=config.min_dist),
+                         config.metric],
+                "tsne": [M_("perplexity {p:g}", p=config.perplexity), config.metric]}.get(config.method, [])
     if config.method != "pca" and not config.reproducible:
-        settings.append("unseeded")
-    return f"{name} {config.n_components}-D" + (f" ({', '.join(settings)})" if settings else "")
+        settings.append(M_("unseeded"))
+    if not settings:
+        return M_("{name} {dims}-D", name=name, dims=config.n_components)
+    return M_("{name} {dims}-D ({settings})", name=name, dims=config.n_components, settings=join(settings))

@@ -15,11 +15,12 @@ def check_path_text(path: str | os.PathLike, what: str) -> None:
     """Refuse a path no file system takes, before the OS is asked: a NUL (Python raises ValueError) or a
     component over NAME_MAX bytes (ENAMETOOLONG), each said in one line naming `what` ("--out", "Folder")."""
     from ptm_core.base.errors import PTMError
+    from ptm_core.base.messages import M_
 
     text = os.fspath(path)
     text = text if isinstance(text, str) else os.fsdecode(text)
     if "\x00" in text:
-        raise PTMError(f"{what} contains a NUL character, which no file or folder name can hold.")
+        raise PTMError(M_("{what} contains a NUL character, which no file or folder name can hold.", what=what))
     longest = max(text.replace(os.sep, "/").split("/"), key=lambda part: len(os.fsencode(part)))
     if len(os.fsencode(longest)) > NAME_MAX:
         raise PTMError(f"{what} has a name of {len(os.fsencode(longest))} bytes ('{longest[:20]}…'); file systems "

@@ -23,6 +23,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from ptm_core.base.messages import M_
 from ptm_core.base.files import atomic_write_bytes, clean_stale_temp, enforce_dir_cap, file_sha256, touch
 from ptm_core.base.errors import PTMError
 from ptm_core.data.completion import is_complete, write_marker
@@ -64,8 +65,9 @@ def private_roots() -> tuple[Path, ...]:
 
 
 def _own_storage(path: str | os.PathLike, what: str) -> PTMError:
-    return PTMError(f"{path} is inside PTM Explorer's own data folder ({private_roots()[0]}), which holds caches "
-                    f"and every session's uploads, not your data; point {what} at your own files (or upload a zip).")
+    return PTMError(M_("{path} is inside PTM Explorer's own data folder ({folder}), which holds caches and every "
+                       "session's uploads, not your data; point {what} at your own files (or upload a zip).",
+                       path=str(path), folder=str(private_roots()[0]), what=what))
 
 
 def ensure_user_folder(path: str | os.PathLike, what: str = "The folder path") -> Path:
@@ -94,10 +96,8 @@ def ensure_allowed(path: str | os.PathLike, what: str = "The path") -> Path:
     roots = allowed_roots()
     if not within(resolved, roots):
         shown = os.pathsep.join(str(r) for r in roots)
-        raise PTMError(
-            f"{path} is outside the allowed folders ({shown}); add its folder to {ROOTS_ENV} "
-            f"('{os.pathsep}'-separated) to use it."
-        )
+        raise PTMError(M_("{path} is outside the allowed folders ({shown}); add its folder to {env} "
+                          "('{sep}'-separated) to use it.", path=str(path), shown=shown, env=ROOTS_ENV, sep=os.pathsep))
     return resolved
 
 
@@ -181,7 +181,8 @@ def _check_again(path: Path) -> None:
         with zipfile.ZipFile(path) as zf:
             check_members(zf.infolist(), path.name, path.stat().st_size)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise PTMError(f"{path.name} is not a readable zip file ({first_line(exc)}).") from None
+        raise PTMError(M_("{name} is not a readable zip file ({reason}).", name=path.name,
+                          reason=first_line(exc))) from None
 
 
 def _unzip_into(path: Path, tmp: Path) -> None:
@@ -328,12 +329,14 @@ def ingest_upload(data: bytes, name: str) -> str:
     """Save an uploaded zip under `data_dir()/uploads/<sha>.zip`; returns the `zip:PATH` spec."""
     limit = upload_limit_bytes()
     if len(data) > limit:
-        raise PTMError(f"{name}: upload is {mb(len(data))} MB, over the {mb(limit)} MB limit ({UPLOAD_ENV}).")
+        raise PTMError(M_("{name}: upload is {size} MB, over the {limit} MB limit ({env}).", name=name,
+                          size=mb(len(data)), limit=mb(limit), env=UPLOAD_ENV))
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             check_members(zf.infolist(), name, len(data))  # refuse bombs now, not when first loaded
     except zipfile.BadZipFile:
-        raise PTMError(f"{name} is not a zip file; upload a .zip of class folders or images plus a labels CSV.") from None
+        raise PTMError(M_("{name} is not a zip file; upload a .zip of class folders or images plus a labels CSV.",
+                          name=name)) from None
     folder = data_dir() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     clean_stale_temp(folder)  # half-written uploads of a killed server

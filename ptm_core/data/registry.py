@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ptm_core.base.messages import M_
 from ptm_core.base.configs import DatasetConfig
 from ptm_core.data.types import Dataset
 from ptm_core.base import checks
@@ -51,7 +52,8 @@ def parse_spec(spec: str) -> tuple[DatasetEntry, str | None]:
     entry = _REGISTRY.get(name.strip())
     if entry is None:
         known = ", ".join(sorted(_REGISTRY))
-        raise PTMError(f"Unknown dataset '{spec}'. Known: {known} (e.g. folder:PATH, zip:PATH, tv:cifar10).")
+        raise PTMError(M_("Unknown dataset '{spec}'. Known: {known} (e.g. folder:PATH, zip:PATH, tv:cifar10).",
+                          spec=spec, known=known))
     return entry, (arg or None)
 
 
@@ -65,7 +67,7 @@ def stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
         return np.arange(len(labels))
     classes, counts = np.unique(labels, return_counts=True)
     if limit < len(classes):
-        raise PTMError(f"--limit {limit} is smaller than the number of classes ({len(classes)}).")
+        raise PTMError(M_("--limit {limit} is smaller than the number of classes ({n}).", limit=limit, n=len(classes)))
     exact = 1 + (limit - len(classes)) * (counts - 1) / max(counts.sum() - len(classes), 1)
     quota = np.minimum(np.floor(exact).astype(int), counts)
     for i in np.argsort(-(exact - np.floor(exact)), kind="stable"):

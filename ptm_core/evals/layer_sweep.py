@@ -11,6 +11,7 @@ import torch
 from timm.data import create_transform
 from torch import nn
 
+from ptm_core.base.messages import M_
 from ptm_core.runs.artifacts import artifact_dir, enforce_cache_cap, load_npz, save_npz
 from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig, ProbeConfig, stable_hash
 from ptm_core.data import Dataset, load_dataset
@@ -103,7 +104,8 @@ def extract_stages(model: nn.Module, dataset: Dataset, transform, batch_size: in
         batch = image_batch(dataset, transform, range(start, stop), side=side)
         chunks.append(_stage_batch(model, batch.to(device).contiguous(memory_format=torch.channels_last)))
         if progress is not None:
-            progress(stop / len(dataset), f"{stop}/{len(dataset)} images through every stage")
+            progress(stop / len(dataset), M_("{done}/{total} images through every stage", done=stop,
+                                             total=len(dataset)))
     return [np.concatenate(stage).astype(np.float32) for stage in zip(*chunks)]
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 from timm.data import resolve_model_data_config
 from torch import nn
 
+from ptm_core.base.messages import M_
 from ptm_core.base import checks
 
 from ptm_core.models import openvino as openvino_runtime
@@ -154,7 +155,7 @@ def extract_features(model: nn.Module, dataset: Dataset, transform, batch_size: 
             saved_at = time.monotonic()
         if progress is not None:
             rate = (done - first) / max(time.perf_counter() - start, 1e-9)
-            progress(done / n, f"{done}/{n} images, {rate:.0f} img/s")
+            progress(done / n, M_("{done}/{total} images, {rate:.0f} img/s", done=done, total=n, rate=rate))
         if preview is not None and done < n and preview.due():
             preview(np.concatenate(out), dataset.labels[order[:done]], dataset.class_names, n)
     if pace_pending is not None:  # whatever comes next has a pace of its own
@@ -249,7 +250,7 @@ def cached_features(key: str, started: float, progress: ProgressFn | None = None
             cached.meta = as_this_run(cached.meta, cached.ids, dataset, spec, backbone)
         cached.meta.update(cache_hit=True, from_cache=True, cached=True, seconds=time.perf_counter() - started)
         if progress is not None:
-            progress(1.0, "features from cache")
+            progress(1.0, M_("features from cache"))
     return cached
 
 

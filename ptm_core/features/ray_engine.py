@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ptm_core.base.messages import M_
 from ptm_core.features import shards
 from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfig
 from ptm_core.data import Dataset
@@ -164,7 +165,8 @@ def _run(ray, todo: list[tuple[int, int]], writer: ShardWriter, pipeline_args: t
             computed += len(batch["row"])
             if progress is not None:
                 rate = computed / max(time.perf_counter() - t0, 1e-9)
-                progress((done + computed) / writer.n, f"{done + computed}/{writer.n} images, {rate:.0f} img/s")
+                progress((done + computed) / writer.n, M_("{done}/{total} images, {rate:.0f} img/s",
+                                                          done=done + computed, total=writer.n, rate=rate))
             if cancelled is not None and cancelled():
                 raise Cancelled()  # finished shards stay on disk; the rerun does the rest
     finally:

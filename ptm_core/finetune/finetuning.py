@@ -25,6 +25,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ptm_core.base.messages import M_
 from ptm_core.base.files import file_sha256, write_atomically
 
 from ptm_core.runs.artifacts import artifact_dir
@@ -184,7 +185,8 @@ def fit_probe_head(model: nn.Module, dataset_config: DatasetConfig, backbone_con
     share = PROBE_FEATURES_SHARE
     features = extract(dataset_config, backbone_config,
                        ExtractionConfig(config.image_size, config.batch_size, device, precision=config.precision),
-                       progress=lambda f, m="": report(share * f, f"features for the probe: {m}"), cancelled=cancelled)
+                       progress=lambda f, m="": report(share * f, M_("features for the probe: {step}", step=m)),
+                       cancelled=cancelled)
     # The head LP-FT starts from is the best fit on validation (argmax), not the one-SE rule's smallest C: on
     # separable data that rule keeps shrinking C (to 1e-6), and a near-zero head is no head start at all.
     probe = LinearProbe(random_state=config.split_seed, c_rule="best").fit(

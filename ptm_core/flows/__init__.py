@@ -43,7 +43,7 @@ from ptm_core.models.catalog import COMPARE_BACKBONE, DEFAULT_BACKBONE, bundled_
 from ptm_core.models.predict import Prediction, predict_image
 from ptm_core.probes.linear import confident_mistakes, confusion, per_class_accuracy
 from ptm_core.runs.eta import format_duration
-from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, Job, JobManager, JobSpec
+from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, STATUS_WORDS, Job, JobManager, JobSpec
 
 __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "BenchProgress", "BenchResult",
            "CAM_METHODS", "CAM_TARGETS", "CamResult",
@@ -51,7 +51,8 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "B
            "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED",
            "FeatureSet", "Job", "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS",
            "MAP_METRICS", "MapPlan", "MapResult", "MethodPair", "Prediction", "Preview", "QUEUED",
-           "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "TOUR_STEPS", "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "ZooResult",
+           "RESTORED_METHODS", "RESTORED_STEPS", "RUNNING", "STATUS_WORDS",
+           "TOUR_STEPS", "TV_SOURCES", "TourPlan", "VECTOR_SHOWN", "ZooResult",
            "active_explore", "adapted_test", "bench_dir", "bench_spec", "bench_title", "bundled_zoo", "catalog",
            "checkpoint_filename",            "compare_frame", "compare_pairs", "compare_spec", "compute_map", "confident_mistakes", "confusion",
            "dataset_size", "density", "disagreement_frame", "efficiency_claim", "estimate_seconds",

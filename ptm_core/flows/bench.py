@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from ptm_core.base.messages import M_
 from ptm_core.base.configs import describe_data, stable_hash
 from ptm_core.evals.bench import T_INTERVAL, T_MIN_SEEDS, BenchConfig, BenchResult, run_bench
 from ptm_core.runs.artifacts import artifact_dir
@@ -44,9 +45,10 @@ def entry_labels(config: BenchConfig) -> tuple[str, ...]:
 def bench_title(config: BenchConfig) -> str:
     """One line naming what the leaderboard is of: its rows, data, size and seeds."""
     names = ", ".join(config.backbones)
-    extra = " + random init" if config.include_random and config.weights != "random" else ""
-    return (f"Leaderboard: {names} ({config.weights}{extra}) on {describe_data(config.dataset)} @ "
-            f"{config.image_size}px, {len(config.seeds)} seeds")
+    extra = M_(" + random init") if config.include_random and config.weights != "random" else ""
+    return M_("Leaderboard: {names} ({weights}{extra}) on {data} @ {size}px, {n} seeds", names=names,
+              weights=config.weights, extra=extra, data=describe_data(config.dataset), size=config.image_size,
+              n=len(config.seeds))
 
 
 def run_bench_job(config: BenchConfig, ctx: JobContext) -> BenchResult:

@@ -6,6 +6,7 @@ from functools import partial
 
 import numpy as np
 
+from ptm_core.base.messages import M_
 from ptm_core.base.configs import DatasetConfig, ProbeConfig, Source, describe_data, describe_weights, stable_hash
 from ptm_core.base.errors import PTMError
 from ptm_core.base.stats import PairedTest
@@ -44,9 +45,10 @@ class CompareRequest:
         return [side.describe() for side in self.sides()]
 
     def title(self) -> str:
-        a, b = (f"{s.backbone.name} ({describe_weights(s.backbone)}) @ {s.extraction.image_size or 'default '}px"
+        a, b = (M_("{model} ({weights}) @ {size}", model=s.backbone.name, weights=describe_weights(s.backbone),
+                   size=M_("{size}px", size=s.extraction.image_size) if s.extraction.image_size else M_("default size"))
                 for s in self.sides())
-        return f"{a} vs {b} on {describe_data(self.dataset)}"
+        return M_("{a} vs {b} on {data}", a=a, b=b, data=describe_data(self.dataset))
 
     def to_dict(self) -> dict:
         return {"a": self.a.to_dict(), "b": self.b.to_dict(), "k": self.k}
@@ -96,17 +98,17 @@ class CompareResult:
 def run_compare(request: CompareRequest, ctx: JobContext) -> CompareResult:
     features = []
     for i, side in enumerate(request.sides()):
-        ctx.stage(f"extracting features {'AB'[i]}: {side.describe()}")
+        ctx.stage(M_("extracting features {side}: {source}", side="AB"[i], source=side.describe()))
         features.append(extract(side.dataset, side.backbone, side.extraction,
                                 progress=ctx.scaled(0.45 * i, 0.45 * (i + 1)), cancelled=ctx.cancelled,
                                 pace_pending=ctx.pace_pending))
     ctx.check_cancelled()
-    ctx.progress(0.9, f"comparing each image's {request.k} nearest neighbours in A and B")
+    ctx.progress(0.9, M_("comparing each image's {k} nearest neighbours in A and B", k=request.k))
     comparison = compare_neighbourhoods(*features, k=request.k)
     similarity = matched_cka(*features, seed=request.dataset.seed)
     probes = []
     for i, fs in enumerate(features):
-        ctx.progress(0.92 + 0.04 * i, f"linear probe on {'AB'[i]}")
+        ctx.progress(0.92 + 0.04 * i, M_("linear probe on {side}", side="AB"[i]))
         probes.append(cached_linear_probe(fs.features, fs.labels, fs.key, ProbeConfig(seed=request.a.split_seed),
                                           cancelled=ctx.cancelled))
     test = probes_test(features[0].labels, *probes)

@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 
+from ptm_core.base.messages import M_
 from ptm_core.runs.artifacts import artifact_dir
 from ptm_core.base.configs import ProbeConfig, ProjectionConfig, Source, stable_hash
 from ptm_core.features.featureset import FeatureSet
@@ -55,21 +56,22 @@ def warm_up(source: Source = Source()) -> None:
 
 
 def run_explore(request: ExploreRequest, ctx: JobContext) -> ExploreResult:
-    ctx.stage("extracting features")
+    ctx.stage(M_("extracting features"))
     source = request.source
     # While features are computed, a probe and a PCA map of the images done so far (the page shows them).
     features = extract(source.dataset, source.backbone, source.extraction, progress=ctx.scaled(0.0, 0.85),
                        cancelled=ctx.cancelled, preview=ProgressivePreview(ctx.preview, seed=request.probe.seed),
                        pace_pending=ctx.pace_pending)
     from_cache = bool(features.meta.get("from_cache"))
-    how = "cache" if from_cache else f"{features.meta.get('images_per_s', 0):.0f} img/s"
-    how += f", {features.meta.get('precision_label', 'fp32')}"  # which path made them, also when cached
-    ctx.stage(f"features ready: {features.features.shape[0]} x {features.features.shape[1]} ({how})")
-    ctx.progress(0.85, "training the linear probe")
+    how = M_("cache") if from_cache else M_("{rate:.0f} img/s", rate=features.meta.get("images_per_s", 0))
+    ctx.stage(M_("features ready: {n} x {dim} ({how}, {path})", n=features.features.shape[0],
+                 dim=features.features.shape[1], how=how,
+                 path=features.meta.get("precision_label", "fp32")))  # which path made them, also when cached
+    ctx.progress(0.85, M_("training the linear probe"))
     step = ctx.scaled(0.85, 1.0)
     probe = cached_linear_probe(features.features, features.labels, features.key, request.probe, cancelled=ctx.cancelled,
                                 callback=lambda done, total: step(done / total, sweep_message(done, total)))
-    ctx.stage(f"linear probe: test accuracy {probe.test_accuracy:.3f} (C={probe.best_C:g})")
+    ctx.stage(M_("linear probe: test accuracy {accuracy:.3f} (C={C:g})", accuracy=probe.test_accuracy, C=probe.best_C))
     # Times are those of the runs that computed each part, also when this job read them from the cache.
     ctx.record(
         metrics={"test_accuracy": probe.test_accuracy, "best_C": probe.best_C, "n_train": probe.n_train,
@@ -144,14 +146,16 @@ def run_map(features: FeatureSet, config: ProjectionConfig, ctx: JobContext) -> 
     estimate = estimate_seconds(n, dim, config)
     # The bar's share for the fit: the estimate's fit part; placing takes the rest up to 95 %.
     split = 0.95 * (1 - place_seconds(n, dim, config) / max(estimate, 1e-9))
-    label = f"{config.method.upper()} of {n:,} points"
-    ctx.stage(f"{label}, estimated {estimate:.0f} s")
+    label = M_("{method} of {n:,} points", method=config.method.upper(), n=n)
+    ctx.stage(M_("{label}, estimated {seconds:.0f} s", label=label, seconds=estimate))
     with _progress_by_estimate(ctx, estimate - place_seconds(n, dim, config), 0.0, split, label) as fit_ticker:
         def placed(done: int, total: int) -> None:
             if not fit_ticker.is_set():  # the fit is over: a new stage, so the time left is the placing pace
                 fit_ticker.set()
-                ctx.stage(f"{label}: fitted on {n - total:,}, placing the other {total:,}")
-            ctx.progress(split + (0.95 - split) * done / total, f"placing {done:,} / {total:,} points")
+                ctx.stage(M_("{label}: fitted on {fitted:,}, placing the other {total:,}", label=label,
+                             fitted=n - total, total=total))
+            ctx.progress(split + (0.95 - split) * done / total, M_("placing {done:,} / {total:,} points", done=done,
+                                                                    total=total))
         result = compute_map(features, config, progress=placed, cancelled=ctx.cancelled)
     ctx.record(metrics={"map_seconds": result.meta.get("seconds"), "map_estimate_seconds": estimate,
                         "trustworthiness": result.faithfulness["trustworthiness"]},

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
+from ptm_core.base.messages import M_
 from ptm_core.evals.baselines import PIXEL_SIZE, random_weights, run_pixel_baseline, run_random_weights_baseline
 from ptm_core.base.configs import (FinetuneConfig, KNNConfig, ProbeConfig, ProjectionConfig, Source, describe_source,
                                    stable_hash)
@@ -34,11 +35,11 @@ from ptm_core.maps.projection import compute_projection
 from ptm_core.flows.pairs import per_image
 
 METHOD_LABELS = {
-    "pixels": "Raw pixels (logistic regression)",
-    "random-probe": "Random-init backbone + linear probe",
-    "linear-probe": "Pretrained + linear probe",
-    "knn": "Pretrained + k-NN",
-    "finetune": "Fine-tune",
+    "pixels": M_("Raw pixels (logistic regression)"),
+    "random-probe": M_("Random-init backbone + linear probe"),
+    "linear-probe": M_("Pretrained + linear probe"),
+    "knn": M_("Pretrained + k-NN"),
+    "finetune": M_("Fine-tune"),
 }
 
 
@@ -78,17 +79,18 @@ def _sweep_progress(progress) -> Callable[[int, int], None]:
 
 def run_probes(source: Source, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
     started = time.perf_counter()
-    ctx.stage("extracting features")
+    ctx.stage(M_("extracting features"))
     features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.7), ctx.cancelled,
                        pace_pending=ctx.pace_pending)
-    ctx.stage("linear probe: sweeping C on a validation split")
+    ctx.stage(M_("linear probe: sweeping C on a validation split"))
     linear = cached_linear_probe(features.features, features.labels, features.key, ProbeConfig(seed=source.split_seed),
                                  callback=_sweep_progress(ctx.scaled(0.7, 0.95)), cancelled=ctx.cancelled)
-    ctx.stage(f"linear probe: {linear.test_accuracy:.3f}; k-NN (k={knn.k}, T={knn.temperature})")
+    ctx.stage(M_("linear probe: {accuracy:.3f}; k-NN (k={k}, T={T})", accuracy=linear.test_accuracy, k=knn.k,
+                 T=knn.temperature))
     ctx.check_cancelled()
     neighbours = run_knn_probe(features.features, features.labels, dataclasses.replace(knn, seed=source.split_seed),
                                retrieval=True)
-    ctx.stage(f"k-NN: {neighbours.test_accuracy:.3f}")
+    ctx.stage(M_("k-NN: {accuracy:.3f}", accuracy=neighbours.test_accuracy))
     feature_seconds = features.meta.get("compute_seconds")
     _record(ctx, "linear-probe", linear.test_accuracy, compute_seconds(feature_seconds, linear.seconds),
             bool(features.meta.get("from_cache") or linear.from_cache), started, source.extraction.image_size,
@@ -102,7 +104,7 @@ def run_probes(source: Source, knn: KNNConfig, ctx: JobContext) -> ProbesResult:
 
 def run_pixels(source: Source, ctx: JobContext) -> ProbeResult:
     started = time.perf_counter()
-    ctx.stage(f"raw pixels at {PIXEL_SIZE}x{PIXEL_SIZE} grey: logistic regression")
+    ctx.stage(M_("raw pixels at {size}x{size} grey: logistic regression", size=PIXEL_SIZE))
     result = run_pixel_baseline(source.dataset, ProbeConfig(seed=source.split_seed),
                                 callback=_sweep_progress(ctx.progress), cancelled=ctx.cancelled)
     _record(ctx, "pixels", result.test_accuracy, result.seconds, result.from_cache, started, PIXEL_SIZE,
@@ -112,7 +114,7 @@ def run_pixels(source: Source, ctx: JobContext) -> ProbeResult:
 
 def run_random_probe(source: Source, ctx: JobContext) -> ProbeResult:
     started = time.perf_counter()
-    ctx.stage("random-init backbone: extracting features")
+    ctx.stage(M_("random-init backbone: extracting features"))
     result = run_random_weights_baseline(source.dataset, source.backbone, source.extraction,
                                          ProbeConfig(seed=source.split_seed), ctx.scaled(0, 0.9), ctx.cancelled)
     _record(ctx, "random-probe", result.test_accuracy, result.seconds, result.from_cache, started,
@@ -128,23 +130,26 @@ def _finetune_progress(ctx: JobContext, curves: dict[str, list]) -> Callable[[di
         phase = record.get("phase")
         if phase == "validate":
             curves["val_curve"].append({k: record.get(k) for k in ("epoch", "step", "val_accuracy")})
-            ctx.progress(record["run_fraction"], f"validated at step {record['step']}: {record['val_accuracy']:.3f}")
+            ctx.progress(record["run_fraction"], M_("validated at step {step}: {accuracy:.3f}", step=record["step"],
+                                                    accuracy=record["val_accuracy"]))
         elif phase == "train":
             curves["train_curve"].append({k: record.get(k) for k in ("epoch", "step", "train_loss", "loss", "lr_head")})
             if record["step"] == 1:
-                ctx.stage("fine-tuning: training")
+                ctx.stage(M_("fine-tuning: training"))
             total = max(record.get("total_steps") or 1, 1)
-            ctx.progress(record["run_fraction"], f"epoch {record['epoch']}, step {record['step']}/{total}, "
-                                                 f"loss {record['train_loss']:.3f}")
+            ctx.progress(record["run_fraction"], M_("epoch {epoch}, step {step}/{total}, loss {loss:.3f}",
+                                                    epoch=record["epoch"], step=record["step"], total=total,
+                                                    loss=record["train_loss"]))
         elif phase == "linear-probe":
             if LP_STAGE not in stages_seen:  # its own stage, so its pace is not taken for training's
                 stages_seen.add(LP_STAGE)
                 ctx.stage(LP_STAGE)
-            ctx.progress(record["run_fraction"], f"{LP_STAGE}: {record.get('message', '')}", step_end=record["step_end"])
+            ctx.progress(record["run_fraction"], M_("{stage}: {step}", stage=LP_STAGE, step=record.get("message", "")),
+                         step_end=record["step_end"])
     return on_step
 
 
-LP_STAGE = "fitting the linear probe that initialises the head"
+LP_STAGE = M_("fitting the linear probe that initialises the head")
 
 
 def run_finetune(source: Source, config: FinetuneConfig, ctx: JobContext) -> FinetuneResult:
@@ -157,7 +162,8 @@ def run_finetune(source: Source, config: FinetuneConfig, ctx: JobContext) -> Fin
     config = dataclasses.replace(config, split_seed=source.split_seed)
     curves: dict[str, list] = {"train_curve": [], "val_curve": []}
     ctx.record(metrics=curves)
-    ctx.stage(f"fine-tuning ({config.mode}, {config.epochs} epoch(s) at {config.image_size}px)")
+    ctx.stage(M_("fine-tuning ({mode}, {epochs} epoch(s) at {size}px)", mode=config.mode, epochs=config.epochs,
+                 size=config.image_size))
     result = finetune(source.dataset, source.backbone, config, on_step=_finetune_progress(ctx, curves),
                       cancelled=ctx.cancelled)
     _record(ctx, "finetune", result.test_accuracy, result.seconds, False, started, config.image_size, mode=config.mode,
@@ -166,14 +172,14 @@ def run_finetune(source: Source, config: FinetuneConfig, ctx: JobContext) -> Fin
             lp_test_accuracy=result.lp_test_accuracy, **_per_image(result, source))
     ctx.record(artifacts={"checkpoint": result.checkpoint})
     if result.stopped_early:
-        ctx.stage(f"stopped early: best weights (epoch {result.best_epoch}, step {result.best_step}) kept, test accuracy "
-                  f"{result.test_accuracy:.3f}")
+        ctx.stage(M_("stopped early: best weights (epoch {epoch}, step {step}) kept, test accuracy {accuracy:.3f}",
+                     epoch=result.best_epoch, step=result.best_step, accuracy=result.test_accuracy))
     return result
 
 
 def run_label_efficiency_job(source: Source, knn: KNNConfig, with_finetune: bool,
                              finetune_config: FinetuneConfig, ctx: JobContext) -> list[dict]:
-    ctx.stage("features for the label-efficiency curve")
+    ctx.stage(M_("features for the label-efficiency curve"))
     features = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.3), ctx.cancelled,
                        pace_pending=ctx.pace_pending)
     runner = finetune_runner(source.dataset, source.backbone, finetune_config, cancelled=ctx.cancelled) \
@@ -192,7 +198,7 @@ LAYER_SWEEP_SHARE = 0.95  # of the layers job: the sweep; the CKA matrix takes t
 def run_layers(source: Source, ctx: JobContext) -> dict:
     """The layer sweep's rows (every block, then the pooled pre-logit features), McNemar's test of the best inner
     layer against the final features when one scores higher, and linear CKA between every pair of layers."""
-    ctx.stage("features from every stage")
+    ctx.stage(M_("features from every stage"))
     def progress(fraction: float, message: str = "") -> None:
         # Stage features and the per-stage probes go at different paces: estimate each step on its own.
         ctx.progress(LAYER_SWEEP_SHARE * fraction, message,
@@ -202,7 +208,7 @@ def run_layers(source: Source, ctx: JobContext) -> dict:
                              progress, ctx.cancelled)
     results = [r.to_dict() for r in layers]
     ctx.record(metrics={"method": "layer-sweep", "rows": results})
-    ctx.stage("CKA between layers")
+    ctx.stage(M_("CKA between layers"))
     ctx.check_cancelled()
     stages = stage_features(source.dataset, source.backbone, source.extraction)  # the sweep's, from its cache
     matrix = layer_matrix(stages)
@@ -212,17 +218,17 @@ def run_layers(source: Source, ctx: JobContext) -> dict:
 def run_drift(source: Source, checkpoint: str, image_size: int, projection: ProjectionConfig,
               ctx: JobContext) -> dict:
     """The backbone's features before and after fine-tuning (same images, same size), each mapped to 2-D."""
-    ctx.stage("features before fine-tuning")
+    ctx.stage(M_("features before fine-tuning"))
     extraction = dataclasses.replace(source.extraction, image_size=image_size)
     before = extract(source.dataset, source.backbone, extraction, ctx.scaled(0, 0.35), ctx.cancelled,
                      pace_pending=ctx.pace_pending)
-    ctx.stage("features after fine-tuning")
+    ctx.stage(M_("features after fine-tuning"))
     after = finetuned_features(checkpoint, source.dataset, progress=ctx.scaled(0.35, 0.7), cancelled=ctx.cancelled)
     ctx.check_cancelled()  # the maps cannot stop part-way, and there is nothing to keep
-    ctx.progress(0.7, f"{projection.method.upper()} of both")
+    ctx.progress(0.7, M_("{method} of both", method=projection.method.upper()))
     maps = {"before": compute_projection(before.features, projection),
             "after": compute_projection(after.features, projection)}
-    ctx.stage("CKA of every stage, before vs after")
+    ctx.stage(M_("CKA of every stage, before vs after"))
     stage_cka = finetune_stage_cka(source.dataset, source.backbone, checkpoint, image_size, source.extraction,
                                    ctx.scaled(0.8, 1.0), ctx.cancelled)
     return {"maps": maps, "labels": before.labels, "class_names": before.class_names, "stage_cka": stage_cka,
@@ -259,31 +265,34 @@ def random_source(source: Source) -> Source:
 
 def finetune_title(source: Source, config: FinetuneConfig) -> str:
     """What produced a fine-tune's numbers: its mode, the data and backbone, and its own image size."""
-    return f"fine-tune {config.mode} · " + describe_source(source.dataset, source.backbone, config.image_size)
+    return M_("{what} · {source}", what=M_("fine-tune {mode}", mode=config.mode),
+              source=describe_source(source.dataset, source.backbone, config.image_size))
 
 
 def _method(kind: str, request: LabRequest) -> tuple[list, str, Callable[[JobContext], object]]:
     """(the settings that key the job besides the source, title, work) of one method."""
     source, ft = request.source, request.finetune
     if kind == "probes":
-        return [request.knn.key()], f"probes · {source.describe()}", partial(run_probes, source, request.knn)
+        return ([request.knn.key()], M_("{what} · {source}", what=M_("probes"), source=source.describe()),
+                partial(run_probes, source, request.knn))
     if kind == "pixels":
-        return ([], f"raw pixels ({PIXEL_SIZE}×{PIXEL_SIZE} grey) · {data_name(source.dataset.spec)}",
+        return ([], M_("{what} · {source}", what=M_("raw pixels ({size}×{size} grey)", size=PIXEL_SIZE),
+                                 source=data_name(source.dataset.spec)),
                 partial(run_pixels, source))
     if kind == "random":
-        return ([], f"random-init probe · {random_source(source).describe()}",
+        return ([], M_("{what} · {source}", what=M_("random-init probe"), source=random_source(source).describe()),
                 partial(run_random_probe, source))
     if kind == "finetune":
         return [ft.key()], finetune_title(source, ft), partial(run_finetune, source, ft)
     if kind == "drift":
-        return ([request.checkpoint], f"feature drift · {finetune_title(source, ft)}",
+        return ([request.checkpoint], M_("{what} · {source}", what=M_("feature drift"), source=finetune_title(source, ft)),
                 partial(run_drift, source, request.checkpoint, ft.image_size, ProjectionConfig(method="pca")))
     if kind == "efficiency":
         return ([request.with_finetune, ft.key() if request.with_finetune else None],
-                f"label efficiency · {source.describe()}",
+                M_("{what} · {source}", what=M_("label efficiency"), source=source.describe()),
                 partial(run_label_efficiency_job, source, request.knn, request.with_finetune, ft))
     if kind == "layers":
-        return [], f"layer sweep · {source.describe()}", partial(run_layers, source)
+        return [], M_("{what} · {source}", what=M_("layer sweep"), source=source.describe()), partial(run_layers, source)
     raise ValueError(f"unknown lab method {kind!r}; one of {', '.join(LAB_METHODS)}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+from ptm_core.base.messages import M_
 from ptm_core.base.configs import ProjectionConfig, describe_map
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.flows.explore import map_key, run_map
@@ -23,7 +24,8 @@ def map_spec(fs: FeatureSet, config: ProjectionConfig, source: str) -> JobSpec:
 
     Restored after a server restart: a finished map reads back from the projection cache in about a second.
     """
-    return JobSpec(map_key(fs.key, config), f"{describe_map(config)} map · {source}", partial(run_map, fs, config),
+    return JobSpec(map_key(fs.key, config), M_("{what} · {source}", what=M_("{map} map", map=describe_map(config)), source=source),
+                   partial(run_map, fs, config),
                    kind="map", lane=MAP, restore=True, config={"feature_key": fs.key, "projection": config.to_dict()})
 
 

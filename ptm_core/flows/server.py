@@ -1,6 +1,7 @@
 """What a server process runs besides the pages: one job manager, and the background work done at start-up."""
 from __future__ import annotations
 
+from ptm_core.base.messages import M_
 from ptm_core.base.configs import Source
 from ptm_core.data.ingest import clean_stale_extractions
 from ptm_core.flows.explore import warm_up
@@ -37,9 +38,9 @@ def warm_up_specs(manager: JobManager, source: Source) -> list[JobSpec]:
         manager.yield_to(COMPUTE, MAP)
         compile_umap()
 
-    return [JobSpec("warm-up-default", "Preparing the default run (MNIST-5k, OpenVINO; once)",
+    return [JobSpec("warm-up-default", M_("Preparing the default run (MNIST-5k, OpenVINO; once)"),
                     lambda ctx: warm_up(source), kind="warm-up", lane=MAP, record=False),
-            JobSpec("warm-up-umap", "Preparing UMAP (a one-off compile after the server starts)", compile_when_free,
+            JobSpec("warm-up-umap", M_("Preparing UMAP (a one-off compile after the server starts)"), compile_when_free,
                     kind="warm-up", lane=MAP, record=False)]
 
 

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from ptm_core.base.messages import M_
 from ptm_core.flows.compare import CompareResult
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.flows.lab import METHOD_LABELS
@@ -91,7 +92,8 @@ def _method_rows(run: dict) -> list[tuple[str, str, float, float | None, dict]]:
     method = metrics.get("method")
     if method not in METHOD_LABELS or metrics.get("test_accuracy") is None:
         return []
-    label = METHOD_LABELS[method] + (f" ({metrics['mode']})" if method == "finetune" else "")
+    label = M_("{method} ({mode})", method=METHOD_LABELS[method], mode=metrics["mode"]) if method == "finetune" else \
+        METHOD_LABELS[method]
     seconds = metrics.get("method_seconds")  # the compute time behind the number, also when read from a cache
     rows = [(method, label, metrics["test_accuracy"], seconds, _per_image(metrics))]
     if method == "linear-probe" and metrics.get("knn_accuracy") is not None:
@@ -118,8 +120,9 @@ def compare_frame(runs: list[dict]) -> pd.DataFrame:
                 continue
             seen.add(name)
             cached = bool(metrics.get("from_cache"))
-            timing = ("time unknown" if seconds is None else f"{seconds:.0f} s") + (" (cached)" if cached else "")
-            size_text = f"{size}×{size} grey pixels" if method == "pixels" else f"{size}px"
+            timing = M_("time unknown") if seconds is None else M_("{seconds:.0f} s", seconds=seconds)
+            timing = M_("{timing} (cached)", timing=timing) if cached else timing
+            size_text = M_("{size}×{size} grey pixels", size=size) if method == "pixels" else M_("{size}px", size=size)
             low, high = interval(accuracy, images["n_test"]) or (None, None)
             shown = f"{accuracy:.1%}" + ("" if low is None else f" ({interval_text(low, high)})")
             stopped = stopped_early_text(metrics) if method == "finetune" else ""
@@ -148,8 +151,8 @@ def stopped_early_text(metrics: dict) -> str:
         return ""
     epoch, epochs = stop
     if epoch is None or not epochs:
-        return "stopped early"
-    return f"stopped early at epoch {max(epoch, 1)} of {epochs}"
+        return M_("stopped early")
+    return M_("stopped early at epoch {epoch} of {epochs}", epoch=max(epoch, 1), epochs=epochs)
 
 
 def finetune_settings(config: dict) -> dict:

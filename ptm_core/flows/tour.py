@@ -21,9 +21,10 @@ from typing import Callable
 
 import numpy as np
 
+from ptm_core.base.messages import M_
 from ptm_core.evals.baselines import PIXEL_SIZE, pixel_features, pixel_key, random_weights
 from ptm_core.base.configs import (BackboneConfig, DatasetConfig, ExtractionConfig, FinetuneConfig, ProbeConfig,
-                                   ProjectionConfig, Source, Keyed, stable_hash)
+                                   ProjectionConfig, Source, Keyed, describe_data, stable_hash)
 from ptm_core.base.stats import DrawsTest, PairedTest, accuracy_interval, draws_test, paired_test
 from ptm_core.data import load_dataset
 from ptm_core.features.extraction import extract
@@ -88,8 +89,7 @@ class TourPlan(Keyed):
 def describe_kind(plan: TourPlan, dataset: DatasetConfig, kind: str) -> str:
     """What produced a step's number, in the words the rest of the app uses."""
     if kind == "pixels":
-        return f"{PIXEL_SIZE}×{PIXEL_SIZE} grey pixels of {dataset.spec}" + (
-            f" (limit {dataset.limit})" if dataset.limit else "")
+        return M_("{size}×{size} grey pixels of {data}", size=PIXEL_SIZE, data=describe_data(dataset))
     return plan.source(dataset, kind).describe()
 
 
@@ -109,7 +109,7 @@ class NeighbourResult:
 def run_neighbours(plan: TourPlan, ctx: JobContext) -> NeighbourResult:
     """Step 1: pretrained features of the shapes, and a few images' nearest neighbours (cosine)."""
     source = plan.source(plan.shapes)
-    ctx.stage("extracting features")
+    ctx.stage(M_("extracting features"))
     fs = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(0, 0.95), ctx.cancelled,
                  pace_pending=ctx.pace_pending)
     rng = np.random.default_rng(0)
@@ -169,9 +169,9 @@ def run_contrast(plan: TourPlan, dataset: DatasetConfig, ctx: JobContext) -> Con
     """Steps 2 and 3: probe accuracy and a map for pixels, random init and pretrained, shown as each is ready."""
     result, feature_sets, probes = None, {}, {}
     for i, kind in enumerate(KINDS):
-        ctx.stage(f"{kind}: features")
+        ctx.stage(M_("{kind}: features", kind=kind))
         X, labels, class_names, key, seconds = _features(plan, dataset, kind, ctx, i / 4, (i + 0.8) / 4)
-        ctx.stage(f"{kind}: linear probe")
+        ctx.stage(M_("{kind}: linear probe", kind=kind))
         probe = cached_linear_probe(X, labels, key, ProbeConfig(seed=dataset.seed), cancelled=ctx.cancelled)
         if result is None:
             result = ContrastResult(dataset, "", labels, class_names)
@@ -185,7 +185,7 @@ def run_contrast(plan: TourPlan, dataset: DatasetConfig, ctx: JobContext) -> Con
     for i, kind in enumerate(KINDS):
         ctx.check_cancelled()
         n, dim = feature_sets[kind].shape
-        ctx.stage(f"{kind}: map, estimated {estimate_seconds(n, dim, projection):.0f} s")
+        ctx.stage(M_("{kind}: map, estimated {seconds:.0f} s", kind=kind, seconds=estimate_seconds(n, dim, projection)))
         ctx.progress(0.75 + 0.25 * i / 3)
         result.row(kind).coords = compute_projection(feature_sets[kind], projection)
     return result
@@ -207,7 +207,7 @@ def run_efficiency(plan: TourPlan, ctx: JobContext) -> list[EfficiencyPoint]:
     """Step 4: test accuracy with k labels per class (mean ± std over seeds), pretrained vs pixels, both sets."""
     points, pairs = [], [(d, k) for d in (plan.shapes, plan.digits) for k in ("pretrained", "pixels")]
     for i, (dataset, kind) in enumerate(pairs):
-        ctx.stage(f"{kind} on {dataset.spec}")
+        ctx.stage(M_("{kind} on {data}", kind=kind, data=dataset.spec))
         X, labels, *_ = _features(plan, dataset, kind, ctx, i / len(pairs), (i + 0.5) / len(pairs))
         rows = run_label_efficiency(X, labels, ks=plan.ks, seeds=plan.seeds, probe_config=ProbeConfig(seed=dataset.seed),
                                     progress=ctx.scaled((i + 0.5) / len(pairs), (i + 1) / len(pairs)),
@@ -269,9 +269,9 @@ def run_lesson(plan: TourPlan, ctx: JobContext) -> LessonResult:
     same test images: the gap changes little, the intervals shrink, and the test's verdict follows them."""
     kinds, probes = ("pretrained", "random"), {}
     for i, kind in enumerate(kinds):
-        ctx.stage(f"{kind}: features")
+        ctx.stage(M_("{kind}: features", kind=kind))
         X, labels, _names, key, _seconds = _features(plan, plan.lesson, kind, ctx, 0.45 * i, 0.45 * i + 0.35)
-        ctx.stage(f"{kind}: linear probe")
+        ctx.stage(M_("{kind}: linear probe", kind=kind))
         probes[kind] = cached_linear_probe(X, labels, key, ProbeConfig(seed=plan.lesson.seed), cancelled=ctx.cancelled)
     first, second = probes["pretrained"], probes["random"]
     truth = labels[first.test_indices]
@@ -310,10 +310,10 @@ def run_zoo(plan: TourPlan, ctx: JobContext) -> ZooResult:
     rows, reference = [], None
     for i, backbone in enumerate(backbones):
         source = Source(plan.shapes, backbone, ExtractionConfig(image_size=plan.image_size))
-        ctx.stage(f"{backbone.name}: features")
+        ctx.stage(M_("{kind}: features", kind=backbone.name))
         fs = extract(source.dataset, source.backbone, source.extraction, ctx.scaled(i / len(backbones),
                      (i + 0.8) / len(backbones)), ctx.cancelled, pace_pending=ctx.pace_pending)
-        ctx.stage(f"{backbone.name}: linear probe")
+        ctx.stage(M_("{kind}: linear probe", kind=backbone.name))
         probe = cached_linear_probe(fs.features, fs.labels, fs.key, ProbeConfig(seed=plan.shapes.seed),
                                     cancelled=ctx.cancelled)
         test = None if reference is None else probes_test(fs.labels, probe, reference)
@@ -335,19 +335,20 @@ RESTORED_STEPS = ("neighbours", "shapes", "digits", "efficiency", "lesson", "zoo
 def _step(plan: TourPlan, step: str) -> tuple[str, str, Callable[[JobContext], object]]:
     """(key, title, work) of one step."""
     if step == "neighbours":
-        return plan.step_key("neighbours"), "tour 1: nearest neighbours", partial(run_neighbours, plan)
+        return plan.step_key("neighbours"), M_("tour 1: nearest neighbours"), partial(run_neighbours, plan)
     if step in ("shapes", "digits"):
         dataset, number = (plan.shapes, 2) if step == "shapes" else (plan.digits, 3)
-        return (plan.step_key("contrast", dataset.key()), f"tour {number}: contrast on {dataset.spec}",
+        return (plan.step_key("contrast", dataset.key()),
+                M_("tour {number}: contrast on {data}", number=number, data=dataset.spec),
                 partial(run_contrast, plan, dataset))
     if step == "efficiency":
-        return plan.step_key("efficiency"), "tour 4: label efficiency", partial(run_efficiency, plan)
+        return plan.step_key("efficiency"), M_("tour 4: label efficiency"), partial(run_efficiency, plan)
     if step == "finetune":
-        return plan.step_key("finetune"), "tour 5: linear probe vs LP-FT", partial(run_frozen_vs_adapted, plan)
+        return plan.step_key("finetune"), M_("tour 5: linear probe vs LP-FT"), partial(run_frozen_vs_adapted, plan)
     if step == "lesson":
-        return plan.step_key("lesson"), "tour 6: is the difference real?", partial(run_lesson, plan)
+        return plan.step_key("lesson"), M_("tour 6: is the difference real?"), partial(run_lesson, plan)
     if step == "zoo":
-        return plan.step_key("zoo"), "tour 7: which backbone sees the shapes best?", partial(run_zoo, plan)
+        return plan.step_key("zoo"), M_("tour 7: which backbone sees the shapes best?"), partial(run_zoo, plan)
     raise ValueError(f"unknown tour step {step!r}; one of {', '.join(TOUR_STEPS)}")
 
 

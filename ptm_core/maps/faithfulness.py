@@ -7,6 +7,7 @@ from sklearn.manifold import trustworthiness
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
+from ptm_core.base.messages import M_
 from ptm_core.base.errors import PTMError
 from ptm_core.base.stats import PairedTest, paired_test
 
@@ -56,19 +57,21 @@ def pca_variance(features: np.ndarray, seed: int = 0) -> tuple[float, float]:
 
 
 def _summary(trust: float, knn: PairedTest | None, pca2: float) -> str:
-    local = ("keeps local neighbourhoods well" if trust >= 0.9 else
-             "keeps local neighbourhoods reasonably" if trust >= 0.8 else "distorts many local neighbourhoods")
-    text = f"The map {local} (trustworthiness {trust:.2f})"
+    local = (M_("keeps local neighbourhoods well") if trust >= 0.9 else
+             M_("keeps local neighbourhoods reasonably") if trust >= 0.8 else M_("distorts many local neighbourhoods"))
+    text = M_("The map {local} (trustworthiness {trust:.2f})", local=local, trust=trust)
     if knn is not None:  # worded by McNemar's test on the kNN test images, not by the gap between the two
-        classes = {"b": "separates classes more cleanly than the features do",
-                   "a": "separates classes less well than the features do",
-                   "tie": "separates classes as well as the features do, as far as its test images can tell"}
+        classes = {"b": M_("separates classes more cleanly than the features do"),
+                   "a": M_("separates classes less well than the features do"),
+                   "tie": M_("separates classes as well as the features do, as far as its test images can tell")}
         p = "p < 0.001" if knn.p_value < 0.001 else f"p = {knn.p_value:.2g}"
-        text += (f" and {classes[knn.verdict]} (kNN accuracy {knn.b_accuracy:.0%} in the map vs "
-                 f"{knn.a_accuracy:.0%} in the features on {knn.n_test:,} test images, McNemar {p})")
-    linear = "so a linear view would already show much of the structure" if pca2 >= 0.5 else \
-        "so most of the structure is non-linear or spread over many directions"
-    return f"{text}; the first two principal components explain {pca2:.0%} of the variance, {linear}."
+        text = M_("{text} and {classes} (kNN accuracy {in_map:.0%} in the map vs {in_features:.0%} in the features on "
+                  "{n:,} test images, McNemar {p})", text=text, classes=classes[knn.verdict], in_map=knn.b_accuracy,
+                  in_features=knn.a_accuracy, n=knn.n_test, p=p)
+    linear = M_("so a linear view would already show much of the structure") if pca2 >= 0.5 else \
+        M_("so most of the structure is non-linear or spread over many directions")
+    return M_("{text}; the first two principal components explain {pca:.0%} of the variance, {linear}.", text=text,
+              pca=pca2, linear=linear)
 
 
 def map_faithfulness(features: np.ndarray, coords: np.ndarray, labels: np.ndarray | None, k: int = 10,

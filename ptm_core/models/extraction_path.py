@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ptm_core.base.messages import M_
 from ptm_core.models import calibration
 
 from ptm_core.models import openvino as openvino_runtime
@@ -109,14 +110,14 @@ def plan(config: ExtractionConfig, device: torch.device, backbone: BackboneConfi
     converted = openvino_runtime.is_converted(backbone.name, loaded.identity)
     if config.runtime == "openvino" and not converted:
         if progress is not None:
-            progress(0.0, "converting the model for OpenVINO (once per model and weights)")
+            progress(0.0, M_("converting the model for OpenVINO (once per model and weights)"))
         _convert_now(loaded.model, backbone, loaded.identity, input_size)
         converted = True
     ready = [p for p in pairs if p.runtime == "torch" or converted]
     rates, how = {}, "the only candidate"
     if len(ready) > 1:
         if progress is not None:
-            progress(0.0, "measuring which runtime and precision is fastest here (once per model and size)")
+            progress(0.0, M_("measuring which runtime and precision is fastest here (once per model and size)"))
         make_runs = functools.partial(_runs, model, device, input_size, config, ready, backbone, loaded.identity)
         shape = [list(input_size), CALIBRATION_BATCH]
         rates, how = calibration.calibrated("extract", backbone.name, shape, ready, make_runs)

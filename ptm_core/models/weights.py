@@ -24,6 +24,7 @@ from ptm_core.base import checks
 from ptm_core.data.files import within
 from ptm_core.data.ingest import ROOTS_ENV, allowed_roots, check_packed_file
 from ptm_core.base.errors import PTMError
+from ptm_core.base.messages import M_
 from ptm_core.models.bundled import bundled_entry, bundled_names, load_bundled
 from ptm_core.models.state_dicts import load_state_dict_strict
 
@@ -232,7 +233,7 @@ def load_backbone(config: BackboneConfig) -> LoadedBackbone:
 def weights_availability(name: str) -> str:
     """Where weights for `name` can come from right now: bundled, cached, or download needed."""
     if bundled_entry(name) is not None:
-        return "bundled"
+        return M_("bundled")
     if timm.models.get_pretrained_cfg(name) is not None and cached_hub_file(name) is not None:
-        return "in local hub cache"
-    return "download needed"
+        return M_("in local hub cache")
+    return M_("download needed")

@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ptm_core.base.messages import M_
 from ptm_core.runs.artifacts import artifact_dir, load_npz, save_npz
 from ptm_core.base.configs import PROBE_C_LIMITS, PROBE_C_RULES, PROBE_CS, PROBE_SOLVERS, ProbeConfig, stable_hash
 from ptm_core.base import checks
@@ -52,7 +53,7 @@ def split_indices(labels: np.ndarray, test_size: float, seed: int) -> tuple[np.n
 
 def sweep_message(done: int, total: int) -> str:
     """Progress text for a `LinearProbe.fit` callback."""
-    return f"probe sweep {done}/{total - 1}" if done < total else "refit at the best C"
+    return M_("probe sweep {done}/{total}", done=done, total=total - 1) if done < total else M_("refit at the best C")
 
 
 class _SklearnSweep:

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ptm_core.base.messages import M_
 from ptm_core.base.errors import Cancelled, PTMError
 from ptm_core.runs.eta import EtaEstimator, eta_phrase
 from ptm_core.runs.store import RunStore
@@ -24,6 +25,9 @@ from ptm_core.runs.store import RunStore
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = "queued", "running", "done", "failed", "cancelled", "interrupted"
+# The statuses in words, for the interface to translate (the statuses themselves are stored keys).
+STATUS_WORDS = {QUEUED: M_("queued"), RUNNING: M_("running"), DONE: M_("done"), FAILED: M_("failed"),
+                CANCELLED: M_("cancelled"), INTERRUPTED: M_("interrupted")}
 FINISHED = (DONE, FAILED, CANCELLED, INTERRUPTED)
 ACTIVE = (QUEUED, RUNNING)
 COMPUTE, MAP = "compute", "map"  # the lanes: extraction, probes, fine-tuning | UMAP's compile and the maps
@@ -61,7 +65,7 @@ class Job:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     status: str = QUEUED
     progress: float = 0.0
-    message: str = "waiting for a free worker"
+    message: str = M_("waiting for a free worker")
     error: str | None = None
     result: Any = None
     preview: Any = None  # a partial result while the work runs (not kept in the run store)
@@ -246,12 +250,12 @@ class JobManager:
                 return
             job.started, job.status = time.time(), RUNNING
             ctx = JobContext(job, self._persist)
-            ctx.stage(f"started {job.title}")
+            ctx.stage(M_("started {title}", title=job.title))
             try:
                 job.result = work(ctx)
-                job.progress, job.message, job.status = 1.0, "done", DONE
+                job.progress, job.message, job.status = 1.0, M_("done"), DONE
             except Cancelled:
-                job.message, job.status = "cancelled", CANCELLED
+                job.message, job.status = M_("cancelled"), CANCELLED
             except PTMError as exc:
                 job.error, job.status = exc.for_ui(), FAILED
             except Exception as exc:  # the traceback goes to the server log, one line to the UI
@@ -259,13 +263,15 @@ class JobManager:
                 job.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 job.status = FAILED
             except BaseException:
-                job.error, job.status = "the worker was interrupted", INTERRUPTED
+                job.error, job.status = M_("the worker was interrupted"), INTERRUPTED
                 raise
             finally:
                 job.finished = time.time()
                 # Cancelled work that returned normally stopped at a safe point and kept what it had.
-                early = " (stopped early, what was done is kept)" if job.status == DONE and job.cancel_requested else ""
-                ctx.stage(f"{job.status}{early} after {job.elapsed:.1f} s")
+                stopped = job.status == DONE and job.cancel_requested
+                early = M_(" (stopped early, what was done is kept)") if stopped else ""
+                ctx.stage(M_("{status}{early} after {seconds:.1f} s", status=STATUS_WORDS[job.status], early=early,
+                             seconds=job.elapsed))
 
     def yield_to(self, lane: str, own_lane: str, poll_s: float = 0.5) -> None:
         """Wait while a job runs in `lane`, unless a job queues behind the caller in `own_lane` (which needs the
