@@ -4,7 +4,8 @@ Text lives in gettext catalogues, `assets/locale/<locale>/LC_MESSAGES/ptm.po`, c
 (`pybabel compile -d assets/locale -D ptm`; tests/test_i18n.py fails when a `.mo` is stale or a
 message in the code has no translation). In code, wrap every user-facing literal in `_()`; for
 numbers and names use named placeholders, `_("{n} images").format(n=...)`, never an f-string
-inside `_()`, since the catalogue is keyed by the literal text.
+inside `_()`, since the catalogue is keyed by the literal text. A count's noun goes through
+`ngettext("{n} epoch", "{n} epochs", n).format(n=n)`, never "epoch(s)".
 """
 from __future__ import annotations
 
@@ -38,6 +39,12 @@ def language() -> str:
 
 def _(message: str) -> str:
     return translation(language()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The singular or plural form for `n` in the interface's language ("1 label", "2 labels"; Chinese has one form).
+    Named as gettext names it, so `pybabel extract`'s default keywords find both forms."""
+    return translation(language()).ngettext(singular, plural, n)
 
 
 def N_(message: str) -> str:
