@@ -98,6 +98,14 @@ def test_finetune_notice_follows_its_test():
                    "McNemar's test, p = 0.014).")
 
 
+def test_a_loss_is_said_without_a_minus_sign():
+    from pages.ui.tour_views import finetune_notice
+
+    lost = finetune_notice(SimpleNamespace(test_accuracy=0.42, lp_test_accuracy=0.553), _test(150, 4, 24, 60))
+    assert lost.startswith("Notice: with this little training, adapting lost 13.3 points to the frozen features. "
+                           "The frozen features (linear probe) lead the adapted features (LP-FT)")
+
+
 def test_plural_forms_of_epochs_and_labels_in_both_languages(monkeypatch):
     from pages.ui import i18n
     from pages.ui.tour_views import labels_per_class

@@ -206,7 +206,8 @@ def finetune_notice(result, test: PairedTest) -> str:
     gain = f"{(result.test_accuracy - result.lp_test_accuracy) * 100:+.1f}"
     if test.verdict == "a":
         notice = _("Notice: adapting the backbone added {gain} points to the frozen features. {sentence}")
-    elif test.verdict == "b":
+    elif test.verdict == "b":  # "lost 13.3 points", not "lost -13.3"
+        gain = f"{abs(result.test_accuracy - result.lp_test_accuracy) * 100:.1f}"
         notice = _("Notice: with this little training, adapting lost {gain} points to the frozen features. {sentence}")
     else:
         notice = _("Notice: with this little training, adapting is not shown to help ({gain} points). {sentence} "
