@@ -5,21 +5,21 @@ import streamlit as st
 from pages.ui import settings
 from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapChoice
 from pages.ui.gallery import gallery
-from pages.ui.i18n import _, show_chart
+from pages.ui.i18n import _, ngettext, show_chart
 from pages.ui.intervals import accuracy_metric, test_sentence
 from pages.ui.services import job_manager
 from pages.ui.text import md
 from pages.ui.tour_views import (contrast_notice, contrast_view, efficiency_chart, efficiency_notice, estimate_text,
                                  finetune_curve, finetune_notice, kind_labels, lesson_chart, partial_rows, tour_step,
                                  vector_strip, zoo_chart)
-from ptm_core.base import describe_map, describe_source
-from ptm_core.flows import (TOUR_STEPS, VECTOR_SHOWN, TourPlan, adapted_test, dataset_size,
-                            efficiency_claim, estimate_step_seconds, step_spec, step_specs)
+from ptm_core.base import ProbeConfig, describe_map, describe_source
+from ptm_core.flows import (TOUR_STEPS, VECTOR_SHOWN, TourPlan, adapted_test, dataset_size, page_plan,
+                            efficiency_claim, step_seconds, step_spec, step_specs)
 
-PLAN = TourPlan()
+PLAN = page_plan()  # TourPlan() unless PTM_TOUR_SMALL=1 (tests): the "your turn" buttons then open the default's data
 SHAPES_CHOICE = DataChoice(dataset="shapes", shapes_n=1000, shapes_classes=8, shapes_size=96, shapes_clutter=1)
 DIGITS_CHOICE = DataChoice(dataset="mnist5k", limit=2000)
-assert SHAPES_CHOICE.config() == PLAN.shapes and DIGITS_CHOICE.config() == PLAN.digits  # one truth for both
+assert SHAPES_CHOICE.config() == TourPlan().shapes and DIGITS_CHOICE.config() == TourPlan().digits  # one truth
 
 
 def step_neighbours() -> None:
@@ -28,7 +28,7 @@ def step_neighbours() -> None:
                   "the same way look alike to the network. Here: one shape of each of {q} classes, and the {k} "
                   "images whose features are nearest (cosine similarity) among {n} cluttered shapes.").format(
         q=PLAN.queries, k=PLAN.neighbours, n=f"{dataset_size(PLAN.shapes):,}"))
-    job = tour_step(1, step_spec(PLAN, "neighbours"), estimate=estimate_step_seconds(PLAN, "neighbours"))
+    job = tour_step(1, step_spec(PLAN, "neighbours"), estimate=step_seconds(PLAN, "neighbours"))
     if job is None:
         return
     result = job.result
@@ -56,7 +56,7 @@ def step_contrast(number: int, data_key: str) -> None:
     else:
         st.header(_("3 · When it helps less: handwritten digits"))
         st.markdown(_("The same three on {n} MNIST digits.").format(n=f"{dataset_size(PLAN.digits):,}"))
-    job = tour_step(number, step_spec(PLAN, data_key), estimate=estimate_step_seconds(PLAN, data_key),
+    job = tour_step(number, step_spec(PLAN, data_key), estimate=step_seconds(PLAN, data_key),
                     live_extra=partial_rows)
     if job is None:
         return
@@ -69,7 +69,7 @@ def step_efficiency() -> None:
     st.markdown(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
                   "labelled training images per class; the mean over {n} random draws of the labelled images, with "
                   "its 95 % t-interval.").format(lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
-    job = tour_step(4, step_spec(PLAN, "efficiency"), estimate=estimate_step_seconds(PLAN, "efficiency"))
+    job = tour_step(4, step_spec(PLAN, "efficiency"), estimate=step_seconds(PLAN, "efficiency"))
     if job is None:
         return
     names = {PLAN.shapes.spec: _("cluttered shapes"), PLAN.digits.spec: _("MNIST digits")}
@@ -87,12 +87,13 @@ def live_finetune(job) -> None:
 def step_finetune() -> None:
     st.header(_("5 · Frozen vs adapted"))
     config = PLAN.finetune
+    epochs = ngettext("{n} epoch", "{n} epochs", config.epochs).format(n=config.epochs)
     st.markdown(_("A linear probe keeps the backbone frozen. LP-FT starts from that probe and then trains every "
-                  "weight for {epochs} epoch(s) at {size} px (Kumar et al., 2022): can adapting the features close "
+                  "weight for {epochs} at {size} px (Kumar et al., 2022): can adapting the features close "
                   "the domain gap that step 3 showed? Half of the {n} digits are kept for the test, so that a gain "
                   "of a few points can be told from luck.").format(
-        epochs=config.epochs, size=config.image_size, n=f"{PLAN.finetune_limit:,}"))
-    job = tour_step(5, step_spec(PLAN, "finetune"), estimate=estimate_step_seconds(PLAN, "finetune"),
+        epochs=epochs, size=config.image_size, n=f"{PLAN.finetune_limit:,}"))
+    job = tour_step(5, step_spec(PLAN, "finetune"), estimate=step_seconds(PLAN, "finetune"),
                     live_extra=live_finetune)
     if job is None:
         return
@@ -101,9 +102,17 @@ def step_finetune() -> None:
     produced_by = md(describe_source(source.dataset, source.backbone, config.image_size))
     accuracy_metric(cols[0], _("Linear probe (frozen)"), result.lp_test_accuracy, result.n_test, produced_by)
     accuracy_metric(cols[1], _("LP-FT (adapted)"), result.test_accuracy, result.n_test, produced_by)
-    show_chart(finetune_curve(job.metrics, result.lp_test_accuracy), width="stretch", key="ft-done")
-    st.caption(finetune_notice(result, adapted_test(result)) + " " + _("{source}; {n} test images.").format(
-        source=produced_by, n=f"{result.n_test:,}"))
+    tested = {"frozen": result.lp_test_accuracy, "adapted": result.test_accuracy, "n_test": result.n_test}
+    show_chart(finetune_curve(job.metrics, tested), width="stretch", key="ft-done")
+    step3_test = int(round(dataset_size(PLAN.digits) * ProbeConfig().test_size))
+    st.caption(finetune_notice(result, adapted_test(result)) + " " + _(
+        "The line is LP-FT on its {n_val} validation images as it trains; the diamonds are both models on the "
+        "{n_test} test images. Step 3's probe was scored on {n3} of {d3} digits at {s3} px; here both are scored on "
+        "{n_test} of {d5} digits at {s5} px, the size the fine-tune trains at, so the frozen probe's number differs "
+        "from step 3's. {source}.").format(
+        n_val=f"{result.n_val:,}", n_test=f"{result.n_test:,}", n3=f"{step3_test:,}",
+        d3=f"{dataset_size(PLAN.digits):,}", s3=PLAN.image_size, d5=f"{PLAN.finetune_limit:,}",
+        s5=config.image_size, source=produced_by))
 
 
 def step_lesson() -> None:
@@ -114,7 +123,7 @@ def step_lesson() -> None:
                   "images: each bar carries its 95 % CI (Wilson), and McNemar's exact test looks only at the "
                   "images one probe gets right and the other wrong.").format(
         n=f"{dataset_size(PLAN.lesson):,}", sizes=sizes))
-    job = tour_step(6, step_spec(PLAN, "lesson"), estimate=estimate_step_seconds(PLAN, "lesson"))
+    job = tour_step(6, step_spec(PLAN, "lesson"), estimate=step_seconds(PLAN, "lesson"))
     if job is None:
         return
     result = job.result
@@ -135,7 +144,7 @@ def step_zoo() -> None:
                   "whose last blocks were retrained on dog breeds see the same {n} shapes better? Every backbone whose "
                   "weights ship with the app, each followed by the same linear probe on the same split, at {size} px."
                   ).format(backbone=PLAN.backbone.name, n=f"{dataset_size(PLAN.shapes):,}", size=PLAN.image_size))
-    job = tour_step(7, step_spec(PLAN, "zoo"), estimate=estimate_step_seconds(PLAN, "zoo"))
+    job = tour_step(7, step_spec(PLAN, "zoo"), estimate=step_seconds(PLAN, "zoo"))
     if job is None:
         return
     result = job.result
@@ -181,7 +190,7 @@ st.title(_("When does pretraining help?"))
 st.markdown(_("A short tour, computed live on this machine from offline data: {backbone} with ImageNet weights, "
               "at {size} px. Each step runs once (then it is cached); its time estimate is on its button.").format(
     backbone=PLAN.backbone.name, size=PLAN.image_size))
-total = sum(estimate_step_seconds(PLAN, step) for step in TOUR_STEPS)
+total = sum(step_seconds(PLAN, step) for step in TOUR_STEPS)
 if st.button(_("Run every step ({estimate})").format(estimate=estimate_text(total)), key="tour-run-all",
              icon=":material/playlist_play:"):
     run_everything()

@@ -4,7 +4,8 @@ Text lives in gettext catalogues, `assets/locale/<locale>/LC_MESSAGES/ptm.po`, c
 (`pybabel compile -d assets/locale -D ptm`; tests/test_i18n.py fails when a `.mo` is stale or a
 message in the code has no translation). In code, wrap every user-facing literal in `_()`; for
 numbers and names use named placeholders, `_("{n} images").format(n=...)`, never an f-string
-inside `_()`, since the catalogue is keyed by the literal text. Engine text (progress lines, titles,
+inside `_()`, since the catalogue is keyed by the literal text. A count's noun goes through
+`ngettext("{n} epoch", "{n} epochs", n).format(n=n)`, never "epoch(s)". Engine text (progress lines, titles,
 errors) arrives as `ptm_core.base.Message`s, marked with `M_` in ptm_core: `tr()` translates those.
 """
 from __future__ import annotations
@@ -112,6 +113,12 @@ def catalogue_ids(locale: str) -> list[str]:
     count, ids_at = struct.unpack(order + "II", data[8:16])
     entries = (struct.unpack(order + "II", data[ids_at + 8 * i:ids_at + 8 * i + 8]) for i in range(count))
     return [data[offset:offset + length].decode() for length, offset in entries if length]
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The singular or plural form for `n` in the interface's language ("1 label", "2 labels"; Chinese has one form).
+    Named as gettext names it, so `pybabel extract`'s default keywords find both forms."""
+    return translation(language()).ngettext(singular, plural, n)
 
 
 def N_(message: str) -> str:

@@ -9,15 +9,15 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.ui.i18n import _, show_chart, style_figure
-from pages.ui.intervals import accuracy_metric, p_text, test_sentence
-from pages.ui.job_views import duration_text, format_seconds, job_panel, live_job
+from pages.ui.i18n import _, ngettext, show_chart, style_figure
+from pages.ui.intervals import accuracy_metric, p_text
+from pages.ui.job_views import duration_text, format_seconds, job_panel
 from pages.ui.maps import PALETTE
 from pages.ui.services import job_manager
 from pages.ui.text import md
 from ptm_core.base import PairedTest
-from ptm_core.flows import (DONE, FINISHED, ContrastResult, EfficiencyClaim, EfficiencyPoint, Job, JobSpec, LessonResult,
-                            ZooResult, interval_text)
+from ptm_core.flows import (DONE, FINISHED, RUNNING, ClockState, ContrastResult, EfficiencyClaim, EfficiencyPoint, Job, JobSpec, LessonResult,
+                            ZooResult, images_needed, interval_text)
 
 
 def kind_labels() -> dict[str, str]:
@@ -52,8 +52,40 @@ def tour_step(number: int, spec: JobSpec, *, estimate: float,
             manager.start(spec)
             st.rerun()
         return None
-    live_job(job.id, live_extra)
+    live_step(job.id, live_extra)
     return None
+
+
+def clock_text(state: ClockState) -> str:
+    """A running step's line: its phase and the work's latest words, the time so far, and the whole step's time
+    left (tour_clock: every later phase too, at this machine's pace)."""
+    what = md(state.label) + (f": {md(state.detail)}" if state.detail else "")
+    left = (_("almost done with this step") if state.left < 5 else
+            _("about {time} left in this step").format(time=duration_text(state.left)))
+    return _("{what} (phase {i} of {n}) — {pct} · {elapsed} so far, {left}").format(
+        what=what, i=state.phase, n=state.phases, pct=f"{state.fraction:.0%}", elapsed=format_seconds(state.elapsed),
+        left=left)
+
+
+@st.fragment(run_every=1.0)
+def live_step(job_id: str, extra: Callable[[Job], None] | None = None) -> None:
+    """A queued or running step, polled once a second: its clock's line (the heartbeat keeps it moving) and Cancel;
+    the whole page reruns when it ends."""
+    job = job_manager().get(job_id)
+    if job is None:
+        return
+    state = job.preview if isinstance(job.preview, ClockState) else None
+    if job.status == RUNNING and state is not None:
+        st.progress(state.fraction, text=clock_text(state))
+        if st.button(_("Cancel"), key=f"cancel-{job.id}", icon=":material/stop_circle:"):
+            job.cancel()
+            st.toast(_("Cancelling…"))
+    else:
+        job_panel(job)
+    if extra is not None:
+        extra(job)
+    if job.status in FINISHED:
+        st.rerun(scope="app")
 
 
 def contrast_map(result: ContrastResult, kind: str) -> go.Figure:
@@ -76,10 +108,43 @@ def contrast_metrics(rows: list[dict]) -> None:
         column.caption(md(row["produced_by"]) + (f" · {format_seconds(row['seconds'])}" if row.get("seconds") else ""))
 
 
+def and_list(items: list[str]) -> str:
+    """"1", "1 and 2", "1, 2, 5 and 10"."""
+    if len(items) == 1:
+        return items[0]
+    return _("{items} and {last}").format(items=", ".join(items[:-1]), last=items[-1])
+
+
+def labels_per_class(ks: list[int]) -> str:
+    """"1 label per class", "1, 2 and 5 labels per class"."""
+    return ngettext("{ks} label per class", "{ks} labels per class", ks[0] if len(ks) == 1 else 2).format(
+        ks=and_list([str(k) for k in ks]))
+
+
+def lead_or_tie(a: str, b: str, test: PairedTest) -> str:
+    """McNemar's verdict on a (first) and b, naming who leads, or "no difference detected" and the images a tie
+    would need: never "as well" or "beats" beyond what the test says. `a` and `b` are plural nouns ("raw pixels")."""
+    values = {"n": f"{test.n_test:,}", "p": p_text(test.p_value)}
+    if test.verdict == "tie":
+        sentence = _("No difference detected between {a} and {b} on {n} test images ({wa} vs {wb}, McNemar's test, "
+                     "{p}).").format(a=a, b=b, wa=f"{test.a_accuracy:.1%}", wb=f"{test.b_accuracy:.1%}", **values)
+        needed = images_needed(test)
+        if needed is None:
+            return sentence
+        return sentence + " " + _("At the rate they disagree here, telling them apart would take about {m} test "
+                                  "images.").format(m=f"{needed:,}")
+    lead = test.verdict == "a"
+    winner, loser = (a, b) if lead else (b, a)
+    wa, wb = (test.a_accuracy, test.b_accuracy) if lead else (test.b_accuracy, test.a_accuracy)
+    sentence = _("{winner} lead {loser} on the same {n} test images ({wa} vs {wb}, McNemar's test, {p}).").format(
+        winner=winner, loser=loser, wa=f"{wa:.1%}", wb=f"{wb:.1%}", **values)
+    return sentence[:1].upper() + sentence[1:]
+
+
 def contrast_notice(result, data_key: str) -> str:
     """Step 2's or 3's lesson, worded by McNemar's test of pretrained against each other kind (not by the values)."""
     accuracy = {row.kind: f"{row.accuracy:.1%}" for row in result.rows}
-    names = kind_labels()
+    names = {"pixels": _("raw pixels"), "random": _("random-init features"), "pretrained": _("pretrained features")}
     tests = result.tests
     if data_key == "shapes":
         if all(tests[kind].verdict == "a" for kind in ("random", "pixels")):
@@ -89,38 +154,60 @@ def contrast_notice(result, data_key: str) -> str:
                 pre=accuracy["pretrained"], rnd=accuracy["random"], pix=accuracy["pixels"],
                 n=f"{tests['pixels'].n_test:,}", p_rnd=p_text(tests["random"].p_value),
                 p_pix=p_text(tests["pixels"].p_value))
-        return " ".join(test_sentence(names["pretrained"], names[kind], tests[kind]) for kind in ("random", "pixels"))
-    test = tests["pixels"]
-    values = {"pre": accuracy["pretrained"], "pix": accuracy["pixels"], "n": f"{test.n_test:,}",
-              "p": p_text(test.p_value)}
-    if test.verdict == "a":
-        return _("Notice: pretrained features beat pixels ({pre} vs {pix}, {p} on {n} test images), though grey "
-                 "digits look nothing like ImageNet photos and centred digits are easy for pixels (domain shift)."
-                 ).format(**values)
-    return _("Notice: on digits, pretraining is not shown to help: {sentence} Grey digits look nothing like ImageNet "
-             "photos, and centred digits are easy for pixels (domain shift).").format(
-        sentence=test_sentence(names["pretrained"], names["pixels"], test))
+        return _("Notice:") + " " + " ".join(lead_or_tie(names["pretrained"], names[kind], tests[kind])
+                                             for kind in ("random", "pixels"))
+    sentence = lead_or_tie(names["pretrained"], names["pixels"], tests["pixels"])
+    verdict = tests["pixels"].verdict
+    if verdict == "a":
+        why = _("Pretraining helps even though grey digits look nothing like ImageNet photos.")
+    elif verdict == "b":
+        why = _("Grey digits look nothing like ImageNet photos, and centred digits are easy for pixels (domain "
+                "shift): here the pixels do better.")
+    else:
+        why = _("As far as this test can tell, pixels do as well here: grey digits look nothing like ImageNet photos, "
+                "and centred digits are easy for pixels (domain shift).")
+    return _("Notice: on digits,") + " " + sentence[0].lower() + sentence[1:] + " " + why
+
+
+def _p_bound(tests: list, lead: bool) -> str:
+    """One group's p-values in a phrase: the largest for a lead ("p ≤ 0.02"), the smallest for a tie ("p ≥ 0.3")."""
+    ps = [test.p_value for test in tests]
+    if len(ps) == 1:
+        return p_text(ps[0])
+    if lead:
+        return _("p < 0.001 at each") if max(ps) < 0.001 else _("p ≤ {p} at each").format(p=f"{max(ps):.2g}")
+    return _("p ≥ {p} at each").format(p=f"{min(ps):.2g}")
 
 
 def efficiency_notice(claim: EfficiencyClaim, name: str, draws: int) -> str:
-    """What the curves of one dataset say, by Welch's t-test over the draws: the fewest labels where pretrained wins."""
-    values = {"data": name, "most": claim.most, "a": f"{claim.test.a_mean:.1%}", "b": f"{claim.test.b_mean:.1%}",
-              "p": p_text(claim.test.p_value), "draws": draws}
-    if claim.k is None:
-        return _("On {data}, pretrained features are not shown to beat pixels with {most} labels per class at any "
-                 "budget up to {most} (with {most} each: {a} vs {b}; Welch's t-test over {draws} draws, "
-                 "{p}).").format(**values)
-    return _("On {data}, pretrained features with {k} labels per class beat pixels with {most} ({a} vs {b}; Welch's "
-             "t-test over {draws} draws, {p}).").format(k=claim.k, **values)
+    """What the curves of one dataset say across the whole label range: at each budget, pretrained features against
+    pixels with as many labels, by Welch's t-test over the draws; budgets with the same verdict are named together."""
+    groups = []
+    for verdict in ("a", "b", "tie"):
+        ks = claim.ks(verdict)
+        if not ks:
+            continue
+        tests = [test for k, test in claim.tests if k in ks]
+        p = _p_bound(tests, verdict != "tie")
+        if len(ks) == 1:  # one budget: its two means too
+            p = _("{a} vs {b}, {p}").format(a=f"{tests[0].a_mean:.1%}", b=f"{tests[0].b_mean:.1%}", p=p)
+        phrase = {"a": _("pretrained features lead pixels with {labels} ({p})"),
+                  "b": _("pixels lead pretrained features with {labels} ({p})"),
+                  "tie": _("no difference detected with {labels} ({p})")}[verdict]
+        groups.append((ks[0], phrase.format(labels=labels_per_class(ks), p=p)))
+    parts = "; ".join(text for _k, text in sorted(groups))
+    return _("On {data} (Welch's t-test over {draws} draws at each budget): {parts}.").format(
+        data=name, draws=draws, parts=parts)
 
 
 def finetune_notice(result, test: PairedTest) -> str:
     """Step 5's lesson, worded by McNemar's test of LP-FT against the frozen probe it started from."""
-    sentence = test_sentence(_("LP-FT"), _("the frozen probe"), test)
+    sentence = lead_or_tie(_("the adapted features (LP-FT)"), _("the frozen features (linear probe)"), test)
     gain = f"{(result.test_accuracy - result.lp_test_accuracy) * 100:+.1f}"
     if test.verdict == "a":
         notice = _("Notice: adapting the backbone added {gain} points to the frozen features. {sentence}")
-    elif test.verdict == "b":
+    elif test.verdict == "b":  # "lost 13.3 points", not "lost -13.3"
+        gain = f"{abs(result.test_accuracy - result.lp_test_accuracy) * 100:.1f}"
         notice = _("Notice: with this little training, adapting lost {gain} points to the frozen features. {sentence}")
     else:
         notice = _("Notice: with this little training, adapting is not shown to help ({gain} points). {sentence} "
@@ -208,14 +295,23 @@ def vector_strip(vector: np.ndarray) -> go.Figure:
     return style_figure(fig)
 
 
-def finetune_curve(metrics: dict, probe_accuracy: float | None) -> go.Figure:
-    """Validation accuracy as LP-FT trains; the frozen probe's test accuracy as a line to beat."""
+def finetune_curve(metrics: dict, tested: dict | None) -> go.Figure:
+    """LP-FT's validation accuracy as it trains (a line); once done, `tested` ({"frozen", "adapted", "n_test"}): both
+    models' test accuracies as marked points at the right, named as test numbers, since the frozen probe has no
+    validation score to draw on the line's scale of images."""
     curve = pd.DataFrame(metrics.get("val_curve") or [], columns=["epoch", "step", "val_accuracy"])
-    fig = px.line(curve, x="step", y="val_accuracy", markers=True, height=320,
-                  labels={"step": _("training step"), "val_accuracy": _("validation accuracy")})
-    if probe_accuracy is not None:
-        fig.add_hline(y=probe_accuracy, line_dash="dot",
-                      annotation_text=_("linear probe (frozen): {acc}").format(acc=f"{probe_accuracy:.1%}"))
+    fig = go.Figure(go.Scatter(x=curve["step"], y=curve["val_accuracy"], mode="lines+markers",
+                               name=_("LP-FT, validation images"), marker={"color": PALETTE[0]}))
+    if tested is not None:
+        right = (curve["step"].max() if len(curve) else 0) + 1
+        names = [_("frozen probe, test: {acc}").format(acc=f"{tested['frozen']:.1%}"),
+                 _("LP-FT, test: {acc}").format(acc=f"{tested['adapted']:.1%}")]
+        fig.add_trace(go.Scatter(x=[right, right], y=[tested["frozen"], tested["adapted"]], mode="markers+text",
+                                 text=names, textposition="middle left", marker={"symbol": "diamond", "size": 11,
+                                                                                "color": ["#7f7f7f", PALETTE[0]]},
+                                 name=_("test accuracy ({n} test images)").format(n=f"{tested['n_test']:,}")))
+    fig.update_layout(height=320, showlegend=tested is not None, legend={"orientation": "h", "y": -0.25},
+                      xaxis_title=_("training step"), yaxis_title=_("accuracy"))
     fig.update_yaxes(tickformat=".0%")
     fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return style_figure(fig, marker_size=7)

@@ -29,7 +29,8 @@ from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_fr
                                    title_parts)
 from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, ContrastResult, EfficiencyClaim,
                                  EfficiencyPoint, LessonResult, TourPlan, ZooResult, adapted_test, efficiency_claim,
-                                 step_spec, step_specs)
+                                 page_plan)
+from ptm_core.flows.tour_clock import ClockState, step_seconds, step_spec, step_specs
 from ptm_core.flows.quality import ISSUE_KINDS, issue_kinds, quality_frame, quality_report, train_duplicates
 from ptm_core.base.quality import QualityConfig
 from ptm_core.flows.tour_costs import dataset_size, estimate_step_seconds
@@ -47,7 +48,8 @@ from ptm_core.runs.jobs import ACTIVE, DONE, FINISHED, QUEUED, RUNNING, STATUS_W
 
 __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "BenchProgress", "BenchResult",
            "CAM_METHODS", "CAM_TARGETS", "CamResult",
-           "COMPARE_BACKBONE", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE", "DONE",
+           "COMPARE_BACKBONE", "ClockState", "CompareRequest", "CompareResult", "ContrastResult", "DEFAULT_BACKBONE",
+           "DONE",
            "Dataset", "EfficiencyClaim", "EfficiencyPoint", "ExploreRequest", "ExploreResult", "FINISHED",
            "FeatureSet", "Job", "JobManager", "JobSpec", "LAB_METHODS", "LabRequest", "LessonResult", "MAP_METHODS",
            "MAP_METRICS", "MapPlan", "MapResult", "MethodPair", "Prediction", "Preview", "QUEUED",
@@ -61,7 +63,8 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "B
            "list_datasets", "load_dataset", "map_key", "map_plan", "map_spec", "mixed_sizes", "model_card",
            "nearest_neighbours", "new_job_manager", "per_class_accuracy", "point_frame", "predict_image",
            "random_source", "run_compare", "run_explore", "run_map", "selection_counts", "source_runs",
-           "start_background_work", "step_spec", "step_specs", "stopped_early", "stopped_early_text",
-           "stratified_sample", "title_parts", "umap_ready", "upload_limit_bytes", "warm_up_specs", "where_it_looks"]
+           "start_background_work", "step_spec", "step_specs", "page_plan", "step_seconds", "stopped_early",
+           "stopped_early_text", "stratified_sample", "title_parts", "umap_ready", "upload_limit_bytes",
+           "warm_up_specs", "where_it_looks"]
 __all__ += ["ClusterConfig", "Clusters", "map_clusters"]  # issue 21: cluster labels on the map
 __all__ += ["ISSUE_KINDS", "QualityConfig", "issue_kinds", "quality_frame", "quality_report", "train_duplicates"]

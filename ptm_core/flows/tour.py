@@ -9,11 +9,13 @@
 Every number keeps the source that produced it and its 95 % interval; every difference a caption reads is tested
 (McNemar's exact test on the same test images; Welch's t-test between means over label draws), so the page never
 says "beats" where the test says "tie".
-`step_spec(plan, step)` is each step's job, the same whether its own button or "run every step" starts it.
+`step_work(plan, step)` is each step's work; tour_clock.step_spec makes it a job that reports the whole step's time
+left (tour_clock.py), the same whether its own button or "run every step" starts it.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,7 +30,7 @@ from ptm_core.base.configs import (BackboneConfig, DatasetConfig, ExtractionConf
 from ptm_core.base.stats import DrawsTest, PairedTest, accuracy_interval, draws_test, paired_test
 from ptm_core.data import load_dataset
 from ptm_core.features.extraction import extract
-from ptm_core.runs.jobs import JobContext, JobSpec
+from ptm_core.runs.jobs import JobContext
 from ptm_core.evals.label_efficiency import run_label_efficiency
 from ptm_core.finetune.finetuning import FinetuneResult
 from ptm_core.flows.lab import run_finetune
@@ -84,6 +86,26 @@ class TourPlan(Keyed):
 
     def step_key(self, step: str, *parts) -> str:
         return stable_hash(["tour", step, self.key(), list(parts)])
+
+
+SMALL_ENV = "PTM_TOUR_SMALL"  # "1": the page runs `small_plan()` (the browser tests; a slow machine's quick look)
+
+
+def small_plan() -> TourPlan:
+    """Every step in seconds rather than minutes: a few hundred images at 32 px, PCA maps, three label budgets, one
+    epoch. Its numbers are rough (tens of test images), which is what its captions' tests then say."""
+    plan = TourPlan()
+    return TourPlan(shapes=DatasetConfig("shapes:n=200,classes=4,size=32,clutter=1"),
+                    digits=DatasetConfig("mnist5k", limit=300), image_size=32,
+                    projection=ProjectionConfig(method="pca"), ks=(1, 2, 5), seeds=(0, 1, 2),
+                    finetune=dataclasses.replace(plan.finetune, epochs=1, image_size=32), finetune_limit=300,
+                    lesson=DatasetConfig("mnist5k", limit=600), lesson_sizes=(30, 120),
+                    zoo=(plan.backbone, BackboneConfig("squeezenet1_1", "bundled")))
+
+
+def page_plan() -> TourPlan:
+    """The plan the tour page runs: `TourPlan()`, or `small_plan()` when the environment says PTM_TOUR_SMALL=1."""
+    return small_plan() if os.environ.get(SMALL_ENV) == "1" else TourPlan()
 
 
 def describe_kind(plan: TourPlan, dataset: DatasetConfig, kind: str) -> str:
@@ -219,24 +241,21 @@ def run_efficiency(plan: TourPlan, ctx: JobContext) -> list[EfficiencyPoint]:
 
 @dataclass(frozen=True)
 class EfficiencyClaim:
-    """Step 4's sentence for one dataset: the fewest labels per class (`k`) at which pretrained features beat pixels
-    with the most labels, by Welch's t-test over the draws (`test`: at that k, or at the most labels when none)."""
+    """Step 4's sentence for one dataset, over the whole label range: at each budget k, pretrained features against
+    pixels with the same k labels per class, by Welch's t-test over the draws (`tests`, in order of k)."""
 
-    k: int | None
-    most: int
-    test: DrawsTest
+    tests: tuple[tuple[int, DrawsTest], ...]
+
+    def ks(self, verdict: str) -> list[int]:
+        """The budgets where the test's verdict is `verdict` ("a": pretrained leads, "b": pixels lead, "tie")."""
+        return [k for k, test in self.tests if test.verdict == verdict]
 
 
 def efficiency_claim(points: list[EfficiencyPoint], spec: str) -> EfficiencyClaim:
     accuracies = {(p.kind, p.k): p.accuracies for p in points if p.dataset == spec}
-    most = max(k for kind, k in accuracies if kind == "pixels")
-    pixels = accuracies[("pixels", most)]
-    ks = sorted(k for kind, k in accuracies if kind == "pretrained")
-    for k in ks:
-        test = draws_test(accuracies[("pretrained", k)], pixels)
-        if test.verdict == "a":
-            return EfficiencyClaim(k, most, test)
-    return EfficiencyClaim(None, most, draws_test(accuracies[("pretrained", most)], pixels))
+    ks = sorted(k for kind, k in accuracies if kind == "pretrained" and ("pixels", k) in accuracies)
+    return EfficiencyClaim(tuple((k, draws_test(accuracies[("pretrained", k)], accuracies[("pixels", k)]))
+                                 for k in ks))
 
 
 def run_frozen_vs_adapted(plan: TourPlan, ctx: JobContext) -> FinetuneResult:
@@ -332,32 +351,25 @@ TOUR_STEPS = ("neighbours", "shapes", "digits", "efficiency", "finetune", "lesso
 RESTORED_STEPS = ("neighbours", "shapes", "digits", "efficiency", "lesson", "zoo")
 
 
-def _step(plan: TourPlan, step: str) -> tuple[str, str, Callable[[JobContext], object]]:
-    """(key, title, work) of one step."""
+def step_work(plan: TourPlan, step: str) -> tuple[str, str, Callable[[JobContext], object], bool]:
+    """(key, title, work, restore) of one step; tour_clock.step_spec makes it a job with its clock."""
     if step == "neighbours":
-        return plan.step_key("neighbours"), M_("tour 1: nearest neighbours"), partial(run_neighbours, plan)
-    if step in ("shapes", "digits"):
+        key, title, work = plan.step_key("neighbours"), M_("tour 1: nearest neighbours"), partial(run_neighbours, plan)
+    elif step in ("shapes", "digits"):
         dataset, number = (plan.shapes, 2) if step == "shapes" else (plan.digits, 3)
-        return (plan.step_key("contrast", dataset.key()),
-                M_("tour {number}: contrast on {data}", number=number, data=dataset.spec),
-                partial(run_contrast, plan, dataset))
-    if step == "efficiency":
-        return plan.step_key("efficiency"), M_("tour 4: label efficiency"), partial(run_efficiency, plan)
-    if step == "finetune":
-        return plan.step_key("finetune"), M_("tour 5: linear probe vs LP-FT"), partial(run_frozen_vs_adapted, plan)
-    if step == "lesson":
-        return plan.step_key("lesson"), M_("tour 6: is the difference real?"), partial(run_lesson, plan)
-    if step == "zoo":
-        return plan.step_key("zoo"), M_("tour 7: which backbone sees the shapes best?"), partial(run_zoo, plan)
-    raise ValueError(f"unknown tour step {step!r}; one of {', '.join(TOUR_STEPS)}")
-
-
-def step_spec(plan: TourPlan, step: str) -> JobSpec:
-    """One step's job (`TOUR_STEPS`): the same whether its own button or "run every step" starts it."""
-    key, title, work = _step(plan, step)
-    return JobSpec(key, title, work, kind="tour", restore=step in RESTORED_STEPS)
-
-
-def step_specs(plan: TourPlan) -> list[JobSpec]:
-    """Every step's job, in the order "run every step" queues them."""
-    return [step_spec(plan, step) for step in TOUR_STEPS]
+        key = plan.step_key("contrast", dataset.key())
+        title = M_("tour {number}: contrast on {data}", number=number, data=dataset.spec)
+        work = partial(run_contrast, plan, dataset)
+    elif step == "efficiency":
+        key, title, work = plan.step_key("efficiency"), M_("tour 4: label efficiency"), partial(run_efficiency, plan)
+    elif step == "finetune":
+        key, title = plan.step_key("finetune"), M_("tour 5: linear probe vs LP-FT")
+        work = partial(run_frozen_vs_adapted, plan)
+    elif step == "lesson":
+        key, title, work = plan.step_key("lesson"), M_("tour 6: is the difference real?"), partial(run_lesson, plan)
+    elif step == "zoo":
+        key, title = plan.step_key("zoo"), M_("tour 7: which backbone sees the shapes best?")
+        work = partial(run_zoo, plan)
+    else:
+        raise ValueError(f"unknown tour step {step!r}; one of {', '.join(TOUR_STEPS)}")
+    return key, title, work, step in RESTORED_STEPS
