@@ -3,10 +3,11 @@ the labels flipped and 50 near-copies appended (each a copy of a random image, s
 0.9-1.1, then extracted through the same backbone).
 
 Targets (issue 21): precision >= 0.7 among the top label issues (as many as were planted); recall >= 0.9 of the
-near-copies among the near-duplicate pairs. Also prints how the 1-NN cosine similarity of the planted copies compares
-with that of natural neighbours (what the near-duplicate threshold rests on).
+near-copies among the near-duplicate pairs, and how many pairs of two original images are listed (false pairs).
+`--duplicates-only` skips the label issues (minutes) and scores both near-duplicate rules in seconds: features alone,
+and features proposing with pixels confirming (ptm_core.evals.duplicates).
 
-    python benchmarks/quality_planted.py [--size 64] [--out benchmarks/RESULTS.md]
+    python benchmarks/quality_planted.py [--size 64] [--duplicates-only] [--out benchmarks/RESULTS.md]
 """
 from __future__ import annotations
 
@@ -159,7 +160,7 @@ def _row(result: dict, size: int, load: str, flags: str, config) -> str:
     target_met = result["precision_at_planted"] >= 0.7 and result["copy_recall"] >= 0.9
     kinds = ", ".join(f"{k} {v}" for k, v in result["copy_recall_by_kind"].items())
     return (f"| data quality, planted problems: MNIST-5k + 50 near-copies, lite0 bundled @{size}px fp32, 5 % labels "
-            f"flipped | {platform.processor() or platform.machine()}, {os.cpu_count()} cores: {flags} | label issues: "
+            f"flipped | {_cpu()}, {os.cpu_count()} cores: {flags} | label issues: "
             f"precision {result['precision_at_planted']:.2f} in the top {result['n_flipped']}; near-copies: recall "
             f"{result['copy_recall']:.2f} | targets 0.7 / 0.9 | - | precision >= 0.7, "
             f"recall >= 0.9 | {'yes' if target_met else 'no'} | near-duplicates: {_rule(config)}; recall by kind: "
