@@ -113,7 +113,7 @@ def show_result(result: ExploreResult, config: ProjectionConfig) -> None:
         st.warning(_("These features could not be cached ({reason}); a rerun computes them again.").format(
             reason=md(str(fs.meta.get("cache_error")))), icon=":material/warning:")
     skipped_notice(fs.meta.get("skipped") or [], fs.meta.get("n_skipped"))
-    report = quality_views.current_report(fs, probe)  # before the map: it can colour points by issue
+    report = quality_views.current_report(fs, probe, result.request.source.dataset)  # before the map: it can colour points by issue
     map_section(result, config, report)
     quality_views.quality_panel(result.request.source.dataset, fs, probe, report)
     with st.expander(_("Probe sweep: validation accuracy vs C")):

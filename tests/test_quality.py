@@ -48,9 +48,14 @@ def test_planted_duplicates_are_found_once_each_and_ranked():
     assert [pair["rows"] for pair in report.near_duplicates] == [[10, 90], [20, 91]]
     assert report.near_duplicates[0]["similarity"] == pytest.approx(1.0, abs=1e-6)
     assert report.near_duplicates[0]["ids"] == ["img10", "img90"]
+    # These features name no dataset: no pixels to compare, so both pairs are found by features alone, and said so.
+    assert [pair["found_by"] for pair in report.near_duplicates] == ["features", "features"]
+    assert report.near_duplicates[0]["correlation"] is None and report.duplicate_method == "features"
+    assert any("features alone" in note for note in report.notes)
     # 90 is in test and 10 in train: a leak; 20 and 91 are both in train: no leak.
     assert report.leaks == [{"test_row": 90, "train_row": 10, "test_id": "img90", "train_id": "img10",
-                             "similarity": pytest.approx(1.0, abs=1e-6)}]
+                             "similarity": pytest.approx(1.0, abs=1e-6), "correlation": None,
+                             "found_by": "features"}]
     assert duplicated_in_train(features, np.array([90, 5, 6]), 0.98) == 1
     assert duplicated_in_train(features, np.array([5, 6]), 0.98) == 0
 

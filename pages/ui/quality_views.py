@@ -10,6 +10,7 @@ import streamlit as st
 
 from pages.ui.gallery import gallery
 from pages.ui.i18n import _
+from pages.ui.services import load_dataset
 from pages.ui.text import md
 from ptm_core.base import DatasetConfig, PTMError, csv_safe_frame
 from ptm_core.flows import FeatureSet, QualityConfig, quality_frame, quality_report, train_duplicates
@@ -27,8 +28,17 @@ def _wanted(fs: FeatureSet) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _report(feature_key: str, split_key: str, config_key: str, _fs, _probe, _config):
-    return quality_report(_fs, _probe, _config)
+def _report(feature_key: str, split_key: str, config_key: str, dataset_key: str, _fs, _probe, _config, _dataset):
+    return quality_report(_fs, _probe, _config, _dataset)
+
+
+def _images(dataset: DatasetConfig | None):
+    """The dataset whose pixels confirm near-duplicates, or None (the engine then tries the one the features name,
+    and says when it falls back to features alone)."""
+    try:
+        return None if dataset is None else load_dataset(dataset)
+    except PTMError:
+        return None
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -36,14 +46,14 @@ def _train_duplicates(feature_key: str, split_key: str, threshold: float, _fs, _
     return train_duplicates(_fs, _probe, threshold)
 
 
-def current_report(fs: FeatureSet, probe):
+def current_report(fs: FeatureSet, probe, dataset: DatasetConfig | None = None):
     """The quality report of these features once its button was pressed (computed here the first time, cached
-    after), else None; None after an error, which it shows."""
+    after), else None; None after an error, which it shows. Near-duplicates are confirmed on `dataset`'s pixels."""
     if not st.session_state.get(_wanted(fs)):
         return None
     try:
-        with st.spinner(_("Checking data quality: out-of-fold probe, cleanlab, the k-NN graph…")):
-            return _report(fs.key, _split_key(probe), CONFIG.key(), fs, probe, CONFIG)
+        with st.spinner(_("Checking data quality: out-of-fold probe, cleanlab, the k-NN graph, thumbnails…")):
+            return _report(fs.key, _split_key(probe), CONFIG.key(), repr(dataset), fs, probe, CONFIG, _images(dataset))
     except PTMError as exc:
         st.error(md(exc.for_ui()), icon=":material/error:")
         return None
@@ -66,6 +76,25 @@ def _pairs_gallery(dataset: DatasetConfig, fs: FeatureSet, pairs: list[tuple[int
     gallery(dataset, rows, captions, feature_ids=fs.ids, empty=_("None found."))
 
 
+def _evidence(pair: dict) -> str:
+    """A pair's caption: its feature cosine, and its pixels' correlation when that is what confirmed it."""
+    if pair["found_by"] == "features":
+        return f"{pair['similarity']:.3f}"
+    return _("{s} · pixels {r}").format(s=f"{pair['similarity']:.3f}", r=f"{pair['correlation']:.3f}")
+
+
+def _pairs_caption(report) -> str:
+    config = report.config
+    if report.duplicate_method == "features":
+        return _("Pairs side by side, most similar first, by their features alone (cosine ≥ {t}): the images were "
+                 "not available to compare, so copies shifted by a pixel may be missed.").format(
+            t=f"{config.duplicate_similarity:g}")
+    return _("Pairs side by side, most similar first: features at cosine ≥ {t}, or at cosine ≥ {c} when their "
+             "greyscale thumbnails match up to a {shift} px shift (correlation ≥ {r}, shown as “pixels”).").format(
+        t=f"{config.duplicate_similarity:g}", c=f"{config.candidate_similarity:g}", shift=config.max_shift,
+        r=f"{config.pixel_correlation:g}")
+
+
 def _galleries(dataset: DatasetConfig, fs: FeatureSet, report) -> None:
     names = [_("Label issues"), _("Near-duplicates"), _("Train/test leaks"), _("Outliers")]
     tabs = st.tabs([f"{name} ({n:,})" for name, n in zip(names, report.counts().values())])
@@ -76,9 +105,9 @@ def _galleries(dataset: DatasetConfig, fs: FeatureSet, report) -> None:
         gallery(dataset, [i["row"] for i in shown], [f"{i['given']} → {i['suggested']} ({i['score']:.2f})"
                                                      for i in shown], feature_ids=fs.ids, empty=_("None found."))
     with tabs[1]:
-        st.caption(_("Pairs side by side, most similar first (cosine similarity of their features)."))
+        st.caption(_pairs_caption(report))
         _pairs_gallery(dataset, fs, [(p["rows"][0], p["rows"][1], f"#{p['rows'][0]}",
-                                      f"≈ #{p['rows'][0]} · {p['similarity']:.3f}") for p in report.near_duplicates])
+                                      f"≈ #{p['rows'][0]} · {_evidence(p)}") for p in report.near_duplicates])
     with tabs[2]:
         st.caption(_("Near-duplicates with one image in the probe's test split and the other in its train split: "
                      "the probe has, in effect, seen these test images."))
@@ -98,8 +127,8 @@ def quality_panel(dataset: DatasetConfig, fs: FeatureSet, probe, report) -> None
     st.subheader(_("Data quality"))
     if report is None:
         st.caption(_("Mislabelled images (cleanlab on out-of-fold probe probabilities), near-duplicates and train/test "
-                     "leaks (cosine ≥ {t}), outliers (k-NN distance). Takes seconds to minutes.").format(
-            t=f"{CONFIG.duplicate_similarity:g}"))
+                     "leaks (close features, confirmed on the pixels), outliers (k-NN distance). Takes seconds to "
+                     "minutes."))
         st.button(_("Check data quality"), icon=":material/fact_check:", key="quality-run",
                   on_click=lambda: st.session_state.__setitem__(_wanted(fs), True))
         return
@@ -108,13 +137,15 @@ def quality_panel(dataset: DatasetConfig, fs: FeatureSet, probe, report) -> None
     for column, label, n in zip(cols, labels, report.counts().values()):
         column.metric(label, f"{n:,}")
     st.caption(_("{n} images checked in {seconds} s; {folds} folds of a standardised logistic regression (C = {C}); "
-                 "near-duplicates at cosine ≥ {t}; the top {share} as outliers. Colour the map by "
+                 "near-duplicates by {method}; the top {share} as outliers. Colour the map by "
                  "“Data quality issue” to see where they are.").format(
         n=f"{report.n:,}", seconds=f"{report.seconds:.1f}", folds=report.folds, C=f"{report.config.C:g}",
-        t=f"{report.config.duplicate_similarity:g}", share=f"{report.config.outlier_share:.0%}"))
+        method=_("features alone") if report.duplicate_method == "features" else _("features and pixels"),
+        share=f"{report.config.outlier_share:.0%}"))
     for note in report.notes:
         st.caption(md(note))
     _galleries(dataset, fs, report)
     st.download_button(_("All finds as CSV"), lambda: csv_safe_frame(quality_frame(report)).to_csv(index=False),
                        f"quality-{fs.key[:10]}.csv", "text/csv", icon=":material/download:", key="quality-csv",
-                       on_click="ignore", help=_("One row per find: kind, id, other id, given, suggested, score."))
+                       on_click="ignore", help=_("One row per find: kind, id, other id, given, suggested, score; for near-duplicates how "
+                                              "they were found and their pixels' correlation."))

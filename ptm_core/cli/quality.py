@@ -39,8 +39,10 @@ def cmd_quality(args: argparse.Namespace, load_features: Callable) -> int:
         print(dumps(report.to_dict()))
         return 0
     counts = report.counts()
+    how = f"cosine >= {config.duplicate_similarity:g}" + ("" if report.duplicate_method == "features" else
+                                                            f", or >= {config.candidate_similarity:g} confirmed by pixels")
     print(f"{report.n:,} images: {counts['label_issues']} label issues, {counts['near_duplicates']} near-duplicate "
-          f"pairs (cosine >= {config.duplicate_similarity:g}), {counts['leaks']} train/test leaks, "
+          f"pairs ({how}), {counts['leaks']} train/test leaks, "
           f"{counts['outliers']} outliers ({report.seconds:.1f} s)")
     for note in report.notes:
         print(f"note: {note}")
@@ -48,7 +50,8 @@ def cmd_quality(args: argparse.Namespace, load_features: Callable) -> int:
         print(f"label    {printable(issue['id'])}: given {printable(issue['given'])}, suggested "
               f"{printable(issue['suggested'])} (score {issue['score']:.3f})")
     for pair in report.near_duplicates[:SHOWN]:
-        print(f"dup      {printable(pair['ids'][0])} ~ {printable(pair['ids'][1])} ({pair['similarity']:.4f})")
+        pixels = "" if pair["found_by"] == "features" else f", pixels {pair['correlation']:.4f}"
+        print(f"dup      {printable(pair['ids'][0])} ~ {printable(pair['ids'][1])} ({pair['similarity']:.4f}{pixels})")
     for leak in report.leaks[:SHOWN]:
         print(f"leak     test {printable(leak['test_id'])} ~ train {printable(leak['train_id'])} "
               f"({leak['similarity']:.4f})")

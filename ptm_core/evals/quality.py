@@ -4,8 +4,9 @@
   Labels", JAIR 2021) as cleanlab implements it (`cleanlab.filter.find_label_issues`, ranked by self-confidence;
   `cleanlab.rank.get_label_quality_scores` for each score), on out-of-fold probabilities of the probe the app uses
   (standardised features + logistic regression), from sklearn's `cross_val_predict` over seeded stratified folds.
-- Near-duplicates: pairs on the cosine k-NN graph (sklearn `NearestNeighbors`) whose similarity reaches
-  `QualityConfig.duplicate_similarity` (ptm_core.base.quality: the measurement behind the default).
+- Near-duplicates: features propose, pixels confirm (ptm_core.evals.duplicates): pairs on the cosine k-NN graph
+  (sklearn `NearestNeighbors`) at `QualityConfig.duplicate_similarity`, or at the looser `candidate_similarity` when
+  their thumbnails correlate up to a small shift (ptm_core.base.quality: the measurements behind the defaults).
 - Leaks: near-duplicate pairs with one image in the probe's train split and one in its test split.
 - Outliers: the k-NN distance score (mean cosine distance to the k nearest neighbours; Ramaswamy, Rastogi & Shim,
   SIGMOD 2000, with the mean as in Angiulli & Pizzuti, PKDD 2002), the highest `outlier_share` of images.
@@ -22,6 +23,8 @@ import numpy as np
 from ptm_core.base.configs import ProbeConfig
 from ptm_core.base.errors import PTMError
 from ptm_core.base.quality import QualityConfig
+from ptm_core.data.types import Dataset
+from ptm_core.evals.duplicates import dataset_of, near_duplicates
 from ptm_core.features.featureset import FeatureSet
 from ptm_core.probes.linear import split_indices
 
@@ -31,10 +34,14 @@ class QualityReport:
     n: int
     config: QualityConfig
     label_issues: list[dict] = field(default_factory=list)  # {"row", "id", "given", "suggested", "score"}, worst first
-    near_duplicates: list[dict] = field(default_factory=list)  # {"rows", "ids", "similarity"}, most similar first
-    leaks: list[dict] = field(default_factory=list)  # {"test_row", "train_row", "test_id", "train_id", "similarity"}
+    # {"rows", "ids", "similarity", "correlation" (of the thumbnails, None unless compared), "found_by"}, most similar
+    # first (duplicates.near_duplicates)
+    near_duplicates: list[dict] = field(default_factory=list)
+    leaks: list[dict] = field(default_factory=list)  # {"test_row", "train_row", "test_id", "train_id", "similarity", ...}
     outliers: list[dict] = field(default_factory=list)  # {"row", "id", "score"}, highest first
     folds: int = 0  # the folds the probabilities came from (fewer than asked when a class is small)
+    # How near-duplicates were found: "features + pixels", or "features" where the images could not be read.
+    duplicate_method: str = "features + pixels"
     notes: list[str] = field(default_factory=list)  # what was changed or left out, in a sentence each
     seconds: float = 0.0
 
@@ -43,6 +50,7 @@ class QualityReport:
 
     def to_dict(self) -> dict:
         return {"n": self.n, "config": self.config.to_dict(), "folds": self.folds, "seconds": self.seconds,
+                "duplicate_method": self.duplicate_method,
                 "counts": self.counts(), "notes": list(self.notes), "label_issues": self.label_issues,
                 "near_duplicates": self.near_duplicates, "leaks": self.leaks, "outliers": self.outliers}
 
@@ -115,17 +123,6 @@ def neighbour_graph(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return indices, 1.0 - distances
 
 
-def near_duplicates(indices: np.ndarray, similarity: np.ndarray, ids: list[str], threshold: float) -> list[dict]:
-    """Pairs on the k-NN graph at or above `threshold`, each pair once, most similar first."""
-    rows, cols = np.nonzero(similarity >= threshold)
-    best: dict[tuple[int, int], float] = {}
-    for r, c in zip(rows.tolist(), cols.tolist()):
-        pair = (min(r, int(indices[r, c])), max(r, int(indices[r, c])))
-        best[pair] = max(best.get(pair, -2.0), float(similarity[r, c]))
-    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
-    return [{"rows": [a, b], "ids": [ids[a], ids[b]], "similarity": s} for (a, b), s in ranked]
-
-
 def leaks(pairs: list[dict], test_indices: np.ndarray, ids: list[str]) -> list[dict]:
     """The near-duplicate pairs that straddle the split: one image in test, the other in train."""
     test = set(np.asarray(test_indices, dtype=int).tolist())
@@ -135,7 +132,8 @@ def leaks(pairs: list[dict], test_indices: np.ndarray, ids: list[str]) -> list[d
         if (a in test) != (b in test):
             t, r = (a, b) if a in test else (b, a)
             found.append({"test_row": t, "train_row": r, "test_id": ids[t], "train_id": ids[r],
-                          "similarity": pair["similarity"]})
+                          "similarity": pair["similarity"], "correlation": pair["correlation"],
+                          "found_by": pair["found_by"]})
     return found
 
 
@@ -171,26 +169,35 @@ def probe_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray | None, str |
         return None, f"No train/test leaks: {exc}"
 
 
-def quality(fs: FeatureSet, config: QualityConfig = QualityConfig(), test_indices: np.ndarray | None = None
-            ) -> QualityReport:
+def quality(fs: FeatureSet, config: QualityConfig = QualityConfig(), test_indices: np.ndarray | None = None,
+            dataset: Dataset | None = None, pixels: bool = True) -> QualityReport:
     """Label issues, near-duplicates, leaks and outliers of `fs`. Leaks straddle `test_indices` (default: the
-    probe's split with `config.seed`)."""
+    probe's split with `config.seed`). Near-duplicates are confirmed on the pixels of `dataset` (its images matched
+    to `fs` by id; default: the dataset `fs.meta` names); with `pixels=False`, or where no dataset loads, by features
+    alone, which the report says."""
     config.check()
     check_features(fs)
     started = time.perf_counter()
     issues, folds, notes = label_issues(fs, config)
     indices, similarity = neighbour_graph(unit_rows(fs.features), config.k)
-    pairs = near_duplicates(indices, similarity, fs.ids, config.duplicate_similarity)
+    why = "pixels were not asked for"
+    if pixels and dataset is None:
+        dataset, why = dataset_of(fs.meta)
+    dataset = dataset if pixels else None
+    if dataset is None:
+        notes.append(f"Near-duplicates by features alone (cosine >= {config.duplicate_similarity:g}): {why}; "
+                     f"copies shifted by a pixel may be missed.")
+    pairs = near_duplicates(indices, similarity, fs.ids, config, dataset)
     if len(pairs) > config.max_pairs:
-        notes.append(f"{len(pairs):,} pairs reach cosine {config.duplicate_similarity:g}; the {config.max_pairs:,} most "
-                     f"similar are listed.")
+        notes.append(f"{len(pairs):,} near-duplicate pairs found; the {config.max_pairs:,} most similar are listed.")
         pairs = pairs[:config.max_pairs]
     if test_indices is None:
-        test_indices, why = probe_split(fs.labels, config.seed)
-        notes += [why] if why else []
+        test_indices, split_why = probe_split(fs.labels, config.seed)
+        notes += [split_why] if split_why else []
     found = leaks(pairs, test_indices, fs.ids) if test_indices is not None else []
     return QualityReport(len(fs.labels), config, issues, pairs, found, outliers(similarity, fs.ids, config.outlier_share),
-                         folds, notes, time.perf_counter() - started)
+                         folds, "features + pixels" if dataset is not None else "features", notes,
+                         time.perf_counter() - started)
 
 
 def with_config(config: QualityConfig, **changes) -> QualityConfig:
