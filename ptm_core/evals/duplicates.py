@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ptm_core.base.errors import PTMError
+from ptm_core.base.messages import M_
 from ptm_core.base.quality import QualityConfig
 from ptm_core.data.registry import load_dataset
 from ptm_core.data.types import Dataset
@@ -30,11 +31,11 @@ def dataset_of(meta: dict) -> tuple[Dataset | None, str | None]:
 
     spec = meta.get("dataset")
     if not spec:
-        return None, "these features do not name their dataset"
+        return None, M_("these features do not name their dataset")
     try:
         return load_dataset(DatasetConfig(str(spec))), None
     except PTMError as exc:
-        return None, f"their dataset {spec!r} does not load here ({exc})"
+        return None, M_("their dataset {spec} does not load here ({reason})", spec=repr(spec), reason=str(exc))
 
 
 def thumbnail(image: Image.Image, size: int) -> np.ndarray:

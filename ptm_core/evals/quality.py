@@ -22,6 +22,7 @@ import numpy as np
 
 from ptm_core.base.configs import ProbeConfig
 from ptm_core.base.errors import PTMError
+from ptm_core.base.messages import M_
 from ptm_core.base.quality import QualityConfig
 from ptm_core.data.types import Dataset
 from ptm_core.evals.duplicates import dataset_of, near_duplicates
@@ -89,8 +90,8 @@ def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, config: 
         raise PTMError(f"Label issues need at least 2 images in every class; class {int(np.argmin(np.bincount(labels)))} "
                        f"has {smallest}.")
     folds = min(config.folds, smallest)
-    notes = [f"{folds} folds instead of {config.folds}: the smallest class has {smallest} images."] \
-        if folds < config.folds else []
+    notes = [M_("{folds} folds instead of {asked}: the smallest class has {smallest} images.", folds=folds,
+                asked=config.folds, smallest=smallest)] if folds < config.folds else []
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=config.C, max_iter=config.max_iter))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
     return cross_val_predict(probe, features, labels, cv=splitter, method="predict_proba"), folds, notes
@@ -166,7 +167,7 @@ def probe_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray | None, str |
     try:
         return split_indices(labels, ProbeConfig().test_size, seed)[1], None
     except PTMError as exc:
-        return None, f"No train/test leaks: {exc}"
+        return None, M_("No train/test leaks: {reason}", reason=exc.for_ui())
 
 
 def quality(fs: FeatureSet, config: QualityConfig = QualityConfig(), test_indices: np.ndarray | None = None,
@@ -180,16 +181,17 @@ def quality(fs: FeatureSet, config: QualityConfig = QualityConfig(), test_indice
     started = time.perf_counter()
     issues, folds, notes = label_issues(fs, config)
     indices, similarity = neighbour_graph(unit_rows(fs.features), config.k)
-    why = "pixels were not asked for"
+    why = M_("pixels were not asked for")
     if pixels and dataset is None:
         dataset, why = dataset_of(fs.meta)
     dataset = dataset if pixels else None
     if dataset is None:
-        notes.append(f"Near-duplicates by features alone (cosine >= {config.duplicate_similarity:g}): {why}; "
-                     f"copies shifted by a pixel may be missed.")
+        notes.append(M_("Near-duplicates by features alone (cosine >= {threshold:g}): {why}; copies shifted by a "
+                        "pixel may be missed.", threshold=config.duplicate_similarity, why=why))
     pairs = near_duplicates(indices, similarity, fs.ids, config, dataset)
     if len(pairs) > config.max_pairs:
-        notes.append(f"{len(pairs):,} near-duplicate pairs found; the {config.max_pairs:,} most similar are listed.")
+        notes.append(M_("{n:,} near-duplicate pairs found; the {shown:,} most similar are listed.", n=len(pairs),
+                        shown=config.max_pairs))
         pairs = pairs[:config.max_pairs]
     if test_indices is None:
         test_indices, split_why = probe_split(fs.labels, config.seed)
