@@ -10,6 +10,7 @@ from pages.ui.intervals import accuracy_metric, test_sentence
 from pages.ui.services import job_manager
 from pages.ui.text import md
 from pages.ui.tour_views import (contrast_notice, contrast_view, efficiency_chart, efficiency_notice, estimate_text,
+                                 next_step,
                                  finetune_curve, finetune_notice, kind_labels, lesson_chart, partial_rows, tour_step,
                                  vector_strip, zoo_chart)
 from ptm_core.base import ProbeConfig, describe_map, describe_source
@@ -28,7 +29,7 @@ def step_neighbours() -> None:
                   "the same way look alike to the network. Here: one shape of each of {q} classes, and the {k} "
                   "images whose features are nearest (cosine similarity) among {n} cluttered shapes.").format(
         q=PLAN.queries, k=PLAN.neighbours, n=f"{dataset_size(PLAN.shapes):,}"))
-    job = tour_step(1, step_spec(PLAN, "neighbours"), estimate=step_seconds(PLAN, "neighbours"))
+    job = tour_step(1, step_spec(PLAN, "neighbours"), estimate=step_seconds(PLAN, "neighbours"), primary=NEXT == 1)
     if job is None:
         return
     result = job.result
@@ -56,7 +57,7 @@ def step_contrast(number: int, data_key: str) -> None:
     else:
         st.header(_("3 · When it helps less: handwritten digits"))
         st.markdown(_("The same three on {n} MNIST digits.").format(n=f"{dataset_size(PLAN.digits):,}"))
-    job = tour_step(number, step_spec(PLAN, data_key), estimate=step_seconds(PLAN, data_key),
+    job = tour_step(number, step_spec(PLAN, data_key), estimate=step_seconds(PLAN, data_key), primary=NEXT == number,
                     live_extra=partial_rows)
     if job is None:
         return
@@ -69,7 +70,7 @@ def step_efficiency() -> None:
     st.markdown(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
                   "labelled training images per class; the mean over {n} random draws of the labelled images, with "
                   "its 95 % t-interval.").format(lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
-    job = tour_step(4, step_spec(PLAN, "efficiency"), estimate=step_seconds(PLAN, "efficiency"))
+    job = tour_step(4, step_spec(PLAN, "efficiency"), estimate=step_seconds(PLAN, "efficiency"), primary=NEXT == 4)
     if job is None:
         return
     names = {PLAN.shapes.spec: _("cluttered shapes"), PLAN.digits.spec: _("MNIST digits")}
@@ -93,7 +94,7 @@ def step_finetune() -> None:
                   "the domain gap that step 3 showed? Half of the {n} digits are kept for the test, so that a gain "
                   "of a few points can be told from luck.").format(
         epochs=epochs, size=config.image_size, n=f"{PLAN.finetune_limit:,}"))
-    job = tour_step(5, step_spec(PLAN, "finetune"), estimate=step_seconds(PLAN, "finetune"),
+    job = tour_step(5, step_spec(PLAN, "finetune"), estimate=step_seconds(PLAN, "finetune"), primary=NEXT == 5,
                     live_extra=live_finetune)
     if job is None:
         return
@@ -123,7 +124,7 @@ def step_lesson() -> None:
                   "images: each bar carries its 95 % CI (Wilson), and McNemar's exact test looks only at the "
                   "images one probe gets right and the other wrong.").format(
         n=f"{dataset_size(PLAN.lesson):,}", sizes=sizes))
-    job = tour_step(6, step_spec(PLAN, "lesson"), estimate=step_seconds(PLAN, "lesson"))
+    job = tour_step(6, step_spec(PLAN, "lesson"), estimate=step_seconds(PLAN, "lesson"), primary=NEXT == 6)
     if job is None:
         return
     result = job.result
@@ -144,7 +145,7 @@ def step_zoo() -> None:
                   "whose last blocks were retrained on dog breeds see the same {n} shapes better? Every backbone whose "
                   "weights ship with the app, each followed by the same linear probe on the same split, at {size} px."
                   ).format(backbone=PLAN.backbone.name, n=f"{dataset_size(PLAN.shapes):,}", size=PLAN.image_size))
-    job = tour_step(7, step_spec(PLAN, "zoo"), estimate=step_seconds(PLAN, "zoo"))
+    job = tour_step(7, step_spec(PLAN, "zoo"), estimate=step_seconds(PLAN, "zoo"), primary=NEXT == 7)
     if job is None:
         return
     result = job.result
@@ -194,6 +195,7 @@ total = sum(step_seconds(PLAN, step) for step in TOUR_STEPS)
 if st.button(_("Run every step ({estimate})").format(estimate=estimate_text(total)), key="tour-run-all",
              icon=":material/playlist_play:"):
     run_everything()
+NEXT = next_step(step_specs(PLAN))  # step 2's button is not primary before step 1 has run
 step_neighbours()
 step_contrast(2, "shapes")
 step_contrast(3, "digits")

@@ -353,3 +353,10 @@ def test_gallery_finds_feature_rows_by_id_when_extraction_skipped_a_file(tmp_pat
     monkeypatch.setattr(gallery_module.st, "columns", lambda n: [Column() for _ in range(n)])
     gallery_module.gallery(config, [4, 5, 6], ["row 4", "row 5", "row 6"], feature_ids=feature_ids)
     assert shown == [("row 4", 4), ("row 5", 6), ("row 6", 7)]
+
+
+def test_the_tour_makes_the_next_step_primary_not_step_2():
+    """Before anything has run, step 1 is the next step: its button, not step 2's, is the primary one."""
+    at = _open("tour")
+    kinds = {key: at.button(key=key).proto.type for key in ("tour-run-1", "tour-run-2", "tour-run-3")}
+    assert kinds == {"tour-run-1": "primary", "tour-run-2": "secondary", "tour-run-3": "secondary"}, kinds

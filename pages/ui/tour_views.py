@@ -16,8 +16,8 @@ from pages.ui.maps import PALETTE
 from pages.ui.services import job_manager
 from pages.ui.text import md
 from ptm_core.base import PairedTest
-from ptm_core.flows import (DONE, FINISHED, RUNNING, ClockState, ContrastResult, EfficiencyClaim, EfficiencyPoint, Job, JobSpec, LessonResult,
-                            ZooResult, images_needed, interval_text)
+from ptm_core.flows import (DONE, FINISHED, RUNNING, ClockState, ContrastResult, EfficiencyClaim, EfficiencyPoint, Job,
+                            JobSpec, LessonResult, ZooResult, images_needed, interval_text)
 
 
 def kind_labels() -> dict[str, str]:
@@ -30,14 +30,21 @@ def estimate_text(seconds: float) -> str:
     return _("about {time}").format(time=duration_text(seconds))
 
 
-def tour_step(number: int, spec: JobSpec, *, estimate: float,
+def next_step(specs: list[JobSpec]) -> int | None:
+    """The number (1-based) of the first step not yet run or running: the one whose button is the page's primary."""
+    manager = job_manager()
+    return next((number for number, spec in enumerate(specs, 1) if manager.attach(spec) is None), None)
+
+
+def tour_step(number: int, spec: JobSpec, *, estimate: float, primary: bool = False,
               live_extra: Callable[[Job], None] | None = None) -> Job | None:
-    """Its button (with the time estimate) until it has run; then its live progress; the done job when it is."""
+    """Its button (with the time estimate) until it has run, primary for the next step to run; then its live
+    progress; the done job when it is."""
     manager = job_manager()
     job = manager.attach(spec)
     if job is None:
         label = _("Run step {n} ({estimate} the first time)").format(n=number, estimate=estimate_text(estimate))
-        if st.button(label, key=f"tour-run-{number}", type="primary" if number == 2 else "secondary",
+        if st.button(label, key=f"tour-run-{number}", type="primary" if primary else "secondary",
                      icon=":material/play_arrow:"):
             manager.attach(spec, start=True)
             st.rerun()  # the page redrawn without the button, the step's progress in its place
