@@ -135,7 +135,7 @@ _ROWS_IN_BOX = """([x0, y0, x1, y1]) => {
   const [lo, hi] = [xa.p2l(x0 - area.left), xa.p2l(x1 - area.left)].sort((a, b) => a - b);
   const [bottom, top] = [ya.p2l(y1 - area.top), ya.p2l(y0 - area.top)].sort((a, b) => a - b);
   const rows = [];
-  for (const trace of gd._fullData) {
+  for (const trace of gd._fullData.filter((t) => t.customdata)) {  // not the clicked image's marks
     for (let i = 0; i < trace.x.length; i++) {
       if (trace.x[i] >= lo && trace.x[i] <= hi && trace.y[i] >= bottom && trace.y[i] <= top) rows.push(Number(trace.customdata[i][0]));
     }
@@ -148,7 +148,7 @@ _PIXEL_OF_ROW = """(row) => {
   const gd = document.querySelector('.js-plotly-plot');
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
-  for (const trace of gd._fullData) {
+  for (const trace of gd._fullData.filter((t) => t.customdata)) {  // not the clicked image's marks
     for (let i = 0; i < trace.x.length; i++) {
       if (Number(trace.customdata[i][0]) === row) return [area.left + xa.l2p(trace.x[i]), area.top + ya.l2p(trace.y[i])];
     }

@@ -17,7 +17,7 @@ def _click_row(page, row: int) -> None:
       const gd = document.querySelector('.js-plotly-plot');
       const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
       const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
-      for (const t of gd._fullData) for (let i = 0; i < t.x.length; i++)
+      for (const t of gd._fullData) if (t.customdata) for (let i = 0; i < t.x.length; i++)
         if (Number(t.customdata[i][0]) === row) return [area.left + xa.l2p(t.x[i]), area.top + ya.l2p(t.y[i])];
     }""", row)
     page.mouse.move(x - 20, y - 20)
