@@ -63,7 +63,7 @@ def test_tour_captions_follow_their_tests_in_proper_plurals_and_the_estimate_mov
     lines = _watch_progress(page, 12)
     # Whole-step wording, the phase out of all the step's phases, and a line that changes within the step.
     assert lines, "no progress line while step 2 ran"
-    assert all(re.search(r"\(phase \d of 9\) — \d+% · \d+ s so far, (about .+ left in this step|almost done with "
+    assert all(re.search(r"\(phase \d of 9\) — \d+% · \d+(\.\d)? s so far, (about .+ left in this step|almost done with "
                          r"this step)", line) for line in lines), lines
     assert len(set(lines)) >= min(3, len(lines)), lines
     shapes = _caption(page, "Notice:")
