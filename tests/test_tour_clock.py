@@ -139,3 +139,14 @@ def test_the_step_estimate_is_the_sum_of_its_phases_scaled_by_the_pace(monkeypat
     for step in tour.TOUR_STEPS:
         assert estimate_step_seconds(plan, step) == pytest.approx(sum(s for _w, s in step_phases(plan, step)))
         assert tour_clock.step_seconds(plan, step) == pytest.approx(2.5 * estimate_step_seconds(plan, step))
+
+
+def test_the_works_own_previews_never_replace_the_clocks_line():
+    """An extraction publishes its preview probe and map through ctx.preview; in a tour step that would replace the
+    clock's state and the page would fall back to the job's generic line until the next heartbeat."""
+    job = _Recorder()
+    ctx = ClockedContext(job, StepClock([("one", 4.0)], pace=Pace(), prior=1.0), now=lambda: 0.0)
+    state = ctx.publish()
+    assert state.label == "one", "before the work's first stage the line names the first phase"
+    ctx.preview("an extraction's preview")
+    assert job.previews == [state]

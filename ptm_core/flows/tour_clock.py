@@ -103,7 +103,7 @@ class StepClock:
         self.phases, self.pace, self.prior = phases, pace, prior
         self.started = self.phase_started = now
         self.index = -1  # before the work's first stage
-        self.label, self.detail = "", ""
+        self.label, self.detail = (phases[0][0] if phases else ""), ""  # shown as the first phase until it starts
         self.work_fraction, self.phase_from, self.sub = 0.0, 0.0, None
         self.shown = 0.0
 
@@ -162,6 +162,11 @@ class ClockedContext:
         with self._lock:
             self._clock.report(fraction, step_end, message)
 
+    def preview(self, value: object) -> None:
+        """The work's own partial results (an extraction's preview probe and map) are not the tour's to show: the
+        job's preview stays the clock's, or the step's line falls back to the job's generic one until the next
+        heartbeat (seen in Chromium: "pixels: features — 0%, estimating time left…" mid-step)."""
+
     def scaled(self, start: float, stop: float) -> Callable[..., None]:
         return lambda fraction, message="": self.progress(start + (stop - start) * fraction, message, step_end=stop)
 
@@ -187,6 +192,7 @@ def clocked(work: Callable[[JobContext], object], phases: list[tuple[str, float]
             while not stop.wait(HEARTBEAT_S):
                 clocked_ctx.publish()
 
+        clocked_ctx.publish()  # the step's line from its first moment, before the work enters a phase
         heartbeat = threading.Thread(target=beat, name="tour-heartbeat", daemon=True)
         heartbeat.start()
         try:
