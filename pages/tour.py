@@ -167,13 +167,13 @@ def open_with(choice: DataChoice, page: str) -> None:
 
 def step_your_turn() -> None:
     st.header(_("8 · Your turn"))
-    cols = st.columns(3)
-    if cols[0].button(_("Open the shapes in the explorer"), icon=":material/scatter_plot:", key="tour-open-explore"):
+    # One per line: in three columns the lab's label was cut ("Race probe and fine-tune on digits in…"), and more
+    # so in presenter mode or in Chinese.
+    if st.button(_("Open the shapes in the explorer"), icon=":material/scatter_plot:", key="tour-open-explore"):
         open_with(SHAPES_CHOICE, "pages/explore.py")
-    if cols[1].button(_("Race probe and fine-tune on digits in the lab"), icon=":material/science:",
-                      key="tour-open-lab"):
+    if st.button(_("Race probe and fine-tune on digits in the lab"), icon=":material/science:", key="tour-open-lab"):
         open_with(DIGITS_CHOICE, "pages/lab.py")
-    if cols[2].button(_("Compare two backbones on the shapes"), icon=":material/compare:", key="tour-open-compare"):
+    if st.button(_("Compare two backbones on the shapes"), icon=":material/compare:", key="tour-open-compare"):
         open_with(SHAPES_CHOICE, "pages/compare.py")
     st.markdown(_("**Your own images:** choose *folder* or *zip* as the dataset in the sidebar (one sub-folder per "
                   "class, or images plus a labels CSV); the Datasets page shows what was read.\n\n"
