@@ -149,6 +149,21 @@ def hover_first_point(page) -> tuple[float, float]:
     return x, y
 
 
+def click_row(page, row: int) -> None:
+    """Click the first map's point for data row `row` (found by its customdata, so never a mark), as a user would:
+    hover first (WebGL points are picked on hover), then click."""
+    x, y = page.evaluate("""(row) => {
+      const gd = document.querySelector('.js-plotly-plot');
+      const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+      const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
+      for (const t of gd._fullData) if (t.customdata) for (let i = 0; i < t.x.length; i++)
+        if (Number(t.customdata[i][0]) === row) return [area.left + xa.l2p(t.x[i]), area.top + ya.l2p(t.y[i])];
+    }""", row)
+    page.mouse.move(x - 20, y - 20)
+    page.mouse.move(x, y, steps=5)
+    page.mouse.click(x, y)
+
+
 def drag_box(page, chart: int, fractions=(0.1, 0.1, 0.9, 0.9)) -> None:
     """Box Select on the chart's toolbar, then a drag over the given share of its plot area."""
     plot = page.locator(".js-plotly-plot").nth(chart)

@@ -4,25 +4,11 @@ import re
 
 import pytest
 
-from browser_support import screenshot
+from browser_support import click_row, screenshot
 
 pytestmark = pytest.mark.browser
 
 ROW = 7
-
-
-def _click_row(page, row: int) -> None:
-    """Click the map's point for `row` (found by its customdata), as a user would."""
-    x, y = page.evaluate("""(row) => {
-      const gd = document.querySelector('.js-plotly-plot');
-      const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-      const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
-      for (const t of gd._fullData) if (t.customdata) for (let i = 0; i < t.x.length; i++)
-        if (Number(t.customdata[i][0]) === row) return [area.left + xa.l2p(t.x[i]), area.top + ya.l2p(t.y[i])];
-    }""", row)
-    page.mouse.move(x - 20, y - 20)
-    page.mouse.move(x, y, steps=5)
-    page.mouse.click(x, y)
 
 
 def test_where_it_looks_draws_the_probe_map_and_says_what_made_it(page, server):
@@ -31,7 +17,7 @@ def test_where_it_looks_draws_the_probe_map_and_says_what_made_it(page, server):
     page.get_by_role("button", name="Extract & analyse").click()
     page.get_by_text("PCA 2-D of 200 feature vectors").wait_for(timeout=240_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    _click_row(page, ROW)
+    click_row(page, ROW)
     page.get_by_text("(clicked)").wait_for(timeout=60_000)
     page.get_by_role("button", name="Show where it looks").click()
     caption = page.get_by_text(re.compile(rf"^Grad-CAM of image #{ROW} on tf_efficientnet_lite0"))

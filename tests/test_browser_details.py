@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from browser_support import screenshot
+from browser_support import click_row, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -21,26 +21,13 @@ POINT = """(row) => {
 }"""
 
 
-def _click_row(page, row: int) -> None:
-    x, y = page.evaluate("""(row) => {
-      const gd = document.querySelector('.js-plotly-plot');
-      const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-      const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
-      for (const t of gd._fullData) if (t.customdata) for (let i = 0; i < t.x.length; i++)
-        if (Number(t.customdata[i][0]) === row) return [area.left + xa.l2p(t.x[i]), area.top + ya.l2p(t.y[i])];
-    }""", row)
-    page.mouse.move(x - 20, y - 20)
-    page.mouse.move(x, y, steps=5)
-    page.mouse.click(x, y)
-
-
 def test_a_clicked_image_and_its_neighbours_are_marked_and_sweep_ticks_differ(page, server):
     page.set_viewport_size({"width": 1400, "height": 3000})
     page.goto(f"{server}/explore?dataset=digits&limit=120&image_size=32&weights=random&map=pca")
     page.get_by_role("button", name="Extract & analyse").click()
     page.get_by_text("PCA 2-D of 120 feature vectors").wait_for(timeout=240_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    _click_row(page, ROW)
+    click_row(page, ROW)
     page.get_by_text("(clicked)").wait_for(timeout=60_000)
     page.wait_for_function("() => document.querySelector('.js-plotly-plot').data.some((t) => t.name === 'clicked image')",
                            timeout=30_000)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from browser_support import drag_box, hover_first_point, screenshot
+from browser_support import click_row, drag_box, hover_first_point, screenshot
 from indexed_images import write_indexed_folder
 
 pytestmark = pytest.mark.browser
@@ -62,16 +62,7 @@ def test_clear_selection_clears_the_map_too_and_clicks_work_again(page, server, 
                            " && !(gd.layout.selections || []).length"
                            " && gd._fullData.every((t) => !t.selectedpoints); }", timeout=30_000)
     row = 7
-    x, y = page.evaluate("""(row) => {
-      const gd = document.querySelector('.js-plotly-plot');
-      const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-      const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
-      for (const t of gd._fullData) if (t.customdata) for (let i = 0; i < t.x.length; i++)
-        if (Number(t.customdata[i][0]) === row) return [area.left + xa.l2p(t.x[i]), area.top + ya.l2p(t.y[i])];
-    }""", row)
-    page.mouse.move(x - 20, y - 20)
-    page.mouse.move(x, y, steps=5)
-    page.mouse.click(x, y)
+    click_row(page, row)
     page.get_by_text("(clicked)").wait_for(timeout=30_000)
 
 

@@ -16,7 +16,8 @@ from ptm_core.base.configs import BackboneConfig, DatasetConfig, ExtractionConfi
 from ptm_core.base.errors import PTMError
 from ptm_core.base.files import file_sha256
 from ptm_core.data import load_dataset
-from ptm_core.evals.layer_sweep import LAYOUT, StageFeatures, extract_stages, stage_features, stage_names
+from ptm_core.evals.layer_sweep import (LAYOUT, StageFeatures, extract_stages, read_stages, stage_features,
+                                        stage_names)
 from ptm_core.evals.similarity import CKAMatrix, cka, layer_cka_matrix
 from ptm_core.features.extraction import CancelFn, ProgressFn, data_config, resolve_device
 from ptm_core.finetune.finetuning import load_finetuned
@@ -48,13 +49,11 @@ def finetuned_stages(checkpoint: str | os.PathLike, dataset_config: DatasetConfi
     model, meta = load_finetuned(checkpoint)
     dataset = load_dataset(dataset_config)
     cfg = data_config(model, int(meta["image_size"]))
-    key = stable_hash(["finetuned-stages", LAYOUT, file_sha256(Path(checkpoint)), dataset.fingerprint, int(meta["image_size"])])
+    key = stable_hash(["finetuned-stages", LAYOUT, file_sha256(Path(checkpoint)), dataset.fingerprint,
+                       int(meta["image_size"])])
     path = artifact_dir("stages") / f"{key}.npz"
-    cached = load_npz(path)
-    if cached is not None:
-        arrays, saved = cached
-        return StageFeatures(saved["names"], [arrays[f"stage_{i}"] for i in range(len(saved["names"]))],
-                             arrays["labels"], key)
+    if (cached := read_stages(path, key)) is not None:
+        return cached
     stages = extract_stages(model, dataset, create_transform(**cfg, is_training=False), batch_size,
                             resolve_device(device), progress, cancelled, resize_side(cfg))
     if dataset.unreadable:  # as the pretrained stage features do: those rows are no image's features

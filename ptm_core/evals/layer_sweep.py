@@ -109,6 +109,16 @@ def extract_stages(model: nn.Module, dataset: Dataset, transform, batch_size: in
     return [np.concatenate(stage).astype(np.float32) for stage in zip(*chunks)]
 
 
+def read_stages(path, key: str) -> StageFeatures | None:
+    """Stage features cached at `path` (save_npz's checksum checked), or None."""
+    cached = load_npz(path)
+    if cached is None:
+        return None
+    arrays, meta = cached
+    return StageFeatures(meta["names"], [arrays[f"stage_{i}"] for i in range(len(meta["names"]))], arrays["labels"],
+                         key)
+
+
 def stage_features(dataset_config: DatasetConfig, backbone_config: BackboneConfig,
                    config: ExtractionConfig = ExtractionConfig(), progress: ProgressFn | None = None,
                    cancelled: CancelFn | None = None) -> StageFeatures:
@@ -118,11 +128,8 @@ def stage_features(dataset_config: DatasetConfig, backbone_config: BackboneConfi
     cfg = data_config(loaded.model, config.image_size)
     key = stable_hash(["stages", LAYOUT, feature_key(loaded.identity, dataset, cfg, config, backbone_config.name)])
     path = artifact_dir("stages") / f"{key}.npz"
-    cached = load_npz(path)
-    if cached is not None:
-        arrays, meta = cached
-        return StageFeatures(meta["names"], [arrays[f"stage_{i}"] for i in range(len(meta["names"]))],
-                             arrays["labels"], key)
+    if (cached := read_stages(path, key)) is not None:
+        return cached
     stages = extract_stages(loaded.model, dataset, create_transform(**cfg, is_training=False), config.batch_size,
                             resolve_device(config.device), progress, cancelled, resize_side(cfg))
     if dataset.unreadable:  # their blank rows are no image's features: leave them out, as extraction does
