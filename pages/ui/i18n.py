@@ -190,6 +190,6 @@ def presented(fig):
 
 
 def show_chart(fig, *, where=None, **kwargs):
-    """Every plotly chart of the app goes through here (tests/test_pages.py checks), so that presenter mode
+    """Every plotly chart of the app goes through here (tests/test_presenter.py checks), so that presenter mode
     reaches each one; `where` is a column or container (st by default)."""
     return (where or st).plotly_chart(presented(fig), **kwargs)
