@@ -159,8 +159,13 @@ def click_row(page, row: int) -> None:
       for (const t of gd._fullData) if (t.customdata) for (let i = 0; i < t.x.length; i++)
         if (Number(t.customdata[i][0]) === row) return [area.left + xa.l2p(t.x[i]), area.top + ya.l2p(t.y[i])];
     }""", row)
-    page.mouse.move(x - 20, y - 20)
-    page.mouse.move(x, y, steps=5)
+    hover = page.locator(".js-plotly-plot .hoverlayer .hovertext")
+    for _attempt in range(15):  # a chart just remounted (after Clear selection) may miss the first hover
+        page.mouse.move(x - 20, y - 20)
+        page.mouse.move(x, y, steps=5)
+        if hover.count():
+            break
+        page.wait_for_timeout(1_000)
     page.mouse.click(x, y)
 
 
