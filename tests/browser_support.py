@@ -7,6 +7,7 @@ PTM_REQUIRE_BROWSER=1 (CI), so every browser test module imports it.
 """
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -149,9 +150,10 @@ def hover_first_point(page) -> tuple[float, float]:
     return x, y
 
 
-def click_row(page, row: int) -> None:
+def click_row(page, row: int, timeout: int = 60_000) -> int:
     """Click the first map's point for data row `row` (found by its customdata, so never a mark), as a user would:
-    hover first (WebGL points are picked on hover), then click."""
+    hover first (WebGL points are picked on hover), then click. Returns the row the neighbours panel says was
+    clicked: another point can sit on the same pixel (PCA of bf16 or fp32 features moves them)."""
     x, y = page.evaluate("""(row) => {
       const gd = document.querySelector('.js-plotly-plot');
       const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
@@ -167,6 +169,9 @@ def click_row(page, row: int) -> None:
             break
         page.wait_for_timeout(1_000)
     page.mouse.click(x, y)
+    clicked = page.get_by_text("(clicked)").first
+    clicked.wait_for(timeout=timeout)
+    return int(re.match(r"#(\d+)", clicked.inner_text()).group(1))
 
 
 def drag_box(page, chart: int, fractions=(0.1, 0.1, 0.9, 0.9)) -> None:

@@ -17,11 +17,7 @@ def test_where_it_looks_draws_the_probe_map_and_says_what_made_it(page, server):
     page.get_by_role("button", name="Extract & analyse").click()
     page.get_by_text("PCA 2-D of 200 feature vectors").wait_for(timeout=240_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    click_row(page, ROW)
-    page.get_by_text("(clicked)").wait_for(timeout=60_000)
-    # The image under the cursor: another point can sit on row 7's pixel (PCA of bf16 or fp32 features), and the
-    # map is of whichever image the panel says was clicked.
-    clicked = int(re.match(r"#(\d+)", page.get_by_text("(clicked)").first.inner_text()).group(1))
+    clicked = click_row(page, ROW)  # the map is of the image the panel says was clicked
     page.get_by_role("button", name="Show where it looks").click()
     caption = page.get_by_text(re.compile(rf"^Grad-CAM of image #{clicked} on tf_efficientnet_lite0"))
     caption.wait_for(timeout=120_000)

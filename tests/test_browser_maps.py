@@ -62,8 +62,7 @@ def test_clear_selection_clears_the_map_too_and_clicks_work_again(page, server, 
                            " && !(gd.layout.selections || []).length"
                            " && gd._fullData.every((t) => !t.selectedpoints); }", timeout=30_000)
     row = 7
-    click_row(page, row)
-    page.get_by_text("(clicked)").wait_for(timeout=30_000)
+    click_row(page, row, timeout=30_000)
 
 
 def test_hover_says_what_a_point_is_in_plain_words(page, server, user_dir):
