@@ -7,6 +7,7 @@ from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapCh
 from pages.ui.gallery import gallery
 from pages.ui.i18n import _, ngettext, show_chart
 from pages.ui.intervals import accuracy_metric, test_sentence
+from pages.ui.lesson_views import begin_lesson, caption, end_lesson, section, text
 from pages.ui.services import job_manager
 from pages.ui.text import md
 from pages.ui.tour_views import (contrast_notice, contrast_view, efficiency_chart, efficiency_notice, estimate_text,
@@ -24,8 +25,8 @@ assert SHAPES_CHOICE.config() == TourPlan().shapes and DIGITS_CHOICE.config() ==
 
 
 def step_neighbours() -> None:
-    st.header(_("1 · What a backbone does"))
-    st.markdown(_("A backbone turns each image into a vector of numbers (its features). Images whose vectors point "
+    section(_("1 · What a backbone does"))
+    text(_("A backbone turns each image into a vector of numbers (its features). Images whose vectors point "
                   "the same way look alike to the network. Here: one shape of each of {q} classes, and the {k} "
                   "images whose features are nearest (cosine similarity) among {n} cluttered shapes.").format(
         q=PLAN.queries, k=PLAN.neighbours, n=f"{dataset_size(PLAN.shapes):,}"))
@@ -43,31 +44,31 @@ def step_neighbours() -> None:
     same = sum(result.labels[i] == result.labels[q] for q, found in zip(result.queries, result.neighbours)
                for i in found)
     total = sum(len(found) for found in result.neighbours)
-    st.caption(_("Notice: {same} of the {total} neighbours share the query's shape, whatever its colour and "
+    caption(_("Notice: {same} of the {total} neighbours share the query's shape, whatever its colour and "
                  "background. Each strip shows the first {shown} of the query's {dim} numbers. {source}.").format(
         same=same, total=total, shown=VECTOR_SHOWN, dim=result.feature_dim, source=result.produced_by))
 
 
 def step_contrast(number: int, data_key: str) -> None:
     if data_key == "shapes":
-        st.header(_("2 · Pixels vs random init vs pretrained, on shapes"))
-        st.markdown(_("Three ways to turn the same images into vectors, each followed by the same linear probe "
+        section(_("2 · Pixels vs random init vs pretrained, on shapes"))
+        text(_("Three ways to turn the same images into vectors, each followed by the same linear probe "
                       "(logistic regression): the raw pixels, the backbone with random weights, and the backbone "
                       "pretrained on ImageNet."))
     else:
-        st.header(_("3 · When it helps less: handwritten digits"))
-        st.markdown(_("The same three on {n} MNIST digits.").format(n=f"{dataset_size(PLAN.digits):,}"))
+        section(_("3 · When it helps less: handwritten digits"))
+        text(_("The same three on {n} MNIST digits.").format(n=f"{dataset_size(PLAN.digits):,}"))
     job = tour_step(number, step_spec(PLAN, data_key), estimate=step_seconds(PLAN, data_key), primary=NEXT == number,
                     live_extra=partial_rows)
     if job is None:
         return
     contrast_view(job.result, md(describe_map(PLAN.projection)))
-    st.caption(contrast_notice(job.result, data_key))
+    caption(contrast_notice(job.result, data_key))
 
 
 def step_efficiency() -> None:
-    st.header(_("4 · Labels are expensive"))
-    st.markdown(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
+    section(_("4 · Labels are expensive"))
+    text(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
                   "labelled training images per class; the mean over {n} random draws of the labelled images, with "
                   "its 95 % t-interval.").format(lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
     job = tour_step(4, step_spec(PLAN, "efficiency"), estimate=step_seconds(PLAN, "efficiency"), primary=NEXT == 4)
@@ -77,7 +78,7 @@ def step_efficiency() -> None:
     show_chart(efficiency_chart(job.result, names), width="stretch", key="efficiency")
     notices = [efficiency_notice(efficiency_claim(job.result, spec), names[spec], len(PLAN.seeds))
                for spec in (PLAN.shapes.spec, PLAN.digits.spec)]
-    st.caption(" ".join(notices) + " " + md(" · ".join(sorted({p.produced_by for p in job.result}))))
+    caption(" ".join(notices) + " " + md(" · ".join(sorted({p.produced_by for p in job.result}))))
 
 
 def live_finetune(job) -> None:
@@ -86,10 +87,10 @@ def live_finetune(job) -> None:
 
 
 def step_finetune() -> None:
-    st.header(_("5 · Frozen vs adapted"))
+    section(_("5 · Frozen vs adapted"))
     config = PLAN.finetune
     epochs = ngettext("{n} epoch", "{n} epochs", config.epochs).format(n=config.epochs)
-    st.markdown(_("A linear probe keeps the backbone frozen. LP-FT starts from that probe and then trains every "
+    text(_("A linear probe keeps the backbone frozen. LP-FT starts from that probe and then trains every "
                   "weight for {epochs} at {size} px (Kumar et al., 2022): can adapting the features close "
                   "the domain gap that step 3 showed? Half of the {n} digits are kept for the test, so that a gain "
                   "of a few points can be told from luck.").format(
@@ -106,7 +107,7 @@ def step_finetune() -> None:
     tested = {"frozen": result.lp_test_accuracy, "adapted": result.test_accuracy, "n_test": result.n_test}
     show_chart(finetune_curve(job.metrics, tested), width="stretch", key="ft-done")
     step3_test = int(round(dataset_size(PLAN.digits) * ProbeConfig().test_size))
-    st.caption(finetune_notice(result, adapted_test(result)) + " " + _(
+    caption(finetune_notice(result, adapted_test(result)) + " " + _(
         "The line is LP-FT on its {n_val} validation images as it trains; the diamonds are both models on the "
         "{n_test} test images. Step 3's probe was scored on {n3} of {d3} digits at {s3} px; here both are scored on "
         "{n_test} of {d5} digits at {s5} px, the size the fine-tune trains at, so the frozen probe's number differs "
@@ -117,9 +118,9 @@ def step_finetune() -> None:
 
 
 def step_lesson() -> None:
-    st.header(_("6 · Is the difference real?"))
+    section(_("6 · Is the difference real?"))
     sizes = ", ".join(f"{n:,}" for n in PLAN.lesson_sizes)
-    st.markdown(_("An accuracy measured on a few test images is only roughly known. The same two probes, pretrained "
+    text(_("An accuracy measured on a few test images is only roughly known. The same two probes, pretrained "
                   "and random-init features of {n} MNIST digits, each scored on the first {sizes} of the same test "
                   "images: each bar carries its 95 % CI (Wilson), and McNemar's exact test looks only at the "
                   "images one probe gets right and the other wrong.").format(
@@ -130,18 +131,18 @@ def step_lesson() -> None:
     result = job.result
     names = kind_labels()
     show_chart(lesson_chart(result), width="stretch", key="lesson")
-    st.markdown("\n".join(
+    text("\n".join(
         "- " + _("**{n} test images:** {sentence}").format(
             n=f"{size.n:,}", sentence=test_sentence(names["pretrained"], names["random"], size.test))
         for size in result.sizes))
-    st.caption(_("Notice: the intervals shrink as the test grows, and only then can the test tell a real difference "
+    caption(_("Notice: the intervals shrink as the test grows, and only then can the test tell a real difference "
                  "from the luck of the split. {source}").format(
         source=md(" · ".join(result.produced_by.values()))))
 
 
 def step_zoo() -> None:
-    st.header(_("7 · A bigger or different backbone?"))
-    st.markdown(_("Step 2 used {backbone}. Does a bigger EfficientNet, an older and smaller SqueezeNet, or a MobileNetV2 "
+    section(_("7 · A bigger or different backbone?"))
+    text(_("Step 2 used {backbone}. Does a bigger EfficientNet, an older and smaller SqueezeNet, or a MobileNetV2 "
                   "whose last blocks were retrained on dog breeds see the same {n} shapes better? Every backbone whose "
                   "weights ship with the app, each followed by the same linear probe on the same split, at {size} px."
                   ).format(backbone=PLAN.backbone.name, n=f"{dataset_size(PLAN.shapes):,}", size=PLAN.image_size))
@@ -150,9 +151,9 @@ def step_zoo() -> None:
         return
     result = job.result
     show_chart(zoo_chart(result), width="stretch", key="zoo")
-    st.markdown("\n".join(f"- {test_sentence(md(row.backbone.name), md(result.reference), row.test)}"
+    text("\n".join(f"- {test_sentence(md(row.backbone.name), md(result.reference), row.test)}"
                            for row in result.rows if row.test is not None))
-    st.caption(_("Notice: each sentence is McNemar's test against {reference} on the same test images: a bigger "
+    caption(_("Notice: each sentence is McNemar's test against {reference} on the same test images: a bigger "
                  "backbone is not better unless its test says so. {source}").format(
         reference=md(result.reference), source=md(" · ".join(row.produced_by for row in result.rows))))
 
@@ -188,13 +189,16 @@ def run_everything() -> None:
 
 
 st.title(_("When does pretraining help?"))
-st.markdown(_("A short tour, computed live on this machine from offline data: {backbone} with ImageNet weights, "
-              "at {size} px. Each step runs once (then it is cached); its time estimate is on its button.").format(
-    backbone=PLAN.backbone.name, size=PLAN.image_size))
+INTRO = _("A short tour, computed live on this machine from offline data: {backbone} with ImageNet weights, "
+          "at {size} px. Each step runs once (then it is cached); its time estimate is on its button.").format(
+    backbone=PLAN.backbone.name, size=PLAN.image_size)
+st.markdown(INTRO)
+begin_lesson(_("When does pretraining help?"), INTRO)
 total = sum(step_seconds(PLAN, step) for step in TOUR_STEPS)
 if st.button(_("Run every step ({estimate})").format(estimate=estimate_text(total)), key="tour-run-all",
              icon=":material/playlist_play:"):
     run_everything()
+LESSON_BUTTON = st.empty()  # filled at the end, once every step has noted what it showed
 NEXT = next_step(step_specs(PLAN))  # step 2's button is not primary before step 1 has run
 step_neighbours()
 step_contrast(2, "shapes")
@@ -204,3 +208,4 @@ step_finetune()
 step_lesson()
 step_zoo()
 step_your_turn()
+end_lesson(LESSON_BUTTON)

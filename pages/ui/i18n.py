@@ -191,5 +191,9 @@ def presented(fig):
 
 def show_chart(fig, *, where=None, **kwargs):
     """Every plotly chart of the app goes through here (tests/test_presenter.py checks), so that presenter mode
-    reaches each one; `where` is a column or container (st by default)."""
+    reaches each one, and so that the tour's lesson file (pages/ui/lesson_views.py) notes each chart it shows;
+    `where` is a column or container (st by default)."""
+    from pages.ui.lesson_views import note  # here, not at the top: lesson_views imports this module
+
+    note("figures", fig)
     return (where or st).plotly_chart(presented(fig), **kwargs)

@@ -3,6 +3,7 @@ two methods scored on the same test images (ptm_core.flows.pairs computes both; 
 from __future__ import annotations
 
 from pages.ui.i18n import _
+from pages.ui.lesson_views import note_metric
 from pages.ui.text import md
 from ptm_core.base import PairedTest
 from ptm_core.flows import MethodPair, images_needed, interval, interval_text
@@ -18,8 +19,10 @@ def accuracy_metric(column, label: str, accuracy: float, n_test: int, help_text:
     low, high = interval(accuracy, n_test)
     shown = interval_text(low, high)
     how = _("95 % CI {interval} (Wilson, n = {n} test images).").format(interval=shown, n=f"{n_test:,}")
-    column.metric(label, f"{accuracy:.1%}", delta=_("95 % CI {interval}").format(interval=shown), delta_color="off",
-                  delta_arrow="off", help=f"{help_text} {how}".strip())
+    delta = _("95 % CI {interval}").format(interval=shown)
+    column.metric(label, f"{accuracy:.1%}", delta=delta, delta_color="off", delta_arrow="off",
+                  help=f"{help_text} {how}".strip())
+    note_metric(label, f"{accuracy:.1%}", delta, f"{help_text} {how}".strip())
 
 
 def pair_sentence(pair: MethodPair) -> str:

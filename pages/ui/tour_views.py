@@ -11,6 +11,7 @@ import streamlit as st
 
 from pages.ui.i18n import _, ngettext, show_chart, style_figure
 from pages.ui.intervals import accuracy_metric, p_text
+from pages.ui.lesson_views import caption, mark_ran, note
 from pages.ui.job_views import duration_text, format_seconds, job_panel
 from pages.ui.maps import PALETTE
 from pages.ui.services import job_manager
@@ -52,6 +53,7 @@ def tour_step(number: int, spec: JobSpec, *, estimate: float, primary: bool = Fa
         return None
     status = job.status
     if status == DONE:
+        mark_ran()
         return job
     if status in FINISHED:
         job_panel(job)
@@ -113,6 +115,7 @@ def contrast_metrics(rows: list[dict]) -> None:
         accuracy_metric(column, labels[row["kind"]], row["accuracy"], row["n_test"],
                         _("Linear-probe test accuracy on {n} held-out images.").format(n=f"{row['n_test']:,}"))
         column.caption(md(row["produced_by"]) + (f" · {format_seconds(row['seconds'])}" if row.get("seconds") else ""))
+    note("caption", " · ".join(md(row["produced_by"]) for row in rows))  # the lesson: what produced the three
 
 
 def and_list(items: list[str]) -> str:
@@ -227,7 +230,7 @@ def contrast_view(result: ContrastResult, map_title: str) -> None:
     for column, row in zip(st.columns(3), result.rows):
         with column:
             show_chart(contrast_map(result, row.kind), width="stretch", key=f"map-{result.dataset.spec}-{row.kind}")
-    st.caption(_("Maps: {method} of each feature set, coloured by the true class.").format(method=map_title))
+    caption(_("Maps: {method} of each feature set, coloured by the true class.").format(method=map_title))
 
 
 def partial_rows(job: Job) -> None:

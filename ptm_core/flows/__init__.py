@@ -34,6 +34,7 @@ from ptm_core.flows.tour_clock import ClockState, step_seconds, step_spec, step_
 from ptm_core.flows.quality import ISSUE_KINDS, issue_kinds, quality_frame, quality_report, train_duplicates
 from ptm_core.base.quality import QualityConfig
 from ptm_core.flows.tour_costs import dataset_size, estimate_step_seconds
+from ptm_core.base.capabilities import capabilities
 from ptm_core.maps import density
 from ptm_core.maps.clusters import ClusterConfig, Clusters
 from ptm_core.maps.estimate import estimate_seconds
@@ -68,3 +69,4 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "B
            "warm_up_specs", "where_it_looks"]
 __all__ += ["ClusterConfig", "Clusters", "map_clusters"]  # issue 21: cluster labels on the map
 __all__ += ["ISSUE_KINDS", "QualityConfig", "issue_kinds", "quality_frame", "quality_report", "train_duplicates"]
+__all__ += ["capabilities"]  # issue 24: the lesson file says which machine computed it
