@@ -24,8 +24,10 @@ CLASS_CSS = """
 <style>
   .st-key-class-question [data-testid="stMarkdownContainer"] p { font-size: 3.2rem !important; line-height: 1.25;
                                                                  font-weight: 600; }
-  .st-key-class-question button { min-height: 7rem; }
-  .st-key-class-question button p { font-size: 2.4rem !important; }
+  .st-key-class-question button { min-height: 8rem; }  /* two lines of an answer: the buttons stay one height */
+  .st-key-class-question button p { font-size: 2.4rem !important; line-height: 1.2; }
+  .st-key-class-question button * { white-space: normal !important; overflow: visible !important;
+                                    text-overflow: clip !important; }
 </style>
 """
 
@@ -81,16 +83,22 @@ def ask(question_id: str, started: bool) -> None:
         return
     key = f"guess-{question_id}"
     st.session_state[key] = guess  # seeded from the guesses, which outlive the widget (class mode hides it)
-    with st.container(border=True):
-        st.segmented_control(_("Your guess, before it runs:") + " **" + md(q.prompt) + "**", [k for k, _l in q.options],
-                             format_func=lambda k: md(q.label(k)), key=key, on_change=_commit, args=(question_id,))
+    with st.container(border=True, key=f"ask-{question_id}"):
+        st.markdown(":material/how_to_vote: " + _("Your guess, before it runs:") + " **" + md(q.prompt) + "**")
+        st.segmented_control(md(q.prompt), [k for k, _l in q.options], format_func=lambda k: md(q.label(k)),
+                             key=key, on_change=_commit, args=(question_id,), label_visibility="collapsed")
         if guess is not None:
             st.caption(_("Your guess: {answer}. You can change it until the step runs.").format(
                 answer=md(q.label(guess))))
-        elif class_mode() and st.button(_("Ask the class"), key=f"pose-{question_id}", icon=":material/co_present:",
+        elif class_mode() and question_id == next_question() and st.button(_("Ask the class"), key=f"pose-{question_id}", icon=":material/co_present:",
                                         help=_("The question alone, in large type, for the projector.")):
             postponed().discard(question_id)
             st.rerun()
+
+
+def next_question() -> str | None:
+    """The next step's question, as class_view last saw it (None before the tour page has drawn)."""
+    return (st.session_state.get(SEEN) or (None, False))[0]
 
 
 def reveal_view(question_id: str, outcome) -> None:
