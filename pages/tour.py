@@ -8,6 +8,7 @@ from pages.ui.gallery import gallery
 from pages.ui.i18n import _, ngettext, show_chart
 from pages.ui.intervals import accuracy_metric, test_sentence
 from pages.ui.lesson_views import begin_lesson, caption, end_lesson, section, text
+from pages.ui.question_views import ask, class_toggle, class_view, reveal_view, step_started
 from pages.ui.services import job_manager
 from pages.ui.text import md
 from pages.ui.tour_views import (contrast_notice, contrast_view, efficiency_chart, efficiency_notice, estimate_text,
@@ -58,12 +59,15 @@ def step_contrast(number: int, data_key: str) -> None:
     else:
         section(_("3 · When it helps less: handwritten digits"))
         text(_("The same three on {n} MNIST digits.").format(n=f"{dataset_size(PLAN.digits):,}"))
-    job = tour_step(number, step_spec(PLAN, data_key), estimate=step_seconds(PLAN, data_key), primary=NEXT == number,
+    spec = step_spec(PLAN, data_key)
+    ask(data_key, step_started(spec))
+    job = tour_step(number, spec, estimate=step_seconds(PLAN, data_key), primary=NEXT == number,
                     live_extra=partial_rows)
     if job is None:
         return
     contrast_view(job.result, md(describe_map(PLAN.projection)))
     caption(contrast_notice(job.result, data_key))
+    reveal_view(data_key, job.result)
 
 
 def step_efficiency() -> None:
@@ -71,7 +75,9 @@ def step_efficiency() -> None:
     text(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
                   "labelled training images per class; the mean over {n} random draws of the labelled images, with "
                   "its 95 % t-interval.").format(lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
-    job = tour_step(4, step_spec(PLAN, "efficiency"), estimate=step_seconds(PLAN, "efficiency"), primary=NEXT == 4)
+    spec = step_spec(PLAN, "efficiency")
+    ask("efficiency", step_started(spec))
+    job = tour_step(4, spec, estimate=step_seconds(PLAN, "efficiency"), primary=NEXT == 4)
     if job is None:
         return
     names = {PLAN.shapes.spec: _("cluttered shapes"), PLAN.digits.spec: _("MNIST digits")}
@@ -79,6 +85,7 @@ def step_efficiency() -> None:
     notices = [efficiency_notice(efficiency_claim(job.result, spec), names[spec], len(PLAN.seeds))
                for spec in (PLAN.shapes.spec, PLAN.digits.spec)]
     caption(" ".join(notices) + " " + md(" · ".join(sorted({p.produced_by for p in job.result}))))
+    reveal_view("efficiency", efficiency_claim(job.result, PLAN.shapes.spec))  # its question is on the shapes
 
 
 def live_finetune(job) -> None:
@@ -188,6 +195,10 @@ def run_everything() -> None:
         job_manager().attach(spec, start=True)
 
 
+STEP_QUESTIONS = {2: "shapes", 3: "digits", 4: "efficiency"}  # step number -> its predict-then-reveal question
+class_toggle()
+if class_view(STEP_QUESTIONS.get(next_step(step_specs(PLAN)))):
+    st.stop()  # class mode: the next step's question alone, nothing else of the tour
 st.title(_("When does pretraining help?"))
 INTRO = _("A short tour, computed live on this machine from offline data: {backbone} with ImageNet weights, "
           "at {size} px. Each step runs once (then it is cached); its time estimate is on its button.").format(

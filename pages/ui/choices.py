@@ -179,9 +179,11 @@ LANGUAGES = {"en": "English", "zh": "简体中文"}
 
 @dataclass(frozen=True)
 class ViewChoice:
-    """How the app reads, not what it computes: the interface language and projector-sized text."""
+    """How the app reads, not what it computes: the interface language, projector-sized text, and the tour's class
+    mode (its questions posed alone on screen, pages/ui/question_views.py)."""
     lang: str = _one_of("en", LANGUAGES)
     presenter: bool = False
+    classroom: bool = False
 
 
 CONCERNS = (DataChoice, BackboneChoice, ExtractionChoice, MapChoice, CompareChoice, FinetuneChoice, KNNChoice,

@@ -30,6 +30,7 @@ from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_fr
 from ptm_core.flows.tour import (RESTORED_STEPS, TOUR_STEPS, VECTOR_SHOWN, ContrastResult, EfficiencyClaim,
                                  EfficiencyPoint, LessonResult, TourPlan, ZooResult, adapted_test, efficiency_claim,
                                  page_plan)
+from ptm_core.flows.tour_questions import QUESTIONS, Question, question, reveal
 from ptm_core.flows.tour_clock import ClockState, step_seconds, step_spec, step_specs
 from ptm_core.flows.quality import ISSUE_KINDS, issue_kinds, quality_frame, quality_report, train_duplicates
 from ptm_core.base.quality import QualityConfig
@@ -68,5 +69,6 @@ __all__ = ["ACTIVE", "AUTO_DRAW_SECONDS", "BENCH_T_MIN_SEEDS", "BenchConfig", "B
            "stopped_early_text", "stratified_sample", "title_parts", "umap_ready", "upload_limit_bytes",
            "warm_up_specs", "where_it_looks"]
 __all__ += ["ClusterConfig", "Clusters", "map_clusters"]  # issue 21: cluster labels on the map
+__all__ += ["QUESTIONS", "Question", "question", "reveal"]  # issue 24: predict, then reveal
 __all__ += ["ISSUE_KINDS", "QualityConfig", "issue_kinds", "quality_frame", "quality_report", "train_duplicates"]
 __all__ += ["capabilities"]  # issue 24: the lesson file says which machine computed it
