@@ -71,8 +71,8 @@ def begin_lesson(title: str, intro: str) -> None:
     machine = capabilities().describe()
     when = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     meta = [_("Computed live by PTM Explorer on {when}, on {machine}.").format(when=when, machine=machine),
-            _("Every number below is what the tour showed on screen, with the 95 % interval and the test it "
-              "showed; each step says what produced it.")]
+            _("Every number below is what the tour showed on screen, with its 95 % CI and the test it showed; "
+              "each step says what produced it.")]
     st.session_state[NOTES_KEY] = LessonNotes(title, intro, HTML_LANG.get(language(), language()), meta)
 
 
@@ -135,7 +135,7 @@ def end_lesson(where) -> None:
                            file_name=f"pretraining-lesson-{found.lang}.html", mime="text/html", icon=":material/download:",
                            on_click="ignore", disabled=not done, key="lesson-download",
                            help=_("One HTML file with every step that has run: its numbers with their 95 % "
-                                  "intervals, its captions, its figures as images, and what produced them, in "
+                                  "CIs, its captions, its figures as images, and what produced them, in "
                                   "this page's language. It opens offline and prints."))
         if done:
             st.caption(_("The lesson holds {n} of {total} steps: those that have run.").format(
