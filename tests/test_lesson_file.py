@@ -41,12 +41,14 @@ def test_the_file_is_self_contained_and_holds_every_block_in_order():
         ("metrics", [LessonMetric("Raw pixels", "32.5%", "95 % CI 20.1–48.0%", "Wilson, n = 40")]),
         ("figures", [LessonFigure(_tiny_png(), "map 1"), LessonFigure(_tiny_png(), "map 2")]),
         ("caption", "No difference detected (p = 0.5)."),
+        ("images", [LessonFigure(_tiny_png(), "query: <b>circle</b>")]),
     ])
     page = lesson_html(Lesson("When does pretraining help?", "zh-CN", ["Computed live on a test machine."],
                               "A short tour.", [section]))
     assert page.startswith("<!DOCTYPE html>") and '<html lang="zh-CN">' in page
     assert "<script" not in page and not re.search(r"""(src|href)=["']?(https?:)?//""", page)
-    assert page.count('src="data:image/png;base64,') == 2 and '<div class="row">' in page
+    assert page.count('src="data:image/png;base64,') == 3 and '<div class="row">' in page
+    assert "<figcaption>query: &lt;b&gt;circle&lt;/b&gt;</figcaption>" in page  # a gallery's caption, escaped
     assert "2 · Pixels &lt;vs&gt; pretrained" in page  # the title's markup escaped
     order = [page.index(text) for text in ("Three ways", "32.5%", "95 % CI 20.1–48.0%", "data:image/png",
                                            "No difference detected")]

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from pages.ui.lesson_views import note
 from pages.ui.i18n import _
 from pages.ui.services import load_dataset
 from pages.ui.text import md
@@ -40,6 +41,7 @@ def gallery(dataset_config: DatasetConfig, rows, captions, feature_ids=None, emp
     if not rows:
         st.caption(empty)
         return
+    shown = []  # what the tour's lesson file keeps of it
     for start in range(0, len(rows), PER_ROW):
         for column, row, caption in zip(st.columns(PER_ROW), rows[start:start + PER_ROW],
                                         captions[start:start + PER_ROW]):
@@ -52,6 +54,8 @@ def gallery(dataset_config: DatasetConfig, rows, captions, feature_ids=None, emp
                 column.caption(f"{md(caption)}: {md(exc.for_ui())}")
                 continue
             column.image(image, caption=md(caption), width=size)
+            shown.append((image, md(caption)))
+    note("images", shown)
 
 
 def skipped_notice(skipped: list, n: int | None = None) -> None:

@@ -12,6 +12,7 @@ page showed, in the page's language.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import threading
 from dataclasses import dataclass, field
 
@@ -95,7 +96,8 @@ def caption(body: str) -> None:
 
 
 def note(kind: str, value: object) -> None:
-    """Note one thing the page showed: "text", "caption", "figures" (a plotly figure) or "metrics"."""
+    """Note one thing the page showed: "text", "caption", "figures" (a plotly figure), "metrics" or "images" (a
+    gallery: [(PIL image, caption), ...])."""
     found = notes()
     if found is not None:
         found.add(kind, value)
@@ -112,12 +114,19 @@ def mark_ran() -> None:
         found.sections[-1].ran = True
 
 
+def image_png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def build_lesson(found: LessonNotes) -> bytes:
     """The HTML file of the steps that ran, their figures drawn now (this runs when the button is clicked)."""
     sections = []
     with _DRAWING:
         for step in found.ran_sections():
             blocks = [(kind, [LessonFigure(figure_png(fig), step.title) for fig in value] if kind == "figures"
+                       else [LessonFigure(image_png(image), text) for image, text in value] if kind == "images"
                        else value) for kind, value in step.blocks]
             sections.append(LessonSection(step.title, blocks))
     return lesson_html(Lesson(found.title, found.lang, found.meta, found.intro, sections)).encode("utf-8")

@@ -26,6 +26,7 @@ h1{font-size:1.9rem;margin-bottom:.2rem} h2{font-size:1.35rem;margin-top:2.2rem;
 .metric .interval,.metric .note,.caption,.meta{font-size:.85rem;color:#666}
 figure{margin:.8rem 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
 .row{display:flex;flex-wrap:wrap;gap:.5rem} .row figure{flex:1 1 15rem}
+.row figure.thumb{flex:0 0 auto;margin:0;font-size:.8rem;color:#555;text-align:center} .thumb img{border:none}
 @media print{h2{break-before:auto} figure,.metric{break-inside:avoid}}
 """
 
@@ -50,7 +51,8 @@ class LessonSection:
 
     title: str
     blocks: list[tuple[str, object]] = field(default_factory=list)  # ("text"|"caption", str), ("metrics", [...]),
-    # ("figures", [LessonFigure, ...]): figures shown side by side on the page stay side by side
+    # ("figures", [LessonFigure, ...]): figures shown side by side on the page stay side by side; ("images", [...]):
+    # a gallery, each LessonFigure's `alt` its caption
 
 
 @dataclass
@@ -103,10 +105,13 @@ def metric_html(metric: LessonMetric) -> str:
     return f'<div class="metric">{"".join(rows)}</div>'
 
 
-def figure_html(figure: LessonFigure) -> str:
+def image_html(figure: LessonFigure) -> str:
     data = base64.b64encode(figure.png).decode("ascii")
-    alt = html.escape(figure.alt, quote=True)
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"></figure>'
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(figure.alt, quote=True)}">'
+
+
+def figure_html(figure: LessonFigure) -> str:
+    return f"<figure>{image_html(figure)}</figure>"
 
 
 def section_html(section: LessonSection) -> str:
@@ -118,6 +123,10 @@ def section_html(section: LessonSection) -> str:
             parts.append(block_html(value, "caption"))
         elif kind == "metrics":
             parts.append(f'<div class="metrics">{"".join(metric_html(m) for m in value)}</div>')
+        elif kind == "images":  # a gallery: small pictures, each with its caption under it
+            pictures = "".join(f'<figure class="thumb">{image_html(f)}<figcaption>{inline_html(f.alt)}'
+                               f'</figcaption></figure>' for f in value)
+            parts.append(f'<div class="row">{pictures}</div>')
         elif kind == "figures":
             figures = "".join(figure_html(f) for f in value)
             parts.append(f'<div class="row">{figures}</div>' if len(value) > 1 else figures)
