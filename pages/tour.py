@@ -7,6 +7,7 @@ from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapCh
 from pages.ui.gallery import gallery
 from pages.ui.i18n import _, ngettext, show_chart
 from pages.ui.intervals import accuracy_metric, test_sentence
+from pages.ui.pitfall_views import map_pitfalls_card
 from pages.ui.services import job_manager
 from pages.ui.text import md
 from pages.ui.tour_views import (contrast_notice, contrast_view, efficiency_chart, efficiency_notice, estimate_text,
@@ -63,6 +64,7 @@ def step_contrast(number: int, data_key: str) -> None:
         return
     contrast_view(job.result, md(describe_map(PLAN.projection)))
     st.caption(contrast_notice(job.result, data_key))
+    map_pitfalls_card(PLAN, job.result, data_key)
 
 
 def step_efficiency() -> None:
