@@ -87,13 +87,14 @@ def test_the_cards_sentences_follow_the_numbers():
     changed = pitfall_sentences(_result(0.43), 0.9, 200, 2)
     assert changed[0].startswith("**What did not move:** the linear probe's accuracy, 90.0% (95 % CI")
     assert "200 test images), is step 2's number under all three maps" in changed[0]
-    assert changed[1].startswith("**What moved:** the picture. An image keeps on average only 4.3 of its 10 nearest "
-                                 "neighbours between the 5-neighbour map and the 100-neighbour map")
+    assert changed[1].startswith("**What moved:** the picture. Of an image's 10 nearest neighbours in the 5-neighbour "
+                                 "map, on average only 4.3 are still among its 10 nearest in the 100-neighbour map")
     assert "trustworthiness goes from 0.91 to 0.84 (-0.07)" in changed[1]
     assert "the size of a cluster and the distance between two clusters mean little" in changed[2]
     assert len(changed) == 3  # a UMAP step map needs no PCA note
     same = pitfall_sentences(_result(0.95, trust=(0.9, 0.9)), 0.9, 200, 3)
-    assert same[1].startswith("**Here the setting barely moved the picture:** an image keeps on average 9.5 of its 10")
+    assert same[1].startswith("**Here the setting barely moved the picture:** of an image's 10 nearest neighbours in "
+                              "the 5-neighbour map, on average 9.5 are still among")
     assert "What moved" not in " ".join(same)
     pca = pitfall_sentences(_result(0.5, step_method="pca"), 0.9, 200, 2)
     assert pca[-1] == "Step 2's map is PCA, a linear projection with no neighbours setting; the two re-drawn maps are UMAP."

@@ -27,7 +27,7 @@ def map_title(m: PitfallMap, number: int) -> str:
               {"pca": "PCA", "tsne": "t-SNE"}.get(m.config.method, m.config.method))
     who = {"step": _("Step {n}'s map").format(n=number), "few": _("Few neighbours"),
            "many": _("Many neighbours")}[m.setting]
-    return f"{who}: {method}"
+    return _("{who}: {method}").format(who=who, method=method)
 
 
 def pitfall_map(result: PitfallResult, m: PitfallMap) -> go.Figure:
@@ -63,14 +63,14 @@ def picture_sentence(result: PitfallResult) -> str:
               "many": many.n_neighbors, "t_few": f"{few.trustworthiness:.2f}", "t_many": f"{many.trustworthiness:.2f}",
               "delta": f"{result.trust_change:+.2f}", "limit": f"{result.changed_below * result.k:g}"}
     if result.picture_changed:
-        return _("**What moved:** the picture. An image keeps on average only {kept} of its {k} nearest neighbours "
-                 "between the {few}-neighbour map and the {many}-neighbour map (neighbour agreement; below {limit} of "
-                 "{k} is a different picture), and trustworthiness goes from {t_few} to {t_many} ({delta}).").format(
-            **values)
-    return _("**Here the setting barely moved the picture:** an image keeps on average {kept} of its {k} nearest "
-             "neighbours between the {few}-neighbour map and the {many}-neighbour map (neighbour agreement; {limit} "
-             "of {k} or more reads as the same picture); trustworthiness {t_few} and {t_many} ({delta}).").format(
-        **values)
+        return _("**What moved:** the picture. Of an image's {k} nearest neighbours in the {few}-neighbour map, on "
+                 "average only {kept} are still among its {k} nearest in the {many}-neighbour map (neighbour "
+                 "agreement; below {limit} of {k} is a different picture), and trustworthiness goes from {t_few} to "
+                 "{t_many} ({delta}).").format(**values)
+    return _("**Here the setting barely moved the picture:** of an image's {k} nearest neighbours in the "
+             "{few}-neighbour map, on average {kept} are still among its {k} nearest in the {many}-neighbour map "
+             "(neighbour agreement; {limit} of {k} or more reads as the same picture); trustworthiness {t_few} and "
+             "{t_many} ({delta}).").format(**values)
 
 
 def pitfall_sentences(result: PitfallResult, accuracy: float, n_test: int, number: int) -> list[str]:

@@ -25,7 +25,7 @@ from ptm_core.features.featureset import FeatureSet
 from ptm_core.flows.explore import compute_map
 from ptm_core.flows.tour import TourPlan, describe_kind
 from ptm_core.flows.tour_clock import PACE, clocked
-from ptm_core.flows.tour_costs import dataset_size
+from ptm_core.flows.tour_costs import MODEL_LOAD_SECONDS, dataset_size
 from ptm_core.maps.estimate import estimate_seconds
 from ptm_core.maps.faithfulness import KNN_MAX
 from ptm_core.maps.neighbours import knn_sets
@@ -35,7 +35,9 @@ from ptm_core.runs.jobs import MAP, JobContext, JobSpec
 # The backbone's feature width before its features are read (tour_costs assumes the same for its map phases): the
 # time estimate on the button. The job's own clock uses it too; the maps then run on the real width.
 FEATURE_DIM = 1280
-READ_SECONDS = 0.5  # features and probe read back from their caches (the step has run before the card shows)
+# Features and probe read back from their caches (the step has run before the card shows): extract() builds the
+# backbone to key its cache first, about a model load (seen: 1-2.5 s on the loaded 2-core box).
+READ_SECONDS = MODEL_LOAD_SECONDS
 # map_faithfulness's cost, mostly trustworthiness's pairwise distances on its sample of up to 2,000 points:
 # measured 0.03 s at 200 points, 0.10 at 1,000, 0.50 at 2,000 (1,280 dims, the dev box).
 FAITHFULNESS_SECONDS_PER_PAIR = 1.2e-7
