@@ -8,6 +8,7 @@ from pages.ui.gallery import gallery
 from pages.ui.i18n import _, ngettext, show_chart
 from pages.ui.intervals import accuracy_metric, test_sentence
 from pages.ui.lesson_views import begin_lesson, caption, end_lesson, section, text
+from pages.ui.pitfall_views import map_pitfalls_card
 from pages.ui.question_views import ask, class_toggle, class_view, reveal_view, step_started
 from pages.ui.services import job_manager
 from pages.ui.text import md
@@ -68,6 +69,7 @@ def step_contrast(number: int, data_key: str) -> None:
     contrast_view(job.result, md(describe_map(PLAN.projection)))
     caption(contrast_notice(job.result, data_key))
     reveal_view(data_key, job.result)
+    map_pitfalls_card(PLAN, job.result, data_key)
 
 
 def step_efficiency() -> None:

@@ -16,7 +16,7 @@ MO = PO.with_suffix(".mo")
 SOURCES = [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py"))]
 # Files whose every user-facing literal must go through _(): the tour and the chrome around every page.
 FULLY_TRANSLATED = ["app.py", "pages/tour.py", "pages/ui/tour_views.py", "pages/ui/sidebar.py", "pages/ui/job_views.py",
-                    "pages/ui/gallery.py", "pages/ui/i18n.py"]
+                    "pages/ui/gallery.py", "pages/ui/i18n.py", "pages/ui/pitfall_views.py"]
 UI_CALLS = {"title", "header", "subheader", "markdown", "caption", "button", "metric", "info", "warning", "error",
             "success", "toast", "expander", "selectbox", "radio", "toggle", "text_input", "number_input", "slider",
             "select_slider", "file_uploader", "download_button", "tabs", "checkbox", "segmented_control", "Page"}

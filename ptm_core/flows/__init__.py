@@ -22,6 +22,7 @@ from ptm_core.flows.explore import (ExploreRequest, ExploreResult, MapResult, ac
 from ptm_core.flows.lab import (LAB_METHODS, RESTORED_METHODS, LabRequest, checkpoint_filename, finetune_title, lab_spec,
                                 random_source, source_runs)
 from ptm_core.flows.maps import AUTO_DRAW_SECONDS, MapPlan, map_plan, map_spec
+from ptm_core.flows.map_pitfalls import PitfallConfig, PitfallMap, PitfallResult, pitfall_seconds, pitfalls_spec
 from ptm_core.flows.pairs import MethodPair, images_needed, interval, interval_text
 from ptm_core.flows.server import new_job_manager, start_background_work, warm_up_specs
 from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_frame, finetune_settings, mixed_sizes,
@@ -72,3 +73,4 @@ __all__ += ["ClusterConfig", "Clusters", "map_clusters"]  # issue 21: cluster la
 __all__ += ["QUESTIONS", "Question", "question", "reveal"]  # issue 24: predict, then reveal
 __all__ += ["ISSUE_KINDS", "QualityConfig", "issue_kinds", "quality_frame", "quality_report", "train_duplicates"]
 __all__ += ["capabilities"]  # issue 24: the lesson file says which machine computed it
+__all__ += ["PitfallConfig", "PitfallMap", "PitfallResult", "pitfall_seconds", "pitfalls_spec"]  # issue 24: map pitfalls

@@ -31,11 +31,12 @@ def nearest_neighbours(features: np.ndarray, index: int, k: int = 8) -> tuple[np
     return indices, (1.0 - distances).astype(np.float32)
 
 
-def knn_sets(features: np.ndarray, k: int) -> np.ndarray:
-    """N x k indices of each point's k cosine-nearest neighbours, itself excluded."""
+def knn_sets(features: np.ndarray, k: int, metric: str = "cosine") -> np.ndarray:
+    """N x k indices of each point's k nearest neighbours, itself excluded: cosine for features, euclidean for a
+    map's coordinates (what the eye sees)."""
     _check_k(len(features), k)
     # kneighbors() without X leaves every point out of its own neighbour list.
-    return NearestNeighbors(n_neighbors=k, metric="cosine").fit(features).kneighbors(return_distance=False)
+    return NearestNeighbors(n_neighbors=k, metric=metric).fit(features).kneighbors(return_distance=False)
 
 
 def neighbour_agreement(features_a: np.ndarray, features_b: np.ndarray, k: int = 10) -> np.ndarray:
