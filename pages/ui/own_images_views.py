@@ -223,6 +223,11 @@ def _try_it(store: dict, result: OwnResult, where: str) -> None:
             format="percent", min_value=0.0, max_value=1.0) for kind in tried["p"]})
 
 
+def own_result() -> OwnResult | None:
+    """This session's last result (for the tour's question and the lesson download), or None before a Learn."""
+    return st.session_state.get(STORE, {}).get("result")
+
+
 def own_images_step(where: str) -> None:
     """The whole step; `where` ("tour", "explore") keeps each page's widgets apart, while the photos and the
     result are this session's, whichever page shows them."""
