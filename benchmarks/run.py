@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 MODULES = ("extraction_speed", "precision_paths", "finetune_speed", "probe_sweep", "first_umap", "browser_points",
            "large_map", "first_run", "eta_accuracy", "tour_claims", "bench_speed", "cka_heatmap",
-           "cam_speed", "cluster_labels")
+           "cam_speed", "cluster_labels", "own_images_speed")
 COLUMNS = ("figure", "cpu", "ours", "baseline", "ratio", "target", "met", "note")
 
 

@@ -10,6 +10,7 @@ from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import format_seconds, job_outcome
 from pages.ui.gallery import skipped_notice
 from pages.ui.lab_charts import sweep_caption, sweep_chart
+from pages.ui.own_images_views import own_images_step
 from pages.ui.preview_views import preview_panel
 from pages.ui.services import job_manager
 from pages.ui.sidebar import source_controls, source_header
@@ -151,3 +152,6 @@ if job is None:
 else:
     job_outcome(job, lambda result: show_result(result, projection),
                 live_extra=lambda running: preview_panel(running, running.title))
+
+with st.expander(_("Your own photos: pixels vs random init vs pretrained"), icon=":material/photo_camera:"):
+    own_images_step("explore")

@@ -20,14 +20,18 @@ PIXEL_SIZE = 32  # raw-pixel baseline: images resized to 32 x 32 grey
 def pixel_features(dataset: Dataset, size: int = PIXEL_SIZE, grey: bool = True,
                    cancelled: CancelFn | None = None) -> np.ndarray:
     """Each image resized to size x size (grey or RGB), flattened to [0, 1] floats."""
-    mode = "L" if grey else "RGB"
     rows = []
     for i in range(len(dataset)):
         if cancelled is not None and i % 256 == 0 and cancelled():
             raise Cancelled()
-        image = dataset.image(i).convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-        rows.append(np.asarray(image, dtype=np.float32).reshape(-1) / 255.0)
+        rows.append(pixel_row(dataset.image(i), size, grey))
     return np.stack(rows)
+
+
+def pixel_row(image: Image.Image, size: int = PIXEL_SIZE, grey: bool = True) -> np.ndarray:
+    """One image as the pixel baseline sees it: resized to size x size (grey or RGB), flattened to [0, 1] floats."""
+    image = image.convert("L" if grey else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.float32).reshape(-1) / 255.0
 
 
 def pixel_key(dataset: Dataset, size: int = PIXEL_SIZE, grey: bool = True) -> str:

@@ -23,6 +23,9 @@ from ptm_core.flows.lab import (LAB_METHODS, RESTORED_METHODS, LabRequest, check
                                 random_source, source_runs)
 from ptm_core.flows.maps import AUTO_DRAW_SECONDS, MapPlan, map_plan, map_spec
 from ptm_core.flows.map_pitfalls import PitfallConfig, PitfallMap, PitfallResult, pitfall_seconds, pitfalls_spec
+from ptm_core.data.photos import ARRIVAL_SIDE, ZipPhotos, photo_from_bytes, photos_from_zip
+from ptm_core.flows.own_images import (MAX_CLASSES, MAX_PHOTOS, MIN_CLASSES, MIN_PHOTOS, OwnResult, check_classes,
+                                       classify, learn, learn_estimate_seconds, warm_up_in_background)
 from ptm_core.flows.pairs import MethodPair, images_needed, interval, interval_text
 from ptm_core.flows.server import new_job_manager, start_background_work, warm_up_specs
 from ptm_core.flows.tables import (compare_frame, compare_pairs, disagreement_frame, finetune_settings, mixed_sizes,
@@ -74,3 +77,6 @@ __all__ += ["QUESTIONS", "Question", "question", "reveal"]  # issue 24: predict,
 __all__ += ["ISSUE_KINDS", "QualityConfig", "issue_kinds", "quality_frame", "quality_report", "train_duplicates"]
 __all__ += ["capabilities"]  # issue 24: the lesson file says which machine computed it
 __all__ += ["PitfallConfig", "PitfallMap", "PitfallResult", "pitfall_seconds", "pitfalls_spec"]  # issue 24: map pitfalls
+__all__ += ["ARRIVAL_SIDE", "MAX_CLASSES", "MAX_PHOTOS", "MIN_CLASSES", "MIN_PHOTOS", "OwnResult", "ZipPhotos",
+            "check_classes", "classify", "learn", "learn_estimate_seconds", "photo_from_bytes",
+            "photos_from_zip", "warm_up_in_background"]  # issue 24: the "your images" step
