@@ -7,9 +7,10 @@ from pages.ui.choices import BackboneChoice, DataChoice, ExtractionChoice, MapCh
 from pages.ui.gallery import gallery
 from pages.ui.i18n import _, ngettext, show_chart
 from pages.ui.intervals import accuracy_metric, test_sentence
-from pages.ui.lesson_views import begin_lesson, caption, end_lesson, section, text
+from pages.ui.lesson_views import begin_lesson, caption, end_lesson, mark_ran, section, text
+from pages.ui.own_images_views import own_images_step, own_result
 from pages.ui.pitfall_views import map_pitfalls_card
-from pages.ui.question_views import ask, class_toggle, class_view, reveal_view, step_started
+from pages.ui.question_views import ask, class_toggle, class_view, guesses, postponed, reveal_view, step_started
 from pages.ui.services import job_manager
 from pages.ui.text import md
 from pages.ui.tour_views import (contrast_notice, contrast_view, efficiency_chart, efficiency_notice, estimate_text,
@@ -70,6 +71,21 @@ def step_contrast(number: int, data_key: str) -> None:
     caption(contrast_notice(job.result, data_key))
     reveal_view(data_key, job.result)
     map_pitfalls_card(PLAN, job.result, data_key)
+
+
+def step_own_images() -> None:
+    section(_("Your photos: the same three on your own classes"))
+    text(_("Steps 2 and 3 used the app's own images. Now yours: a few photos of each class, from the camera or "
+           "uploaded, and the same three kinds of features, each with a linear probe. With a few dozen photos "
+           "there is no separate test set: each photo is predicted by a probe trained on all the others "
+           "(leave-one-out)."))
+    ask("own_images", own_result() is not None)
+
+    def reveal_and_note(result) -> None:
+        mark_ran()
+        reveal_view("own_images", result)
+
+    own_images_step("tour", after_results=reveal_and_note)
 
 
 def step_efficiency() -> None:
@@ -198,8 +214,19 @@ def run_everything() -> None:
 
 
 STEP_QUESTIONS = {2: "shapes", 3: "digits", 4: "efficiency"}  # step number -> its predict-then-reveal question
+
+
+def next_question() -> str | None:
+    """The question class mode poses next: "your photos" once steps 1-3 have run, until the class has learned from
+    its photos, guessed, or the teacher sent the question back; else the next step's."""
+    number = next_step(step_specs(PLAN))
+    if (number is None or number > 3) and own_result() is None and not {"own_images"} & (set(guesses()) | postponed()):
+        return "own_images"
+    return STEP_QUESTIONS.get(number)
+
+
 class_toggle()
-if class_view(STEP_QUESTIONS.get(next_step(step_specs(PLAN)))):
+if class_view(next_question()):
     st.stop()  # class mode: the next step's question alone, nothing else of the tour
 st.title(_("When does pretraining help?"))
 INTRO = _("A short tour, computed live on this machine from offline data: {backbone} with ImageNet weights, "
@@ -216,6 +243,7 @@ NEXT = next_step(step_specs(PLAN))  # step 2's button is not primary before step
 step_neighbours()
 step_contrast(2, "shapes")
 step_contrast(3, "digits")
+step_own_images()
 step_efficiency()
 step_finetune()
 step_lesson()

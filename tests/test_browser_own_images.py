@@ -1,16 +1,29 @@
-"""Real browser: the "your images" step on the explorer (issue 24, item 1). Three small classes of real photos
-(scikit-image's, cropped and mirrored: 10 a class) go in through the file uploader; a class with 2 photos is refused
-with how many more it needs; Learn gives the three accuracies with their 95 % intervals and McNemar's sentences;
-a new photo is classified by each of the three."""
+"""Real browser: the "your images" step in the tour (issue 24), the whole classroom path in one test. Three small
+classes of real photos (scikit-image's, cropped and mirrored: 10 a class) go in through the file uploader; a class
+with 2 photos is refused with how many more it needs; the class guesses before Learn, and Learn gives the three
+accuracies with their 95 % intervals, McNemar's sentences, three maps and the reveal of the guess; a new photo is
+classified by each of the three; "Download this lesson" gives one HTML file with what the page showed; and the
+explorer, one page switch away, shows the same numbers (the photos and result are this session's).
+
+The server computes in fp32 (PTM_NATIVE_BF16=0) on the tour's small plan, like tests/test_browser_questions.py."""
+import base64
+import html
 import re
+import time
 
 import pytest
 
-from browser_support import screenshot, sync_api
+from browser_support import screenshot, serve, sync_api
 from own_photos import class_bytes, crops, jpeg, picture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = sync_api.expect
+KINDS = ("Raw pixels", "Random-init backbone", "Pretrained backbone")
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, user_dir, server_log):
+    yield from serve(data_dir, server_log, PTM_NATIVE_BF16="0", PTM_TOUR_SMALL="1", PTM_ALLOWED_ROOTS=str(user_dir))
 
 
 def _files(photos):
@@ -24,17 +37,37 @@ def _metric(page, label: str) -> tuple[str, str]:
             metric.first.get_by_test_id("stMetricDelta").inner_text())
 
 
+def _settled(page, quiet_s: float = 1.0) -> None:
+    """Until Streamlit has stopped running the script for `quiet_s`: a rerun leaves the last run's widgets on the
+    page for a moment (an emptied uploader beside its replacement), and the tour's rerun takes a while."""
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        if page.locator('[data-testid="stStatusWidget"]').count():
+            quiet_since = time.monotonic()
+        page.wait_for_timeout(200)
+
+
 def _upload(page, number: int, photos) -> None:
     """Photos into class `number`'s uploader (1-based); the card then counts them."""
-    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Photos or a zip of them").nth(number - 1)
+    _settled(page)
+    uploader = page.locator(f".st-key-own-tour-class-{number}").get_by_test_id("stFileUploader").last
     uploader.locator("input[type=file]").set_input_files(_files(photos))
 
 
-def test_own_photos_learn_three_numbers_and_classify_a_new_one(page, server):
+def _lesson(page) -> str:
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Download this lesson").click()
+    assert download.value.suggested_filename == "pretraining-lesson-en.html"
+    return open(download.value.path(), encoding="utf-8").read()
+
+
+def test_own_photos_guess_learn_try_and_take_the_lesson_home(page, server):
     photos = class_bytes(10, side=256)
-    page.goto(f"{server}/explore")
-    page.get_by_text("Your own photos: pixels vs random init vs pretrained").click()
+    page.goto(server)
+    page.get_by_role("heading", name="Your photos: the same three on your own classes").wait_for(timeout=90_000)
     page.get_by_text("they are not saved on the server").wait_for(timeout=60_000)
+    page.locator(".st-key-ask-own_images").get_by_role("radio", name="Pretrained backbone").click()
+    page.get_by_text("Your guess: Pretrained backbone. You can change it until the step runs.").wait_for(timeout=30_000)
     page.get_by_role("button", name="Add a class").click()
     page.get_by_label("Class 3").wait_for(timeout=30_000)
     for number, name in enumerate(photos, 1):
@@ -73,4 +106,24 @@ def test_own_photos_learn_three_numbers_and_classify_a_new_one(page, server):
     page.get_by_text(re.compile(r"^Raw pixels: (cat|coffee|rocket) \(\d+%\)$")).wait_for(timeout=10_000)
     page.get_by_text("Try it", exact=True).evaluate("e => e.scrollIntoView({block: 'start'})")
     screenshot(page, "own-images-tried.png")
+    reveal = page.get_by_test_id("stAlertContentInfo").filter(has_text="You chose pretrained features").inner_text()
+    assert re.search(r"(McNemar's test|your guess)", reveal), reveal
+
+    lesson = _lesson(page)
+    section = lesson[lesson.index("<h2>Your photos: the same three on your own classes</h2>"):]
+    section = section[:section.index("</section>")]
+    for label, (value, delta) in shown.items():  # the numbers the page showed, with their intervals
+        assert re.search(rf'<div class="label">{label}</div><div class="value">{re.escape(value)}</div>'
+                         rf'<div class="interval">{re.escape(delta)}</div>', section), label
+    words = html.unescape(re.sub(r"<[^>]+>", "", section))
+    assert reveal.splitlines()[-1].strip() in words  # the reveal, word for word (the icon's name left out)
+    assert re.search(r"A new photo, classified by each probe:\s+Raw pixels: \w+ \(\d+%\)", words)
+    pictures = re.findall(r'src="data:image/png;base64,([^"]+)"', section)
+    assert len(pictures) == 3 and all(base64.b64decode(p).startswith(b"\x89PNG") for p in pictures)  # the maps
+    assert "new-cat" not in lesson and "<script" not in lesson  # the photos themselves stay in the session
+
+    page.get_by_test_id("stSidebarNav").get_by_text("Features & probe").click()  # a page switch keeps them
+    page.get_by_text("Your own photos: pixels vs random init vs pretrained").click()
+    for label, shown_value in shown.items():
+        assert _metric(page, label) == shown_value
     assert "Traceback" not in page.content()

@@ -8,6 +8,8 @@ session ends.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import pandas as pd
 import streamlit as st
 from PIL import Image
@@ -15,6 +17,7 @@ from PIL import Image
 from pages.ui.i18n import _, ngettext, show_chart, tr
 from pages.ui.intervals import accuracy_metric
 from pages.ui.job_views import duration_text, format_seconds
+from pages.ui.lesson_views import caption, note, text
 from pages.ui.text import md
 from pages.ui.tour_views import contrast_map, kind_labels, lead_or_tie
 from ptm_core.base import PTMError
@@ -126,7 +129,7 @@ def _count_line(cls: dict) -> str:
 
 
 def _class_card(store: dict, cls: dict, number: int, where: str) -> None:
-    with st.container(border=True):
+    with st.container(border=True, key=f"own-{where}-class-{number}"):
         key = f"own-{where}-name-{cls['id']}"
         # A page switch drops the widget's state, a zip's folder may name the class: the store has the name.
         if key not in st.session_state or cls.pop("renamed", False):
@@ -146,8 +149,8 @@ def _class_card(store: dict, cls: dict, number: int, where: str) -> None:
             shot = st.camera_input(_("A shot adds one photo"), key=f"own-{where}-cam-{cls['id']}-{cls['gen']}")
             if shot is not None:
                 _take(store, cls, [shot])
-        for note in cls["notes"]:
-            st.warning(note, icon=":material/warning:")
+        for warning in cls["notes"]:
+            st.warning(warning, icon=":material/warning:")
         _thumbnails(cls, where)
 
 
@@ -181,14 +184,15 @@ def _results(result: OwnResult, where: str) -> None:
                         _("Linear probe, {scheme}: each of your {n} photos predicted by a probe trained on the "
                           "others.").format(scheme=tr(row.scheme), n=row.n_test))
         column.caption(md(row.produced_by))
+    note("caption", " · ".join(md(row.produced_by) for row in result.rows))  # the lesson: what produced the three
     names = {"pixels": _("raw pixels"), "random": _("random-init features"), "pretrained": _("pretrained features")}
     for kind in ("random", "pixels"):
-        st.markdown(lead_or_tie(names["pretrained"], names[kind], result.tests[kind]))
+        text(lead_or_tie(names["pretrained"], names[kind], result.tests[kind]))
     for column, row in zip(st.columns(3), result.rows):
         with column:
             st.caption(labels[row.kind])
             show_chart(contrast_map(result, row.kind), width="stretch", key=f"own-{where}-map-{row.kind}")
-    st.caption(_("Maps: {method} of each feature set, coloured by the class you named (at a few dozen photos PCA is "
+    caption(_("Maps: {method} of each feature set, coloured by the class you named (at a few dozen photos PCA is "
                  "instant, and its axes are the directions in which the photos differ most).").format(
         method=md(result.map_title)))
 
@@ -214,9 +218,13 @@ def _try_it(store: dict, result: OwnResult, where: str) -> None:
     left, right = st.columns([1, 3])
     left.image(tried["image"], width=160)
     with right:
+        lines = []
         for kind, p in tried["p"].items():
             best = max(p, key=p.get)
-            st.markdown(_("**{kind}**: {name} ({p})").format(kind=labels[kind], name=md(best), p=f"{p[best]:.0%}"))
+            lines.append(_("**{kind}**: {name} ({p})").format(kind=labels[kind], name=md(best), p=f"{p[best]:.0%}"))
+            st.markdown(lines[-1])
+        # The lesson keeps what each probe said of the new photo, not the photo: photos stay in this session.
+        note("text", _("A new photo, classified by each probe:") + "\n\n" + "\n".join(f"- {line}" for line in lines))
         frame = pd.DataFrame({labels[kind]: list(p.values()) for kind, p in tried["p"].items()},
                              index=list(result.class_names))
         st.dataframe(frame, width="stretch", column_config={labels[kind]: st.column_config.ProgressColumn(
@@ -228,9 +236,10 @@ def own_result() -> OwnResult | None:
     return st.session_state.get(STORE, {}).get("result")
 
 
-def own_images_step(where: str) -> None:
+def own_images_step(where: str, after_results: Callable[[OwnResult], None] | None = None) -> None:
     """The whole step; `where` ("tour", "explore") keeps each page's widgets apart, while the photos and the
-    result are this session's, whichever page shows them."""
+    result are this session's, whichever page shows them. `after_results` draws under the numbers and maps, before
+    "Try it" (the tour's reveal of its question)."""
     store = _store()
     st.markdown(_("Teach three kinds of features your own classes: name 2 to {max} classes, give each at least "
                   "{min} photos (camera shots or uploads, or a zip with one folder per class), then press Learn.")
@@ -256,4 +265,6 @@ def own_images_step(where: str) -> None:
         st.info(_("Your classes changed since these numbers: press Learn again to update them."),
                 icon=":material/info:")
     _results(result, where)
+    if after_results is not None:
+        after_results(result)
     _try_it(store, result, where)
