@@ -38,7 +38,7 @@ def test_default_flow_in_a_real_browser(page, server):
     assert "Traceback" not in page.content()
 
     # Random weights, then back: the pretrained result comes straight back from the job and its cache.
-    page.get_by_text("Random init").click()
+    page.get_by_test_id("stSidebarUserContent").get_by_text("Random init").click()  # the sidebar's weights choice
     page.get_by_text("Ready: tf_efficientnet_lite0 (random init, seed 0)").or_(
         page.get_by_text("the settings now describe")).first.wait_for()
     _run_and_wait(page, "tf_efficientnet_lite0 (random init, seed 0) on mnist5k (limit 200) @ 128px")

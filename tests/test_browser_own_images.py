@@ -79,6 +79,9 @@ def test_own_photos_guess_learn_try_and_take_the_lesson_home(page, server):
         if name != "rocket":
             expect(full).to_have_count(number, timeout=60_000)
     page.get_by_text("2 photos · add 3 more").wait_for(timeout=60_000)
+    _upload(page, 3, [(b"not a photo", "notes.txt")])  # bad input: named in one line, the class keeps its photos
+    page.get_by_text(re.compile(r"^notes\.txt is not a usable image: ")).wait_for(timeout=60_000)
+    page.get_by_text("2 photos · add 3 more").wait_for(timeout=30_000)
 
     page.get_by_role("button", name="Learn").click()  # bad input: one class short of photos
     page.get_by_text("“rocket” has 2 of the 5 photos each class needs: add 3 more.").wait_for(timeout=30_000)

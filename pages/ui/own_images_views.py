@@ -27,7 +27,6 @@ from ptm_core.flows import (MAX_CLASSES, MAX_PHOTOS, MIN_CLASSES, MIN_PHOTOS, Ow
 STORE = "own_images"  # st.session_state key: this session's classes, photos and result
 THUMB = 72
 PER_ROW = 10
-PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
 
 def _store() -> dict:
@@ -134,14 +133,17 @@ def _class_card(store: dict, cls: dict, number: int, where: str) -> None:
         # A page switch drops the widget's state, a zip's folder may name the class: the store has the name.
         if key not in st.session_state or cls.pop("renamed", False):
             st.session_state[key] = cls["name"]
-        top = st.columns([3, 2, 1])
+        top = st.columns([3, 2])
         cls["name"] = top[0].text_input(_("Class {n}").format(n=number), key=key, max_chars=40,
                                         placeholder=_("what its photos show, e.g. mug"))
         top[1].markdown("  \n" + _count_line(cls))
-        if len(store["classes"]) > MIN_CLASSES and top[2].button(_("Remove class"), key=f"own-{where}-drop-{cls['id']}"):
+        if len(store["classes"]) > MIN_CLASSES and st.button(_("Remove class"), key=f"own-{where}-drop-{cls['id']}",
+                                                             type="tertiary", icon=":material/delete:"):
             store["classes"].remove(cls)
             st.rerun()
-        uploads = st.file_uploader(_("Photos or a zip of them"), type=PHOTO_TYPES + ["zip"], accept_multiple_files=True,
+        # No `type=`: a file that is not a photo gets the engine's one line, in the page's language, rather than
+        # Streamlit's English refusal (and its English list of types under the box).
+        uploads = st.file_uploader(_("Photos or a zip of them"), accept_multiple_files=True,
                                    key=f"own-{where}-up-{cls['id']}-{cls['gen']}")
         if uploads:
             _take(store, cls, uploads)
@@ -200,7 +202,7 @@ def _results(result: OwnResult, where: str) -> None:
 def _try_it(store: dict, result: OwnResult, where: str) -> None:
     st.subheader(_("Try it"))
     st.caption(_("A new photo, classified by each of the three probes (trained on all your photos)."))
-    files = [st.file_uploader(_("A photo to classify"), type=PHOTO_TYPES, key=f"own-{where}-try")]
+    files = [st.file_uploader(_("A photo to classify"), key=f"own-{where}-try")]  # any file: see _class_card
     if st.toggle(_("Use the camera"), key=f"own-{where}-try-cam-on"):
         files.append(st.camera_input(_("A shot to classify"), key=f"own-{where}-try-cam"))
     for upload in filter(None, files):
@@ -251,12 +253,15 @@ def own_images_step(where: str, after_results: Callable[[OwnResult], None] | Non
         warm_up_in_background()  # the models load while the rest of the photos come in
     for number, cls in enumerate(list(store["classes"]), 1):
         _class_card(store, cls, number, where)
-    left, right, _rest = st.columns([1, 1, 3])
-    if len(store["classes"]) < MAX_CLASSES and left.button(_("Add a class"), key=f"own-{where}-add",
-                                                           icon=":material/add:"):
+    # A row that wraps rather than columns that cut a label (presenter mode doubles the font; Chinese is wider).
+    with st.container(horizontal=True):
+        add = len(store["classes"]) < MAX_CLASSES and st.button(_("Add a class"), key=f"own-{where}-add",
+                                                                icon=":material/add:")
+        learn_now = st.button(_("Learn"), type="primary", key=f"own-{where}-learn", icon=":material/school:")
+    if add:
         _new_class(store)
         st.rerun()
-    if right.button(_("Learn"), type="primary", key=f"own-{where}-learn", icon=":material/school:"):
+    if learn_now:
         _learn(store)
     result = store["result"]
     if result is None:
