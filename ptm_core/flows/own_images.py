@@ -28,11 +28,12 @@ from sklearn.pipeline import Pipeline
 from ptm_core.base.configs import BackboneConfig, ProjectionConfig, describe_map
 from ptm_core.base.errors import PTMError
 from ptm_core.base.messages import M_, Message
-from ptm_core.base.stats import PairedTest, accuracy_interval
+from ptm_core.base.stats import PairedTest
 from ptm_core.data.photos import ARRIVAL_SIDE, photo_from_bytes
 from ptm_core.evals.baselines import PIXEL_SIZE, pixel_row, random_weights
 from ptm_core.evals.few_shot import cross_validated, fit_probe, versus
 from ptm_core.features.photos import input_side, photo_features
+from ptm_core.flows.tour import ContrastRow
 from ptm_core.maps.projection import compute_projection
 
 KINDS = ("pixels", "random", "pretrained")
@@ -61,32 +62,18 @@ _WARMING = threading.Lock()
 _warm_started = False
 
 
-@dataclass
-class OwnRow:
-    """One feature kind on the user's photos, scored out of fold (every photo a test image once)."""
+@dataclass(kw_only=True)
+class OwnRow(ContrastRow):
+    """One feature kind on the user's photos, scored out of fold (every photo a test image once): a tour contrast
+    row (its Wilson interval on the n_test photos, its summary) with how it was scored and what it predicted."""
 
-    kind: str
-    produced_by: Message
-    accuracy: float
-    n_test: int
-    seconds: float
     scheme: Message
     predictions: np.ndarray  # out-of-fold class index per photo
     probabilities: np.ndarray  # out of fold, photos x classes
-    coords: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return self.n_test
-
-    @property
-    def ci95(self) -> tuple[float, float]:
-        """Wilson's 95 % interval of the accuracy on these n photos."""
-        return accuracy_interval(self.accuracy, self.n_test)
-
-    def summary(self) -> dict:
-        return {"kind": self.kind, "produced_by": self.produced_by, "accuracy": self.accuracy,
-                "ci95": list(self.ci95), "n_test": self.n_test, "seconds": self.seconds}
 
 
 @dataclass
@@ -187,9 +174,9 @@ def learn(classes: Sequence[tuple[str, Sequence[Image.Image]]], seed: int = 0, b
         report((i + 0.8) / 3, M_("{kind}: linear probe, cross-validated", kind=kind))
         score = scores[kind] = cross_validated(features[kind], labels, seed)
         result.models[kind] = fit_probe(features[kind], labels, seed)
-        result.rows.append(OwnRow(kind, describe_kind(kind, backbone, seed), score.accuracy, score.n,
-                                  time.perf_counter() - kind_started, score.scheme, score.predictions,
-                                  score.probabilities))
+        result.rows.append(OwnRow(kind=kind, produced_by=describe_kind(kind, backbone, seed), accuracy=score.accuracy,
+                                  n_test=score.n, seconds=time.perf_counter() - kind_started, scheme=score.scheme,
+                                  predictions=score.predictions, probabilities=score.probabilities))
     result.tests = versus(scores, "pretrained")
     report(0.97, M_("maps"))
     for kind in KINDS:
