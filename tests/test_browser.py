@@ -99,7 +99,10 @@ def test_a_job_survives_a_reload_is_cancelled_and_resumes(page, server):
     assert page.get_by_text("Linear-probe test accuracy").count() == 0
 
     _run_and_wait(page, title)  # starts again, from the saved checkpoint
-    assert page.get_by_test_id("stMetricValue").get_by_text("2,000 × 1,280").count() == 1
+    # The features metric is drawn just after the accuracy that _run_and_wait waits for: wait for it, then count.
+    shape = page.get_by_test_id("stMetricValue").get_by_text("2,000 × 1,280")
+    shape.first.wait_for(timeout=10_000)
+    assert shape.count() == 1
     assert "Traceback" not in page.content()
 
 
