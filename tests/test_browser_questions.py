@@ -1,6 +1,7 @@
-"""Real browser, the tour on small data (PTM_TOUR_SMALL=1): predict, then reveal, and the map-pitfalls card (issue
-24). A guess before step 2, its reveal after, worded as the step's McNemar tests word the caption; class mode posing the next question alone
-(no step of the tour on screen), a click bringing the tour back with the guess recorded; the question in Chinese.
+"""Real browser, the tour on small data (PTM_TOUR_SMALL=1): predict, then reveal, and the map-pitfalls card (issue 24).
+A guess before step 2, its reveal after, worded as the step's McNemar tests word the caption; class mode posing the
+next question alone (no step of the tour on screen), a click bringing the tour back with the guess recorded; the
+question in Chinese.
 
 The server computes in fp32 (PTM_NATIVE_BF16=0), as test_browser_tour_estimates.py's does: measured there, step 2
 of the small plan gives two ties, so the guess "pretrained" is not called right.
