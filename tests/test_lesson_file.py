@@ -23,6 +23,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_inline_markdown_keeps_emphasis_and_escapes_everything_else():
     assert inline_html("**12 of 20** share *its* shape") == "<strong>12 of 20</strong> share <em>its</em> shape"
     assert inline_html(r"a \*literal\* star and \_name\_") == "a *literal* star and _name_"
+    assert inline_html('([Distill](https://distill.pub/2016/misread-tsne/)) [x](javascript:alert(1))') == \
+        '(<a href="https://distill.pub/2016/misread-tsne/">Distill</a>) [x](javascript:alert(1))'
     assert inline_html("<script>alert(1)</script> & `x<y`") == \
         "&lt;script&gt;alert(1)&lt;/script&gt; &amp; <code>x&lt;y</code>"
     assert block_html("- one\n- **two**\n\nthen a paragraph") == \
@@ -46,7 +48,7 @@ def test_the_file_is_self_contained_and_holds_every_block_in_order():
     page = lesson_html(Lesson("When does pretraining help?", "zh-CN", ["Computed live on a test machine."],
                               "A short tour.", [section]))
     assert page.startswith("<!DOCTYPE html>") and '<html lang="zh-CN">' in page
-    assert "<script" not in page and not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "<script" not in page and not re.search(r"""(src|url)[=(]["']?(https?:)?//""", page)  # loads nothing
     assert page.count('src="data:image/png;base64,') == 3 and '<div class="row">' in page
     assert "<figcaption>query: &lt;b&gt;circle&lt;/b&gt;</figcaption>" in page  # a gallery's caption, escaped
     assert "2 · Pixels &lt;vs&gt; pretrained" in page  # the title's markup escaped

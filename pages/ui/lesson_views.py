@@ -114,6 +114,12 @@ def mark_ran() -> None:
         found.sections[-1].ran = True
 
 
+def figure_width(side_by_side: int) -> float:
+    """Inches: a chart alone spans the page; charts side by side on the page are drawn narrower (and so as tall
+    for their width as on the page) rather than squashed."""
+    return 8.0 if side_by_side == 1 else 4.0
+
+
 def image_png(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -125,7 +131,8 @@ def build_lesson(found: LessonNotes) -> bytes:
     sections = []
     with _DRAWING:
         for step in found.ran_sections():
-            blocks = [(kind, [LessonFigure(figure_png(fig), step.title) for fig in value] if kind == "figures"
+            blocks = [(kind, [LessonFigure(figure_png(fig, width=figure_width(len(value))), step.title)
+                              for fig in value] if kind == "figures"
                        else [LessonFigure(image_png(image), text) for image, text in value] if kind == "images"
                        else value) for kind, value in step.blocks]
             sections.append(LessonSection(step.title, blocks))

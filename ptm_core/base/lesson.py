@@ -13,8 +13,10 @@ import html
 import re
 from dataclasses import dataclass, field
 
-# `\x` (an escaped character), `**bold**`, `*italic*`, `` `code` ``: the markdown the page's text uses.
-_INLINE = re.compile(r"\\(.)|\*\*(.+?)\*\*|(?<![\\*])\*(?!\s)(.+?)(?<!\s)\*|`([^`]+)`", re.DOTALL)
+# `\x` (an escaped character), `**bold**`, `*italic*`, `` `code` ``, `[a link](https://…)`: the markdown the page's
+# text uses (a link is a reference to read, not a resource the file loads).
+_INLINE = re.compile(r"\\(.)|\*\*(.+?)\*\*|(?<![\\*])\*(?!\s)(.+?)(?<!\s)\*|`([^`]+)`"
+                     r"|\[([^\]]+)\]\((https?://[^\s)]+)\)", re.DOTALL)
 
 STYLE = """
 body{font-family:"Source Sans Pro","Noto Sans CJK SC","WenQuanYi Micro Hei",system-ui,sans-serif;max-width:60rem;
@@ -69,8 +71,10 @@ def inline_html(text: str) -> str:
     out, last = [], 0
     for match in _INLINE.finditer(text):
         out.append(html.escape(text[last:match.start()]))
-        escaped, bold, italic, code = match.groups()
-        if escaped is not None:
+        escaped, bold, italic, code, link_text, url = match.groups()
+        if link_text is not None:
+            out.append(f'<a href="{html.escape(url, quote=True)}">{inline_html(link_text)}</a>')
+        elif escaped is not None:
             out.append(html.escape(escaped))
         elif bold is not None:
             out.append(f"<strong>{inline_html(bold)}</strong>")
@@ -137,7 +141,8 @@ def section_html(section: LessonSection) -> str:
 
 
 def lesson_html(lesson: Lesson) -> str:
-    """The whole lesson as one HTML document: inline styles, images as data URIs, no script, no link out."""
+    """The whole lesson as one HTML document: inline styles, images as data URIs, no script, nothing loaded from
+    elsewhere (a link in the text is only a reference to click)."""
     meta = "".join(f'<p class="meta">{inline_html(line)}</p>' for line in lesson.meta)
     body = "\n".join(section_html(section) for section in lesson.sections)
     return (f'<!DOCTYPE html>\n<html lang="{html.escape(lesson.lang, quote=True)}">\n<head><meta charset="utf-8">'
