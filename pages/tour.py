@@ -30,8 +30,8 @@ assert SHAPES_CHOICE.config() == TourPlan().shapes and DIGITS_CHOICE.config() ==
 def step_neighbours() -> None:
     section(_("1 · What a backbone does"))
     text(_("A backbone turns each image into a vector of numbers (its features). Images whose vectors point "
-                  "the same way look alike to the network. Here: one shape of each of {q} classes, and the {k} "
-                  "images whose features are nearest (cosine similarity) among {n} cluttered shapes.").format(
+           "the same way look alike to the network. Here: one shape of each of {q} classes, and the {k} "
+           "images whose features are nearest (cosine similarity) among {n} cluttered shapes.").format(
         q=PLAN.queries, k=PLAN.neighbours, n=f"{dataset_size(PLAN.shapes):,}"))
     job = tour_step(1, step_spec(PLAN, "neighbours"), estimate=step_seconds(PLAN, "neighbours"), primary=NEXT == 1)
     if job is None:
@@ -91,8 +91,8 @@ def step_own_images() -> None:
 def step_efficiency() -> None:
     section(_("4 · Labels are expensive"))
     text(_("How many labelled images does each class need? The same test images, with only {lo} to {hi} "
-                  "labelled training images per class; the mean over {n} random draws of the labelled images, with "
-                  "its 95 % t-interval.").format(lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
+           "labelled training images per class; the mean over {n} random draws of the labelled images, with "
+           "its 95 % t-interval.").format(lo=min(PLAN.ks), hi=max(PLAN.ks), n=len(PLAN.seeds)))
     spec = step_spec(PLAN, "efficiency")
     ask("efficiency", step_started(spec))
     job = tour_step(4, spec, estimate=step_seconds(PLAN, "efficiency"), primary=NEXT == 4)
@@ -116,9 +116,9 @@ def step_finetune() -> None:
     config = PLAN.finetune
     epochs = ngettext("{n} epoch", "{n} epochs", config.epochs).format(n=config.epochs)
     text(_("A linear probe keeps the backbone frozen. LP-FT starts from that probe and then trains every "
-                  "weight for {epochs} at {size} px (Kumar et al., 2022): can adapting the features close "
-                  "the domain gap that step 3 showed? Half of the {n} digits are kept for the test, so that a gain "
-                  "of a few points can be told from luck.").format(
+           "weight for {epochs} at {size} px (Kumar et al., 2022): can adapting the features close "
+           "the domain gap that step 3 showed? Half of the {n} digits are kept for the test, so that a gain "
+           "of a few points can be told from luck.").format(
         epochs=epochs, size=config.image_size, n=f"{PLAN.finetune_limit:,}"))
     job = tour_step(5, step_spec(PLAN, "finetune"), estimate=step_seconds(PLAN, "finetune"), primary=NEXT == 5,
                     live_extra=live_finetune)
@@ -146,9 +146,9 @@ def step_lesson() -> None:
     section(_("6 · Is the difference real?"))
     sizes = ", ".join(f"{n:,}" for n in PLAN.lesson_sizes)
     text(_("An accuracy measured on a few test images is only roughly known. The same two probes, pretrained "
-                  "and random-init features of {n} MNIST digits, each scored on the first {sizes} of the same test "
-                  "images: each bar carries its 95 % CI (Wilson), and McNemar's exact test looks only at the "
-                  "images one probe gets right and the other wrong.").format(
+           "and random-init features of {n} MNIST digits, each scored on the first {sizes} of the same test "
+           "images: each bar carries its 95 % CI (Wilson), and McNemar's exact test looks only at the "
+           "images one probe gets right and the other wrong.").format(
         n=f"{dataset_size(PLAN.lesson):,}", sizes=sizes))
     job = tour_step(6, step_spec(PLAN, "lesson"), estimate=step_seconds(PLAN, "lesson"), primary=NEXT == 6)
     if job is None:
@@ -168,8 +168,8 @@ def step_lesson() -> None:
 def step_zoo() -> None:
     section(_("7 · A bigger or different backbone?"))
     text(_("Step 2 used {backbone}. Does a bigger EfficientNet, an older and smaller SqueezeNet, or a MobileNetV2 "
-                  "whose last blocks were retrained on dog breeds see the same {n} shapes better? Every backbone whose "
-                  "weights ship with the app, each followed by the same linear probe on the same split, at {size} px."
+           "whose last blocks were retrained on dog breeds see the same {n} shapes better? Every backbone whose "
+           "weights ship with the app, each followed by the same linear probe on the same split, at {size} px."
                   ).format(backbone=PLAN.backbone.name, n=f"{dataset_size(PLAN.shapes):,}", size=PLAN.image_size))
     job = tour_step(7, step_spec(PLAN, "zoo"), estimate=step_seconds(PLAN, "zoo"), primary=NEXT == 7)
     if job is None:
