@@ -138,6 +138,18 @@ def describe_failure(page, name: str) -> None:
         print(f"could not describe the page: {type(exc).__name__}: {exc}")
 
 
+def settled(page, quiet_s: float = 1.0, timeout_s: float = 120.0) -> None:
+    """Until Streamlit has stopped running the script for `quiet_s`: a rerun leaves the last run's widgets on the
+    page for a moment (a button about to be replaced, an emptied uploader beside its replacement), and a click on
+    one of those is lost."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s and time.monotonic() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count():
+            quiet_since = time.monotonic()
+        page.wait_for_timeout(200)
+
+
 def screenshot(page, name: str) -> None:
     folder = Path(os.environ.get("PTM_SCREENSHOT_DIR", "/tmp"))
     page.screenshot(path=str(folder / name), full_page=True)

@@ -9,11 +9,10 @@ The server computes in fp32 (PTM_NATIVE_BF16=0) on the tour's small plan, like t
 import base64
 import html
 import re
-import time
 
 import pytest
 
-from browser_support import screenshot, serve, sync_api
+from browser_support import screenshot, serve, settled, sync_api
 from own_photos import class_bytes, crops, jpeg, picture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -37,19 +36,9 @@ def _metric(page, label: str) -> tuple[str, str]:
             metric.first.get_by_test_id("stMetricDelta").inner_text())
 
 
-def _settled(page, quiet_s: float = 1.0) -> None:
-    """Until Streamlit has stopped running the script for `quiet_s`: a rerun leaves the last run's widgets on the
-    page for a moment (an emptied uploader beside its replacement), and the tour's rerun takes a while."""
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < quiet_s:
-        if page.locator('[data-testid="stStatusWidget"]').count():
-            quiet_since = time.monotonic()
-        page.wait_for_timeout(200)
-
-
 def _upload(page, number: int, photos) -> None:
     """Photos into class `number`'s uploader (1-based); the card then counts them."""
-    _settled(page)
+    settled(page)
     uploader = page.locator(f".st-key-own-tour-class-{number}").get_by_test_id("stFileUploader").last
     uploader.locator("input[type=file]").set_input_files(_files(photos))
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from browser_support import screenshot, serve
+from browser_support import screenshot, serve, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,6 +39,7 @@ def test_quality_panel_lists_the_finds_and_colours_the_map(page, server, monkeyp
     # The probe's sentence on near-duplicates between its test and train images, whichever way it comes out.
     page.get_by_text(re.compile(r"(of \d+ test images have a near-duplicate in train|No test image has a "
                                 r"near-duplicate in train) \(cosine ≥ 0\.97\)")).wait_for(timeout=240_000)
+    settled(page)  # a click on the button of a run about to be replaced is lost (CI waited 120 s for it once)
     page.get_by_role("button", name="Check data quality").click()
     assert _metric_value(page, "Label issues") == f"{counts['label_issues']:,}"
     assert _metric_value(page, "Near-duplicate pairs") == f"{counts['near_duplicates']:,}"
