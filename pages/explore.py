@@ -153,5 +153,9 @@ else:
     job_outcome(job, lambda result: show_result(result, projection),
                 live_extra=lambda running: preview_panel(running, running.title))
 
-with st.expander(_("Your own photos: pixels vs random init vs pretrained"), icon=":material/photo_camera:"):
-    own_images_step("explore")
+# Tracked (on_change="rerun"): its body, the class cards and their uploaders, runs only while it is open.
+photos = st.expander(_("Your own photos: pixels vs random init vs pretrained"), icon=":material/photo_camera:",
+                     key="explore-own-photos", on_change="rerun")
+if photos.open:
+    with photos:
+        own_images_step("explore")

@@ -115,7 +115,12 @@ def test_own_photos_guess_learn_try_and_take_the_lesson_home(page, server):
     assert "new-cat" not in lesson and "<script" not in lesson  # the photos themselves stay in the session
 
     page.get_by_test_id("stSidebarNav").get_by_text("Features & probe").click()  # a page switch keeps them
-    page.get_by_text("Your own photos: pixels vs random init vs pretrained").click()
+    expander = page.get_by_text("Your own photos: pixels vs random init vs pretrained")
+    expander.wait_for(timeout=60_000)
+    settled(page)
+    assert page.locator(".st-key-own-explore-class-1").count() == 0  # closed, its widgets are not even drawn
+    expander.click()
+    page.locator(".st-key-own-explore-class-1").wait_for(timeout=60_000)
     for label, shown_value in shown.items():
         assert _metric(page, label) == shown_value
     assert "Traceback" not in page.content()

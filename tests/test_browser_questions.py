@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from browser_support import screenshot, serve
+from browser_support import screenshot, serve, settled
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -56,6 +56,8 @@ def test_guess_reveal_and_class_mode(page, server):
     expect(page.get_by_role("heading").filter(has_text=re.compile(r"^\d · "))).to_have_count(0, timeout=30_000)
     assert page.get_by_role("heading", name="When does pretraining help?").count() == 0
     assert alone.get_by_role("button").count() == 3
+    heights = alone.get_by_role("button").evaluate_all("els => els.map((e) => e.getBoundingClientRect().height)")
+    assert max(heights) - min(heights) < 1, heights  # one row of answers, one height, however their labels wrap
     font = alone.get_by_text(DIGITS_Q).evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
     assert font >= 40, font  # projector-sized
     screenshot(page, "questions-class-mode.png")
@@ -70,6 +72,8 @@ def test_guess_reveal_and_class_mode(page, server):
     alone = page.locator(".st-key-class-question")
     alone.get_by_text("换成手写数字").wait_for(timeout=60_000)
     expect(alone.get_by_role("button", name="原始像素")).to_have_count(1, timeout=30_000)
+    heights = alone.get_by_role("button").evaluate_all("els => els.map((e) => e.getBoundingClientRect().height)")
+    assert max(heights) - min(heights) < 1, heights
     assert DIGITS_Q not in alone.inner_text()
     screenshot(page, "questions-class-mode-zh.png")
     assert page.get_by_test_id("stException").count() == 0
@@ -101,9 +105,14 @@ def test_the_map_pitfalls_card_redraws_the_map_and_keeps_the_accuracy(page, serv
     [step_accuracy] = _metric_values(page, "Pretrained backbone")
     step_done = time.monotonic()
 
+    settled(page)  # step 2's end reruns the page: a click on the card's button before that rerun is lost
     card.get_by_text("Map pitfalls: the same features, drawn three ways").click()  # open the card
-    card.get_by_role("button", name=re.compile(r"Re-draw with other settings \(")).click()
+    redraw = card.get_by_role("button", name=re.compile(r"Re-draw with other settings \("))
+    redraw.click()
     moved = card.get_by_text(re.compile(r"^(What moved: the picture\.|Here the setting barely moved the picture:)"))
+    settled(page, timeout_s=10)
+    if redraw.count() and not moved.count():  # the button still there, no job under way: the click was swallowed
+        redraw.click()
     moved.wait_for(timeout=120_000)
     redrawn = time.monotonic()
 

@@ -3,6 +3,7 @@ import ast
 import gettext
 import io
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,38 @@ def test_engine_text_is_english_as_text_and_translated_by_the_interface(monkeypa
     assert i18n.tr_stored("folder:/data/cats (old)") == "folder:/data/cats (old)"  # not ours: left alone
     monkeypatch.setattr(i18n, "language", lambda: "en")
     assert i18n.tr(source) == source
+
+
+def test_an_image_refusal_is_worded_whole_in_the_interfaces_language(monkeypatch):
+    """The reason inside "x is not a usable image: …" and a zip's skip lines are Messages too, not English tails."""
+    from pages.ui import i18n
+    from PIL import Image
+    from ptm_core.base import PTMError
+    from ptm_core.data.photos import photo_from_bytes, photos_from_zip
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 1000)).save(buffer, format="JPEG")  # under twice the limit: our check, with its size
+    monkeypatch.setenv("PTM_MAX_IMAGE_PIXELS", str(1000 * 1000))
+    refused = []
+    for data, name in ((b"not an image at all", "notes.txt"), (buffer.getvalue(), "big.jpg")):
+        with pytest.raises(PTMError) as caught:
+            photo_from_bytes(data, name)
+        refused.append(caught.value.for_ui())
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("set/readme.txt", b"hello")
+        handle.writestr("set/bad.png", b"??")
+    skipped = photos_from_zip(archive.getvalue(), "set.zip").skipped
+    assert str(refused[1]).startswith("big.jpg is not a usable image: too many pixels (1200x1000, over the")
+    monkeypatch.setattr(i18n, "language", lambda: "zh")
+    assert i18n.tr(refused[0]) == "notes.txt 不是可用的图像：不是 Pillow 能读取的图像。"
+    assert i18n.tr(refused[1]).startswith("big.jpg 不是可用的图像：像素过多（1200x1000，超过 PTM_MAX_IMAGE_PIXELS 设定的 "
+                                          "1,000,000 上限）")
+    assert sorted(i18n.tr(line) for line in skipped) == ["bad.png 不是可用的图像：不是 Pillow 能读取的图像。",
+                                                         "set/readme.txt：不是图像文件"]
+    # A folder's skip list read back from a run's record as plain English: matched to its templates.
+    assert i18n.tr_stored("not an image file (.txt)") == "不是图像文件（.txt）"
+    assert i18n.tr_stored("unreadable in the zip (Bad CRC-32 for file 'a.png')") == \
+        "在 zip 中无法读取（Bad CRC-32 for file 'a.png'）"
+    assert i18n.tr_stored("too large (3 MB, over the 1 MB limit set by PTM_MAX_FILE_BYTES)") == \
+        "过大（3 MB，超过 PTM_MAX_FILE_BYTES 设定的 1 MB 上限）"

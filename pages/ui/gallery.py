@@ -6,7 +6,7 @@ import streamlit as st
 from PIL import Image
 
 from pages.ui.lesson_views import note
-from pages.ui.i18n import _
+from pages.ui.i18n import _, tr_stored
 from pages.ui.services import load_dataset
 from pages.ui.text import md
 from ptm_core.base import DatasetConfig, PTMError
@@ -69,5 +69,8 @@ def skipped_notice(skipped: list, n: int | None = None) -> None:
     label = _("{n} files skipped (not images, corrupt or too large): {names}").format(
         n=n, names=", ".join(names) + more)
     with st.expander(md(label), icon=":material/warning:"):
-        st.dataframe(pd.DataFrame([list(e) for e in skipped], columns=[_("file"), _("reason")]), hide_index=True,
+        # A reason is a Message fresh from the engine, plain English once read back from a run's record: either way
+        # in the page's language.
+        rows = [(str(path), tr_stored(reason)) for path, reason in skipped]
+        st.dataframe(pd.DataFrame(rows, columns=[_("file"), _("reason")]), hide_index=True,
                      width="stretch")

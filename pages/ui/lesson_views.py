@@ -126,11 +126,11 @@ def image_png(image) -> bytes:
     return buffer.getvalue()
 
 
-def build_lesson(found: LessonNotes) -> bytes:
+def build_lesson(found: LessonNotes, ran: list[SectionNotes]) -> bytes:
     """The HTML file of the steps that ran, their figures drawn now (this runs when the button is clicked)."""
     sections = []
     with _DRAWING:
-        for step in found.ran_sections():
+        for step in ran:
             blocks = [(kind, [LessonFigure(figure_png(fig, width=figure_width(len(value))), step.title)
                               for fig in value] if kind == "figures"
                        else [LessonFigure(image_png(image), text) for image, text in value] if kind == "images"
@@ -147,7 +147,7 @@ def end_lesson(where) -> None:
     found.open = False
     done = found.ran_sections()
     with where.container():
-        st.download_button(_("Download this lesson"), data=lambda: build_lesson(found),
+        st.download_button(_("Download this lesson"), data=lambda: build_lesson(found, done),
                            file_name=f"pretraining-lesson-{found.lang}.html", mime="text/html", icon=":material/download:",
                            on_click="ignore", disabled=not done, key="lesson-download",
                            help=_("One HTML file with every step that has run: its numbers with their 95 % "

@@ -92,7 +92,7 @@ def _add_upload(store: dict, cls: dict, name: str, data: bytes) -> None:
             continue
         for image in images:
             _add_photo(store, target, image)
-    cls["notes"] += [md(skipped) for skipped in found.skipped[:5]]
+    cls["notes"] += [md(tr(skipped)) for skipped in found.skipped[:5]]
     if len(found.skipped) > 5:
         cls["notes"].append(_("… and {n} more left out of {zip}.").format(n=len(found.skipped) - 5, zip=md(name)))
 

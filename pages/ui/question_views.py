@@ -25,7 +25,12 @@ CLASS_CSS = """
 <style>
   .st-key-class-question [data-testid="stMarkdownContainer"] p { font-size: 3.2rem !important; line-height: 1.25;
                                                                  font-weight: 600; }
-  .st-key-class-question button { min-height: 8rem; }  /* two lines of an answer: the buttons stay one height */
+  .st-key-class-question button { min-height: 8rem; }
+  /* A label that wraps to more lines than the others: every answer grows with it (one row, one height). */
+  .st-key-class-question [data-testid="stHorizontalBlock"] { align-items: stretch; }
+  .st-key-class-question [data-testid="stColumn"] > div, .st-key-class-question [data-testid="stColumn"] .stButton,
+  .st-key-class-question [data-testid="stColumn"] [data-testid="stElementContainer"],
+  .st-key-class-question [data-testid="stColumn"] button { height: 100%; }
   .st-key-class-question button p { font-size: 2.4rem !important; line-height: 1.2; }
   .st-key-class-question button * { white-space: normal !important; overflow: visible !important;
                                     text-overflow: clip !important; }

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from ptm_core.base.errors import PTMError
 from ptm_core.base.limits import FILE_BYTES_ENV, max_file_bytes, mb
+from ptm_core.base.messages import M_, Message
 
 _FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
-          stat.S_IFBLK: "a device", stat.S_IFDIR: "a folder", stat.S_IFLNK: "a symbolic link"}
+_KINDS = {stat.S_IFIFO: M_("a named pipe"), stat.S_IFSOCK: M_("a socket"), stat.S_IFCHR: M_("a device"),
+          stat.S_IFBLK: M_("a device"), stat.S_IFDIR: M_("a folder"), stat.S_IFLNK: M_("a symbolic link")}
+_OTHER_KIND = M_("a special file")
 
 
 class FileRejected(PTMError):
@@ -55,21 +57,22 @@ class Roots:
     inside: tuple[Path, ...]
     private: tuple[Path, ...] = ()
 
-    def refusal(self, real: Path) -> str | None:
+    def refusal(self, real: Path) -> Message | None:
         """Why a resolved path may not be read, or None."""
         if not within(real, self.inside):
-            return "a link to outside the allowed folders"
+            return M_("a link to outside the allowed folders")
         if within(real, self.private):
-            return "inside PTM Explorer's own data folder (not user data)"
+            return M_("inside PTM Explorer's own data folder (not user data)")
         return None
 
 
-def regular_file_problem(st: os.stat_result, limit: int) -> str | None:
-    """Why a file with this stat cannot be read whole, or None."""
+def regular_file_problem(st: os.stat_result, limit: int) -> Message | None:
+    """Why a file with this stat cannot be read whole, or None (a Message: the interface words it)."""
     if not stat.S_ISREG(st.st_mode):
-        return f"not a regular file ({_KINDS.get(stat.S_IFMT(st.st_mode), 'a special file')})"
+        return M_("not a regular file ({kind})", kind=_KINDS.get(stat.S_IFMT(st.st_mode), _OTHER_KIND))
     if st.st_size > limit:
-        return f"too large ({mb(st.st_size)} MB, over the {mb(limit)} MB limit set by {FILE_BYTES_ENV})"
+        return M_("too large ({size} MB, over the {limit} MB limit set by {env})", size=mb(st.st_size), limit=mb(limit),
+                  env=FILE_BYTES_ENV)
     return None
 
 
@@ -82,8 +85,8 @@ def _open_checked(path: Path, allowed: Roots | None) -> int:
         return os.open(real, _FLAGS)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # became a symlink after being resolved: swapped under us
-            raise FileRejected("changed while being opened (now a symbolic link)") from None
-        raise FileRejected(f"unreadable file ({exc.strerror or exc})") from None
+            raise FileRejected(M_("changed while being opened (now a symbolic link)")) from None
+        raise FileRejected(M_("unreadable file ({error})", error=str(exc.strerror or exc))) from None
 
 
 def read_user_file(path: Path, allowed: Roots | None = None, expect: FileStamp | None = None,
@@ -97,14 +100,15 @@ def read_user_file(path: Path, allowed: Roots | None = None, expect: FileStamp |
         if problem is not None:
             raise FileRejected(problem)
         if expect is not None and FileStamp.of(st) != expect:
-            raise FileRejected("changed since the dataset was loaded (reload it to use the new file)")
+            raise FileRejected(M_("changed since the dataset was loaded (reload it to use the new file)"))
         os.set_blocking(fd, True)
         with os.fdopen(os.dup(fd), "rb") as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
-        raise FileRejected(f"unreadable file ({exc.strerror or exc})") from None
+        raise FileRejected(M_("unreadable file ({error})", error=str(exc.strerror or exc))) from None
     finally:
         os.close(fd)
     if len(data) > limit:  # grew after fstat
-        raise FileRejected(f"too large (over the {mb(limit)} MB limit set by {FILE_BYTES_ENV})")
+        raise FileRejected(M_("too large (over the {limit} MB limit set by {env})", limit=mb(limit),
+                              env=FILE_BYTES_ENV))
     return data, FileStamp.of(st)

@@ -18,6 +18,7 @@ from PIL import features
 from ptm_core.data.files import FileRejected, FileStamp, Roots, read_user_file, within
 from ptm_core.data.imaging import check_image
 from ptm_core.base.errors import PTMError
+from ptm_core.base.messages import M_
 
 # AVIF only where this Pillow decodes it (Pillow >= 11.3 wheels do); elsewhere an .avif file gets its own reason.
 AVIF_SUFFIXES = {".avif"}
@@ -222,9 +223,10 @@ def unwrap_single_folder(root: Path) -> Path:
 def _check_file(path: Path, allowed: Roots | None) -> tuple[bytes, FileStamp]:
     """The bytes and stamp of a usable image file, or FileRejected (ImageRejected) with the reason."""
     if path.suffix.lower() in AVIF_SUFFIXES - IMAGE_SUFFIXES:
-        raise FileRejected("an AVIF image, which this Pillow cannot decode (install Pillow 11.3 or later)")
+        raise FileRejected(M_("an AVIF image, which this Pillow cannot decode (install Pillow 11.3 or later)"))
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise FileRejected(f"not an image file ({path.suffix or 'no extension'})")
+        raise FileRejected(M_("not an image file ({suffix})", suffix=path.suffix) if path.suffix else
+                           M_("not an image file (no extension)"))
     data, stamp = read_user_file(path, allowed)
     check_image(data)
     return data, stamp
@@ -238,7 +240,7 @@ def verify_listing(listing: Listing, allowed: Roots | None = None) -> Listing:
         try:
             data, kept.stamps[path] = _check_file(path, allowed)
         except FileRejected as exc:
-            kept.skip(path, str(exc))
+            kept.skip(path, exc.message)  # a Message: the page words it in its language
             continue
         kept.add(path, label)
         for part in (kept.rel(path), label):

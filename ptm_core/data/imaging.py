@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ptm_core.data.files import FileRejected
 from ptm_core.base.limits import env_int
+from ptm_core.base.messages import M_, Message
+from ptm_core.data.files import FileRejected
 
 PIXELS_ENV = "PTM_MAX_IMAGE_PIXELS"
 ASPECT_ENV = "PTM_MAX_ASPECT_RATIO"
@@ -38,21 +39,23 @@ def max_aspect_ratio() -> int:
     return env_int(ASPECT_ENV, DEFAULT_MAX_ASPECT)
 
 
-def size_problem(width: int, height: int) -> str | None:
-    """Why an image of this size must not be decoded (too many pixels, empty, too thin), or None."""
+def size_problem(width: int, height: int) -> Message | None:
+    """Why an image of this size must not be decoded (too many pixels, empty, too thin), or None; a Message, so the
+    interface words it in its language."""
     limit, ratio_limit = max_image_pixels(), max_aspect_ratio()
     if width < 1 or height < 1:
-        return f"an empty image ({width}x{height})"
+        return M_("an empty image ({width}x{height})", width=width, height=height)
     if width * height > limit:
-        return f"too many pixels ({width}x{height}, over the {limit:,} limit set by {PIXELS_ENV})"
+        return M_("too many pixels ({width}x{height}, over the {limit:,} limit set by {env})", width=width,
+                  height=height, limit=limit, env=PIXELS_ENV)
     ratio = max(width, height) / min(width, height)
     if ratio > ratio_limit:
-        return (f"too thin ({width}x{height}, {ratio:,.0f}:1, over the {ratio_limit}:1 aspect ratio "
-                f"limit set by {ASPECT_ENV})")
+        return M_("too thin ({width}x{height}, {ratio:,.0f}:1, over the {ratio_limit}:1 aspect ratio limit set by "
+                  "{env})", width=width, height=height, ratio=ratio, ratio_limit=ratio_limit, env=ASPECT_ENV)
     return None
 
 
-def resize_problem(width: int, height: int, shorter_side: int) -> str | None:
+def resize_problem(width: int, height: int, shorter_side: int) -> Message | None:
     """Why resizing this image so its shorter side is `shorter_side` would make too many pixels, or None.
 
     A model's eval transform scales the shorter side to its input size, upscaling as needed, so the
@@ -62,8 +65,9 @@ def resize_problem(width: int, height: int, shorter_side: int) -> str | None:
     out_w, out_h = math.ceil(width * scale), math.ceil(height * scale)
     limit = max_image_pixels()
     if out_w * out_h > limit:
-        return (f"too large once resized ({width}x{height} would become {out_w}x{out_h}, over the {limit:,} "
-                f"pixel limit set by {PIXELS_ENV})")
+        return M_("too large once resized ({width}x{height} would become {out_w}x{out_h}, over the {limit:,} pixel "
+                  "limit set by {env})", width=width, height=height, out_w=out_w, out_h=out_h, limit=limit,
+                  env=PIXELS_ENV)
     return None
 
 
@@ -76,11 +80,12 @@ def _open(source: Path | bytes) -> Image.Image:
     try:
         img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except Image.DecompressionBombError:
-        raise ImageRejected(f"too many pixels (over the {limit:,} limit set by {PIXELS_ENV})") from None
+        raise ImageRejected(M_("too many pixels (over the {limit:,} limit set by {env})", limit=limit,
+                               env=PIXELS_ENV)) from None
     except UnidentifiedImageError:
-        raise ImageRejected("not an image Pillow can read") from None
+        raise ImageRejected(M_("not an image Pillow can read")) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageRejected(f"unreadable image ({first_line(exc)})") from None
+        raise ImageRejected(M_("unreadable image ({error})", error=first_line(exc))) from None
     # Checked on the header, before a byte of pixel data is decoded.
     problem = size_problem(img.width, img.height)
     if problem is not None:
@@ -112,7 +117,7 @@ def check_image(data: bytes) -> None:
     except ImageRejected:
         raise
     except Exception as exc:  # the plugins raise OSError, SyntaxError, struct.error, zlib.error...
-        raise ImageRejected(f"corrupt image ({first_line(exc)})") from None
+        raise ImageRejected(M_("corrupt image ({error})", error=first_line(exc))) from None
     finally:
         img.close()
 
@@ -136,7 +141,7 @@ def open_rgb(source: Path | bytes, draft_side: int | None = None) -> Image.Image
     except ImageRejected:
         raise
     except Exception as exc:  # decoders raise OSError, ValueError, SyntaxError, struct.error...
-        raise ImageRejected(f"corrupt image ({first_line(exc)})") from None
+        raise ImageRejected(M_("corrupt image ({error})", error=first_line(exc))) from None
 
 
 def _upright(img: Image.Image) -> Image.Image:
@@ -163,7 +168,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     try:
         return img.convert("RGB")
     except (ValueError, OSError) as exc:
-        raise ImageRejected(f"unsupported image mode {mode} ({first_line(exc)})") from None
+        raise ImageRejected(M_("unsupported image mode {mode} ({error})", mode=mode, error=first_line(exc))) from None
 
 
 def _scale_to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:

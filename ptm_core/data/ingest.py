@@ -42,10 +42,12 @@ DEFAULT_UPLOAD_BYTES = 500 * 1024**2
 STALE_TEMP_S = 3600.0  # an extraction temp folder whose owner is gone, or this old, is debris
 _CHUNK = 1024**2
 # Errors that concern one entry's name or place, not the disk or the archive as a whole.
-_NAME_ERRNOS = {errno.ENAMETOOLONG: "a name too long for this file system", errno.EILSEQ: "a name this file "
-                "system cannot hold", errno.EINVAL: "a name this file system cannot hold", errno.EEXIST: "another entry "
-                "has the same name", errno.ENOTDIR: "its path clashes with another entry (a file where a folder is)",
-                errno.EISDIR: "its path clashes with another entry (a folder where a file is)"}
+_NAME_ERRNOS = {errno.ENAMETOOLONG: M_("a name too long for this file system"),
+                errno.EILSEQ: M_("a name this file system cannot hold"),
+                errno.EINVAL: M_("a name this file system cannot hold"),
+                errno.EEXIST: M_("another entry has the same name"),
+                errno.ENOTDIR: M_("its path clashes with another entry (a file where a folder is)"),
+                errno.EISDIR: M_("its path clashes with another entry (a folder where a file is)")}
 _STORED_UPLOAD = re.compile(r"[0-9a-f]{64}\.zip")
 
 
@@ -136,7 +138,7 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, bu
         # bad CRC, truncated or garbled data, a compression method zipfile lacks: this entry only
         if target.is_file():
             target.unlink()
-        raise _Skip(f"unreadable in the zip ({first_line(exc)})") from None
+        raise _Skip(M_("unreadable in the zip ({error})", error=first_line(exc))) from None
 
 
 def _extract_members(zf: zipfile.ZipFile, dest: Path, archive: str, archive_bytes: int) -> list[tuple[str, str]]:
@@ -153,7 +155,7 @@ def _extract_members(zf: zipfile.ZipFile, dest: Path, archive: str, archive_byte
         try:
             _extract_member(zf, info, target, budget, archive)
         except _Skip as skip:
-            skipped.append((entry_name(info), str(skip)))
+            skipped.append((entry_name(info), skip.args[0]))  # the Message, for the page's language
     return skipped
 
 

@@ -35,7 +35,7 @@ def photo_from_bytes(data: bytes, name: str) -> Image.Image:
     try:
         image = open_rgb(data, draft_side=ARRIVAL_SIDE)
     except ImageRejected as exc:
-        raise PTMError(M_("{name} is not a usable image: {reason}.", name=name, reason=str(exc))) from None
+        raise PTMError(M_("{name} is not a usable image: {reason}.", name=name, reason=exc.message)) from None
     if max(image.size) > ARRIVAL_SIDE:
         image.thumbnail((ARRIVAL_SIDE, ARRIVAL_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return image
@@ -47,7 +47,7 @@ class ZipPhotos:
     class the zip was added to); and the entries left out, each with its reason."""
 
     by_folder: dict[str | None, list[Image.Image]] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # Messages: the page words them in its language
 
     @property
     def count(self) -> int:
@@ -77,26 +77,28 @@ def photos_from_zip(data: bytes, name: str, max_photos: int = MAX_ZIP_PHOTOS) ->
             if _hidden(parts):
                 continue
             if problem is None and PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
-                problem = "not an image file"
+                problem = M_("not an image file")
             if problem is None and info.file_size > max_file_bytes():  # zipfile reads no more than it declares
-                problem = f"too large (over the {mb(max_file_bytes())} MB limit set by {FILE_BYTES_ENV})"
+                problem = M_("too large (over the {limit} MB limit set by {env})", limit=mb(max_file_bytes()),
+                             env=FILE_BYTES_ENV)
             if problem is not None:
-                out.skipped.append(f"{entry_name(info)}: {problem}")
+                out.skipped.append(M_("{entry}: {problem}", entry=entry_name(info), problem=problem))
                 continue
             if len(found) >= max_photos:
-                out.skipped.append(f"{entry_name(info)}: over the {max_photos} photos read from one zip")
+                out.skipped.append(M_("{entry}: over the {n} photos read from one zip", entry=entry_name(info),
+                                      n=max_photos))
                 continue
             budget.add_file(name)
             try:
                 raw = archive.read(info)
             except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as exc:  # CRC, truncated, unsupported
-                out.skipped.append(f"{entry_name(info)}: {first_line(exc)}")
+                out.skipped.append(M_("{entry}: {problem}", entry=entry_name(info), problem=first_line(exc)))
                 continue
             budget.add_bytes(len(raw), name)
             try:
                 found.append((parts[-2] if len(parts) > 1 else None, photo_from_bytes(raw, parts[-1])))
             except PTMError as exc:
-                out.skipped.append(str(exc))
+                out.skipped.append(exc.message)
     folders = {folder for folder, _image in found}
     for folder, image in found:
         out.by_folder.setdefault(folder if len(folders) > 1 else None, []).append(image)

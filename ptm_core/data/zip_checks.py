@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ptm_core.base.errors import PTMError
 from ptm_core.base.limits import MAX_RATIO, env_int, mb
+from ptm_core.base.messages import M_, Message
 from ptm_core.base.paths import NAME_MAX
 from ptm_core.base.text import printable
 
@@ -74,19 +75,20 @@ def entry_name(info: zipfile.ZipInfo) -> str:
     return name if len(name) <= 120 else f"{name[:60]}...{name[-40:]} ({len(name)} characters)"
 
 
-def entry_problem(info: zipfile.ZipInfo) -> str | None:
-    """Why an entry, harmless but unusable, is skipped (never extracted) rather than refusing the zip."""
+def entry_problem(info: zipfile.ZipInfo) -> Message | None:
+    """Why an entry, harmless but unusable, is skipped (never extracted) rather than refusing the zip; a Message,
+    so the interface words it in its language."""
     if "\x00" in info.orig_filename:  # zipfile cuts the name at the NUL: extracting would rename the file
-        return "its name holds a NUL byte"
+        return M_("its name holds a NUL byte")
     if info.flag_bits & 0x1:
-        return "encrypted (password-protected); zip the files again without a password"
+        return M_("encrypted (password-protected); zip the files again without a password")
     parts = [p for p in info.filename.replace("\\", "/").split("/") if p not in ("", ".")]
     if parts and parts[0] == SKIPPED_FILE:
-        return "a name PTM Explorer keeps for its own list of skipped entries"
+        return M_("a name PTM Explorer keeps for its own list of skipped entries")
     if any(len(os.fsencode(p)) > NAME_MAX for p in parts):
-        return f"a name over {NAME_MAX} bytes, more than a file system holds"
+        return M_("a name over {limit} bytes, more than a file system holds", limit=NAME_MAX)
     if os.name == "nt" and any(":" in p for p in parts):
-        return "a ':' in its name, which Windows does not allow"
+        return M_("a ':' in its name, which Windows does not allow")
     return None
 
 

@@ -104,7 +104,11 @@ def label_issues(fs: FeatureSet, config: QualityConfig) -> tuple[list[dict], int
 
     present, labels = np.unique(fs.labels, return_inverse=True)  # cleanlab wants classes 0..K-1, each present
     probabilities, folds, notes = out_of_fold_probabilities(fs.features, labels, config)
-    ranked = find_label_issues(labels, probabilities, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: by default cleanlab forks a multiprocessing.Pool (one per core, on Linux by fork). Forked from a
+    # server's worker thread, beside torch's and numba's thread pools, a child can hang on a lock some other thread
+    # held at the fork: the quality panel then never returned and the server did not stop (seen in CI). Per class
+    # the work is a quantile: one process is quick enough.
+    ranked = find_label_issues(labels, probabilities, return_indices_ranked_by="self_confidence", n_jobs=1)
     scores = get_label_quality_scores(labels, probabilities)
     names = np.asarray(fs.class_names)
     issues = [{"row": int(i), "id": fs.ids[i], "given": str(names[present[labels[i]]]),

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from ptm_core.base.configs import BackboneConfig
+from ptm_core.base.messages import M_
 from ptm_core.data.imaging import ImageRejected, resize_problem
 from ptm_core.models.precision import fold_batchnorms, pre_logits, resize_side
 from ptm_core.models.weights import load_backbone
@@ -58,7 +59,7 @@ def photo_features(config: BackboneConfig, images: list[Image.Image],
     for image in images:
         problem = resize_problem(image.width, image.height, side)
         if problem is not None:
-            raise ImageRejected(f"The image is {problem}.")
+            raise ImageRejected(M_("The image is {problem}.", problem=problem))
     rows = []
     with torch.inference_mode():
         for start in range(0, len(images), BATCH):

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from ptm_core.base.configs import BackboneConfig
+from ptm_core.base.messages import M_
 from ptm_core.base.errors import PTMError
 from ptm_core.data.files import read_user_file
 from ptm_core.data.ingest import ensure_allowed
@@ -96,7 +97,7 @@ def predict_image(config: BackboneConfig, image: Image.Image | np.ndarray, top: 
     picture = Image.fromarray(np.asarray(image)) if isinstance(image, np.ndarray) else image
     problem = resize_problem(picture.width, picture.height, resize_side(clf.data_config))
     if problem is not None:
-        raise ImageRejected(f"The image is {problem}.")
+        raise ImageRejected(M_("The image is {problem}.", problem=problem))
     started = time.perf_counter()
     transform = timm.data.create_transform(**clf.data_config, is_training=False)
     with torch.inference_mode():
