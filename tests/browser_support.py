@@ -79,9 +79,9 @@ def serve(data_dir: Path, server_log: Path, **env_extra: str):
 
 def stop(proc: subprocess.Popen, log) -> None:
     """SIGTERM, as Ctrl-C would; a server stopped while its start-up warm-up is inside a native forward waits for
-    that call (ptm_core.models.calibration waits up to 30 s at exit, rather than abort mid-call), so it gets 40 s.
-    Past that it is killed and the stacks of its threads, if py-spy is installed, are left in its log. (Killing it
-    after 8 s saved two 32 s teardowns in CI, but the next modules' quality panel then stalled: left as it was.)"""
+    that call (ptm_core.base.native_exit waits up to 30 s a lock at exit, rather than abort mid-call), so it gets 40 s.
+    Past that it is killed and the stacks of its threads, if py-spy is installed, are left in its log. (The 32 s
+    teardowns CI saw were the exit handlers' lock order, fixed in native_exit; a stop now takes seconds.)"""
     proc.terminate()
     try:
         proc.wait(timeout=40)

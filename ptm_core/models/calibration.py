@@ -9,11 +9,9 @@ both, and on a GPU it differs again (benchmarks/RESULTS.md has the rows).
 """
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -23,6 +21,7 @@ from ptm_core.base.files import atomic_write_bytes
 from ptm_core.runs.artifacts import artifact_dir
 from ptm_core.base.capabilities import capabilities
 from ptm_core.base.configs import stable_hash
+from ptm_core.base.native_exit import native_lock
 
 log = logging.getLogger(__name__)
 # bf16 changes the numbers a little (features at cosine ~0.999 of fp32): it is chosen only where it is clearly
@@ -33,14 +32,8 @@ BF16_MARGIN = 1.1
 # splits: the "bf16 probe accuracy vs fp32" rows of benchmarks/RESULTS.md). An explicit --precision bf16 is kept.
 AUTO_BF16 = {"torch": True, "openvino": True}
 ROUNDS = 2  # timed calls per candidate after one warm-up call; the best round counts (noise only slows)
-_timing = threading.Lock()  # held during each timed call (see _quiesce)
-
-
-@atexit.register
-def _quiesce() -> None:
-    # A process exiting while a warm-up thread is inside a native forward (PyTorch's or OpenVINO's thread pools)
-    # aborts ("terminate called without an active exception"): let that call finish, and hold any later one off.
-    _timing.acquire(timeout=30)
+# Held during each timed call; the outermost of the native locks, as a timed call may enter OpenVINO's.
+_timing = native_lock(depth=0)
 
 
 @dataclass(frozen=True, order=True)

@@ -15,7 +15,6 @@ calls does not. The IR is saved to a temporary name and renamed, the `.xml` last
 """
 from __future__ import annotations
 
-import atexit
 import copy
 import functools
 import logging
@@ -36,6 +35,7 @@ from torch import nn
 from ptm_core.runs.artifacts import artifact_dir
 from ptm_core.base.configs import BackboneConfig, stable_hash
 from ptm_core.base.errors import PTMError
+from ptm_core.base.native_exit import native_lock
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("auto", "torch", "openvino")
@@ -46,7 +46,7 @@ WORTH_CONVERTING = 2_000
 INSTALL = "pip install openvino==2026.4.1"
 _converting = threading.Lock()  # one conversion at a time in this process
 _in_child = threading.Lock()  # one child conversion at a time (a warm-up and a job may both ask for one)
-_busy = threading.Lock()  # held while a thread of ours is inside OpenVINO (see _quiesce)
+_busy = native_lock(depth=1)  # held while a thread of ours is inside OpenVINO (base/native_exit)
 _compiling = threading.Lock()
 _compiled: dict[tuple[str, str], "Runner"] = {}  # (IR path, precision) -> its runner, compiled in this process
 HINTS = {"fp32": "f32", "bf16": "bf16"}  # our precision names -> OpenVINO's INFERENCE_PRECISION_HINT
@@ -138,13 +138,6 @@ def _child(argv: list[str]) -> None:
     backbone = BackboneConfig(**json.loads(argv[0]))
     loaded = load_backbone(backbone)
     print(convert(loaded.model, backbone.name, loaded.identity, (3, 224, 224)))
-
-
-@atexit.register
-def _quiesce() -> None:
-    # A process exiting while a job's thread is inside OpenVINO (a compile, a batch) aborts in its C++
-    # threads: let that call finish (a second at most), and hold any later one off.
-    _busy.acquire(timeout=30)
 
 
 class Runner:
