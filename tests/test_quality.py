@@ -37,21 +37,22 @@ def test_flipped_labels_on_separated_blobs_are_the_label_issues():
     assert all(0 <= s < 0.5 for s in scores)
 
 
-
 def test_label_issues_fork_no_processes(monkeypatch):
     """The report runs on a server's worker thread, where a forked pool can hang (evals/quality.label_issues): cleanlab
     is held to one process however many cores it sees."""
     import multiprocessing
+    import sys
 
     def no_pool(*args, **kwargs):
         raise AssertionError("cleanlab forked a multiprocessing pool")
 
     monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 8)  # what cleanlab sizes its pool by without psutil
     monkeypatch.setattr(multiprocessing, "Pool", no_pool)
-    monkeypatch.setitem(__import__("sys").modules, "psutil", None)
+    monkeypatch.setitem(sys.modules, "psutil", None)
     fs = _blobs()
     fs.labels[[3, 70]] = [1, 2]
     assert sorted(issue["row"] for issue in quality(fs, QualityConfig(), pixels=False).label_issues) == [3, 70]
+
 
 def test_planted_duplicates_are_found_once_each_and_ranked():
     rng = np.random.default_rng(1)
