@@ -146,6 +146,20 @@ def settled(page, quiet_s: float = 1.0, timeout_s: float = 120.0) -> None:
         page.wait_for_timeout(200)
 
 
+
+def act_until(page, act, shown, state: str = "visible", attempts: int = 3, timeout: int = 10_000) -> None:
+    """`act()` (a hover, a click) after the page settles, again until `shown` reaches `state`: a rerun that remounts
+    its target (a chart, a button about to be replaced) can swallow the first one."""
+    for attempt in range(attempts):
+        settled(page)
+        act()
+        try:
+            shown.wait_for(state=state, timeout=timeout)
+            return
+        except sync_api.TimeoutError:
+            if attempt == attempts - 1:
+                raise
+
 def screenshot(page, name: str) -> None:
     folder = Path(os.environ.get("PTM_SCREENSHOT_DIR", "/tmp"))
     page.screenshot(path=str(folder / name), full_page=True)

@@ -3,6 +3,7 @@ class one picture (or two) cut into different crops, some mirrored, so every cla
 from __future__ import annotations
 
 import io
+import zipfile
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -48,3 +49,12 @@ def class_bytes(n: int = 10, side: int = 64, seed: int = 0) -> dict[str, list[tu
     """Each class's photos as JPEG bytes with a file name, as an upload brings them."""
     return {name: [(jpeg(image), f"{name}-{i}.jpg") for i, image in enumerate(images)]
             for name, images in class_photos(n, side, seed).items()}
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A zip, in memory, of {name in the zip: bytes}."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

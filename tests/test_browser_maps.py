@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from browser_support import click_row, drag_box, hover_first_point, screenshot, settled, sync_api
+from browser_support import act_until, click_row, drag_box, hover_first_point, screenshot
 from indexed_images import write_indexed_folder
 
 pytestmark = pytest.mark.browser
@@ -70,16 +70,8 @@ def test_hover_says_what_a_point_is_in_plain_words(page, server, user_dir):
     folder = write_indexed_folder(user_dir / "indexed-hover")
     _explore_pca(page, server, folder)
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullData?.length > 0")
-    label = page.get_by_text("c0/img_0000.png").first
-    for attempt in range(3):  # a chart just remounted by a rerun can miss the first hover (as click_row found)
-        settled(page)
-        hover_first_point(page)
-        try:
-            label.wait_for(timeout=10_000)
-            break
-        except sync_api.TimeoutError:
-            if attempt == 2:
-                raise
+    # A chart just remounted by a rerun can miss the first hover (as click_row found).
+    act_until(page, lambda: hover_first_point(page), page.get_by_text("c0/img_0000.png").first)
     text = page.evaluate("() => document.querySelector('.hoverlayer').textContent")
     assert re.search(r"confidence \d\.\d\d\)", text) and "=" not in text, text
 

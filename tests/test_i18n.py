@@ -3,7 +3,6 @@ import ast
 import gettext
 import io
 import re
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -164,6 +163,7 @@ def test_engine_text_is_english_as_text_and_translated_by_the_interface(monkeypa
 
 def test_an_image_refusal_is_worded_whole_in_the_interfaces_language(monkeypatch):
     """The reason inside "x is not a usable image: …" and a zip's skip lines are Messages too, not English tails."""
+    from own_photos import zip_bytes
     from pages.ui import i18n
     from PIL import Image
     from ptm_core.base import PTMError
@@ -177,11 +177,7 @@ def test_an_image_refusal_is_worded_whole_in_the_interfaces_language(monkeypatch
         with pytest.raises(PTMError) as caught:
             photo_from_bytes(data, name)
         refused.append(caught.value.for_ui())
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as handle:
-        handle.writestr("set/readme.txt", b"hello")
-        handle.writestr("set/bad.png", b"??")
-    skipped = photos_from_zip(archive.getvalue(), "set.zip").skipped
+    skipped = photos_from_zip(zip_bytes({"set/readme.txt": b"hello", "set/bad.png": b"??"}), "set.zip").skipped
     assert str(refused[1]).startswith("big.jpg is not a usable image: too many pixels (1200x1000, over the")
     monkeypatch.setattr(i18n, "language", lambda: "zh")
     assert i18n.tr(refused[0]) == "notes.txt 不是可用的图像：不是 Pillow 能读取的图像。"

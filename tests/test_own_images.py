@@ -1,14 +1,12 @@
 """The "your images" step's engine (issue 24, item 1): a few classes of real photos (scikit-image's, cropped and
 mirrored) scored by cross-validated probes on three kinds of features, the bad inputs it refuses in one line, "Try
 it"'s probabilities, and that nothing of it reaches the disk."""
-import io
-import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from own_photos import class_bytes, class_photos, jpeg
+from own_photos import class_bytes, class_photos, jpeg, zip_bytes
 from ptm_core.base.configs import BackboneConfig
 from ptm_core.base.errors import PTMError
 from ptm_core.base.stats import accuracy_interval
@@ -117,29 +115,22 @@ def test_photos_arrive_checked_and_shrunk(monkeypatch):
         photo_from_bytes(jpeg(Image.new("RGB", (64, 64))), "small.jpg")
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def test_a_zip_of_photos_is_read_in_memory_with_the_upload_checks():
     photo = jpeg(Image.new("RGB", (40, 30), (0, 90, 200)))
-    by_class = photos_from_zip(_zip({"set/cats/a.jpg": photo, "set/cats/b.jpg": photo, "set/dogs/c.jpg": photo,
-                                     "set/readme.txt": b"hello", "__MACOSX/._a.jpg": b"x", "set/dogs/bad.png": b"??"}),
+    by_class = photos_from_zip(zip_bytes({"set/cats/a.jpg": photo, "set/cats/b.jpg": photo,
+                                          "set/dogs/c.jpg": photo, "set/readme.txt": b"hello",
+                                          "__MACOSX/._a.jpg": b"x", "set/dogs/bad.png": b"??"}),
                                "set.zip")
     assert {k: len(v) for k, v in by_class.by_folder.items()} == {"cats": 2, "dogs": 1}
     assert by_class.count == 3 and len(by_class.skipped) == 2  # the text file and the broken png, each with why
     assert any("readme.txt: not an image file" in s for s in by_class.skipped)
     assert any(s.startswith("bad.png is not a usable image") for s in by_class.skipped)
-    one_class = photos_from_zip(_zip({"holiday/a.jpg": photo, "holiday/b.jpg": photo}), "holiday.zip")
+    one_class = photos_from_zip(zip_bytes({"holiday/a.jpg": photo, "holiday/b.jpg": photo}), "holiday.zip")
     assert list(one_class.by_folder) == [None] and one_class.count == 2  # one folder: the class it was added to
-    capped = photos_from_zip(_zip({f"p{i}.jpg": photo for i in range(5)}), "many.zip", max_photos=3)
+    capped = photos_from_zip(zip_bytes({f"p{i}.jpg": photo for i in range(5)}), "many.zip", max_photos=3)
     assert capped.count == 3 and capped.skipped == [f"p{i}.jpg: over the 3 photos read from one zip" for i in (3, 4)]
     with pytest.raises(PTMError, match="climbs out"):
-        photos_from_zip(_zip({"../evil.jpg": photo}), "evil.zip")
+        photos_from_zip(zip_bytes({"../evil.jpg": photo}), "evil.zip")
     with pytest.raises(PTMError, match="not a readable zip"):
         photos_from_zip(b"PK\x03\x04 but no zip", "broken.zip")
 

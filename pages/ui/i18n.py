@@ -68,6 +68,7 @@ def tr_stored(text: object) -> str:
     return _matched(text, language(), depth=3)
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the compiled catalogue; a skip table asks it per row, per rerun
 def _matched(text: str, lang: str, depth: int) -> str:
     exact = translation(lang).gettext(text)
     if exact != text or depth == 0:

@@ -66,6 +66,11 @@ class Roots:
         return None
 
 
+def over_size_limit(limit: int) -> Message:
+    """The reason for a file over `limit` bytes whose own size is not known (grown since, or declared by a zip)."""
+    return M_("too large (over the {limit} MB limit set by {env})", limit=mb(limit), env=FILE_BYTES_ENV)
+
+
 def regular_file_problem(st: os.stat_result, limit: int) -> Message | None:
     """Why a file with this stat cannot be read whole, or None (a Message: the interface words it)."""
     if not stat.S_ISREG(st.st_mode):
@@ -109,6 +114,5 @@ def read_user_file(path: Path, allowed: Roots | None = None, expect: FileStamp |
     finally:
         os.close(fd)
     if len(data) > limit:  # grew after fstat
-        raise FileRejected(M_("too large (over the {limit} MB limit set by {env})", limit=mb(limit),
-                              env=FILE_BYTES_ENV))
+        raise FileRejected(over_size_limit(limit))
     return data, FileStamp.of(st)

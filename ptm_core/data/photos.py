@@ -18,6 +18,7 @@ from PIL import Image
 from ptm_core.base.errors import PTMError
 from ptm_core.base.limits import FILE_BYTES_ENV, max_file_bytes, mb
 from ptm_core.base.messages import M_
+from ptm_core.data.files import over_size_limit
 from ptm_core.data.imaging import ImageRejected, first_line, open_rgb
 from ptm_core.data.zip_checks import check_members, entry_name, entry_problem, member_parts, zip_budget
 
@@ -79,8 +80,7 @@ def photos_from_zip(data: bytes, name: str, max_photos: int = MAX_ZIP_PHOTOS) ->
             if problem is None and PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
                 problem = M_("not an image file")
             if problem is None and info.file_size > max_file_bytes():  # zipfile reads no more than it declares
-                problem = M_("too large (over the {limit} MB limit set by {env})", limit=mb(max_file_bytes()),
-                             env=FILE_BYTES_ENV)
+                problem = over_size_limit(max_file_bytes())
             if problem is not None:
                 out.skipped.append(M_("{entry}: {problem}", entry=entry_name(info), problem=problem))
                 continue
